@@ -1,0 +1,94 @@
+/* event.h: SocketLabs request bodies parsed into events, and their identity. */
+#ifndef SLH_EVENT_H
+#define SLH_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "err.h"
+
+#define SLH_EVENT_ID_LEN 64 /* hex SHA-256 */
+
+enum slh_media {
+    SLH_MEDIA_OTHER = 0, /* neither of the two below: the handler says 415 */
+    SLH_MEDIA_JSON,      /* application/json */
+    SLH_MEDIA_FORM       /* application/x-www-form-urlencoded */
+};
+
+/* Tracking kinds, as SocketLabs numbers them. */
+enum slh_tracking {
+    SLH_TRACKING_NONE = -1,
+    SLH_TRACKING_CLICK = 0,
+    SLH_TRACKING_OPEN = 1,
+    SLH_TRACKING_UNSUBSCRIBE = 2
+};
+
+/* One event of a request. */
+struct slh_event {
+    json_t *obj;  /* owned reference: the event object as received, keys in
+                     their order and spelling, SecretKey still in it; form
+                     bodies become an object of strings */
+    const char *type; /* borrowed from obj: the Type value, as received */
+    int tracking;     /* enum slh_tracking, from TrackingType as a number,
+                         numeric string or name; NONE when absent */
+    bool is_validation; /* Type is "Validation" (any case) */
+    char id[SLH_EVENT_ID_LEN + 1]; /* identity, hex, NUL-terminated */
+};
+
+/* Every event of one request, in the order received. */
+struct slh_batch {
+    struct slh_event *events; /* owned array */
+    size_t n;
+};
+
+/*
+ * The media type of a CONTENT_TYPE value: parameters (";charset=utf-8") and
+ * case ignored. NULL or empty is SLH_MEDIA_OTHER.
+ */
+enum slh_media slh_media_parse(const char *content_type);
+
+/*
+ * Parses a request body of len bytes (not NUL-terminated; may hold NULs) as
+ * media into *batch: one event object, a non-empty array of them, or
+ * {"data":{...}} (one object whose only key is "data", any case), or a legacy
+ * form body (percent and '+' decoded, one object of strings). Field names are
+ * matched case-insensitively. Every event must be an object with a string
+ * Type; TrackingType (when present) must be 0..2 as number, numeric string or
+ * name; duplicate keys, invalid UTF-8 and trailing data are errors.
+ *
+ * On success *batch owns its events (release with slh_batch_free()); each has
+ * its id computed. On failure *batch is empty and err says what is wrong:
+ * SLH_EPARSE with Jansson's "line L column C: text" for bad JSON or the
+ * offending form field, SLH_EEVENT for a well-formed body that is not events.
+ */
+enum slh_err slh_batch_parse(struct slh_batch *batch, const char *body,
+                             size_t len, enum slh_media media,
+                             struct slh_error *err);
+
+/* Releases what batch owns and zeroes it. NULL and a zeroed batch are fine. */
+void slh_batch_free(struct slh_batch *batch);
+
+/*
+ * The value of field name in obj, matched case-insensitively (the first
+ * match in key order). Borrowed; NULL when absent.
+ */
+json_t *slh_event_get(const json_t *obj, const char *name);
+
+/*
+ * The relay body of ev: compact JSON of ev->obj with every SecretKey (any
+ * case) removed, other keys in order and spelling, values unchanged.
+ * New string owned by the caller (free()), or NULL when out of memory.
+ */
+char *slh_event_body(const struct slh_event *ev);
+
+/*
+ * Writes ev's identity into id: hex SHA-256 over
+ * Type|ServerId|MessageId|MailingId|Address|DateTime|TrackingType|Url,
+ * each as received (strings as they are, numbers in their JSON form,
+ * absent or null fields empty).
+ */
+void slh_event_identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1]);
+
+#endif

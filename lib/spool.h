@@ -1,0 +1,87 @@
+/* spool.h: the durable queue, one SQLite database in WAL mode.
+ *
+ * The schema is the contract between receiving and delivering:
+ *
+ *   event(seq INTEGER PRIMARY KEY,     -- local arrival order
+ *         id TEXT NOT NULL UNIQUE,     -- event identity (hex SHA-256)
+ *         type TEXT NOT NULL,          -- Type as received
+ *         tracking INTEGER NOT NULL,   -- enum slh_tracking
+ *         received INTEGER NOT NULL,   -- unix milliseconds
+ *         body TEXT NOT NULL)          -- relay body: compact JSON, no SecretKey
+ *
+ *   delivery(dest TEXT NOT NULL,       -- destination name
+ *            seq INTEGER NOT NULL,     -- event.seq
+ *            state INTEGER NOT NULL,   -- 0 pending, 1 delivered, 2 dead
+ *            due INTEGER NOT NULL,     -- unix ms: not to be tried before; a
+ *                                      -- deliverer claims a row by moving due
+ *                                      -- past its attempt (a lease), so racing
+ *                                      -- deliverers never take the same row
+ *            attempts INTEGER NOT NULL,
+ *            last_status INTEGER,      -- HTTP status of the last attempt
+ *            last_error TEXT,          -- why the last attempt failed
+ *            done INTEGER,             -- unix ms delivered or declared dead
+ *            PRIMARY KEY (dest, seq)) WITHOUT ROWID
+ *   index delivery_due ON delivery(dest, state, due)  -- "what is due for X"
+ *
+ * PRAGMA user_version holds the schema version (SLH_SPOOL_VERSION).
+ * The secret key is never written to the spool.
+ */
+#ifndef SLH_SPOOL_H
+#define SLH_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "event.h"
+
+struct sqlite3;
+
+#define SLH_SPOOL_VERSION 1
+#define SLH_SPOOL_FILE "slhook.db" /* inside the spool directory */
+
+enum slh_delivery_state {
+    SLH_PENDING = 0,
+    SLH_DELIVERED = 1,
+    SLH_DEAD = 2
+};
+
+struct slh_spool; /* opaque; one per thread (a SQLite connection) */
+
+/*
+ * Opens the spool in directory dir, creating the directory (mode 0700) and
+ * the database (mode 0600, WAL, synchronous=FULL, busy timeout) and schema
+ * as needed. *out is a new handle, released with slh_spool_close(). On
+ * failure *out is NULL and err says why, naming the path.
+ */
+enum slh_err slh_spool_open(struct slh_spool **out, const char *dir,
+                            struct slh_error *err);
+
+/* Closes the handle. NULL is fine. */
+void slh_spool_close(struct slh_spool *sp);
+
+/*
+ * Stores, in one transaction that is durable (fsync'd) when this returns
+ * SLH_OK, every event of the n batches except Validation ones: an event row
+ * each, and a pending delivery row (due now_ms) for each destination of cfg
+ * whose filter wants it. An event whose id is already stored is a duplicate
+ * and adds nothing. *n_new (may be NULL) gets the number of new events.
+ * On failure nothing at all is stored and the result is SLH_ESTORE with the
+ * SQLite reason in err (disk full, read-only, I/O error, ...).
+ */
+enum slh_err slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
+                           const struct slh_batch *const *batches, size_t n,
+                           int64_t now_ms, size_t *n_new,
+                           struct slh_error *err);
+
+/*
+ * The SQLite connection under sp, borrowed, for the delivering side of the
+ * queue (queue.c), which shares this schema. Not for other modules.
+ */
+struct sqlite3 *slh_spool_db(struct slh_spool *sp);
+
+/* Milliseconds since the epoch, from CLOCK_REALTIME. */
+int64_t slh_now_ms(void);
+
+#endif

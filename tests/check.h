@@ -45,7 +45,7 @@ check_summary(void)
 
 /* Reads a whole file into a new NUL-terminated buffer (free()); *len gets
  * its length. NULL when unreadable. */
-static char *
+__attribute__((unused)) static char *
 check_slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -78,7 +78,7 @@ check_slurp(const char *path, size_t *len)
 }
 
 /* The fixture directory: $SLH_FIXTURES or tests/fixtures. */
-static const char *
+__attribute__((unused)) static const char *
 check_fixtures(void)
 {
     const char *d = getenv("SLH_FIXTURES");

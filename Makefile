@@ -102,6 +102,102 @@ clean:
 	rm -rf build build-san
 
 .PHONY: all tests test check format format-check clean
-.PRECIOUS: $(B)/tests/%.o
+.SECONDARY:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# --- fuzzing ---
+# libFuzzer targets (fuzz/*.c), built with clang into build-fuzz/ from the
+# lib sources themselves (not the gcc-built archive), with ASan and UBSan.
+# `make fuzz` runs each for FUZZ_SECONDS; `make fuzz-smoke` for 20 seconds
+# (CI). New inputs go to build-fuzz/corpus/; crashes to build-fuzz/crash-*.
+# `make valgrind` runs every test program under valgrind.
+FUZZ_CC ?= clang
+FUZZ_B = build-fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+           -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+              -DSLH_VERSION='"$(VERSION)"' -Ilib $(WARN) $(CORE_CFLAGS) \
+              -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
+FUZZ_TARGETS = event config handler
+FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
+FUZZ_LIB_OBJ = $(LIB_SRC:%.c=$(FUZZ_B)/%.o)
+# Longest input per target: a few fixtures' worth for bodies, and a little
+# over the handler's max_body (4096, plus 3 selector bytes) to reach 413.
+FUZZ_MAXLEN_event = 8192
+FUZZ_MAXLEN_config = 4096
+FUZZ_MAXLEN_handler = 4200
+FUZZ_DICT_event = fuzz/json.dict
+FUZZ_DICT_config = fuzz/config.dict
+FUZZ_DICT_handler = fuzz/json.dict
+
+$(FUZZ_B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_B)/libslhook-fuzz.a: $(FUZZ_LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_B)/fuzz_%: $(FUZZ_B)/fuzz/fuzz_%.o $(FUZZ_B)/libslhook-fuzz.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Runs every target (absolute paths: fuzz_config works in a directory of
+# its own) and fails when any of them found a crash, leak or broken check.
+fuzz: fuzz-build
+	@failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(CURDIR)/$(FUZZ_B)/corpus/$$t; \
+	    case $$t in event) len=$(FUZZ_MAXLEN_event) dict=$(FUZZ_DICT_event);; \
+	        config) len=$(FUZZ_MAXLEN_config) dict=$(FUZZ_DICT_config);; \
+	        *) len=$(FUZZ_MAXLEN_handler) dict=$(FUZZ_DICT_handler);; esac; \
+	    echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	    $(CURDIR)/$(FUZZ_B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -max_len=$$len -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	        -dict=$(CURDIR)/$$dict \
+	        -artifact_prefix=$(CURDIR)/$(FUZZ_B)/crash-$$t- \
+	        $(CURDIR)/$(FUZZ_B)/corpus/$$t $(CURDIR)/fuzz/corpus/$$t \
+	        >$(CURDIR)/$(FUZZ_B)/fuzz_$$t.log 2>&1 \
+	    || failed="$$failed $$t"; \
+	    grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
+	        $(CURDIR)/$(FUZZ_B)/fuzz_$$t.log | sed 's/^/  /'; \
+	done; \
+	if [ -n "$$failed" ]; then \
+	    for t in $$failed; do echo "fuzz_$$t FAILED:"; \
+	        grep -E -A 30 '^==[0-9]+==|runtime error|fuzz invariant|deadly signal' \
+	            $(CURDIR)/$(FUZZ_B)/fuzz_$$t.log | head -n 60; done; \
+	    echo "fuzzing found problems in:$$failed (inputs: $(FUZZ_B)/crash-*)"; \
+	    exit 1; \
+	fi; \
+	echo "fuzzing: no crashes"
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=20
+
+# Every test program under valgrind; any memory error or definite/indirect
+# leak fails. Built without sanitizers (valgrind and ASan do not mix).
+VALGRIND = valgrind --error-exitcode=1 --leak-check=full \
+           --errors-for-leak-kinds=definite,indirect --trace-children=no \
+           --track-fds=no --quiet
+valgrind: tests
+	@failed=""; \
+	for t in $(TEST_BIN); do \
+	    printf '%-40s ' "$$t"; \
+	    if $(VALGRIND) --log-file=$$t.valgrind $$t >$$t.vgout 2>&1; then \
+	        tail -n 1 $$t.vgout; \
+	    else \
+	        echo "FAILED"; failed="$$failed $$t"; \
+	        grep -E '^FAIL' $$t.vgout | head -n 20; \
+	        head -n 60 $$t.valgrind; \
+	    fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "valgrind failed:$$failed"; exit 1; fi; \
+	echo "valgrind: clean"
+
+.PHONY: fuzz fuzz-build fuzz-smoke valgrind
+.PRECIOUS: $(FUZZ_B)/fuzz/%.o
+-include $(shell find $(FUZZ_B) -name '*.d' 2>/dev/null)
+# --- end fuzzing ---

@@ -1,0 +1,349 @@
+/* The core handler, with no I/O at all: a fake store stands for the spool. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "config.h"
+#include "handler.h"
+
+#define SECRET "q7Rt2mXw9LpB4sKd8Zf3"
+
+static const char CONFIG[] = "[receiver]\n"
+                             "secret_key = " SECRET "\n"
+                             "secret_key = second-key-for-rotation\n"
+                             "server_id = 40211\n"
+                             "max_body = 65536\n"
+                             "spool = /nonexistent\n";
+
+struct fake_store {
+    int calls;
+    size_t events;
+    enum slh_err result;
+};
+
+static enum slh_err
+fake_store(void *arg, const struct slh_batch *batch, size_t *n_new)
+{
+    struct fake_store *fs = arg;
+
+    fs->calls++;
+    fs->events += batch->n;
+    *n_new = batch->n;
+    return fs->result;
+}
+
+/* Runs one POST of body through the whole handler. */
+static int
+post(const struct slh_config *cfg, const char *type, const char *body,
+     size_t len, struct fake_store *fs, struct slh_response *resp)
+{
+    char length[32];
+    struct slh_request req = {.method = "POST",
+                              .content_type = type,
+                              .content_length = length,
+                              .remote_addr = "142.0.180.1",
+                              .body = body,
+                              .body_len = len};
+
+    snprintf(length, sizeof(length), "%zu", len);
+    slh_handle(cfg, &req, fake_store, fs, resp);
+    return resp->status;
+}
+
+static int
+head_status(const struct slh_config *cfg, const char *method,
+            const char *type, const char *length, const char *addr)
+{
+    struct slh_request req = {.method = method,
+                              .content_type = type,
+                              .content_length = length,
+                              .remote_addr = addr};
+    struct slh_response resp;
+    size_t n;
+
+    if (!slh_handler_head(cfg, &req, &n, &resp))
+        return 0;
+    return resp.status;
+}
+
+static void
+test_fixtures(const struct slh_config *cfg)
+{
+    const char *dir = check_fixtures();
+    char path[1024];
+    struct dirent *de;
+    DIR *d;
+    int seen = 0;
+
+    snprintf(path, sizeof(path), "%s/socketlabs", dir);
+    d = opendir(path);
+    if (!CHECK(d != NULL, "fixtures at %s", path))
+        return;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        bool is_form = strncmp(name, "legacy-form-", 12) == 0;
+        bool is_validation = strstr(name, "validation") != NULL;
+        struct fake_store fs = {0};
+        struct slh_response resp;
+        size_t len;
+        char *body;
+
+        if (strstr(name, ".json") == NULL && !is_form)
+            continue;
+        snprintf(path, sizeof(path), "%s/socketlabs/%s", dir, name);
+        body = check_slurp(path, &len);
+        CHECK(body != NULL, "read %s", path);
+        if (body == NULL)
+            continue;
+        seen++;
+        post(cfg,
+             is_form ? "application/x-www-form-urlencoded"
+                     : "application/json; charset=utf-8",
+             body, len, &fs, &resp);
+        CHECK(resp.status == 200, "%s: status %d (%s)", name, resp.status,
+              resp.body);
+        if (is_validation) {
+            CHECK(strcmp(resp.body, SECRET) == 0,
+                  "%s: validation answers the key, got '%s'", name,
+                  resp.body);
+            CHECK(fs.calls == 0, "%s: validation stores nothing", name);
+        } else {
+            CHECK(strcmp(resp.body, "OK\n") == 0, "%s: body '%s'", name,
+                  resp.body);
+            CHECK(fs.calls == 1 &&
+                      fs.events == (strcmp(name, "batch-3.json") == 0 ? 3 : 1),
+                  "%s: stored %zu events in %d calls", name, fs.events,
+                  fs.calls);
+            CHECK(strlen(resp.event_id) == 64, "%s: event id for the log",
+                  name);
+        }
+        free(body);
+    }
+    closedir(d);
+    CHECK(seen >= 23, "all fixtures seen (%d)", seen);
+}
+
+/* tests/cases/requests/STATUS-name.{json,form}: adding a case is adding a
+ * file. */
+static void
+test_request_cases(const struct slh_config *cfg)
+{
+    const char *dir = "tests/cases/requests";
+    struct dirent *de;
+    char path[1024];
+    DIR *d = opendir(dir);
+    int seen = 0;
+
+    if (!CHECK(d != NULL, "cases at %s", dir))
+        return;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        const char *ext = strrchr(name, '.');
+        struct fake_store fs = {0};
+        struct slh_response resp;
+        char line[512];
+        struct slh_request req = {.remote_addr = "1.2.3.4"};
+        int want;
+        size_t len;
+        char *body;
+
+        if (name[0] == '.' || ext == NULL)
+            continue;
+        want = atoi(name);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        body = check_slurp(path, &len);
+        if (!CHECK(body != NULL, "read %s", path))
+            continue;
+        seen++;
+        post(cfg,
+             strcmp(ext, ".form") == 0 ? "application/x-www-form-urlencoded"
+                                       : "application/json",
+             body, len, &fs, &resp);
+        CHECK(resp.status == want, "%s: want %d, got %d (%s)", name, want,
+              resp.status, resp.body);
+        CHECK(want == 200 || fs.calls == 0, "%s: a %d stores nothing", name,
+              want);
+        CHECK(strstr(resp.body, SECRET) == NULL,
+              "%s: the answer holds no secret", name);
+        slh_response_logline(&req, &resp, 0.1, line, sizeof(line));
+        CHECK(strstr(line, SECRET) == NULL && strstr(line, "q7Rt") == NULL,
+              "%s: the log line holds no secret: %s", name, line);
+        free(body);
+    }
+    closedir(d);
+    CHECK(seen >= 70, "request cases seen (%d)", seen);
+}
+
+static void
+test_head(const struct slh_config *cfg)
+{
+    const char *json = "application/json";
+
+    CHECK(head_status(cfg, "GET", json, "10", NULL) == 405, "GET");
+    CHECK(head_status(cfg, "HEAD", json, "10", NULL) == 405, "HEAD");
+    CHECK(head_status(cfg, "post", json, "10", NULL) == 405, "lower post");
+    CHECK(head_status(cfg, NULL, json, "10", NULL) == 405, "no method");
+    CHECK(head_status(cfg, "PUT", json, NULL, NULL) == 405,
+          "method before length");
+    CHECK(head_status(cfg, "POST", json, NULL, NULL) == 411, "no length");
+    CHECK(head_status(cfg, "POST", json, "", NULL) == 411, "empty length");
+    CHECK(head_status(cfg, "POST", json, "-1", NULL) == 411, "negative");
+    CHECK(head_status(cfg, "POST", json, "+5", NULL) == 411, "sign");
+    CHECK(head_status(cfg, "POST", json, " 5", NULL) == 411, "space");
+    CHECK(head_status(cfg, "POST", json, "1e3", NULL) == 411, "exponent");
+    CHECK(head_status(cfg, "POST", json, "0x10", NULL) == 411, "hex");
+    CHECK(head_status(cfg, "POST", json, "99999999999999999999999", NULL) ==
+              411,
+          "overflowing length");
+    CHECK(head_status(cfg, "POST", json, "65536", NULL) == 0, "at the limit");
+    CHECK(head_status(cfg, "POST", json, "65537", NULL) == 413, "over");
+    CHECK(head_status(cfg, "POST", "text/plain", "65537", NULL) == 413,
+          "413 before 415");
+    CHECK(head_status(cfg, "POST", "text/plain", "10", NULL) == 415,
+          "text/plain");
+    CHECK(head_status(cfg, "POST", NULL, "10", NULL) == 415, "no type");
+    CHECK(head_status(cfg, "POST", "application/jsonx", "10", NULL) == 415,
+          "jsonx");
+    CHECK(head_status(cfg, "POST", "multipart/form-data", "10", NULL) == 415,
+          "multipart");
+    CHECK(head_status(cfg, "POST", "application/json;charset=utf-8", "10",
+                      NULL) == 0,
+          "charset parameter");
+    CHECK(head_status(cfg, "POST", "application/x-www-form-urlencoded", "0",
+                      NULL) == 0,
+          "form");
+}
+
+static void
+test_allow_from(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_error err = {0};
+    const char *text = "[receiver]\nsecret_key = k\n"
+                       "allow_from = 142.0.176.0/20 52.152.150.178 "
+                       "2001:db8::/32\n";
+    const char *json = "application/json";
+
+    if (!CHECK(slh_config_parse(&cfg, text, "allow", &err) == SLH_OK, "%s",
+               err.text))
+        return;
+    CHECK(head_status(&cfg, "POST", json, "2", "142.0.180.9") == 0, "inside");
+    CHECK(head_status(&cfg, "POST", json, "2", "52.152.150.178") == 0,
+          "validation host");
+    CHECK(head_status(&cfg, "POST", json, "2", "2001:db8::5") == 0, "IPv6");
+    CHECK(head_status(&cfg, "POST", json, "2", "::ffff:142.0.176.1") == 0,
+          "mapped IPv4");
+    CHECK(head_status(&cfg, "POST", json, "2", "142.0.192.1") == 403,
+          "outside");
+    CHECK(head_status(&cfg, "POST", json, "2", NULL) == 403, "no address");
+    CHECK(head_status(&cfg, "POST", json, "2", "garbage") == 403, "garbage");
+    CHECK(head_status(&cfg, "POST", "text/plain", "2", "10.0.0.1") == 403,
+          "403 before 415");
+    CHECK(head_status(&cfg, "POST", json, "99999999", "10.0.0.1") == 413,
+          "413 before 403");
+    slh_config_free(&cfg);
+}
+
+static void
+test_body_rules(const struct slh_config *cfg)
+{
+    const char *ok = "{\"Type\":\"Delivered\",\"SecretKey\":\"" SECRET
+                     "\",\"ServerId\":40211}";
+    struct fake_store fs = {0};
+    struct slh_response resp;
+    struct slh_request req = {.method = "POST",
+                              .content_type = "application/json",
+                              .content_length = "500",
+                              .body = ok,
+                              .body_len = strlen(ok)};
+    char out[2048];
+    size_t n;
+
+    slh_handle(cfg, &req, fake_store, &fs, &resp);
+    CHECK(resp.status == 400 && strstr(resp.body, "shorter") != NULL,
+          "short body: %d %s", resp.status, resp.body);
+    CHECK(fs.calls == 0, "short body stores nothing");
+
+    fs.result = SLH_ESTORE;
+    post(cfg, "application/json", ok, strlen(ok), &fs, &resp);
+    CHECK(resp.status == 503 && resp.retry_after > 0, "store failure: %d",
+          resp.status);
+    n = slh_response_format(&resp, out, sizeof(out));
+    CHECK(n > 0 && strstr(out, "Status: 503 ") == out &&
+              strstr(out, "\r\nRetry-After: ") != NULL,
+          "503 has Retry-After: %s", out);
+
+    fs.result = SLH_OK;
+    post(cfg, "application/json", ok, strlen(ok), &fs, &resp);
+    n = slh_response_format(&resp, out, sizeof(out));
+    CHECK(n > 0 && strstr(out, "Status: 200 OK\r\n") == out &&
+              strstr(out, "Content-Type: text/plain") != NULL &&
+              strstr(out, "Content-Length: 3\r\n") != NULL &&
+              strcmp(out + n - 3, "OK\n") == 0,
+          "200 formatted: %s", out);
+
+    const char *rotated = "{\"Type\":\"Queued\",\"SecretKey\":"
+                          "\"second-key-for-rotation\",\"ServerId\":40211}";
+    post(cfg, "application/json", rotated, strlen(rotated), &fs, &resp);
+    CHECK(resp.status == 200, "second key accepted: %d", resp.status);
+
+    const char *val = "{\"Type\":\"Validation\",\"SecretKey\":"
+                      "\"second-key-for-rotation\",\"ServerId\":40211}";
+    post(cfg, "application/json", val, strlen(val), &fs, &resp);
+    CHECK(resp.status == 200 &&
+              strcmp(resp.body, "second-key-for-rotation") == 0,
+          "validation answers the key that matched: %s", resp.body);
+
+    req.method = "GET";
+    slh_handle(cfg, &req, fake_store, &fs, &resp);
+    n = slh_response_format(&resp, out, sizeof(out));
+    CHECK(resp.status == 405 && strstr(out, "\r\nAllow: POST\r\n") != NULL,
+          "405 has Allow: %s", out);
+}
+
+static void
+test_validation_key(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_error err = {0};
+    struct fake_store fs = {0};
+    struct slh_response resp;
+    const char *text = "[receiver]\nsecret_key = " SECRET "\n"
+                       "validation_key = 2hXq9aLw\n";
+    const char *val = "{\"Type\":\"Validation\",\"SecretKey\":\"" SECRET "\"}";
+    const char *ev = "{\"Type\":\"Queued\",\"SecretKey\":\"" SECRET "\"}";
+
+    if (!CHECK(slh_config_parse(&cfg, text, "vk", &err) == SLH_OK, "%s",
+               err.text))
+        return;
+    post(&cfg, "application/json", val, strlen(val), &fs, &resp);
+    CHECK(resp.status == 200 && strcmp(resp.body, "2hXq9aLw") == 0,
+          "validation answers the validation key: %s", resp.body);
+    post(&cfg, "application/json", ev, strlen(ev), &fs, &resp);
+    CHECK(resp.status == 200 && strstr(resp.body, "OK") == resp.body &&
+              strstr(resp.body, "2hXq9aLw") != NULL,
+          "every 200 carries the validation key: %s", resp.body);
+    CHECK(fs.calls == 1, "the event was stored, the validation not");
+    slh_config_free(&cfg);
+}
+
+int
+main(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_error err = {0};
+
+    if (!CHECK(slh_config_parse(&cfg, CONFIG, "test", &err) == SLH_OK,
+               "config: %s", err.text))
+        return check_summary();
+    test_head(&cfg);
+    test_allow_from();
+    test_body_rules(&cfg);
+    test_validation_key();
+    test_fixtures(&cfg);
+    test_request_cases(&cfg);
+    slh_config_free(&cfg);
+    return check_summary();
+}

@@ -68,7 +68,10 @@ void slh_spool_close(struct slh_spool *sp);
  * whose filter wants it. An event whose id is already stored is a duplicate
  * and adds nothing. *n_new (may be NULL) gets the number of new events.
  * On failure nothing at all is stored and the result is SLH_ESTORE with the
- * SQLite reason in err (disk full, read-only, I/O error, ...).
+ * SQLite reason in err (disk full, read-only, I/O error, ...). When the
+ * spool's files were removed or replaced since sp opened them (SQLite would
+ * write on into the unlinked files), the put fails and the next one reopens
+ * the spool at its path, as a new process would.
  */
 enum slh_err slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
                            const struct slh_batch *const *batches, size_t n,
@@ -77,7 +80,9 @@ enum slh_err slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
 
 /*
  * The SQLite connection under sp, borrowed, for the delivering side of the
- * queue (queue.c), which shares this schema. Not for other modules.
+ * queue (queue.c), which shares this schema. Not for other modules. Ask for
+ * it each time rather than keeping it: slh_spool_put() replaces the
+ * connection after finding the spool's files removed or replaced under it.
  */
 struct sqlite3 *slh_spool_db(struct slh_spool *sp);
 

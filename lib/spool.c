@@ -1,0 +1,633 @@
+#include "spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+#define BUSY_TIMEOUT_MS 5000
+
+/* The schema of spool.h, word for word; the header is the contract with the
+ * delivering side (queue.c). */
+static const char schema_sql[] =
+    "CREATE TABLE event(seq INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " type TEXT NOT NULL,"
+    " tracking INTEGER NOT NULL,"
+    " received INTEGER NOT NULL,"
+    " body TEXT NOT NULL);"
+    "CREATE TABLE delivery(dest TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " due INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL,"
+    " last_status INTEGER,"
+    " last_error TEXT,"
+    " done INTEGER,"
+    " PRIMARY KEY (dest, seq)) WITHOUT ROWID;"
+    "CREATE INDEX delivery_due ON delivery(dest, state, due);"
+    "PRAGMA user_version = " STR(SLH_SPOOL_VERSION) ";";
+
+/* ON CONFLICT(id) rather than INSERT OR IGNORE: OR IGNORE would also swallow
+ * a NOT NULL violation, silently dropping an event. */
+static const char insert_event_sql[] =
+    "INSERT INTO event(id, type, tracking, received, body)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING";
+
+static const char insert_delivery_sql[] =
+    "INSERT INTO delivery(dest, seq, state, due, attempts)"
+    " VALUES (?1, ?2, 0, ?3, 0)"; /* 0: SLH_PENDING */
+
+struct slh_spool {
+    sqlite3 *db;
+    char *dir;
+    char *path;     /* dir/slhook.db, for messages and reconnecting */
+    char *wal_path; /* path-wal */
+    dev_t db_dev;   /* the files this connection writes into, */
+    ino_t db_ino;   /* for has_moved() */
+    dev_t wal_dev;
+    ino_t wal_ino;
+    bool is_stale;    /* the database was removed under us: reopen first */
+    bool is_wal_lost; /* the -wal file was removed under us */
+    sqlite3_stmt *begin;
+    sqlite3_stmt *commit;
+    sqlite3_stmt *rollback;
+    sqlite3_stmt *insert_event;
+    sqlite3_stmt *insert_delivery;
+};
+
+int64_t
+slh_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The errno behind an SQLite I/O error. sqlite3_system_errno() is not set
+ * for a failed COMMIT (the write that failed was the WAL's), so the files'
+ * own last errno comes first. */
+static int
+io_errno(sqlite3 *db)
+{
+    sqlite3_file *wal = NULL;
+    int e = 0;
+
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) ==
+            SQLITE_OK &&
+        wal != NULL && wal->pMethods != NULL)
+        wal->pMethods->xFileControl(wal, SQLITE_FCNTL_LAST_ERRNO, &e);
+    if (e == 0)
+        sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+    return e != 0 ? e : sqlite3_system_errno(db);
+}
+
+/* An errno is only meaningful for I/O and open errors; elsewhere it may be
+ * left over from an earlier, harmless failure. */
+static enum slh_err
+db_error(sqlite3 *db, const char *path, struct slh_error *err)
+{
+    int primary = sqlite3_extended_errcode(db) & 0xff;
+    int sys = primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN
+                  ? io_errno(db)
+                  : 0;
+
+    if (sys != 0)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: %s (%s)", path,
+                             sqlite3_errmsg(db), strerror(sys));
+    return slh_error_set(err, SLH_ESTORE, "spool %s: %s", path,
+                         sqlite3_errmsg(db));
+}
+
+/* Steps a statement that returns no rows and resets it at once, so that no
+ * statement is left holding a read transaction open (SQLite only leaves its
+ * error state after an I/O error when every statement is reset). The error
+ * message stays with the connection. */
+static int
+step_reset(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+/* The integer, or the text in buf, of the first column of a pragma. */
+static int
+pragma_query(sqlite3 *db, const char *sql, sqlite3_int64 *num, char *buf,
+             size_t size)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+
+    if (rc != SQLITE_OK)
+        goto out;
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        rc = rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+        goto out;
+    }
+    if (num != NULL)
+        *num = sqlite3_column_int64(stmt, 0);
+    if (buf != NULL) {
+        const unsigned char *t = sqlite3_column_text(stmt, 0);
+        snprintf(buf, size, "%s", t != NULL ? (const char *)t : "");
+    }
+    rc = SQLITE_OK;
+out:
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Puts the database in WAL mode (a lasting property of the file), giving
+ * the journal mode it is in. Switching upgrades a read lock to a write lock
+ * within one statement, where SQLite returns SQLITE_BUSY at once rather than
+ * wait (waiting could deadlock), so that is retried here, within the busy
+ * timeout: several processes may open a new spool at the same moment. */
+static int
+set_wal(sqlite3 *db, char *mode, size_t size)
+{
+    const struct timespec pause = {0, 10 * 1000000};
+    int rc;
+
+    rc = pragma_query(db, "PRAGMA journal_mode", NULL, mode, size);
+    if (rc != SQLITE_OK || strcmp(mode, "wal") == 0)
+        return rc;
+    for (int waited = 0;; waited += 10) {
+        rc = pragma_query(db, "PRAGMA journal_mode=WAL", NULL, mode, size);
+        if ((rc & 0xff) != SQLITE_BUSY || waited >= BUSY_TIMEOUT_MS)
+            return rc;
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Makes a directory entry just created (dir itself, or a file in it)
+ * survive a crash. */
+static enum slh_err
+sync_dir(const char *dir, struct slh_error *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    enum slh_err e = SLH_OK;
+
+    if (fd < 0 || fsync(fd) != 0)
+        e = slh_error_set(err, SLH_ESTORE, "spool %s: fsync: %s", dir,
+                          strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return e;
+}
+
+/* mkdir of the last component only: a missing parent is a configuration
+ * mistake worth reporting, not something to paper over. */
+static enum slh_err
+make_dir(const char *dir, struct slh_error *err)
+{
+    struct stat st;
+    char *parent = NULL;
+    char *slash;
+    enum slh_err e = SLH_OK;
+
+    if (mkdir(dir, 0700) != 0) {
+        if (errno != EEXIST)
+            return slh_error_set(err, SLH_ESTORE, "spool %s: mkdir: %s", dir,
+                                 strerror(errno));
+        if (stat(dir, &st) != 0)
+            return slh_error_set(err, SLH_ESTORE, "spool %s: %s", dir,
+                                 strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return slh_error_set(err, SLH_ESTORE, "spool %s: %s", dir,
+                                 strerror(ENOTDIR));
+        return SLH_OK;
+    }
+    /* The umask may have taken more than the mode allowed; 0700 exactly. */
+    if (chmod(dir, 0700) != 0)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: chmod: %s", dir,
+                             strerror(errno));
+    parent = strdup(dir);
+    if (parent == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory", dir);
+    slash = strrchr(parent, '/');
+    while (slash != NULL && slash > parent && slash[1] == '\0') {
+        *slash = '\0';
+        slash = strrchr(parent, '/');
+    }
+    if (slash == NULL)
+        strcpy(parent, ".");
+    else if (slash == parent)
+        parent[1] = '\0';
+    else
+        *slash = '\0';
+    e = sync_dir(parent, err);
+    free(parent);
+    return e;
+}
+
+/* The identity of the file at path; false (errno set) when there is none. */
+static bool
+file_id(const char *path, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return false;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return true;
+}
+
+/* Why the spool cannot be written, when the file system can tell: after a
+ * failed open SQLite reports the errno of its last, read-only, attempt.
+ * SLH_OK when it cannot tell. */
+static enum slh_err
+unwritable(const struct slh_spool *sp, struct slh_error *err)
+{
+    if (faccessat(AT_FDCWD, sp->dir, W_OK, AT_EACCESS) != 0)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: not writable: %s",
+                             sp->dir, strerror(errno));
+    if (faccessat(AT_FDCWD, sp->path, W_OK, AT_EACCESS) != 0 && errno != ENOENT)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: not writable: %s",
+                             sp->path, strerror(errno));
+    return SLH_OK;
+}
+
+static void
+close_db(struct slh_spool *sp)
+{
+    sqlite3_finalize(sp->begin);
+    sqlite3_finalize(sp->commit);
+    sqlite3_finalize(sp->rollback);
+    sqlite3_finalize(sp->insert_event);
+    sqlite3_finalize(sp->insert_delivery);
+    sp->begin = sp->commit = sp->rollback = NULL;
+    sp->insert_event = sp->insert_delivery = NULL;
+    /* With its files unlinked, SQLite skips the checkpoint on close and
+     * leaves whatever now lives at the path alone (databaseIsUnmoved()). */
+    sqlite3_close(sp->db);
+    sp->db = NULL;
+}
+
+static enum slh_err
+create_schema(struct slh_spool *sp, struct slh_error *err)
+{
+    sqlite3_int64 version = 0;
+    char *msg = NULL;
+    enum slh_err e = SLH_OK;
+
+    /* IMMEDIATE, and the version read again inside: two processes opening a
+     * new spool at once must not both create the tables. */
+    if (sqlite3_exec(sp->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
+            SQLITE_OK)
+        goto fail;
+    if (version == 0 &&
+        sqlite3_exec(sp->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_free(msg);
+    return SLH_OK;
+fail:
+    e = db_error(sp->db, sp->path, err);
+    if (!sqlite3_get_autocommit(sp->db))
+        sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_free(msg);
+    return e;
+}
+
+static int
+prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
+{
+    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt,
+                              NULL);
+}
+
+/* Opens sp->path into sp->db, and prepares sp's statements, with everything
+ * spool.h promises; on failure they are all NULL. */
+static enum slh_err
+open_db(struct slh_spool *sp, struct slh_error *err)
+{
+    struct stat st;
+    bool is_new;
+    sqlite3_int64 version = 0;
+    char mode[16];
+    enum slh_err e = SLH_OK;
+
+    e = make_dir(sp->dir, err);
+    if (e != SLH_OK)
+        return e;
+    is_new = stat(sp->path, &st) != 0 && errno == ENOENT;
+    if (sqlite3_open_v2(sp->path, &sp->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        if (sp->db == NULL) {
+            e = slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory",
+                              sp->path);
+            goto out;
+        }
+        e = unwritable(sp, err);
+        if (e != SLH_OK)
+            goto out;
+        goto fail;
+    }
+    /* Before anything is written: SQLite gives the -wal and -shm files the
+     * mode of the database file. */
+    if (is_new && chmod(sp->path, 0600) != 0) {
+        e = slh_error_set(err, SLH_ESTORE, "spool %s: chmod: %s", sp->path,
+                          strerror(errno));
+        goto out;
+    }
+    /* SQLITE_OPEN_READWRITE quietly falls back to read-only. */
+    if (sqlite3_db_readonly(sp->db, "main") != 0) {
+        e = unwritable(sp, err);
+        if (e == SLH_OK)
+            e = slh_error_set(err, SLH_ESTORE, "spool %s: opened read-only",
+                              sp->path);
+        goto out;
+    }
+    sqlite3_busy_timeout(sp->db, BUSY_TIMEOUT_MS);
+    if (set_wal(sp->db, mode, sizeof(mode)) != SQLITE_OK)
+        goto fail;
+    if (strcmp(mode, "wal") != 0) {
+        e = slh_error_set(err, SLH_ESTORE,
+                          "spool %s: cannot use WAL mode (journal mode %s)",
+                          sp->path, mode);
+        goto out;
+    }
+    /* FULL: in WAL mode every commit is then fsync'd, which is what lets the
+     * handler answer 200. */
+    if (sqlite3_exec(sp->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
+            SQLITE_OK)
+        goto fail;
+    if (version == 0) {
+        e = create_schema(sp, err);
+        if (e != SLH_OK)
+            goto out;
+        if (pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
+            SQLITE_OK)
+            goto fail;
+    }
+    if (version != SLH_SPOOL_VERSION) {
+        e = slh_error_set(err, SLH_ESTORE,
+                          "spool %s: schema version %lld, this slhook knows "
+                          "version %d",
+                          sp->path, (long long)version, SLH_SPOOL_VERSION);
+        goto out;
+    }
+    if (is_new) {
+        e = sync_dir(sp->dir, err);
+        if (e != SLH_OK)
+            goto out;
+    }
+    /* SQLite holds the WAL open from the first read until it closes, and
+     * while it does no other connection deletes or replaces it. */
+    if (!file_id(sp->path, &sp->db_dev, &sp->db_ino) ||
+        !file_id(sp->wal_path, &sp->wal_dev, &sp->wal_ino)) {
+        e = slh_error_set(err, SLH_ESTORE, "spool %s: %s", sp->path,
+                          strerror(errno));
+        goto out;
+    }
+    if (prepare(sp->db, "BEGIN IMMEDIATE", &sp->begin) != SQLITE_OK ||
+        prepare(sp->db, "COMMIT", &sp->commit) != SQLITE_OK ||
+        prepare(sp->db, "ROLLBACK", &sp->rollback) != SQLITE_OK ||
+        prepare(sp->db, insert_event_sql, &sp->insert_event) != SQLITE_OK ||
+        prepare(sp->db, insert_delivery_sql, &sp->insert_delivery) != SQLITE_OK)
+        goto fail;
+    sp->is_stale = sp->is_wal_lost = false;
+    return SLH_OK;
+fail:
+    e = db_error(sp->db, sp->path, err);
+out:
+    close_db(sp);
+    return e;
+}
+
+enum slh_err
+slh_spool_open(struct slh_spool **out, const char *dir, struct slh_error *err)
+{
+    struct slh_spool *sp = NULL;
+    size_t len;
+    enum slh_err e = SLH_OK;
+
+    if (out == NULL)
+        return slh_error_set(err, SLH_EINVAL, "spool: no handle");
+    *out = NULL;
+    if (dir == NULL || *dir == '\0')
+        return slh_error_set(err, SLH_EINVAL, "spool: no directory");
+    sp = calloc(1, sizeof(*sp));
+    if (sp == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory", dir);
+    len = strlen(dir);
+    sp->dir = strdup(dir);
+    sp->path = malloc(len + sizeof("/" SLH_SPOOL_FILE));
+    sp->wal_path = malloc(len + sizeof("/" SLH_SPOOL_FILE "-wal"));
+    if (sp->dir == NULL || sp->path == NULL || sp->wal_path == NULL) {
+        e = slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory", dir);
+        goto fail;
+    }
+    memcpy(sp->path, dir, len);
+    memcpy(sp->path + len, "/" SLH_SPOOL_FILE, sizeof("/" SLH_SPOOL_FILE));
+    snprintf(sp->wal_path, len + sizeof("/" SLH_SPOOL_FILE "-wal"), "%s-wal",
+             sp->path);
+    e = open_db(sp, err);
+    if (e != SLH_OK)
+        goto fail;
+    *out = sp;
+    return SLH_OK;
+fail:
+    slh_spool_close(sp);
+    return e;
+}
+
+void
+slh_spool_close(struct slh_spool *sp)
+{
+    if (sp == NULL)
+        return;
+    close_db(sp);
+    free(sp->dir);
+    free(sp->path);
+    free(sp->wal_path);
+    free(sp);
+}
+
+struct sqlite3 *
+slh_spool_db(struct slh_spool *sp)
+{
+    return sp != NULL ? sp->db : NULL;
+}
+
+/* The two checks below: whether the database, or its WAL, is no longer the
+ * file at its path, because the spool directory was removed or replaced, or
+ * someone "cleaned up" the -wal file. SQLite would go on writing into the
+ * unlinked files and report success, every event lost at close. Its own
+ * SQLITE_FCNTL_HAS_MOVED only looks at the database file, hence the inodes
+ * noted when opening. */
+static bool
+db_has_moved(const struct slh_spool *sp)
+{
+    dev_t dev;
+    ino_t ino;
+
+    return !file_id(sp->path, &dev, &ino) || dev != sp->db_dev ||
+           ino != sp->db_ino;
+}
+
+static bool
+wal_has_moved(const struct slh_spool *sp)
+{
+    dev_t dev;
+    ino_t ino;
+
+    return !file_id(sp->wal_path, &dev, &ino) || dev != sp->wal_dev ||
+           ino != sp->wal_ino;
+}
+
+/* The spool was removed under a long-lived handle (or its connection is
+ * wedged): start over at the path, as a fresh process would. The old
+ * connection stays until the new one works, so that sp->db is never NULL for
+ * the delivering side sharing the handle. */
+static enum slh_err
+reopen(struct slh_spool *sp, struct slh_error *err)
+{
+    struct slh_spool fresh = *sp;
+    enum slh_err e;
+
+    fresh.db = NULL;
+    fresh.begin = fresh.commit = fresh.rollback = NULL;
+    fresh.insert_event = fresh.insert_delivery = NULL;
+    e = open_db(&fresh, err);
+    if (e != SLH_OK)
+        return e;
+    close_db(sp);
+    *sp = fresh;
+    return SLH_OK;
+}
+
+/* Stores one new event's delivery rows. */
+static int
+add_deliveries(struct slh_spool *sp, const struct slh_config *cfg,
+               const struct slh_event *ev, sqlite3_int64 seq, int64_t now_ms)
+{
+    int rc = SQLITE_DONE;
+
+    for (size_t i = 0; i < cfg->n_dests && rc == SQLITE_DONE; i++) {
+        const struct slh_dest *d = &cfg->dests[i];
+
+        if (!slh_dest_wants(d, ev->type, ev->tracking))
+            continue;
+        sqlite3_bind_text(sp->insert_delivery, 1, d->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(sp->insert_delivery, 2, seq);
+        sqlite3_bind_int64(sp->insert_delivery, 3, now_ms);
+        rc = step_reset(sp->insert_delivery);
+    }
+    return rc;
+}
+
+enum slh_err
+slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
+              const struct slh_batch *const *batches, size_t n, int64_t now_ms,
+              size_t *n_new, struct slh_error *err)
+{
+    size_t fresh = 0;
+    enum slh_err e = SLH_OK;
+
+    if (n_new != NULL)
+        *n_new = 0;
+    if (sp == NULL || cfg == NULL || (n > 0 && batches == NULL))
+        return slh_error_set(err, SLH_EINVAL, "spool: bad arguments");
+    /* Within one process SQLite shares the WAL index of a database file
+     * between connections, so a new connection to the same database would
+     * pair the old, unlinked WAL's index with the new -wal file: no reopening
+     * until the database itself is a new file. */
+    if (sp->is_wal_lost && !db_has_moved(sp))
+        return slh_error_set(err, SLH_ESTORE,
+                             "spool %s: -wal file removed while open; "
+                             "restart slhook",
+                             sp->path);
+    if (sp->is_stale || sp->is_wal_lost) {
+        e = reopen(sp, err);
+        if (e != SLH_OK)
+            return e;
+    }
+    if (step_reset(sp->begin) != SQLITE_DONE)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const struct slh_batch *b = batches[i];
+
+        for (size_t j = 0; b != NULL && j < b->n; j++) {
+            const struct slh_event *ev = &b->events[j];
+            char *body;
+
+            if (ev->is_validation)
+                continue;
+            body = slh_event_body(ev);
+            if (body == NULL) {
+                e = slh_error_set(err, SLH_ESTORE, "spool %s: out of memory",
+                                  sp->path);
+                goto rollback;
+            }
+            sqlite3_bind_text(sp->insert_event, 1, ev->id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(sp->insert_event, 2, ev->type, -1, SQLITE_STATIC);
+            sqlite3_bind_int(sp->insert_event, 3, ev->tracking);
+            sqlite3_bind_int64(sp->insert_event, 4, now_ms);
+            /* SQLite owns body from here, even if binding fails. */
+            sqlite3_bind_text(sp->insert_event, 5, body, -1, free);
+            if (step_reset(sp->insert_event) != SQLITE_DONE)
+                goto fail;
+            if (sqlite3_changes(sp->db) == 0)
+                continue; /* a duplicate */
+            fresh++;
+            if (add_deliveries(sp, cfg, ev, sqlite3_last_insert_rowid(sp->db),
+                               now_ms) != SQLITE_DONE)
+                goto fail;
+        }
+    }
+    /* Checked last, to keep the window before COMMIT small. */
+    if (db_has_moved(sp)) {
+        sp->is_stale = true;
+        e = slh_error_set(err, SLH_ESTORE,
+                          "spool %s: removed or replaced while open", sp->path);
+        goto rollback;
+    }
+    if (wal_has_moved(sp)) {
+        sp->is_wal_lost = true;
+        e = slh_error_set(err, SLH_ESTORE,
+                          "spool %s: -wal file removed while open; "
+                          "restart slhook",
+                          sp->path);
+        goto rollback;
+    }
+    if (step_reset(sp->commit) != SQLITE_DONE)
+        goto fail;
+    if (n_new != NULL)
+        *n_new = fresh;
+    return SLH_OK;
+fail:
+    /* The message first: ROLLBACK replaces it. */
+    e = db_error(sp->db, sp->path, err);
+rollback:
+    /* A failed COMMIT (disk full, I/O error, read-only) may leave the
+     * transaction open; without the ROLLBACK the connection would refuse
+     * every later BEGIN, even once there is room again. */
+    if (!sqlite3_get_autocommit(sp->db) &&
+        (step_reset(sp->rollback) != SQLITE_DONE ||
+         !sqlite3_get_autocommit(sp->db)))
+        sp->is_stale = true;
+    return e;
+}

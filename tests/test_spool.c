@@ -1,0 +1,1206 @@
+/* test_spool.c: the durable queue (lib/spool.h), through its public
+ * prototypes, on real file systems: a tmpfs that fills up, a loop-mounted
+ * ext4 that the kernel turns read-only under an open spool, and a spool
+ * directory removed while open. Needs root (mount); fails, never skips,
+ * without it.
+ *
+ * What SQLite does by itself when the spool directory is removed (rm -rf)
+ * while a connection is open, measured with 3.40: every later transaction
+ * "succeeds" into the unlinked files, and the events vanish when the
+ * connection closes. SQLITE_FCNTL_HAS_MOVED notices the database file but not
+ * the -wal file alone. slh_spool_put() therefore compares both files' inodes
+ * with the ones it opened before every COMMIT (see the tests below).
+ *
+ * A read-only remount (plain or of a bind mount) under an open spool is
+ * refused by the kernel (EBUSY) while SQLite holds its files open for
+ * writing, so the read-only-while-open case is made the way it happens in
+ * production: ext4's errors=remount-ro. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "check.h"
+#include "config.h"
+#include "event.h"
+#include "spool.h"
+
+#define SECRET "q7Rt2mXw9LpB4sKd8Zf3"
+#define MAX_MOUNTS 8
+
+static char base[] = "/tmp/slh-test-spool-XXXXXX";
+static char mounts[MAX_MOUNTS][PATH_MAX];
+
+static char *words_bad[] = {"Failed", "Complaint"};
+static char *words_click[] = {"Tracking:Click"};
+static struct slh_dest dests[] = {
+    {.name = "all"},
+    {.name = "bad", .events = words_bad, .n_events = 2},
+    {.name = "clicks", .events = words_click, .n_events = 1},
+};
+static const struct slh_config cfg = {.dests = dests, .n_dests = 3};
+static const struct slh_config cfg_none = {0};
+
+/* ---- helpers ---- */
+
+/* A path from a format; the tests' paths are short, so too long is a bug. */
+__attribute__((format(printf, 2, 3))) static void
+pathf(char out[PATH_MAX], const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, PATH_MAX, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= PATH_MAX) {
+        fprintf(stderr, "path too long\n");
+        abort();
+    }
+}
+
+/* A shell command from a format; its exit status. */
+__attribute__((format(printf, 1, 2))) static int
+run(const char *fmt, ...)
+{
+    char cmd[3 * PATH_MAX];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return n < 0 || (size_t)n >= sizeof(cmd) ? -1 : system(cmd);
+}
+
+static void
+path_in(char *out, const char *name)
+{
+    pathf(out, "%s/%s", base, name);
+}
+
+static void
+db_path(char *out, const char *dir)
+{
+    pathf(out, "%s/%s", dir, SLH_SPOOL_FILE);
+}
+
+/* One event as event.c would give it: SecretKey still in the object, the
+ * id computed. pad adds a field of that many bytes. */
+static void
+make_event(struct slh_event *ev, const char *type, int tracking,
+           const char *message_id, size_t pad)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->obj = json_pack("{s:s, s:s, s:i, s:s, s:s}", "Type", type, "SecretKey",
+                        SECRET, "ServerId", 40211, "MessageId", message_id,
+                        "Address", "lee@mail.example");
+    if (tracking >= 0)
+        json_object_set_new(ev->obj, "TrackingType", json_integer(tracking));
+    if (pad > 0) {
+        char *p = malloc(pad + 1);
+        for (size_t i = 0; i < pad; i++)
+            p[i] = (char)('a' + (i * 7 + strlen(message_id)) % 26);
+        p[pad] = '\0';
+        json_object_set_new(ev->obj, "Pad", json_string(p));
+        free(p);
+    }
+    ev->type = json_string_value(json_object_get(ev->obj, "Type"));
+    ev->tracking = tracking;
+    ev->is_validation = strcasecmp(type, "Validation") == 0;
+    slh_event_identity(ev->obj, ev->id);
+}
+
+static void
+batch_init(struct slh_batch *b, size_t n)
+{
+    b->events = calloc(n, sizeof(*b->events));
+    b->n = n;
+}
+
+/* A batch of n Delivered events named prefix-0.. with pad-byte bodies. */
+static void
+batch_fill(struct slh_batch *b, size_t n, const char *prefix, size_t pad)
+{
+    char id[128];
+
+    batch_init(b, n);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%s-%zu", prefix, i);
+        make_event(&b->events[i], "Delivered", SLH_TRACKING_NONE, id, pad);
+    }
+}
+
+static enum slh_err
+put1(struct slh_spool *sp, const struct slh_batch *b, size_t *n_new,
+     struct slh_error *err)
+{
+    const struct slh_batch *one[] = {b};
+
+    slh_error_clear(err);
+    return slh_spool_put(sp, &cfg, one, 1, slh_now_ms(), n_new, err);
+}
+
+/* The first column of the first row of sql as an integer; -1 on error. */
+static int64_t
+q_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (db != NULL && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The first column as text into buf ("" on error). */
+static const char *
+q_text(sqlite3 *db, const char *sql, char *buf, size_t size)
+{
+    sqlite3_stmt *st = NULL;
+
+    buf[0] = '\0';
+    if (db != NULL && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+        snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return buf;
+}
+
+/* As q_int(), through a second connection of our own to the spool in dir:
+ * what another process would see. */
+static int64_t
+q_other(const char *dir, const char *sql)
+{
+    char path[PATH_MAX];
+    sqlite3 *db = NULL;
+    int64_t v = -1;
+
+    db_path(path, dir);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+        v = q_int(db, sql);
+    sqlite3_close(db);
+    return v;
+}
+
+static int
+file_mode(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+static bool
+exists(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0;
+}
+
+static bool
+contains(const char *hay, const char *needle)
+{
+    return strstr(hay, needle) != NULL;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- mounts, always undone (atexit for the paths that return early) ---- */
+
+static void
+remember_mount(const char *dir)
+{
+    for (int i = 0; i < MAX_MOUNTS; i++) {
+        if (mounts[i][0] == '\0') {
+            snprintf(mounts[i], PATH_MAX, "%s", dir);
+            return;
+        }
+    }
+}
+
+static bool
+unmount(const char *dir)
+{
+    bool ok = umount2(dir, 0) == 0;
+
+    if (!ok)
+        umount2(dir, MNT_DETACH);
+    for (int i = 0; i < MAX_MOUNTS; i++) {
+        if (strcmp(mounts[i], dir) == 0)
+            mounts[i][0] = '\0';
+    }
+    return ok;
+}
+
+static void
+cleanup(void)
+{
+    for (int i = 0; i < MAX_MOUNTS; i++) {
+        if (mounts[i][0] != '\0')
+            umount2(mounts[i], MNT_DETACH);
+    }
+    run("rm -rf '%s'", base);
+}
+
+/* Interrupted or aborted: no mount or directory left behind (with calls
+ * that are safe in a handler). */
+static void
+on_signal(int sig)
+{
+    pid_t pid;
+
+    for (int i = 0; i < MAX_MOUNTS; i++) {
+        if (mounts[i][0] != '\0')
+            umount2(mounts[i], MNT_DETACH);
+    }
+    pid = fork();
+    if (pid == 0) {
+        execl("/bin/rm", "rm", "-rf", base, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* A fresh tmpfs of the given size at base/name; false (a failed check) when
+ * it cannot be mounted. */
+static bool
+mount_tmpfs(char *dir, const char *name, const char *size, unsigned long flags)
+{
+    char opts[64];
+
+    path_in(dir, name);
+    snprintf(opts, sizeof(opts), "size=%s,mode=0755", size);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        CHECK(0, "mkdir %s: %s", dir, strerror(errno));
+        return false;
+    }
+    /* Remembered first: a signal may come in between. */
+    remember_mount(dir);
+    return CHECK(mount("tmpfs", dir, "tmpfs", flags, opts) == 0,
+                 "mount -t tmpfs -o %s %s: %s (this test needs root)", opts,
+                 dir, strerror(errno));
+}
+
+static bool
+remount(const char *dir, unsigned long flags, const char *opts)
+{
+    return mount("tmpfs", dir, "tmpfs", MS_REMOUNT | flags, opts) == 0;
+}
+
+/* ---- the tests ---- */
+
+static void
+test_open(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX], buf[PATH_MAX];
+    struct slh_spool *sp = NULL, *sp2 = NULL;
+    struct slh_error err = {0};
+    sqlite3 *db;
+    mode_t old_umask;
+    int64_t t0, now;
+
+    path_in(dir, "spool");
+    db_path(path, dir);
+    /* umask 0 would leave 0755/0644 behind a mkdir or open that trusted it */
+    old_umask = umask(0);
+    CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text);
+    umask(old_umask);
+    CHECK(sp != NULL, "open gives a handle");
+    CHECK(file_mode(dir) == 0700, "spool dir mode %o", file_mode(dir));
+    CHECK(file_mode(path) == 0600, "db mode %o", file_mode(path));
+    pathf(buf, "%s-wal", path);
+    CHECK(file_mode(buf) == 0600, "-wal mode %o", file_mode(buf));
+    pathf(buf, "%s-shm", path);
+    CHECK(file_mode(buf) == 0600, "-shm mode %o", file_mode(buf));
+
+    db = slh_spool_db(sp);
+    CHECK(db != NULL, "slh_spool_db");
+    CHECK(strcmp(q_text(db, "PRAGMA journal_mode", buf, sizeof(buf)), "wal") ==
+              0,
+          "journal_mode %s", buf);
+    CHECK(q_int(db, "PRAGMA synchronous") == 2, "synchronous FULL (2): %lld",
+          (long long)q_int(db, "PRAGMA synchronous"));
+    CHECK(q_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
+          "user_version %lld", (long long)q_int(db, "PRAGMA user_version"));
+    CHECK(q_int(db, "PRAGMA busy_timeout") >= 1000, "busy_timeout %lld",
+          (long long)q_int(db, "PRAGMA busy_timeout"));
+    CHECK(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                    "('event','delivery','delivery_due')") == 3,
+          "schema: event, delivery, delivery_due");
+    CHECK(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name="
+                    "'delivery' AND sql LIKE '%WITHOUT ROWID'") == 1,
+          "delivery is WITHOUT ROWID");
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(name, ',') FROM (SELECT name "
+                        "FROM pragma_index_info('delivery_due') ORDER BY "
+                        "seqno)",
+                        buf, sizeof(buf)),
+                 "dest,state,due") == 0,
+          "delivery_due on %s", buf);
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(name, ',') FROM "
+                        "pragma_table_info('event')",
+                        buf, sizeof(buf)),
+                 "seq,id,type,tracking,received,body") == 0,
+          "event columns %s", buf);
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(name, ',') FROM "
+                        "pragma_table_info('delivery')",
+                        buf, sizeof(buf)),
+                 "dest,seq,state,due,attempts,last_status,last_error,done") ==
+              0,
+          "delivery columns %s", buf);
+
+    /* A second handle while the first is open, and reopening. */
+    CHECK(slh_spool_open(&sp2, dir, &err) == SLH_OK, "second open: %s",
+          err.text);
+    slh_spool_close(sp2);
+    slh_spool_close(sp);
+    sp = NULL;
+    CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "reopen: %s", err.text);
+    CHECK(q_int(slh_spool_db(sp), "PRAGMA user_version") == SLH_SPOOL_VERSION,
+          "reopen keeps user_version");
+    slh_spool_close(sp);
+    slh_spool_close(NULL);
+
+    /* A newer schema is refused, naming the path. */
+    {
+        sqlite3 *raw = NULL;
+        sqlite3_open(path, &raw);
+        sqlite3_exec(raw, "PRAGMA user_version = 2", NULL, NULL, NULL);
+        sqlite3_close(raw);
+        slh_error_clear(&err);
+        sp = (struct slh_spool *)1;
+        CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE &&
+                  contains(err.text, "version 2") && contains(err.text, path),
+              "newer schema refused: %s", err.text);
+        CHECK(sp == NULL, "failed open leaves *out NULL");
+        sqlite3_open(path, &raw);
+        sqlite3_exec(raw, "PRAGMA user_version = 1", NULL, NULL, NULL);
+        sqlite3_close(raw);
+    }
+
+    /* Only the last component is created. */
+    path_in(buf, "no/such/spool");
+    slh_error_clear(&err);
+    CHECK(slh_spool_open(&sp, buf, &err) == SLH_ESTORE &&
+              contains(err.text, buf) &&
+              contains(err.text, "No such file or directory"),
+          "missing parent: %s", err.text);
+    CHECK(!exists(buf), "nothing created under a missing parent");
+    /* The spool is not a directory. */
+    db_path(buf, dir);
+    slh_error_clear(&err);
+    CHECK(slh_spool_open(&sp, buf, &err) == SLH_ESTORE &&
+              contains(err.text, "Not a directory"),
+          "spool path is a file: %s", err.text);
+    slh_error_clear(&err);
+    CHECK(slh_spool_open(&sp, NULL, &err) == SLH_EINVAL, "NULL dir: %s",
+          err.text);
+    CHECK(slh_spool_db(NULL) == NULL, "slh_spool_db(NULL)");
+
+    t0 = (int64_t)time(NULL) * 1000;
+    now = slh_now_ms();
+    CHECK(now >= t0 - 1000 && now <= t0 + 2000, "slh_now_ms %lld vs %lld",
+          (long long)now, (long long)t0);
+}
+
+static void
+test_put(void)
+{
+    char dir[PATH_MAX], buf[512], sql[512];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b1, b2, b3;
+    const struct slh_batch *two[2];
+    size_t n_new = 99;
+    sqlite3 *db;
+    int64_t now = 1714637761000;
+    char *body;
+
+    path_in(dir, "put");
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    db = slh_spool_db(sp);
+
+    batch_init(&b1, 7);
+    make_event(&b1.events[0], "Delivered", SLH_TRACKING_NONE, "m1", 0);
+    make_event(&b1.events[1], "Failed", SLH_TRACKING_NONE, "m2", 0);
+    make_event(&b1.events[2], "Tracking", SLH_TRACKING_CLICK, "m3", 0);
+    make_event(&b1.events[3], "Tracking", SLH_TRACKING_OPEN, "m4", 0);
+    make_event(&b1.events[4], "Validation", SLH_TRACKING_NONE, "m5", 0);
+    make_event(&b1.events[5], "complaint", SLH_TRACKING_NONE, "m6", 0);
+    make_event(&b1.events[6], "NewType", SLH_TRACKING_NONE, "m7", 0);
+
+    two[0] = &b1;
+    CHECK(slh_spool_put(sp, &cfg, two, 1, now, &n_new, &err) == SLH_OK,
+          "put: %s", err.text);
+    CHECK(n_new == 6, "n_new %zu, want 6 (Validation not stored)", n_new);
+    CHECK(q_int(db, "SELECT count(*) FROM event") == 6, "6 events");
+    CHECK(q_int(db, "SELECT count(*) FROM event WHERE type='Validation'") == 0,
+          "no Validation event stored");
+    CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE dest='all'") == 6,
+          "dest all: 6 rows");
+    CHECK(q_int(db, "SELECT group_concat(e.type) = 'Failed,complaint' FROM "
+                    "delivery d JOIN event e USING (seq) WHERE d.dest='bad' "
+                    "ORDER BY d.seq") == 1,
+          "dest bad: Failed and complaint only");
+    CHECK(q_int(db, "SELECT count(*) FROM delivery d JOIN event e USING (seq) "
+                    "WHERE d.dest='clicks' AND e.tracking=0") == 1 &&
+              q_int(db, "SELECT count(*) FROM delivery WHERE dest='clicks'") ==
+                  1,
+          "dest clicks: the click only");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM delivery WHERE state=0 AND due=%lld AND "
+             "attempts=0 AND last_status IS NULL AND last_error IS NULL AND "
+             "done IS NULL",
+             (long long)now);
+    CHECK(q_int(db, sql) == 9, "9 pending rows due now, 0 attempts");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM event WHERE received=%lld",
+             (long long)now);
+    CHECK(q_int(db, sql) == 6, "received = now_ms");
+    CHECK(q_int(db, "SELECT count(*) FROM event WHERE body LIKE '%SecretKey%' "
+                    "OR body LIKE '%" SECRET "%'") == 0,
+          "no SecretKey in any body");
+    snprintf(sql, sizeof(sql), "SELECT body FROM event WHERE id='%s'",
+             b1.events[2].id);
+    body = slh_event_body(&b1.events[2]);
+    CHECK(body != NULL && strcmp(q_text(db, sql, buf, sizeof(buf)), body) == 0,
+          "body is slh_event_body(): %s", buf);
+    free(body);
+    snprintf(sql, sizeof(sql),
+             "SELECT type || '/' || tracking FROM event WHERE id='%s'",
+             b1.events[2].id);
+    CHECK(strcmp(q_text(db, sql, buf, sizeof(buf)), "Tracking/0") == 0,
+          "type and tracking stored: %s", buf);
+    snprintf(sql, sizeof(sql),
+             "SELECT (SELECT seq FROM event WHERE id='%s') < (SELECT seq FROM "
+             "event WHERE id='%s')",
+             b1.events[0].id, b1.events[6].id);
+    CHECK(q_int(db, sql) == 1, "seq in arrival order");
+
+    /* The same batch again: all duplicates. */
+    CHECK(slh_spool_put(sp, &cfg, two, 1, now + 5, &n_new, &err) == SLH_OK &&
+              n_new == 0,
+          "again: n_new %zu (%s)", n_new, err.text);
+    CHECK(q_int(db, "SELECT count(*) FROM event") == 6 &&
+              q_int(db, "SELECT count(*) FROM delivery") == 9,
+          "duplicates add nothing");
+
+    /* The same id twice in one put, across two batches. */
+    batch_init(&b2, 2);
+    make_event(&b2.events[0], "Queued", SLH_TRACKING_NONE, "q1", 0);
+    make_event(&b2.events[1], "Queued", SLH_TRACKING_NONE, "q1", 0);
+    batch_init(&b3, 2);
+    make_event(&b3.events[0], "Queued", SLH_TRACKING_NONE, "q1", 0);
+    make_event(&b3.events[1], "Failed", SLH_TRACKING_NONE, "m2", 0);
+    CHECK(strcmp(b2.events[0].id, b2.events[1].id) == 0, "same id");
+    two[0] = &b2;
+    two[1] = &b3;
+    CHECK(slh_spool_put(sp, &cfg, two, 2, now, &n_new, &err) == SLH_OK &&
+              n_new == 1,
+          "one new of four: n_new %zu (%s)", n_new, err.text);
+    CHECK(q_int(db, "SELECT count(*) FROM event") == 7 &&
+              q_int(db, "SELECT count(*) FROM delivery") == 10,
+          "stored once: %lld events, %lld rows",
+          (long long)q_int(db, "SELECT count(*) FROM event"),
+          (long long)q_int(db, "SELECT count(*) FROM delivery"));
+
+    /* Edges: nothing to store, no n_new, bad arguments. */
+    CHECK(slh_spool_put(sp, &cfg, NULL, 0, now, &n_new, &err) == SLH_OK &&
+              n_new == 0,
+          "empty put");
+    slh_batch_free(&b2);
+    batch_fill(&b2, 1, "edge", 0);
+    two[0] = &b2;
+    CHECK(slh_spool_put(sp, &cfg_none, two, 1, now, NULL, &err) == SLH_OK,
+          "NULL n_new, no destinations: %s", err.text);
+    CHECK(q_int(db, "SELECT count(*) FROM event") == 8 &&
+              q_int(db, "SELECT count(*) FROM delivery") == 10,
+          "event stored without delivery rows when no destination");
+    slh_error_clear(&err);
+    CHECK(slh_spool_put(NULL, &cfg, two, 1, now, &n_new, &err) == SLH_EINVAL,
+          "NULL spool: %s", err.text);
+    CHECK(slh_spool_put(sp, NULL, two, 1, now, &n_new, NULL) == SLH_EINVAL,
+          "NULL cfg");
+    CHECK(q_other(dir, "SELECT count(*) FROM event") == 8,
+          "another connection sees the committed events");
+
+    slh_batch_free(&b1);
+    slh_batch_free(&b2);
+    slh_batch_free(&b3);
+    slh_spool_close(sp);
+}
+
+/* A real body through event.c, as the handler would store it. */
+static void
+test_put_fixture(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX], buf[4096], sql[256];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b = {0};
+    size_t len = 0, n_new = 0;
+    char *text, *body;
+
+    pathf(path, "%s/socketlabs/batch-3.json", check_fixtures());
+    text = check_slurp(path, &len);
+    if (!CHECK(text != NULL, "fixture %s", path))
+        return;
+    path_in(dir, "fixture");
+    if (CHECK(slh_batch_parse(&b, text, len, SLH_MEDIA_JSON, &err) == SLH_OK,
+              "parse: %s", err.text) &&
+        CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text) &&
+        CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == b.n,
+              "fixture put: %zu of %zu (%s)", n_new, b.n, err.text)) {
+        snprintf(sql, sizeof(sql), "SELECT body FROM event WHERE id='%s'",
+                 b.events[0].id);
+        body = slh_event_body(&b.events[0]);
+        CHECK(body != NULL &&
+                  strcmp(q_text(slh_spool_db(sp), sql, buf, sizeof(buf)),
+                         body) == 0 &&
+                  !contains(buf, SECRET),
+              "fixture body stored without the secret: %s", buf);
+        free(body);
+    }
+    slh_spool_close(sp);
+    slh_batch_free(&b);
+    free(text);
+}
+
+/* Puts 3-event batches of 40 KB events until the tmpfs is full; returns the
+ * number that were stored, leaving the failing batch in *fail. */
+static int
+fill_up(struct slh_spool *sp, const char *tag, struct slh_batch *fail,
+        struct slh_error *err)
+{
+    char prefix[64];
+    size_t n_new;
+
+    for (int i = 0; i < 500; i++) {
+        snprintf(prefix, sizeof(prefix), "%s-%d", tag, i);
+        batch_fill(fail, 3, prefix, 40000);
+        if (put1(sp, fail, &n_new, err) != SLH_OK)
+            return i;
+        slh_batch_free(fail);
+    }
+    return -1;
+}
+
+static void
+test_disk_full(void)
+{
+    char mnt[PATH_MAX], dir[PATH_MAX], filler[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch fail = {0};
+    size_t n_new = 0;
+    int stored, fd;
+    int64_t events, rows;
+    char *chunk;
+
+    if (!mount_tmpfs(mnt, "full", "2m", 0))
+        return;
+    pathf(dir, "%s/spool", mnt);
+    pathf(filler, "%s/filler", mnt);
+    /* Room to give back later, written before the spool takes the rest. */
+    chunk = calloc(1, 512 * 1024);
+    fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && write(fd, chunk, 512 * 1024) == 512 * 1024,
+          "filler written");
+    if (fd >= 0)
+        close(fd);
+    free(chunk);
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open on tmpfs: %s",
+               err.text))
+        goto out;
+
+    stored = fill_up(sp, "full", &fail, &err);
+    CHECK(stored > 0, "some batches fit before the disk filled: %d", stored);
+    CHECK(err.code == SLH_ESTORE, "disk full is SLH_ESTORE: %d", err.code);
+    CHECK(contains(err.text, "full") || contains(err.text, "No space"),
+          "error says full: %s", err.text);
+    CHECK(strncmp(err.text, "spool ", 6) == 0 && contains(err.text, dir),
+          "error names the spool: %s", err.text);
+    printf("disk full: %d batches stored, then: %s\n", stored, err.text);
+    events = q_int(slh_spool_db(sp), "SELECT count(*) FROM event");
+    rows = q_int(slh_spool_db(sp), "SELECT count(*) FROM delivery");
+    CHECK(events == 3 * stored, "the failing batch left no event: %lld of %d",
+          (long long)events, 3 * stored);
+    CHECK(rows == events, "nor a delivery row: %lld", (long long)rows);
+    CHECK(q_other(dir, "SELECT count(*) FROM event") == events,
+          "a second connection agrees: %lld",
+          (long long)q_other(dir, "SELECT count(*) FROM event"));
+    CHECK(put1(sp, &fail, &n_new, &err) == SLH_ESTORE,
+          "still full: still SLH_ESTORE");
+
+    /* Room again: the same handle stores the same batch, all of it new. */
+    CHECK(unlink(filler) == 0, "filler removed");
+    CHECK(put1(sp, &fail, &n_new, &err) == SLH_OK && n_new == 3,
+          "after freeing space: %s, n_new %zu", err.text, n_new);
+    CHECK(q_other(dir, "SELECT count(*) FROM event") == events + 3,
+          "stored and visible to others");
+    slh_batch_free(&fail);
+
+    /* Full once more; this time the file system grows. */
+    stored = fill_up(sp, "again", &fail, &err);
+    CHECK(stored >= 0 && err.code == SLH_ESTORE, "full again: %s", err.text);
+    events = q_other(dir, "SELECT count(*) FROM event");
+    CHECK(remount(mnt, 0, "size=16m"), "remount size=16m: %s", strerror(errno));
+    CHECK(put1(sp, &fail, &n_new, &err) == SLH_OK && n_new == 3,
+          "after growing the fs: %s", err.text);
+    CHECK(q_other(dir, "SELECT count(*) FROM event") == events + 3 &&
+              q_other(dir, "SELECT count(*) FROM delivery") == events + 3,
+          "stored, one row each");
+    slh_batch_free(&fail);
+out:
+    slh_spool_close(sp);
+    CHECK(unmount(mnt), "umount %s: %s", mnt, strerror(errno));
+}
+
+static void
+test_read_only_open(void)
+{
+    char mnt[PATH_MAX], dir[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b = {0};
+    size_t n_new = 0;
+
+    if (!mount_tmpfs(mnt, "ro", "4m", MS_RDONLY))
+        return;
+    pathf(dir, "%s/spool", mnt);
+    CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE && sp == NULL &&
+              contains(err.text, dir) &&
+              contains(err.text, "Read-only file system"),
+          "no spool dir on a ro fs: %s", err.text);
+
+    CHECK(remount(mnt, 0, NULL), "remount rw: %s", strerror(errno));
+    CHECK(mkdir(dir, 0700) == 0, "mkdir spool");
+    CHECK(remount(mnt, MS_RDONLY, NULL), "remount ro: %s", strerror(errno));
+    slh_error_clear(&err);
+    CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE &&
+              contains(err.text, "Read-only file system"),
+          "empty spool dir on a ro fs: %s", err.text);
+
+    /* An existing spool, closed, then the fs made read-only: SQLite would
+     * quietly open it read-only. */
+    CHECK(remount(mnt, 0, NULL), "remount rw: %s", strerror(errno));
+    batch_fill(&b, 2, "ro", 0);
+    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text)) {
+        CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 2, "put: %s",
+              err.text);
+        /* The kernel refuses a read-only remount while the spool is open
+         * for writing (EBUSY), so "read-only under an open spool" cannot
+         * come from an operator's remount; test_read_only_ext4() makes the
+         * kernel do it. */
+        if (remount(mnt, MS_RDONLY, NULL)) {
+            CHECK(put1(sp, &b, &n_new, &err) == SLH_ESTORE,
+                  "ro remount allowed under an open spool: put must fail");
+            CHECK(remount(mnt, 0, NULL), "remount rw");
+        } else {
+            CHECK(errno == EBUSY, "ro remount under an open spool: %s",
+                  strerror(errno));
+        }
+        slh_spool_close(sp);
+        sp = NULL;
+    }
+    CHECK(remount(mnt, MS_RDONLY, NULL), "remount ro after close: %s",
+          strerror(errno));
+    slh_error_clear(&err);
+    CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE && sp == NULL &&
+              contains(err.text, "not writable") &&
+              contains(err.text, "Read-only file system"),
+          "existing spool on a ro fs: %s", err.text);
+    CHECK(remount(mnt, 0, NULL), "remount rw: %s", strerror(errno));
+    slh_error_clear(&err);
+    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK,
+              "open once rw again: %s", err.text)) {
+        CHECK(q_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 2,
+              "the events survived");
+        CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 0,
+              "put works again");
+    }
+    slh_spool_close(sp);
+    slh_batch_free(&b);
+    CHECK(unmount(mnt), "umount %s: %s", mnt, strerror(errno));
+}
+
+/* ext4 with errors=remount-ro turns itself read-only on an error even with
+ * files open for writing, which is how a spool goes read-only in real life;
+ * /sys/fs/ext4/DEV/trigger_fs_error raises such an error on demand. */
+static void
+test_read_only_ext4(void)
+{
+    char img[PATH_MAX], mnt[PATH_MAX], dir[PATH_MAX], link[PATH_MAX];
+    char sys[PATH_MAX], target[PATH_MAX], probe[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b1 = {0}, b2 = {0};
+    struct stat st;
+    size_t n_new = 0;
+    ssize_t len;
+    FILE *f;
+    int rc;
+
+    path_in(img, "ext4.img");
+    path_in(mnt, "ext4");
+    pathf(dir, "%s/spool", mnt);
+    mkdir(mnt, 0755);
+    rc = run("truncate -s 32M '%s' && mkfs.ext4 -q -F '%s' >/dev/null 2>&1",
+             img, img);
+    if (!CHECK(rc == 0, "mkfs.ext4 %s (needs e2fsprogs)", img))
+        return;
+    remember_mount(mnt);
+    rc = run("mount -o loop,errors=remount-ro '%s' '%s'", img, mnt);
+    if (!CHECK(rc == 0, "mount -o loop %s (needs root and loop devices)", img))
+        return;
+    batch_fill(&b1, 1, "ext4-first", 0);
+    batch_fill(&b2, 2, "ext4-second", 0);
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        goto out;
+    CHECK(put1(sp, &b1, &n_new, &err) == SLH_OK && n_new == 1, "put: %s",
+          err.text);
+
+    /* The loop device behind the mount, from its device number. */
+    CHECK(stat(mnt, &st) == 0, "stat %s", mnt);
+    snprintf(link, sizeof(link), "/sys/dev/block/%u:%u", major(st.st_dev),
+             minor(st.st_dev));
+    len = readlink(link, target, sizeof(target) - 1);
+    target[len > 0 ? len : 0] = '\0';
+    pathf(sys, "/sys/fs/ext4/%s/trigger_fs_error",
+          strrchr(target, '/') != NULL ? strrchr(target, '/') + 1 : "?");
+    f = fopen(sys, "w");
+    rc = f != NULL && fputs("slhook test", f) >= 0 ? 0 : -1;
+    if (f != NULL && fclose(f) != 0)
+        rc = -1;
+    if (!CHECK(rc == 0, "write %s: %s", sys, strerror(errno)))
+        goto out;
+    pathf(probe, "%s/probe", mnt);
+    CHECK(open(probe, O_WRONLY | O_CREAT, 0600) < 0 && errno == EROFS,
+          "the fs went read-only under the open spool");
+
+    slh_error_clear(&err);
+    CHECK(put1(sp, &b2, &n_new, &err) == SLH_ESTORE,
+          "put on a fs gone read-only: %s", err.text);
+    CHECK(contains(err.text, "Read-only") || contains(err.text, "readonly"),
+          "error says read-only: %s", err.text);
+    printf("read-only under an open spool: %s\n", err.text);
+    CHECK(put1(sp, &b2, &n_new, &err) == SLH_ESTORE, "and stays failing");
+    /* The connection is still usable for reads. */
+    CHECK(q_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1,
+          "nothing of the failed put visible: %lld",
+          (long long)q_int(slh_spool_db(sp), "SELECT count(*) FROM event"));
+    slh_spool_close(sp);
+    sp = NULL;
+
+    /* What an operator does: unmount, mount again, carry on. */
+    CHECK(unmount(mnt), "umount ext4: %s", strerror(errno));
+    remember_mount(mnt);
+    rc = run("mount -o loop,errors=remount-ro '%s' '%s'", img, mnt);
+    if (!CHECK(rc == 0, "mount again"))
+        goto out;
+    slh_error_clear(&err);
+    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "reopen: %s",
+              err.text)) {
+        CHECK(q_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1,
+              "the committed event survived, the failed batch is absent");
+        CHECK(put1(sp, &b2, &n_new, &err) == SLH_OK && n_new == 2,
+              "the failed batch stores now: %s", err.text);
+    }
+out:
+    slh_spool_close(sp);
+    slh_batch_free(&b1);
+    slh_batch_free(&b2);
+    CHECK(unmount(mnt), "umount %s: %s", mnt, strerror(errno));
+}
+
+static void
+test_removed(void)
+{
+    char parent[PATH_MAX], dir[PATH_MAX], path[PATH_MAX], wal[PATH_MAX];
+    struct slh_spool *sp = NULL, *sp2 = NULL;
+    struct slh_error err = {0};
+    struct slh_batch a = {0}, b = {0}, c = {0};
+    size_t n_new = 0;
+
+    path_in(parent, "rm");
+    mkdir(parent, 0755);
+    pathf(dir, "%s/spool", parent);
+    db_path(path, dir);
+    pathf(wal, "%s-wal", path);
+    batch_fill(&a, 1, "rm-a", 0);
+    batch_fill(&b, 1, "rm-b", 0);
+    batch_fill(&c, 1, "rm-c", 0);
+
+    /* rm -rf of the whole spool. */
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        goto out;
+    CHECK(put1(sp, &a, &n_new, &err) == SLH_OK, "put a");
+    CHECK(run("rm -rf '%s'", dir) == 0 && !exists(dir), "rm -rf spool");
+    CHECK(put1(sp, &b, &n_new, &err) == SLH_ESTORE &&
+              contains(err.text, "removed"),
+          "put after rm -rf fails: %s", err.text);
+    printf("spool removed while open: %s\n", err.text);
+    CHECK(!exists(dir), "and creates nothing yet");
+    CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 1,
+          "next put reopens: %s", err.text);
+    CHECK(exists(path) && file_mode(dir) == 0700, "spool made anew");
+    CHECK(q_other(dir, "SELECT count(*) FROM event") == 1,
+          "the event is in the file at the path, not an unlinked one");
+
+    /* Replaced by another spool (another process's handle). */
+    CHECK(run("rm -rf '%s'", dir) == 0, "rm -rf again");
+    if (!CHECK(slh_spool_open(&sp2, dir, &err) == SLH_OK, "open sp2: %s",
+               err.text))
+        goto out;
+    CHECK(put1(sp2, &a, &n_new, &err) == SLH_OK && n_new == 1, "sp2 puts a");
+    CHECK(put1(sp, &c, &n_new, &err) == SLH_ESTORE &&
+              contains(err.text, "removed or replaced"),
+          "put into a replaced spool fails: %s", err.text);
+    CHECK(put1(sp, &c, &n_new, &err) == SLH_OK && n_new == 1,
+          "then reopens onto the new one: %s", err.text);
+    slh_spool_close(sp);
+    sp = NULL;
+    /* Closing the old connection must not checkpoint into, or delete, the
+     * new spool's files. */
+    CHECK(exists(wal), "new -wal still there after the old handle closed");
+    CHECK(put1(sp2, &b, &n_new, &err) == SLH_OK && n_new == 1, "sp2 puts b");
+    CHECK(q_other(dir, "SELECT count(*) FROM event") == 3,
+          "new spool holds a, c, b: %lld",
+          (long long)q_other(dir, "SELECT count(*) FROM event"));
+    slh_spool_close(sp2);
+    sp2 = NULL;
+    CHECK(q_other(dir, "SELECT count(*) FROM event") == 3,
+          "and keeps them after every handle closed");
+
+    /* Only the -wal and -shm "cleaned up". */
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        goto out;
+    slh_batch_free(&a);
+    batch_fill(&a, 1, "rm-wal", 0);
+    CHECK(run("rm -f '%s'-wal '%s'-shm", path, path) == 0 && !exists(wal),
+          "rm -wal -shm");
+    CHECK(put1(sp, &a, &n_new, &err) == SLH_ESTORE &&
+              contains(err.text, "-wal"),
+          "put after the -wal vanished: %s", err.text);
+    CHECK(put1(sp, &a, &n_new, &err) == SLH_ESTORE &&
+              contains(err.text, "restart"),
+          "no reopening onto the same database in-process: %s", err.text);
+    CHECK(run("rm -rf '%s'", dir) == 0, "rm -rf spool");
+    CHECK(put1(sp, &a, &n_new, &err) == SLH_OK && n_new == 1,
+          "a new database file is fine again: %s", err.text);
+out:
+    slh_spool_close(sp);
+    slh_spool_close(sp2);
+    slh_batch_free(&a);
+    slh_batch_free(&b);
+    slh_batch_free(&c);
+}
+
+/* Other processes (CGI requests, `slhook status`) opening and closing the
+ * spool under a long-lived handle: the last of them to close must not take
+ * the -wal file away from it, or the handle would think it lost. */
+static void
+test_other_process(void)
+{
+    char dir[PATH_MAX], prefix[64];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b = {0};
+    size_t n_new = 0;
+    int ok = 0;
+
+    path_in(dir, "proc");
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    for (int i = 0; i < 3; i++) {
+        int status = -1;
+        pid_t pid;
+
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+            struct slh_spool *child = NULL;
+            int rc = 1;
+
+            snprintf(prefix, sizeof(prefix), "child-%d", i);
+            batch_fill(&b, 1, prefix, 0);
+            if (slh_spool_open(&child, dir, &err) == SLH_OK &&
+                put1(child, &b, &n_new, &err) == SLH_OK && n_new == 1)
+                rc = 0;
+            /* The last connection of its process, but not of the file. */
+            slh_spool_close(child);
+            _exit(rc);
+        }
+        waitpid(pid, &status, 0);
+        CHECK(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "a child process stored its event");
+        snprintf(prefix, sizeof(prefix), "parent-%d", i);
+        batch_fill(&b, 1, prefix, 0);
+        if (put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 1)
+            ok++;
+        else
+            CHECK(0, "put after a process closed the spool: %s", err.text);
+        slh_batch_free(&b);
+    }
+    CHECK(ok == 3, "the long-lived handle went on storing");
+    CHECK(q_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 6,
+          "it sees the children's events too");
+    slh_spool_close(sp);
+}
+
+#define CONC_PUTS 40
+#define CONC_OPENERS 8
+#define CONC_ROUNDS 30
+
+static char conc_dir[PATH_MAX];
+static pthread_barrier_t conc_barrier;
+static int conc_open_failed;
+static struct slh_error conc_open_err;
+static pthread_mutex_t conc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Opens conc_dir at the same moment as the other openers. */
+static void *
+opener_run(void *arg)
+{
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+
+    (void)arg;
+    pthread_barrier_wait(&conc_barrier);
+    if (slh_spool_open(&sp, conc_dir, &err) != SLH_OK) {
+        pthread_mutex_lock(&conc_mu);
+        conc_open_failed++;
+        conc_open_err = err;
+        pthread_mutex_unlock(&conc_mu);
+    }
+    slh_spool_close(sp);
+    return NULL;
+}
+
+/* A new spool opened by many at once (CGI processes after a deploy): the
+ * switch to WAL mode gets SQLITE_BUSY without SQLite's busy wait. */
+static void
+test_concurrent_open(void)
+{
+    pthread_t th[CONC_OPENERS];
+
+    pthread_barrier_init(&conc_barrier, NULL, CONC_OPENERS);
+    for (int r = 0; r < CONC_ROUNDS; r++) {
+        char name[32];
+        snprintf(name, sizeof(name), "open-%d", r);
+        path_in(conc_dir, name);
+        for (int t = 0; t < CONC_OPENERS; t++)
+            pthread_create(&th[t], NULL, opener_run, NULL);
+        for (int t = 0; t < CONC_OPENERS; t++)
+            pthread_join(th[t], NULL);
+    }
+    pthread_barrier_destroy(&conc_barrier);
+    CHECK(conc_open_failed == 0, "%d of %d simultaneous first opens failed: %s",
+          conc_open_failed, CONC_OPENERS * CONC_ROUNDS, conc_open_err.text);
+}
+
+struct worker {
+    const char *dir;
+    struct slh_batch batches[CONC_PUTS];
+    size_t n_new;
+    int n_ok;
+    struct slh_error err;
+};
+
+static void *
+worker_run(void *arg)
+{
+    struct worker *w = arg;
+    struct slh_spool *sp = NULL;
+    size_t n_new;
+
+    if (slh_spool_open(&sp, w->dir, &w->err) != SLH_OK)
+        return NULL;
+    for (int i = 0; i < CONC_PUTS; i++) {
+        const struct slh_batch *one[] = {&w->batches[i]};
+        if (slh_spool_put(sp, &cfg, one, 1, slh_now_ms(), &n_new, &w->err) ==
+            SLH_OK) {
+            w->n_ok++;
+            w->n_new += n_new;
+        }
+    }
+    slh_spool_close(sp);
+    return NULL;
+}
+
+static void
+test_concurrent(void)
+{
+    char dir[PATH_MAX], id[64];
+    struct worker *w = calloc(2, sizeof(*w));
+    pthread_t th[2];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+
+    path_in(dir, "conc");
+    /* Each put: one event of its own, one both threads send (a duplicate
+     * racing itself), one Click. */
+    for (int t = 0; t < 2; t++) {
+        w[t].dir = dir;
+        for (int i = 0; i < CONC_PUTS; i++) {
+            struct slh_batch *b = &w[t].batches[i];
+            batch_init(b, 3);
+            snprintf(id, sizeof(id), "own-%d-%d", t, i);
+            make_event(&b->events[0], "Delivered", SLH_TRACKING_NONE, id, 0);
+            snprintf(id, sizeof(id), "shared-%d", i);
+            make_event(&b->events[1], "Failed", SLH_TRACKING_NONE, id, 0);
+            snprintf(id, sizeof(id), "click-%d-%d", t, i);
+            make_event(&b->events[2], "Tracking", SLH_TRACKING_CLICK, id, 0);
+        }
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_create(&th[t], NULL, worker_run, &w[t]);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    CHECK(w[0].n_ok == CONC_PUTS && w[1].n_ok == CONC_PUTS,
+          "every concurrent put succeeded: %d %d (%s / %s)", w[0].n_ok,
+          w[1].n_ok, w[0].err.text, w[1].err.text);
+    CHECK(w[0].n_new + w[1].n_new == 5 * CONC_PUTS,
+          "n_new adds up to %d: %zu + %zu", 5 * CONC_PUTS, w[0].n_new,
+          w[1].n_new);
+    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text)) {
+        sqlite3 *db = slh_spool_db(sp);
+        CHECK(q_int(db, "SELECT count(*) FROM event") == 5 * CONC_PUTS,
+              "all events stored once: %lld",
+              (long long)q_int(db, "SELECT count(*) FROM event"));
+        CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE dest='all'") ==
+                      5 * CONC_PUTS &&
+                  q_int(db, "SELECT count(*) FROM delivery WHERE "
+                            "dest='bad'") == CONC_PUTS &&
+                  q_int(db, "SELECT count(*) FROM delivery WHERE "
+                            "dest='clicks'") == 2 * CONC_PUTS,
+              "delivery rows per destination");
+        CHECK(strcmp(q_text(db, "PRAGMA integrity_check", id, sizeof(id)),
+                     "ok") == 0,
+              "integrity_check: %s", id);
+    }
+    slh_spool_close(sp);
+    for (int t = 0; t < 2; t++) {
+        for (int i = 0; i < CONC_PUTS; i++)
+            slh_batch_free(&w[t].batches[i]);
+    }
+    free(w);
+}
+
+/* Not assertions: what a put costs on this machine's disk (fsync). */
+static void
+report_timing(void)
+{
+    char dir[PATH_MAX], prefix[64];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch one, many[100];
+    const struct slh_batch *ptrs[100];
+    size_t n_new;
+    double t, t_open, t_one, t_many;
+    int ok = 0, n_one = 50, n_many = 10, n_open = 20;
+
+    path_in(dir, "timing");
+    /* As a CGI process does it, per request. */
+    t = now_s();
+    for (int i = 0; i < n_open; i++) {
+        snprintf(prefix, sizeof(prefix), "cgi-%d", i);
+        batch_fill(&one, 1, prefix, 600);
+        if (slh_spool_open(&sp, dir, &err) == SLH_OK &&
+            put1(sp, &one, &n_new, &err) == SLH_OK && n_new == 1)
+            ok++;
+        slh_spool_close(sp);
+        sp = NULL;
+        slh_batch_free(&one);
+    }
+    t_open = (now_s() - t) / n_open;
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    t = now_s();
+    for (int i = 0; i < n_one; i++) {
+        snprintf(prefix, sizeof(prefix), "one-%d", i);
+        batch_fill(&one, 1, prefix, 600);
+        if (put1(sp, &one, &n_new, &err) == SLH_OK && n_new == 1)
+            ok++;
+        slh_batch_free(&one);
+    }
+    t_one = (now_s() - t) / n_one;
+    t_many = 0;
+    for (int r = 0; r < n_many; r++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(prefix, sizeof(prefix), "many-%d-%d", r, i);
+            batch_fill(&many[i], 1, prefix, 600);
+            ptrs[i] = &many[i];
+        }
+        t = now_s();
+        if (slh_spool_put(sp, &cfg, ptrs, 100, slh_now_ms(), &n_new, &err) ==
+                SLH_OK &&
+            n_new == 100)
+            ok++;
+        t_many += now_s() - t;
+        for (int i = 0; i < 100; i++)
+            slh_batch_free(&many[i]);
+    }
+    t_many /= n_many;
+    CHECK(ok == n_open + n_one + n_many, "timed opens and puts succeeded: %s",
+          err.text);
+    printf("timing (%s): open+put+close (a CGI request) %.2f ms; put of 1 "
+           "batch of 1 event %.2f ms; put of 100 batches %.2f ms (%.3f ms per "
+           "batch)\n",
+           base, t_open * 1e3, t_one * 1e3, t_many * 1e3, t_many * 10);
+    slh_spool_close(sp);
+}
+
+int
+main(void)
+{
+    if (mkdtemp(base) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    atexit(cleanup);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGABRT, on_signal);
+    test_open();
+    test_put();
+    test_put_fixture();
+    test_disk_full();
+    test_read_only_open();
+    test_read_only_ext4();
+    test_removed();
+    test_other_process();
+    test_concurrent_open();
+    test_concurrent();
+    report_timing();
+    return check_summary();
+}

@@ -50,6 +50,19 @@ quote(char *dst, size_t cap, const char *src, size_t len)
     dst[i] = '\0';
 }
 
+/*
+ * Jansson quotes the text near a syntax error ("near '...'"), which may be a
+ * piece of the secret key: error texts carry the line and column only.
+ */
+static void
+strip_near(char *text)
+{
+    char *near = strstr(text, " near '");
+
+    if (near != NULL)
+        *near = '\0';
+}
+
 static bool
 token_is(const char *s, size_t len, const char *word)
 {
@@ -266,7 +279,6 @@ event_fill(struct slh_event *ev, const char *where, struct slh_error *err)
     size_t klen;
     json_t *value;
     enum slh_err rc = SLH_OK;
-    char name[QUOTE_MAX];
 
     if (seen == NULL)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
@@ -282,11 +294,10 @@ event_fill(struct slh_event *ev, const char *where, struct slh_error *err)
             goto out;
         }
         if (is_duplicate) {
-            quote(name, sizeof(name), key, klen);
             rc = slh_error_set(err, SLH_EEVENT,
-                               "%sfield \"%s\" given twice (names differ "
+                               "%sa field is given twice (names differ "
                                "only in case)",
-                               where, name);
+                               where);
             goto out;
         }
     }
@@ -406,7 +417,8 @@ parse_json(struct slh_batch *batch, const char *body, size_t len,
         if (jerr.text[0] == '\0' ||
             json_error_code(&jerr) == json_error_out_of_memory)
             return slh_error_set(err, SLH_ENOMEM, "out of memory");
-        quote(text, sizeof(text), jerr.text, strlen(jerr.text));
+        quote(text, sizeof(text), jerr.text, strcspn(jerr.text, "\n"));
+        strip_near(text);
         return slh_error_set(err, SLH_EPARSE,
                              "invalid JSON at line %d column %d: %s", jerr.line,
                              jerr.column, text);
@@ -491,7 +503,6 @@ form_field(json_t *obj, json_t *seen, char *buf, const char *pair, size_t len,
     size_t nlen, vlen;
     char *val;
     json_t *jname = NULL, *jval = NULL;
-    char name[QUOTE_MAX];
     bool is_duplicate;
     enum slh_err rc;
 
@@ -504,16 +515,14 @@ form_field(json_t *obj, json_t *seen, char *buf, const char *pair, size_t len,
     if (eq == NULL) {
         vlen = 0;
     } else if (form_decode(val, &vlen, eq + 1, len - nraw - 1) != 0) {
-        quote(name, sizeof(name), buf, nlen);
         rc = slh_error_set(err, SLH_EPARSE,
-                           "form field %zu (%s): bad percent escape", i, name);
+                           "form field %zu: bad percent escape", i);
         goto out;
     }
     if (nlen == 0) {
         rc = slh_error_set(err, SLH_EPARSE, "form field %zu: empty name", i);
         goto out;
     }
-    quote(name, sizeof(name), buf, nlen);
     rc = form_string(&jname, buf, nlen);
     if (rc == SLH_OK)
         rc = form_string(&jval, val, vlen);
@@ -522,9 +531,8 @@ form_field(json_t *obj, json_t *seen, char *buf, const char *pair, size_t len,
         goto out;
     }
     if (rc != SLH_OK) {
-        slh_error_set(err, rc,
-                      "form field %zu (%s): not UTF-8 text, or holds a NUL", i,
-                      name);
+        slh_error_set(err, rc, "form field %zu: not UTF-8 text, or holds a NUL",
+                      i);
         goto out;
     }
     rc = seen_add(seen, buf, nlen, &is_duplicate);
@@ -533,8 +541,8 @@ form_field(json_t *obj, json_t *seen, char *buf, const char *pair, size_t len,
         goto out;
     }
     if (is_duplicate) {
-        rc = slh_error_set(err, SLH_EPARSE,
-                           "form field %zu (%s): name given twice", i, name);
+        rc = slh_error_set(err, SLH_EPARSE, "form field %zu: name given twice",
+                           i);
         goto out;
     }
     if (json_object_setn_new_nocheck(obj, json_string_value(jname), nlen,

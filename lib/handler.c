@@ -13,8 +13,7 @@
 
 #define RETRY_AFTER_SECONDS 30
 
-static bool
-answer(struct slh_response *resp, int status, const char *fmt, ...)
+static bool answer(struct slh_response *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static bool
@@ -150,19 +149,6 @@ copy_type(char *dst, size_t size, const char *type)
     dst[i] = '\0';
 }
 
-/*
- * Jansson's messages quote the text near the error ("near '...'"), which may
- * be a piece of the secret key: keep only what precedes the quote.
- */
-static void
-strip_quoted(char *text)
-{
-    char *near = strstr(text, " near '");
-
-    if (near != NULL)
-        *near = '\0';
-}
-
 bool
 slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
                  struct slh_batch *batch, struct slh_response *resp)
@@ -185,7 +171,6 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
             resp->retry_after = RETRY_AFTER_SECONDS;
             return answer(resp, 503, "out of memory; try again later\n");
         }
-        strip_quoted(err.text);
         return answer(resp, 400, "%s\n", err.text);
     }
     resp->n_events = batch->n;
@@ -203,8 +188,8 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
         key = k;
     }
     for (size_t i = 0; i < batch->n; i++) {
-        if (!server_id_allowed(cfg,
-                               slh_event_get(batch->events[i].obj, "ServerId"))) {
+        if (!server_id_allowed(
+                cfg, slh_event_get(batch->events[i].obj, "ServerId"))) {
             slh_batch_free(batch);
             return answer(resp, 403, "ServerId not allowed (event %zu)\n",
                           i + 1);

@@ -79,15 +79,15 @@ static void
 tool_path(char *path, size_t size)
 {
     char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
 
     if (n > 0) {
         self[n] = '\0';
         char *slash = strrchr(self, '/');
         if (slash != NULL) {
             *slash = '\0';
-            snprintf(path, size, "%s/slhook", self);
-            if (access(path, X_OK) == 0)
+            int n2 = snprintf(path, size, "%s/slhook", self);
+            if (n2 > 0 && (size_t)n2 < size && access(path, X_OK) == 0)
                 return;
         }
     }

@@ -1,0 +1,552 @@
+/* The relay commands of the operator's tool: deliver, status, retry, send. */
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cmd.h"
+#include "deliver.h"
+#include "kick.h"
+#include "queue.h"
+#include "sample.h"
+#include "spool.h"
+
+#define SEND_TIMEOUT 30          /* seconds */
+#define SEND_ANSWER_MAX 65536    /* bytes of an answer printed by send */
+#define SEND_FILE_MAX (16 << 20) /* bytes of a file send posts */
+#define TICK_MS 250 /* how often a kicked deliverer looks for new rows */
+
+/* ---- deliver ---- */
+
+struct sig_ctx {
+    sigset_t set;
+    struct slh_deliverer *d;
+    atomic_int caught; /* the signal taken, 0 before */
+};
+
+/* SIGINT and SIGTERM are blocked in every thread and taken here, so the
+ * deliverer is stopped from an ordinary thread, not a signal handler. */
+static void *
+sig_thread(void *arg)
+{
+    struct sig_ctx *ctx = arg;
+    int sig;
+
+    if (sigwait(&ctx->set, &sig) == 0) {
+        atomic_store(&ctx->caught, sig);
+        slh_deliverer_stop(ctx->d);
+    }
+    return NULL;
+}
+
+static void
+log_attempt(const struct slh_attempt *a, void *arg)
+{
+    (void)arg;
+    switch (a->state) {
+    case SLH_DELIVERED:
+        if (a->status > 0)
+            fprintf(stderr, "slhook: %s %s: delivered, HTTP %d (%ld ms)\n",
+                    a->dest, a->event_id, a->status, a->ms);
+        else
+            fprintf(stderr, "slhook: %s %s: delivered (%ld ms)\n", a->dest,
+                    a->event_id, a->ms);
+        break;
+    case SLH_DEAD:
+        fprintf(stderr,
+                "slhook: %s %s: dead letter after %d attempt(s): %s "
+                "(%ld ms)\n",
+                a->dest, a->event_id, a->attempts, a->error, a->ms);
+        break;
+    default: {
+        long long wait = (a->due_ms - slh_now_ms() + 999) / 1000;
+        fprintf(stderr,
+                "slhook: %s %s: attempt %d failed: %s (%ld ms); retry in "
+                "%llds\n",
+                a->dest, a->event_id, a->attempts, a->error, a->ms,
+                wait > 0 ? wait : 0);
+        break;
+    }
+    }
+}
+
+/* The earliest due time of the configured destinations' pending rows,
+ * INT64_MAX when nothing is pending. */
+static enum slh_err
+next_due(struct slh_spool *sp, const struct slh_config *cfg, int64_t *due,
+         struct slh_error *err)
+{
+    *due = INT64_MAX;
+    for (size_t i = 0; i < cfg->n_dests; i++) {
+        int64_t t;
+        enum slh_err rc = slh_queue_next_due(sp, cfg->dests[i].name, &t, err);
+        if (rc != SLH_OK)
+            return rc;
+        if (t < *due)
+            *due = t;
+    }
+    return SLH_OK;
+}
+
+/*
+ * A kicked deliverer stays while anything is pending, so that retries
+ * happen on schedule with no daemon: it delivers what is due, then sleeps
+ * until the next retry, looking every TICK_MS whether a receiver stored new
+ * events (a CGI that sees the kick lock held does not start another).
+ */
+static enum slh_err
+deliver_until_empty(struct slh_deliverer *d, struct slh_spool *sp,
+                    const struct slh_config *cfg, struct sig_ctx *sig,
+                    struct slh_error *err)
+{
+    for (;;) {
+        int64_t due, version;
+        enum slh_err rc = slh_deliverer_run(d, true, err);
+        if (rc != SLH_OK || sig->caught)
+            return rc;
+        version = slh_queue_data_version(sp);
+        rc = next_due(sp, cfg, &due, err);
+        if (rc != SLH_OK || due == INT64_MAX)
+            return rc;
+        while (!sig->caught && slh_now_ms() < due &&
+               slh_queue_data_version(sp) == version)
+            poll(NULL, 0, TICK_MS);
+        if (sig->caught)
+            return SLH_OK;
+    }
+}
+
+static int
+deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
+               struct sig_ctx *sig)
+{
+    struct slh_error err = {0};
+    struct slh_spool *sp = NULL;
+    enum slh_err rc = slh_spool_open(&sp, cfg->spool, &err);
+
+    while (rc == SLH_OK && !sig->caught) {
+        int64_t due = INT64_MAX;
+        int lock = slh_kick_lock(cfg->spool);
+        if (lock == -1)
+            break; /* another deliverer has it */
+        if (lock < 0) {
+            rc = slh_error_set(&err, SLH_EIO, "%s/%s: cannot take the lock",
+                               cfg->spool, SLH_KICK_LOCK);
+            break;
+        }
+        rc = deliver_until_empty(d, sp, cfg, sig, &err);
+        close(lock);
+        /* A receiver that stored events while we held the lock did not
+         * kick anybody: look once more now that the lock is free. */
+        if (rc == SLH_OK)
+            rc = next_due(sp, cfg, &due, &err);
+        if (rc != SLH_OK || due == INT64_MAX)
+            break;
+    }
+    slh_spool_close(sp);
+    if (rc != SLH_OK) {
+        fprintf(stderr, "slhook: deliver: %s\n", err.text);
+        return 1;
+    }
+    return 0;
+}
+
+int
+cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
+{
+    struct sig_ctx sig;
+    struct slh_error err = {0};
+    struct slh_deliverer *d = NULL;
+    sigset_t old;
+    pthread_t thread;
+    bool once = false, kicked = false, have_thread = false;
+    int lock = -1, rc = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--once") == 0) {
+            once = true;
+        } else if (strcmp(argv[i], "--kicked") == 0) {
+            kicked = true;
+        } else {
+            fprintf(stderr, "usage: slhook deliver [--once]\n");
+            return 2;
+        }
+    }
+    memset(&sig, 0, sizeof(sig));
+    atomic_init(&sig.caught, 0);
+    sigemptyset(&sig.set);
+    sigaddset(&sig.set, SIGINT);
+    sigaddset(&sig.set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sig.set, &old);
+    if (slh_deliverer_new(&d, cfg, &err) != SLH_OK) {
+        fprintf(stderr, "slhook: deliver: %s\n", err.text);
+        goto out;
+    }
+    slh_deliverer_on_attempt(d, log_attempt, NULL);
+    sig.d = d;
+    if (pthread_create(&thread, NULL, sig_thread, &sig) != 0) {
+        fprintf(stderr, "slhook: deliver: cannot start a thread\n");
+        goto out;
+    }
+    have_thread = true;
+    if (kicked) {
+        rc = deliver_kicked(d, cfg, &sig);
+        goto out;
+    }
+    /* A looping deliverer holds the kick lock when it can, so receivers
+     * do not start kicked ones beside it; it finds their rows itself. */
+    if (!once)
+        lock = slh_kick_lock(cfg->spool);
+    if (slh_deliverer_run(d, once, &err) != SLH_OK) {
+        fprintf(stderr, "slhook: deliver: %s\n", err.text);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (have_thread) {
+        pthread_cancel(thread);
+        pthread_join(thread, NULL);
+    }
+    if (lock >= 0)
+        close(lock);
+    slh_deliverer_free(d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* ---- status ---- */
+
+enum format { TEXT, JSON, PROMETHEUS };
+
+/* "3d4h", "12m5s", "7s": an age for people. */
+static void
+age_text(char *out, size_t size, int64_t secs)
+{
+    if (secs >= 86400)
+        snprintf(out, size, "%" PRId64 "d%" PRId64 "h", secs / 86400,
+                 secs % 86400 / 3600);
+    else if (secs >= 3600)
+        snprintf(out, size, "%" PRId64 "h%" PRId64 "m", secs / 3600,
+                 secs % 3600 / 60);
+    else if (secs >= 60)
+        snprintf(out, size, "%" PRId64 "m%" PRId64 "s", secs / 60, secs % 60);
+    else
+        snprintf(out, size, "%" PRId64 "s", secs);
+}
+
+/* A label value in the exposition format: backslash, quote and newline
+ * escaped. */
+static void
+prom_label(FILE *out, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\\' || *s == '"')
+            fprintf(out, "\\%c", *s);
+        else if (*s == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*s, out);
+    }
+}
+
+static void
+prom_header(const char *name, const char *help)
+{
+    printf("# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+static void
+prom_sample(const char *name, const char *dest, const char *state, double v)
+{
+    printf("%s{destination=\"", name);
+    prom_label(stdout, dest);
+    if (state != NULL)
+        printf("\",state=\"%s", state);
+    printf("\"} %.15g\n", v);
+}
+
+static void
+print_prometheus(const struct slh_config *cfg, const struct slh_queue_stats *st,
+                 int64_t now)
+{
+    static const char *const states[] = {"pending", "dead", "delivered"};
+    size_t i;
+
+    prom_header("slhook_deliveries",
+                "Deliveries per destination and state (pending includes "
+                "retrying).");
+    for (i = 0; i < cfg->n_dests; i++) {
+        int64_t v[] = {st[i].pending, st[i].dead, st[i].delivered};
+        for (size_t k = 0; k < 3; k++)
+            prom_sample("slhook_deliveries", cfg->dests[i].name, states[k],
+                        (double)v[k]);
+    }
+    prom_header("slhook_deliveries_retrying",
+                "Pending deliveries whose last attempt failed.");
+    for (i = 0; i < cfg->n_dests; i++)
+        prom_sample("slhook_deliveries_retrying", cfg->dests[i].name, NULL,
+                    (double)st[i].retrying);
+    prom_header("slhook_oldest_pending_age_seconds",
+                "Age of the oldest pending event, 0 when none is pending.");
+    for (i = 0; i < cfg->n_dests; i++)
+        prom_sample("slhook_oldest_pending_age_seconds", cfg->dests[i].name,
+                    NULL,
+                    st[i].oldest_pending > 0
+                        ? (double)(now - st[i].oldest_pending) / 1000.0
+                        : 0.0);
+    prom_header("slhook_last_error_status",
+                "HTTP status of the latest failure still standing, 0 for "
+                "none or no answer.");
+    for (i = 0; i < cfg->n_dests; i++)
+        prom_sample("slhook_last_error_status", cfg->dests[i].name, NULL,
+                    (double)st[i].last_status);
+}
+
+static int
+print_json(const struct slh_config *cfg, const struct slh_queue_stats *st,
+           int64_t now)
+{
+    json_t *root = json_object(), *list = json_array();
+    int rc = 1;
+
+    if (root == NULL || list == NULL ||
+        json_object_set_new(root, "destinations", list) != 0) {
+        json_decref(list);
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->n_dests; i++) {
+        const struct slh_queue_stats *s = &st[i];
+        json_t *o = json_pack(
+            "{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "name",
+            cfg->dests[i].name, "kind",
+            cfg->dests[i].url != NULL ? "url" : "file", "pending",
+            (json_int_t)s->pending, "retrying", (json_int_t)s->retrying, "dead",
+            (json_int_t)s->dead, "delivered", (json_int_t)s->delivered,
+            "oldest_pending_seconds",
+            s->oldest_pending > 0
+                ? json_integer((json_int_t)(now - s->oldest_pending) / 1000)
+                : json_null(),
+            "last_status",
+            s->last_status > 0 ? json_integer(s->last_status) : json_null(),
+            "last_error",
+            s->last_error[0] != '\0' ? json_string(s->last_error)
+                                     : json_null());
+        if (o == NULL || json_array_append_new(list, o) != 0)
+            goto out;
+    }
+    if (json_dumpf(root, stdout, JSON_INDENT(2)) != 0)
+        goto out;
+    putchar('\n');
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static void
+print_text(const struct slh_config *cfg, const struct slh_queue_stats *st,
+           int64_t now)
+{
+    printf("%-16s %9s %9s %9s %10s %8s  %s\n", "DESTINATION", "PENDING",
+           "RETRYING", "DEAD", "DELIVERED", "OLDEST", "LAST ERROR");
+    for (size_t i = 0; i < cfg->n_dests; i++) {
+        const struct slh_queue_stats *s = &st[i];
+        char age[32] = "-";
+        if (s->oldest_pending > 0)
+            age_text(age, sizeof(age), (now - s->oldest_pending) / 1000);
+        printf("%-16s %9" PRId64 " %9" PRId64 " %9" PRId64 " %10" PRId64
+               " %8s  %s\n",
+               cfg->dests[i].name, s->pending, s->retrying, s->dead,
+               s->delivered, age,
+               s->last_error[0] != '\0' ? s->last_error : "-");
+    }
+}
+
+int
+cmd_status(int argc, char **argv, const struct slh_config *cfg)
+{
+    struct slh_error err = {0};
+    struct slh_spool *sp = NULL;
+    struct slh_queue_stats *st = NULL;
+    enum format fmt = TEXT;
+    int64_t now;
+    int rc = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            fmt = JSON;
+        } else if (strcmp(argv[i], "--prometheus") == 0) {
+            fmt = PROMETHEUS;
+        } else {
+            fprintf(stderr, "usage: slhook status [--json|--prometheus]\n");
+            return 2;
+        }
+    }
+    st = calloc(cfg->n_dests > 0 ? cfg->n_dests : 1, sizeof(*st));
+    if (st == NULL) {
+        fprintf(stderr, "slhook: status: out of memory\n");
+        return 1;
+    }
+    if (slh_spool_open(&sp, cfg->spool, &err) != SLH_OK)
+        goto fail;
+    for (size_t i = 0; i < cfg->n_dests; i++)
+        if (slh_queue_stats(sp, cfg->dests[i].name, &st[i], &err) != SLH_OK)
+            goto fail;
+    now = slh_now_ms();
+    if (fmt == JSON) {
+        rc = print_json(cfg, st, now);
+    } else if (fmt == PROMETHEUS) {
+        print_prometheus(cfg, st, now);
+        rc = 0;
+    } else {
+        print_text(cfg, st, now);
+        rc = 0;
+    }
+    if (fflush(stdout) != 0)
+        rc = 1;
+    goto out;
+fail:
+    fprintf(stderr, "slhook: status: %s\n", err.text);
+out:
+    slh_spool_close(sp);
+    free(st);
+    return rc;
+}
+
+/* ---- retry ---- */
+
+int
+cmd_retry(int argc, char **argv, const struct slh_config *cfg)
+{
+    struct slh_error err = {0};
+    struct slh_spool *sp = NULL;
+    size_t n = 0;
+    int rc = 1;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: slhook retry DEST\n");
+        return 2;
+    }
+    if (slh_config_dest(cfg, argv[1]) == NULL) {
+        fprintf(stderr, "slhook: retry: no destination '%s' in %s\n", argv[1],
+                cfg->path);
+        return 1;
+    }
+    if (slh_spool_open(&sp, cfg->spool, &err) != SLH_OK ||
+        slh_queue_retry(sp, argv[1], slh_now_ms(), &n, &err) != SLH_OK) {
+        fprintf(stderr, "slhook: retry: %s\n", err.text);
+        goto out;
+    }
+    printf("%zu dead letter(s) of %s back in the queue\n", n, argv[1]);
+    if (n > 0 && !slh_kick_held(cfg->spool))
+        fprintf(stderr, "slhook: no deliverer is running: `slhook deliver "
+                        "--once` sends them now, else the next event "
+                        "received does\n");
+    rc = 0;
+out:
+    slh_spool_close(sp);
+    return rc;
+}
+
+/* ---- send ---- */
+
+static bool
+is_sample_type(const char *name)
+{
+    for (size_t i = 0; slh_sample_types[i] != NULL; i++)
+        if (strcasecmp(slh_sample_types[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The body to send: a sample of a known type, else the named file. */
+static char *
+send_body(const char *what, const struct slh_config *cfg, size_t *len)
+{
+    struct stat sb;
+    FILE *f;
+    char *buf;
+
+    if (is_sample_type(what)) {
+        buf = slh_sample_make(
+            what, cfg->secret_keys[0],
+            cfg->n_server_ids > 0 ? (long long)cfg->server_ids[0] : 40211,
+            (long long)time(NULL));
+        if (buf != NULL)
+            *len = strlen(buf);
+        else
+            fprintf(stderr, "slhook: send: cannot make a %s sample\n", what);
+        return buf;
+    }
+    f = fopen(what, "rb");
+    if (f == NULL || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) ||
+        sb.st_size > SEND_FILE_MAX) {
+        fprintf(stderr,
+                "slhook: send: '%s' is neither a sample type nor a readable "
+                "file of at most %d bytes\n",
+                what, SEND_FILE_MAX);
+        if (f != NULL)
+            fclose(f);
+        return NULL;
+    }
+    buf = malloc((size_t)sb.st_size + 1);
+    *len = buf != NULL ? fread(buf, 1, (size_t)sb.st_size, f) : 0;
+    if (buf == NULL || ferror(f)) {
+        fprintf(stderr, "slhook: send: cannot read %s\n", what);
+        free(buf);
+        buf = NULL;
+    } else {
+        buf[*len] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+int
+cmd_send(int argc, char **argv, const struct slh_config *cfg)
+{
+    struct slh_error err = {0};
+    char *body, *answer = NULL;
+    const char *p;
+    size_t len = 0;
+    long status = 0;
+    int rc = 1;
+
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: slhook send URL [TYPE|FILE]\n");
+        return 2;
+    }
+    body = send_body(argc == 3 ? argv[2] : "Delivered", cfg, &len);
+    if (body == NULL)
+        return 1;
+    for (p = body; *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'; p++)
+        ;
+    if (slh_deliver_post(argv[1],
+                         *p == '{' || *p == '['
+                             ? "application/json"
+                             : "application/x-www-form-urlencoded",
+                         body, len, SEND_TIMEOUT, &status, &answer,
+                         SEND_ANSWER_MAX, &err) != SLH_OK) {
+        fprintf(stderr, "slhook: send: %s\n", err.text);
+        goto out;
+    }
+    printf("HTTP %ld\n%s", status, answer);
+    if (answer[0] != '\0' && answer[strlen(answer) - 1] != '\n')
+        putchar('\n');
+    rc = status >= 200 && status <= 299 ? 0 : 1;
+out:
+    free(answer);
+    free(body);
+    return rc;
+}

@@ -1,0 +1,91 @@
+/* deliver.h: relaying stored events to destinations (the only module that
+ * includes <curl/curl.h>, and the only one linked with libcurl).
+ *
+ * A deliverer claims due delivery rows from the spool (a lease, so any number
+ * of deliverers may share one spool without posting an event twice to a
+ * destination by racing), posts them with libcurl (multi interface,
+ * keep-alive, a bounded number in flight per destination) or appends them to
+ * a file, and records each outcome: 2xx delivered; 410 dead at once; else a
+ * retry on a backoff with jitter that honours Retry-After, until the
+ * destination's max_age since receipt has passed, then dead.
+ */
+#ifndef SLH_DELIVER_H
+#define SLH_DELIVER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "err.h"
+
+struct slh_deliverer; /* opaque */
+
+/*
+ * A new deliverer for cfg (borrowed: must outlive it), opening its own spool
+ * connection to cfg->spool. On failure *out is NULL and err says why.
+ */
+enum slh_err slh_deliverer_new(struct slh_deliverer **out,
+                               const struct slh_config *cfg,
+                               struct slh_error *err);
+
+/*
+ * Delivers until slh_deliverer_stop() is called or, when once is true,
+ * until nothing is due any more (rows waiting on a later retry do not count).
+ * Sleeps while nothing is due, waking for the next due row or
+ * slh_deliverer_wake(). Returns SLH_OK, or an error that stopped it.
+ */
+enum slh_err slh_deliverer_run(struct slh_deliverer *d, bool once,
+                               struct slh_error *err);
+
+/* New rows may be due now: wake a sleeping run. Thread-safe. */
+void slh_deliverer_wake(struct slh_deliverer *d);
+
+/* Ask run to return soon (in-flight attempts finish or are abandoned to be
+ * retried). Thread-safe. */
+void slh_deliverer_stop(struct slh_deliverer *d);
+
+/* Releases d. NULL is fine. Must not be running. */
+void slh_deliverer_free(struct slh_deliverer *d);
+
+/*
+ * Added by the relay work (append only): the hooks a front end needs to log
+ * each attempt, and a plain POST for `slhook send`, which would otherwise
+ * need curl outside this module.
+ */
+
+/* What one attempt came to. Borrowed for the duration of the callback. */
+struct slh_attempt {
+    const char *dest;     /* destination name */
+    const char *event_id; /* hex event id */
+    int attempts;         /* attempts made, this one included */
+    int state;            /* enum slh_delivery_state the row is now in */
+    int status;           /* HTTP status, 0 when there was none */
+    const char *error;    /* why it failed ("HTTP 500", "Timeout was
+                             reached", ...), "" when delivered */
+    long long due_ms;     /* when still pending: unix ms of the next try */
+    long ms;              /* how long the attempt took */
+};
+
+/*
+ * Has run call fn(a, arg) on its own thread after each attempt's outcome is
+ * recorded. Set it before run; fn NULL turns it off. fn must not call back
+ * into d.
+ */
+void slh_deliverer_on_attempt(struct slh_deliverer *d,
+                              void (*fn)(const struct slh_attempt *a,
+                                         void *arg),
+                              void *arg);
+
+/*
+ * Posts the len bytes of body with the given Content-Type to url (http or
+ * https only, TLS verified, no redirects, timeout seconds) and waits for the
+ * answer. *status gets its HTTP status; *answer (answer may be NULL) a new
+ * NUL-terminated copy of at most max bytes of its body (free()). When no
+ * answer came (connection, TLS, timeout) the result is SLH_EDELIVER with
+ * curl's reason in err, and *answer is NULL.
+ */
+enum slh_err slh_deliver_post(const char *url, const char *content_type,
+                              const char *body, size_t len, long timeout,
+                              long *status, char **answer, size_t max,
+                              struct slh_error *err);
+
+#endif

@@ -1,0 +1,466 @@
+#include "queue.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+static enum slh_err
+db_fail(sqlite3 *db, struct slh_error *err, const char *what)
+{
+    return slh_error_set(err, SLH_ESTORE, "spool: %s: %s", what,
+                         sqlite3_errmsg(db));
+}
+
+static int
+prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    return sqlite3_prepare_v2(db, sql, -1, st, NULL);
+}
+
+/* Ends a transaction begun by the caller: COMMIT when rc is SLH_OK, else
+ * ROLLBACK. A failed COMMIT is rolled back and reported. */
+static enum slh_err
+end_tx(sqlite3 *db, enum slh_err rc, struct slh_error *err)
+{
+    if (rc == SLH_OK) {
+        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+            return SLH_OK;
+        rc = db_fail(db, err, "commit");
+    }
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+enum slh_err
+slh_queue_setup(struct slh_spool *sp, struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+
+    if (sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) !=
+        SQLITE_OK)
+        return db_fail(db, err, "setup");
+    return SLH_OK;
+}
+
+static enum slh_err
+min_due(sqlite3 *db, const char *dest, int64_t *due, struct slh_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    enum slh_err rc = SLH_OK;
+    int r;
+
+    *due = INT64_MAX;
+    r = prepare(db,
+                dest != NULL ? "SELECT MIN(due) FROM delivery"
+                               " WHERE dest = ?1 AND state = 0"
+                             : "SELECT MIN(due) FROM delivery WHERE state = 0",
+                &st);
+    if (r != SQLITE_OK) {
+        rc = db_fail(db, err, "next due");
+        goto out;
+    }
+    if (dest != NULL)
+        sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+            *due = sqlite3_column_int64(st, 0);
+    } else {
+        rc = db_fail(db, err, "next due");
+    }
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static enum slh_err
+claim_row(sqlite3_stmt *sel, struct slh_claim *c, struct slh_error *err)
+{
+    const unsigned char *id = sqlite3_column_text(sel, 3);
+    const void *body = sqlite3_column_text(sel, 5);
+    int len = sqlite3_column_bytes(sel, 5);
+
+    memset(c, 0, sizeof(*c));
+    c->seq = sqlite3_column_int64(sel, 0);
+    c->attempts = sqlite3_column_int(sel, 1) + 1;
+    c->revived = sqlite3_column_int64(sel, 2);
+    if (id != NULL)
+        snprintf(c->id, sizeof(c->id), "%s", (const char *)id);
+    c->received = sqlite3_column_int64(sel, 4);
+    c->body = malloc((size_t)len + 1);
+    if (c->body == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "out of memory claiming");
+    if (len > 0)
+        memcpy(c->body, body, (size_t)len);
+    c->body[len] = '\0';
+    c->body_len = (size_t)len;
+    return SLH_OK;
+}
+
+enum slh_err
+slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
+                int64_t lease_ms, size_t max, struct slh_claim *claims,
+                size_t *n, int64_t *next_due, struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    enum slh_err rc = SLH_OK;
+    size_t got = 0;
+    int64_t due = INT64_MAX;
+    int r = SQLITE_DONE;
+
+    *n = 0;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(db, err, "claim");
+    if (prepare(db,
+                "SELECT d.seq, d.attempts, d.done, e.id, e.received, e.body"
+                " FROM delivery d JOIN event e ON e.seq = d.seq"
+                " WHERE d.dest = ?1 AND d.state = 0 AND d.due <= ?2"
+                " ORDER BY d.due LIMIT ?3",
+                &sel) != SQLITE_OK ||
+        prepare(db,
+                "UPDATE delivery SET due = ?3, attempts = attempts + 1"
+                " WHERE dest = ?1 AND seq = ?2",
+                &upd) != SQLITE_OK) {
+        rc = db_fail(db, err, "claim");
+        goto out;
+    }
+    sqlite3_bind_text(sel, 1, dest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(sel, 2, now_ms);
+    sqlite3_bind_int64(sel, 3, max > INT_MAX ? INT_MAX : (sqlite3_int64)max);
+    while (got < max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+        rc = claim_row(sel, &claims[got], err);
+        if (rc != SLH_OK)
+            goto out;
+        got++;
+    }
+    if (got < max && r != SQLITE_DONE) {
+        rc = db_fail(db, err, "claim");
+        goto out;
+    }
+    sqlite3_bind_text(upd, 1, dest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(upd, 3, now_ms + lease_ms);
+    for (size_t i = 0; i < got; i++) {
+        sqlite3_bind_int64(upd, 2, claims[i].seq);
+        if (sqlite3_step(upd) != SQLITE_DONE) {
+            rc = db_fail(db, err, "claim");
+            goto out;
+        }
+        sqlite3_reset(upd);
+    }
+    rc = min_due(db, dest, &due, err);
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    rc = end_tx(db, rc, err);
+    if (rc != SLH_OK) {
+        for (size_t i = 0; i < got; i++)
+            slh_queue_claim_free(&claims[i]);
+        got = 0;
+    }
+    *n = got;
+    if (next_due != NULL)
+        *next_due = due;
+    return rc;
+}
+
+void
+slh_queue_claim_free(struct slh_claim *c)
+{
+    if (c == NULL)
+        return;
+    free(c->body);
+    memset(c, 0, sizeof(*c));
+}
+
+enum slh_err
+slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
+                 int64_t now_ms, struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    sqlite3_stmt *upd = NULL;
+    enum slh_err rc = SLH_OK;
+
+    if (n == 0)
+        return SLH_OK;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(db, err, "finish");
+    if (prepare(db,
+                "UPDATE delivery SET state = ?3, due = ?4, last_status = ?5,"
+                " last_error = ?6,"
+                " done = CASE WHEN ?3 = 0 THEN done ELSE ?7 END"
+                " WHERE dest = ?1 AND seq = ?2 AND state = 0",
+                &upd) != SQLITE_OK) {
+        rc = db_fail(db, err, "finish");
+        goto out;
+    }
+    sqlite3_bind_int64(upd, 7, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(upd, 1, o[i].dest, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(upd, 2, o[i].seq);
+        sqlite3_bind_int(upd, 3, o[i].state);
+        sqlite3_bind_int64(upd, 4,
+                           o[i].state == SLH_PENDING ? o[i].due : now_ms);
+        if (o[i].status > 0)
+            sqlite3_bind_int(upd, 5, o[i].status);
+        else
+            sqlite3_bind_null(upd, 5);
+        if (o[i].error[0] != '\0')
+            sqlite3_bind_text(upd, 6, o[i].error, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(upd, 6);
+        if (sqlite3_step(upd) != SQLITE_DONE) {
+            rc = db_fail(db, err, "finish");
+            goto out;
+        }
+        sqlite3_reset(upd);
+    }
+out:
+    sqlite3_finalize(upd);
+    return end_tx(db, rc, err);
+}
+
+enum slh_err
+slh_queue_unclaim(struct slh_spool *sp, const char *dest, const int64_t *seqs,
+                  size_t n, int64_t now_ms, struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    sqlite3_stmt *upd = NULL;
+    enum slh_err rc = SLH_OK;
+
+    if (n == 0)
+        return SLH_OK;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(db, err, "unclaim");
+    if (prepare(db,
+                "UPDATE delivery SET due = ?3,"
+                " attempts = MAX(attempts - 1, 0)"
+                " WHERE dest = ?1 AND seq = ?2 AND state = 0",
+                &upd) != SQLITE_OK) {
+        rc = db_fail(db, err, "unclaim");
+        goto out;
+    }
+    sqlite3_bind_text(upd, 1, dest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(upd, 3, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(upd, 2, seqs[i]);
+        if (sqlite3_step(upd) != SQLITE_DONE) {
+            rc = db_fail(db, err, "unclaim");
+            goto out;
+        }
+        sqlite3_reset(upd);
+    }
+out:
+    sqlite3_finalize(upd);
+    return end_tx(db, rc, err);
+}
+
+enum slh_err
+slh_queue_next_due(struct slh_spool *sp, const char *dest, int64_t *due,
+                   struct slh_error *err)
+{
+    return min_due(slh_spool_db(sp), dest, due, err);
+}
+
+/* Runs a one-row, one-column integer query about dest; NULL reads as 0. */
+static enum slh_err
+scalar(sqlite3 *db, const char *sql, const char *dest, int64_t *v,
+       struct slh_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    enum slh_err rc = SLH_OK;
+
+    *v = 0;
+    if (prepare(db, sql, &st) != SQLITE_OK) {
+        rc = db_fail(db, err, "status");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *v = sqlite3_column_int64(st, 0);
+    else
+        rc = db_fail(db, err, "status");
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static enum slh_err
+stats_tx(sqlite3 *db, const char *dest, struct slh_queue_stats *s,
+         struct slh_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    enum slh_err rc;
+    int r;
+
+    if (prepare(db,
+                "SELECT state, COUNT(*) FROM delivery WHERE dest = ?1"
+                " GROUP BY state",
+                &st) != SQLITE_OK)
+        return db_fail(db, err, "status");
+    sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t count = sqlite3_column_int64(st, 1);
+        switch (sqlite3_column_int(st, 0)) {
+        case SLH_PENDING:
+            s->pending = count;
+            break;
+        case SLH_DELIVERED:
+            s->delivered = count;
+            break;
+        case SLH_DEAD:
+            s->dead = count;
+            break;
+        default:
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (r != SQLITE_DONE)
+        return db_fail(db, err, "status");
+    rc = scalar(db,
+                "SELECT COUNT(*) FROM delivery INDEXED BY delivery_due"
+                " WHERE dest = ?1 AND state = 0"
+                " AND attempts > 0 AND last_error IS NOT NULL",
+                dest, &s->retrying, err);
+    if (rc == SLH_OK)
+        rc = scalar(db,
+                    "SELECT MIN(e.received) FROM delivery d"
+                    " JOIN event e ON e.seq = d.seq"
+                    " WHERE d.dest = ?1 AND d.state = 0",
+                    dest, &s->oldest_pending, err);
+    if (rc != SLH_OK)
+        return rc;
+    /* The latest failure still standing: a dead row's done is when it
+     * died; a pending row's due is a backoff after its failure. The index
+     * keeps the delivered rows, most of them, out of both scans. */
+    if (prepare(db,
+                "SELECT last_status, last_error FROM delivery"
+                " INDEXED BY delivery_due"
+                " WHERE dest = ?1 AND state IN (0, 2)"
+                " AND last_error IS NOT NULL"
+                " ORDER BY CASE state WHEN 2 THEN done ELSE due END DESC"
+                " LIMIT 1",
+                &st) != SQLITE_OK)
+        return db_fail(db, err, "status");
+    sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        const unsigned char *text = sqlite3_column_text(st, 1);
+        s->last_status = sqlite3_column_int(st, 0);
+        snprintf(s->last_error, sizeof(s->last_error), "%s",
+                 text != NULL ? (const char *)text : "");
+    }
+    sqlite3_finalize(st);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return db_fail(db, err, "status");
+    return SLH_OK;
+}
+
+enum slh_err
+slh_queue_stats(struct slh_spool *sp, const char *dest,
+                struct slh_queue_stats *st, struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    enum slh_err rc;
+
+    memset(st, 0, sizeof(*st));
+    /* One read transaction, so the numbers agree with each other. */
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(db, err, "status");
+    rc = stats_tx(db, dest, st, err);
+    sqlite3_exec(db, rc == SLH_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    if (rc != SLH_OK)
+        memset(st, 0, sizeof(*st));
+    return rc;
+}
+
+enum slh_err
+slh_queue_retry(struct slh_spool *sp, const char *dest, int64_t now_ms,
+                size_t *n, struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    sqlite3_stmt *upd = NULL;
+    enum slh_err rc = SLH_OK;
+
+    if (n != NULL)
+        *n = 0;
+    if (prepare(db,
+                "UPDATE delivery SET state = 0, due = ?2, attempts = 0,"
+                " done = ?2 WHERE dest = ?1 AND state = 2",
+                &upd) != SQLITE_OK) {
+        rc = db_fail(db, err, "retry");
+        goto out;
+    }
+    sqlite3_bind_text(upd, 1, dest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(upd, 2, now_ms);
+    if (sqlite3_step(upd) != SQLITE_DONE) {
+        rc = db_fail(db, err, "retry");
+        goto out;
+    }
+    if (n != NULL)
+        *n = (size_t)sqlite3_changes(db);
+out:
+    sqlite3_finalize(upd);
+    return rc;
+}
+
+int64_t
+slh_queue_data_version(struct slh_spool *sp)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+
+    if (prepare(db, "PRAGMA data_version", &st) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+int64_t
+slh_queue_backoff(int attempts, uint32_t rnd)
+{
+    int64_t wait = SLH_BACKOFF_FIRST_MS;
+
+    for (int i = 1; i < attempts && wait < SLH_BACKOFF_CAP_MS; i++)
+        wait *= 2;
+    if (wait > SLH_BACKOFF_CAP_MS)
+        wait = SLH_BACKOFF_CAP_MS;
+    return wait + (int64_t)(rnd % (uint32_t)(wait / 4 + 1));
+}
+
+void
+slh_queue_decide(struct slh_outcome *o, const struct slh_claim *c,
+                 int64_t max_age, int status, int64_t retry_after_ms,
+                 int64_t now_ms, uint32_t rnd)
+{
+    int64_t start = c->revived > c->received ? c->revived : c->received;
+    int64_t horizon = INT64_MAX;
+    int64_t wait;
+
+    if (max_age < (INT64_MAX - start) / 1000)
+        horizon = start + max_age * 1000;
+
+    o->seq = c->seq;
+    o->status = status;
+    o->due = now_ms;
+    if (status >= 200 && status <= 299) {
+        o->state = SLH_DELIVERED;
+        return;
+    }
+    if (status == 410 || now_ms >= horizon) {
+        o->state = SLH_DEAD;
+        return;
+    }
+    o->state = SLH_PENDING;
+    wait = slh_queue_backoff(c->attempts, rnd);
+    if (retry_after_ms > wait)
+        wait = retry_after_ms;
+    o->due = wait < horizon - now_ms ? now_ms + wait : horizon;
+}

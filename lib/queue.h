@@ -1,0 +1,161 @@
+/* queue.h: the delivering side of the spool (schema in spool.h).
+ *
+ * A deliverer claims due delivery rows of a destination with a lease: in one
+ * IMMEDIATE transaction it takes up to k pending rows whose due time has
+ * come and moves their due past the attempt (now + lease) while counting the
+ * attempt. Racing deliverers, in threads or processes, therefore never take
+ * the same row; the rows of one that crashed become due again when the lease
+ * ends. Finishing records the outcome of each attempt.
+ *
+ * One use of the schema beyond spool.h's comment: for a pending row, done
+ * holds the unix ms at which slh_queue_retry() revived it from the dead (NULL
+ * when never revived), so that max_age counts from then and a revived dead
+ * letter gets a fresh horizon rather than one attempt.
+ *
+ * The policy (backoff, jitter, max_age, 410) is pure and lives here too, so
+ * it is tested without a network.
+ */
+#ifndef SLH_QUEUE_H
+#define SLH_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "event.h"
+#include "spool.h"
+
+#define SLH_QUEUE_ERROR_LEN 256   /* last_error buffer, NUL included */
+#define SLH_BACKOFF_FIRST_MS 1000 /* the wait after the first failure */
+#define SLH_BACKOFF_CAP_MS                                                     \
+    (2 * 3600 * 1000) /* the longest wait, jitter aside */
+
+/* One claimed delivery row and what is needed to attempt it. */
+struct slh_claim {
+    int64_t seq;      /* event.seq */
+    int attempts;     /* attempts made, the claimed one included */
+    int64_t received; /* unix ms the event was stored */
+    int64_t revived;  /* unix ms slh_queue_retry() revived it, or 0 */
+    char id[SLH_EVENT_ID_LEN + 1]; /* event id, hex */
+    char *body;                    /* owned: the relay body, NUL-terminated */
+    size_t body_len;
+};
+
+/* What an attempt came to, to be recorded by slh_queue_finish(). */
+struct slh_outcome {
+    const char *dest; /* destination name, borrowed */
+    int64_t seq;      /* event.seq */
+    int state;        /* enum slh_delivery_state: the row's new state */
+    int64_t due;      /* when SLH_PENDING: the next attempt (unix ms) */
+    int status;       /* HTTP status, 0 when there was none */
+    char error[SLH_QUEUE_ERROR_LEN]; /* why it failed, "" when delivered */
+};
+
+/* One destination's numbers, for `slhook status`. */
+struct slh_queue_stats {
+    int64_t pending;        /* not yet delivered nor dead (retrying included) */
+    int64_t retrying;       /* of those, the ones whose last attempt failed */
+    int64_t dead;           /* dead letters */
+    int64_t delivered;      /* delivered */
+    int64_t oldest_pending; /* unix ms the oldest pending event was received,
+                               0 when nothing is pending */
+    int last_status;        /* HTTP status of the latest recorded failure, 0 */
+    char last_error[SLH_QUEUE_ERROR_LEN]; /* its text, "" when none */
+};
+
+/*
+ * Makes sp's connection suit a deliverer: its commits (claims, outcomes)
+ * skip the fsync (synchronous=NORMAL in WAL mode). A power cut may then
+ * lose the latest outcomes, which only repeats those deliveries (delivery is
+ * at least once), while an fsync per commit would cap the throughput; the
+ * events themselves stay as durable as the receiving connection made them.
+ */
+enum slh_err slh_queue_setup(struct slh_spool *sp, struct slh_error *err);
+
+/*
+ * Claims up to max pending rows of destination dest that are due at now_ms
+ * (earliest due first), leasing them until now_ms + lease_ms and counting an
+ * attempt on each. claims[0..*n) are filled in (release each with
+ * slh_queue_claim_free()); *next_due (may be NULL) gets the earliest due of
+ * dest's pending rows after the claim, leased ones included, or INT64_MAX
+ * when none is pending. On failure nothing is claimed, *n is 0 and err says
+ * why (SLH_ESTORE with SQLite's reason, SLH_ENOMEM).
+ */
+enum slh_err slh_queue_claim(struct slh_spool *sp, const char *dest,
+                             int64_t now_ms, int64_t lease_ms, size_t max,
+                             struct slh_claim *claims, size_t *n,
+                             int64_t *next_due, struct slh_error *err);
+
+/* Releases what c owns and zeroes it. NULL is fine. */
+void slh_queue_claim_free(struct slh_claim *c);
+
+/*
+ * Records n outcomes in one transaction; now_ms stamps done on delivered
+ * and dead rows. A row that is no longer pending (finished by a deliverer
+ * whose lease it outlived) is left as it is. On failure nothing is recorded
+ * and err says why (SLH_ESTORE).
+ */
+enum slh_err slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o,
+                              size_t n, int64_t now_ms, struct slh_error *err);
+
+/*
+ * Gives back n claimed rows of dest (seqs) that were not attempted after
+ * all, a deliverer stopping: due at now_ms, the claimed attempt uncounted.
+ */
+enum slh_err slh_queue_unclaim(struct slh_spool *sp, const char *dest,
+                               const int64_t *seqs, size_t n, int64_t now_ms,
+                               struct slh_error *err);
+
+/*
+ * *due gets the earliest due time of dest's pending rows (leased ones
+ * included), or INT64_MAX when none is pending. dest NULL means every
+ * destination in the spool.
+ */
+enum slh_err slh_queue_next_due(struct slh_spool *sp, const char *dest,
+                                int64_t *due, struct slh_error *err);
+
+/*
+ * Fills *st with dest's numbers. A destination without rows gets zeros.
+ */
+enum slh_err slh_queue_stats(struct slh_spool *sp, const char *dest,
+                             struct slh_queue_stats *st, struct slh_error *err);
+
+/*
+ * Puts every dead letter of dest back in the queue: pending, due at now_ms,
+ * attempts 0, with max_age counted afresh from now_ms. *n (may be NULL) gets
+ * how many.
+ */
+enum slh_err slh_queue_retry(struct slh_spool *sp, const char *dest,
+                             int64_t now_ms, size_t *n, struct slh_error *err);
+
+/*
+ * SQLite's PRAGMA data_version for sp's connection: it changes when another
+ * connection (a receiver storing events, another deliverer) has committed.
+ * 0 when it cannot be read.
+ */
+int64_t slh_queue_data_version(struct slh_spool *sp);
+
+/*
+ * The wait in ms before the next attempt after the given number of failed
+ * attempts (1 for the first failure): SLH_BACKOFF_FIRST_MS doubled per
+ * further failure up to SLH_BACKOFF_CAP_MS, plus a jitter of up to a quarter
+ * taken from rnd (any random 32 bits).
+ */
+int64_t slh_queue_backoff(int attempts, uint32_t rnd);
+
+/*
+ * Decides what attempt c (of a destination with the given max_age in
+ * seconds) came to, at now_ms: status 2xx is delivered; 410 is dead at
+ * once; anything else (status 0: no answer) is a retry at now_ms plus the
+ * larger of the backoff and retry_after_ms (the answer's Retry-After, 0 for
+ * none), but never later than the horizon (received or revived + max_age),
+ * so the last attempt falls on it; an attempt failing at or after the
+ * horizon is dead. Sets o's seq, state, due and status; leaves dest and
+ * error to the caller.
+ */
+void slh_queue_decide(struct slh_outcome *o, const struct slh_claim *c,
+                      int64_t max_age, int status, int64_t retry_after_ms,
+                      int64_t now_ms, uint32_t rnd);
+
+#endif

@@ -1,0 +1,239 @@
+#include "commit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spool.h"
+
+/* A request thread's place in the queue; lives on that thread's stack. Its
+ * own semaphore wakes just that thread: a shared condition variable would
+ * wake every waiting thread at every commit. */
+struct waiter {
+    const struct slh_batch *batch;
+    struct waiter *next;
+    sem_t done;
+    enum slh_err rc;
+    struct slh_error err;
+    size_t n_new;
+    bool is_exact;
+};
+
+/*
+ * The queue is a lock-free stack: request threads push, the committer takes
+ * the whole stack at once. No lock for request threads to contend on while
+ * the committer works; `work` counts pushes so the committer sleeps only
+ * when there is nothing to take.
+ */
+struct slh_commit {
+    _Atomic(struct waiter *) head;
+    sem_t work;
+    atomic_bool is_stopping;
+    pthread_t thread;
+    struct slh_spool *sp;
+    const struct slh_config *cfg;
+    slh_commit_fn on_commit;
+    void *ctx;
+    const struct slh_batch **group; /* the committer's, grown as needed */
+    size_t group_cap;
+    unsigned long n_batches, n_commits;
+};
+
+/* Events the spool stores: it skips Validation ones. */
+static size_t
+storable(const struct slh_batch *batch)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < batch->n; i++)
+        n += !batch->events[i].is_validation;
+    return n;
+}
+
+static bool
+reserve(struct slh_commit *c, size_t n)
+{
+    const struct slh_batch **p;
+
+    if (n <= c->group_cap)
+        return true;
+    p = realloc(c->group, n * sizeof(*p));
+    if (p == NULL)
+        return false;
+    c->group = p;
+    c->group_cap = n;
+    return true;
+}
+
+/* Stores the waiters' batches, posting each one's result; returns the
+ * number of new events. */
+static size_t
+commit_group(struct slh_commit *c, struct waiter *first)
+{
+    size_t n = 0, n_new = 0, total = 0;
+    struct slh_error err = {0};
+
+    for (struct waiter *w = first; w != NULL; w = w->next)
+        n++;
+    if (n > 1 && reserve(c, n)) {
+        size_t i = 0;
+        for (struct waiter *w = first; w != NULL; w = w->next) {
+            c->group[i++] = w->batch;
+            total += storable(w->batch);
+        }
+        if (slh_spool_put(c->sp, c->cfg, c->group, n, slh_now_ms(), &n_new,
+                          &err) == SLH_OK) {
+            c->n_commits++;
+            c->n_batches += n;
+            /* The spool counts new events per transaction: a batch's own
+             * count is known only when all or none were new. */
+            for (struct waiter *w = first; w != NULL; w = w->next) {
+                w->rc = SLH_OK;
+                w->is_exact = n_new == total || n_new == 0;
+                w->n_new = n_new == total ? storable(w->batch) : 0;
+            }
+            return n_new;
+        }
+    }
+    /* One at a time (a group that failed, or one alone): a batch that
+     * cannot be stored, whatever the reason, then fails only itself. */
+    n_new = 0;
+    for (struct waiter *w = first; w != NULL; w = w->next) {
+        w->rc = slh_spool_put(c->sp, c->cfg, &w->batch, 1, slh_now_ms(),
+                              &w->n_new, &w->err);
+        w->is_exact = true;
+        if (w->rc == SLH_OK) {
+            c->n_commits++;
+            c->n_batches++;
+            n_new += w->n_new;
+        }
+    }
+    return n_new;
+}
+
+/* The stack taken, in arrival order. */
+static struct waiter *
+take(struct slh_commit *c)
+{
+    struct waiter *w = atomic_exchange(&c->head, NULL), *fifo = NULL, *next;
+
+    for (; w != NULL; w = next) {
+        next = w->next;
+        w->next = fifo;
+        fifo = w;
+    }
+    return fifo;
+}
+
+static void *
+run(void *arg)
+{
+    struct slh_commit *c = arg;
+
+    for (;;) {
+        struct waiter *first, *next;
+        size_t n_new;
+
+        while (sem_wait(&c->work) != 0 && errno == EINTR)
+            ;
+        first = take(c);
+        if (first == NULL) {
+            /* A count whose waiter an earlier take got, or the stop. */
+            if (atomic_load(&c->is_stopping))
+                break;
+            continue;
+        }
+        n_new = commit_group(c, first);
+        /* A waiter returns as soon as it is posted, taking its node with
+         * it: read next first. */
+        for (struct waiter *w = first; w != NULL; w = next) {
+            next = w->next;
+            sem_post(&w->done);
+        }
+        if (n_new > 0 && c->on_commit != NULL)
+            c->on_commit(c->ctx);
+    }
+    return NULL;
+}
+
+enum slh_err
+slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
+                 slh_commit_fn on_commit, void *ctx, struct slh_error *err)
+{
+    struct slh_commit *c;
+    enum slh_err rc;
+    int e;
+
+    *out = NULL;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "out of memory");
+    c->cfg = cfg;
+    c->on_commit = on_commit;
+    c->ctx = ctx;
+    rc = slh_spool_open(&c->sp, cfg->spool, err);
+    if (rc != SLH_OK)
+        goto fail;
+    atomic_init(&c->head, NULL);
+    atomic_init(&c->is_stopping, false);
+    sem_init(&c->work, 0, 0);
+    e = pthread_create(&c->thread, NULL, run, c);
+    if (e != 0) {
+        rc = slh_error_set(err, SLH_ENOMEM, "cannot start the committer: %s",
+                           strerror(e));
+        sem_destroy(&c->work);
+        goto fail;
+    }
+    *out = c;
+    return SLH_OK;
+
+fail:
+    slh_spool_close(c->sp);
+    free(c);
+    return rc;
+}
+
+enum slh_err
+slh_commit_put(struct slh_commit *c, const struct slh_batch *batch,
+               size_t *n_new, bool *is_exact, struct slh_error *err)
+{
+    struct waiter w = {.batch = batch};
+
+    sem_init(&w.done, 0, 0);
+    w.next = atomic_load(&c->head);
+    while (!atomic_compare_exchange_weak(&c->head, &w.next, &w))
+        ;
+    sem_post(&c->work);
+    while (sem_wait(&w.done) != 0 && errno == EINTR)
+        ;
+    sem_destroy(&w.done);
+
+    *n_new = w.n_new;
+    *is_exact = w.is_exact;
+    if (w.rc != SLH_OK)
+        slh_error_set(err, w.rc, "%s", w.err.text);
+    return w.rc;
+}
+
+void
+slh_commit_stop(struct slh_commit *c, unsigned long *n_batches,
+                unsigned long *n_commits)
+{
+    if (c == NULL)
+        return;
+    atomic_store(&c->is_stopping, true);
+    sem_post(&c->work);
+    pthread_join(c->thread, NULL);
+
+    if (n_batches != NULL)
+        *n_batches = c->n_batches;
+    if (n_commits != NULL)
+        *n_commits = c->n_commits;
+    slh_spool_close(c->sp);
+    sem_destroy(&c->work);
+    free(c->group);
+    free(c);
+}

@@ -1,0 +1,282 @@
+/* slhook.fcgi: the core handler as a FastCGI responder.
+ *
+ * Request threads (workers.c) accept and answer requests; they share disk
+ * commits through one committer thread (commit.c), and unless --no-deliver
+ * one more thread relays what was stored. The main thread waits for SIGTERM
+ * (or SIGINT, or libfcgi's SIGUSR1), then stops accepting, lets the
+ * requests in flight finish, and exits 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include <fastcgi.h>
+#include <fcgiapp.h>
+
+#include "commit.h"
+#include "config.h"
+#include "deliver.h"
+#include "workers.h"
+
+#define DEFAULT_THREADS 16
+#define MAX_THREADS 256
+#define LISTEN_BACKLOG 1024
+#define DELIVER_RESTART_S 10 /* after the deliverer stopped on an error */
+
+struct options {
+    const char *config;
+    const char *listen;
+    long threads;
+    bool is_delivering;
+};
+
+struct delivery {
+    struct slh_deliverer *d;
+    pthread_t thread;
+    atomic_bool is_stopping;
+};
+
+/*
+ * Delivers until the stop. An error (the spool busy or unreadable for a
+ * while) ends a run; receiving goes on regardless, and delivery resumes
+ * after a pause rather than waiting for the process to be restarted.
+ */
+static void *
+deliver_main(void *arg)
+{
+    struct delivery *dl = arg;
+    struct slh_error err;
+
+    while (!atomic_load(&dl->is_stopping)) {
+        slh_error_clear(&err);
+        if (slh_deliverer_run(dl->d, false, &err) == SLH_OK)
+            break;
+        fprintf(stderr, "slhook.fcgi: delivery stopped: %s; resuming in %d s\n",
+                err.text, DELIVER_RESTART_S);
+        for (int i = 0; i < DELIVER_RESTART_S * 10; i++) {
+            if (atomic_load(&dl->is_stopping))
+                break;
+            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        }
+    }
+    return NULL;
+}
+
+static enum slh_err
+delivery_start(struct delivery *dl, const struct slh_config *cfg,
+               struct slh_error *err)
+{
+    enum slh_err rc = slh_deliverer_new(&dl->d, cfg, err);
+
+    if (rc != SLH_OK)
+        return rc;
+    atomic_init(&dl->is_stopping, false);
+    if (pthread_create(&dl->thread, NULL, deliver_main, dl) != 0) {
+        slh_deliverer_free(dl->d);
+        dl->d = NULL;
+        return slh_error_set(err, SLH_ENOMEM, "cannot start the deliverer");
+    }
+    return SLH_OK;
+}
+
+static void
+delivery_stop(struct delivery *dl)
+{
+    if (dl->d == NULL)
+        return;
+    atomic_store(&dl->is_stopping, true);
+    slh_deliverer_stop(dl->d);
+    pthread_join(dl->thread, NULL);
+    slh_deliverer_free(dl->d);
+    dl->d = NULL;
+}
+
+static void
+wake_deliverer(void *d)
+{
+    slh_deliverer_wake(d);
+}
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: slhook.fcgi [-c FILE] [--listen ADDR] [--threads N] "
+            "[--no-deliver]\n"
+            "The SocketLabs Event Webhook endpoint as a FastCGI responder.\n"
+            "  -c FILE        config (else $SLHOOK_CONFIG, else %s)\n"
+            "  --listen ADDR  listen on HOST:PORT (IPv4) or /path.sock;\n"
+            "                 default: the socket on fd 0 (spawn-fcgi,\n"
+            "                 lighttpd bin-path, mod_fcgid)\n"
+            "  --threads N    request threads (default %d)\n"
+            "  --no-deliver   only receive; leave relaying to `slhook "
+            "deliver`\n"
+            "  -h, --help     print this\n"
+            "  --version      print the version\n"
+            "SIGTERM, SIGINT or SIGUSR1: stop accepting, finish what is in "
+            "flight, exit 0.\n",
+            SLH_CONFIG_DEFAULT_PATH, DEFAULT_THREADS);
+}
+
+/* Returns -1 to go on, else the exit status. */
+static int
+parse_options(int argc, char **argv, struct options *opt)
+{
+    static const struct option longs[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},
+        {"no-deliver", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    char *end;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            opt->config = optarg;
+            break;
+        case 'l':
+            opt->listen = optarg;
+            break;
+        case 't':
+            errno = 0;
+            opt->threads = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || opt->threads < 1 ||
+                opt->threads > MAX_THREADS) {
+                fprintf(stderr, "slhook.fcgi: --threads: 1 to %d\n",
+                        MAX_THREADS);
+                return 2;
+            }
+            break;
+        case 'n':
+            opt->is_delivering = false;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("slhook.fcgi %s\n", SLH_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* The listening socket: --listen, else the one the server gave on fd 0. */
+static int
+open_listener(const char *addr)
+{
+    struct sockaddr_un un;
+    int fd;
+
+    if (addr == NULL) {
+        if (FCGX_IsCGI()) {
+            fprintf(stderr, "slhook.fcgi: fd 0 is not a listening socket: "
+                            "run under a FastCGI server or give --listen\n");
+            return -1;
+        }
+        return FCGI_LISTENSOCK_FILENO;
+    }
+    /* libfcgi copies the address unchecked into a fixed buffer, and exits
+     * on a path too long for a socket: refuse those here, with a message. */
+    if (strlen(addr) >= sizeof(un.sun_path)) {
+        fprintf(stderr, "slhook.fcgi: --listen: address too long\n");
+        return -1;
+    }
+    fd = FCGX_OpenSocket(addr, LISTEN_BACKLOG);
+    if (fd < 0)
+        fprintf(stderr, "slhook.fcgi: cannot listen on %s\n", addr);
+    return fd;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct options opt = {.threads = DEFAULT_THREADS, .is_delivering = true};
+    struct slh_config cfg = {0};
+    struct slh_error err = {0};
+    struct slh_commit *commit = NULL;
+    struct slh_workers *workers = NULL;
+    struct delivery dl = {0};
+    sigset_t stop, blocked;
+    unsigned long n_batches = 0, n_commits = 0;
+    bool is_ok = true;
+    int rc, sig, listen_fd = -1;
+
+    rc = parse_options(argc, argv, &opt);
+    if (rc >= 0)
+        return rc;
+    if (opt.config == NULL)
+        opt.config = getenv("SLHOOK_CONFIG");
+    if (opt.config == NULL || *opt.config == '\0')
+        opt.config = SLH_CONFIG_DEFAULT_PATH;
+    if (slh_config_load(&cfg, opt.config, &err) != SLH_OK) {
+        fprintf(stderr, "slhook.fcgi: %s\n", err.text);
+        return 1;
+    }
+    if (FCGX_Init() != 0)
+        fprintf(stderr, "slhook.fcgi: cannot initialise libfcgi\n");
+    else
+        listen_fd = open_listener(opt.listen);
+    if (listen_fd < 0) {
+        slh_config_free(&cfg);
+        return 1;
+    }
+
+    /* Every thread inherits this mask: the stop signals reach only the
+     * main thread's sigwait(), the wake signal only a waiting request
+     * thread. SIGUSR1 is libfcgi's own graceful stop. A web server gone
+     * away must not kill the process: writes to it fail instead. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGUSR1);
+    blocked = stop;
+    sigaddset(&blocked, SLH_WAKE_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (opt.is_delivering && cfg.n_dests > 0 &&
+        delivery_start(&dl, &cfg, &err) != SLH_OK)
+        goto done;
+    if (slh_commit_start(&commit, &cfg, dl.d != NULL ? wake_deliverer : NULL,
+                         dl.d, &err) != SLH_OK)
+        goto done;
+    if (slh_workers_start(&workers, &cfg, commit, listen_fd,
+                          (size_t)opt.threads, pthread_self(), &err) != SLH_OK)
+        goto done;
+    fprintf(stderr, "slhook.fcgi %s: %ld threads on %s%s\n", SLH_VERSION,
+            opt.threads, opt.listen != NULL ? opt.listen : "fd 0",
+            dl.d != NULL ? ", delivering" : "");
+
+    sigwait(&stop, &sig);
+    is_ok = slh_workers_stop(workers);
+
+done:
+    slh_commit_stop(commit, &n_batches, &n_commits);
+    delivery_stop(&dl);
+    if (err.code != SLH_OK)
+        fprintf(stderr, "slhook.fcgi: %s\n", err.text);
+    else
+        fprintf(stderr,
+                "slhook.fcgi: stopped; %lu requests stored in %lu commits\n",
+                n_batches, n_commits);
+    slh_config_free(&cfg);
+    return err.code == SLH_OK && is_ok ? 0 : 1;
+}

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""A FastCGI client for the tests: speaks the protocol to a responder's
+socket, as a web server would, with nothing but the standard library.
+
+  fcgi_client.py ADDR request [--method M] [--type T] [--length L]
+                 [--body FILE] [--param NAME=VALUE]...
+      one request; prints the status line, then the headers and the body
+  fcgi_client.py ADDR each FILE...
+      one request per file (JSON or form, by its first byte); prints
+      "NAME STATUS FIRST-BODY-LINE" for each
+  fcgi_client.py ADDR load --body FILE --requests N --clients C
+                 [--keep-conn] [--ok-log FILE] [--tag TAG]
+      N requests from C parallel clients, each with the body's event given
+      a distinct MessageId; prints a summary line and appends the
+      MessageId of every 200 answer to the ok-log as soon as it arrives.
+      A client whose connection is refused stops: the responder is gone.
+  fcgi_client.py ADDR hold --body FILE --seconds S
+      one request on a kept-alive connection, then holds it open idle
+
+ADDR is HOST:PORT or a Unix socket path.
+"""
+import argparse
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+
+VERSION = 1
+BEGIN_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 3, 4, 5, 6, 7
+RESPONDER = 1
+KEEP_CONN = 1
+
+
+def connect(addr):
+    if addr.startswith("/"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(addr)
+    else:
+        host, port = addr.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def record(rtype, content, req_id=1):
+    pad = -len(content) % 8
+    return (struct.pack(">BBHHBB", VERSION, rtype, req_id, len(content), pad, 0)
+            + content + b"\0" * pad)
+
+
+def stream(rtype, data):
+    out = b"".join(record(rtype, data[i:i + 32768])
+                   for i in range(0, len(data), 32768))
+    return out + record(rtype, b"")
+
+
+def pair_len(n):
+    return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+
+
+def encode_params(params):
+    out = b""
+    for name, value in params.items():
+        name, value = name.encode(), value.encode()
+        out += pair_len(len(name)) + pair_len(len(value)) + name + value
+    return out
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed mid-record")
+        buf += chunk
+    return buf
+
+
+def roundtrip(s, params, body, keep):
+    """Sends one request on s; returns (status, headers, body bytes)."""
+    s.sendall(record(BEGIN_REQUEST, struct.pack(
+        ">HB5x", RESPONDER, KEEP_CONN if keep else 0))
+        + stream(PARAMS, encode_params(params)) + stream(STDIN, body))
+    out = b""
+    while True:
+        _, rtype, _, clen, plen, _ = struct.unpack(
+            ">BBHHBB", recv_exact(s, 8))
+        content = recv_exact(s, clen + plen)[:clen]
+        if rtype == STDOUT:
+            out += content
+        elif rtype == END_REQUEST:
+            break
+    head, _, rest = out.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    status = int(headers.get("status", "200").split()[0])
+    return status, headers, rest
+
+
+def make_params(method, ctype, length):
+    params = {"REQUEST_METHOD": method, "SCRIPT_NAME": "/slhook",
+              "REQUEST_URI": "/slhook", "SERVER_PROTOCOL": "HTTP/1.1",
+              "GATEWAY_INTERFACE": "CGI/1.1", "REMOTE_ADDR": "127.0.0.1"}
+    if ctype is not None:
+        params["CONTENT_TYPE"] = ctype
+    if length is not None:
+        params["CONTENT_LENGTH"] = str(length)
+    return params
+
+
+def cmd_request(a):
+    body = b""
+    if a.body == "-":
+        body = sys.stdin.buffer.read()
+    elif a.body:
+        with open(a.body, "rb") as f:
+            body = f.read()
+    ctype = a.type
+    if ctype is None and a.body:
+        ctype = guess_type(body)
+    length = a.length if a.length is not None else (
+        len(body) if a.method == "POST" else None)
+    params = make_params(a.method, ctype, length)
+    for p in a.param:
+        name, _, value = p.partition("=")
+        if value == "" and name in params:
+            del params[name]
+        else:
+            params[name] = value
+    with connect(a.addr) as s:
+        status, headers, out = roundtrip(s, params, body, False)
+    print(status)
+    for name, value in headers.items():
+        print(f"{name}: {value}")
+    print()
+    sys.stdout.write(out.decode("utf-8", "replace"))
+    return 0
+
+
+def guess_type(body):
+    return ("application/json" if body.lstrip()[:1] in (b"{", b"[")
+            else "application/x-www-form-urlencoded")
+
+
+def cmd_each(a):
+    for path in a.files:
+        with open(path, "rb") as f:
+            body = f.read()
+        with connect(a.addr) as s:
+            status, _, out = roundtrip(
+                s, make_params("POST", guess_type(body), len(body)), body,
+                False)
+        first = out.decode("utf-8", "replace").split("\n")[0]
+        print(path.rsplit("/", 1)[-1], status, first)
+    return 0
+
+
+def cmd_load(a):
+    with open(a.body) as f:
+        template = json.load(f)
+    lock = threading.Lock()
+    counts = {}
+    next_i = [0]
+    oklog = open(a.ok_log, "a") if a.ok_log else None
+
+    def client():
+        s = None
+        while True:
+            with lock:
+                i = next_i[0]
+                if i >= a.requests:
+                    break
+                next_i[0] += 1
+            event = dict(template)
+            event["MessageId"] = f"{a.tag}-{i}"
+            body = json.dumps(event, separators=(",", ":")).encode()
+            params = make_params("POST", "application/json", len(body))
+            try:
+                if s is None:
+                    s = connect(a.addr)
+                status, _, _ = roundtrip(s, params, body, a.keep_conn)
+                if not a.keep_conn:
+                    s.close()
+                    s = None
+            except OSError as e:
+                status = type(e).__name__
+                if s is not None:
+                    s.close()
+                    s = None
+            with lock:
+                counts[status] = counts.get(status, 0) + 1
+                if status == 200 and oklog:
+                    oklog.write(event["MessageId"] + "\n")
+                    oklog.flush()
+            if status in ("ConnectionRefusedError", "FileNotFoundError"):
+                break  # the responder is gone: this client is done
+        if s is not None:
+            s.close()
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client) for _ in range(a.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    secs = time.monotonic() - t0
+    ok = counts.get(200, 0)
+    sent = sum(counts.values())
+    detail = " ".join(f"{k}={v}" for k, v in sorted(
+        counts.items(), key=lambda kv: str(kv[0])))
+    print(f"requests {sent} ok {ok} seconds {secs:.3f} "
+          f"rps {sent / secs:.0f} [{detail}]")
+    return 0
+
+
+def cmd_hold(a):
+    with open(a.body, "rb") as f:
+        body = f.read()
+    with connect(a.addr) as s:
+        status, _, _ = roundtrip(
+            s, make_params("POST", "application/json", len(body)), body, True)
+        print(status, flush=True)
+        s.settimeout(a.seconds)
+        try:
+            gone = s.recv(1) == b""
+        except socket.timeout:
+            gone = False
+        print("closed by server" if gone else "still open", flush=True)
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("addr")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("request")
+    r.add_argument("--method", default="POST")
+    r.add_argument("--type")
+    r.add_argument("--length", type=int)
+    r.add_argument("--body")
+    r.add_argument("--param", action="append", default=[])
+    e = sub.add_parser("each")
+    e.add_argument("files", nargs="+")
+    ld = sub.add_parser("load")
+    ld.add_argument("--body", required=True)
+    ld.add_argument("--requests", type=int, default=200)
+    ld.add_argument("--clients", type=int, default=16)
+    ld.add_argument("--keep-conn", action="store_true")
+    ld.add_argument("--ok-log")
+    ld.add_argument("--tag", default="load")
+    h = sub.add_parser("hold")
+    h.add_argument("--body", required=True)
+    h.add_argument("--seconds", type=float, default=10)
+    a = p.parse_args()
+    return {"request": cmd_request, "each": cmd_each, "load": cmd_load,
+            "hold": cmd_hold}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+#!/bin/sh
+# slhook.fcgi driven over real FastCGI sockets by tests/fcgi_client.py, as a
+# web server would: on a TCP port (--listen), on a Unix socket (--listen),
+# and on fd 0 from spawn-fcgi. The answers, the spool's rows, concurrent
+# requests sharing commits, and SIGTERM with requests in flight and with an
+# idle kept-alive connection.
+HERE=$(cd "$(dirname "$0")" && pwd)
+FCGI=${B:-build}/slhook.fcgi
+CLIENT="python3 $HERE/fcgi_client.py"
+FIX=$HERE/fixtures/socketlabs
+SECRET=q7Rt2mXw9LpB4sKd8Zf3
+pass=0
+fail=0
+PIDS=
+T=$(mktemp -d) || exit 1
+
+cleanup() {
+    for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() {
+    pass=$((pass + 1))
+}
+
+nok() {
+    fail=$((fail + 1))
+    echo "FAIL: $1"
+}
+
+# check DESC CONDITION-COMMAND...
+check() {
+    desc=$1
+    shift
+    if "$@"; then ok; else nok "$desc"; fi
+}
+
+# expect DESC WANT GOT
+expect() {
+    if [ "$2" = "$3" ]; then ok; else nok "$1: want '$2', got '$3'"; fi
+}
+
+finish() {
+    echo "$pass passed, $fail failed"
+    [ "$fail" -eq 0 ]
+    exit
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+sql() {
+    sqlite3 "$T/spool/slhook.db" "$1"
+}
+
+# start LOG ARGS...: starts slhook.fcgi with the test config; $SRV its pid.
+start() {
+    log=$1
+    shift
+    "$FCGI" -c "$T/slhook.conf" "$@" </dev/null 2>"$log" &
+    SRV=$!
+    PIDS="$PIDS $SRV"
+}
+
+# ready ADDR: waits until the responder answers there (a GET: 405).
+ready() {
+    i=0
+    while [ $i -lt 100 ]; do
+        if $CLIENT "$1" request --method GET 2>/dev/null | grep -q '^405$'; then
+            return 0
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# stop PID [SIGNAL [CHILD]]: SIGTERM (or SIGNAL) to PID, then the exit
+# status of PID, or of CHILD when PID runs under it (137 if it had to be
+# killed after 20 s).
+stop() {
+    kill -"${2:-TERM}" "$1"
+    (sleep 20 && kill -KILL "$1") >/dev/null 2>&1 &
+    dog=$!
+    wait "${3:-$1}"
+    rc=$?
+    pkill -P "$dog" sleep
+    kill "$dog" 2>/dev/null
+    wait "$dog" 2>/dev/null
+    return $rc
+}
+
+# post ADDR ARGS...: one request; $STATUS, $HEADERS and $BODY get the answer.
+post() {
+    addr=$1
+    shift
+    $CLIENT "$addr" request "$@" >"$T/answer" 2>"$T/answer.err"
+    STATUS=$(head -n 1 "$T/answer")
+    HEADERS=$(sed -n '2,/^$/p' "$T/answer")
+    BODY=$(sed '1,/^$/d' "$T/answer")
+}
+
+# stats LOG: the "N requests stored in M commits" of a stopped server.
+stats() {
+    sed -n 's/.*stopped; \([0-9]*\) requests stored in \([0-9]*\) commits.*/\1 \2/p' "$1"
+}
+
+cat >"$T/slhook.conf" <<EOF
+[receiver]
+secret_key = $SECRET
+server_id = 40211
+max_body = 65536
+spool = $T/spool
+
+[destination log]
+file = $T/events.jsonl
+EOF
+
+# -- the command line ----------------------------------------------------
+check "built" test -x "$FCGI"
+[ -x "$FCGI" ] || finish
+expect "--version" "slhook.fcgi" "$("$FCGI" --version | cut -d' ' -f1)"
+"$FCGI" --help >/dev/null
+expect "--help exit" 0 $?
+"$FCGI" --threads 0 2>/dev/null
+expect "--threads 0 exit" 2 $?
+"$FCGI" --bogus 2>/dev/null
+expect "unknown option exit" 2 $?
+printf '[receiver]\nsecret_key = x\nbogus = 1\n' >"$T/bad.conf"
+"$FCGI" -c "$T/bad.conf" --listen 127.0.0.1:1 2>"$T/bad.log"
+expect "config error exit" 1 $?
+check "config error names path:line" grep -q "$T/bad.conf:3" "$T/bad.log"
+SLHOOK_CONFIG=$T/bad.conf "$FCGI" --listen 127.0.0.1:1 2>/dev/null
+expect "SLHOOK_CONFIG is read" 1 $?
+"$FCGI" -c "$T/slhook.conf" </dev/null 2>"$T/nosock.log"
+expect "no socket on fd 0 exit" 1 $?
+check "no socket on fd 0 says so" grep -q "not a listening socket" "$T/nosock.log"
+
+# -- every fixture and every refusal, on a TCP port -------------------------
+PORT=$(free_port)
+A=127.0.0.1:$PORT
+start "$T/a.log" --listen "$A" --threads 4
+check "listening on $A" ready "$A"
+
+$CLIENT "$A" each "$FIX"/*.json "$FIX"/*.txt >"$T/each.out"
+check "every fixture answered" [ "$(wc -l <"$T/each.out")" -eq "$(ls "$FIX"/*.json "$FIX"/*.txt | wc -l)" ]
+while read -r name status body; do
+    case $name in
+    *validation*) want=$SECRET ;;
+    *) want=OK ;;
+    esac
+    expect "$name" "200 $want" "$status $body"
+done <"$T/each.out"
+n_events=$(sql 'SELECT count(*) FROM event')
+check "fixtures stored ($n_events events)" [ "$n_events" -gt 10 ]
+expect "a delivery row per event" "$n_events" \
+    "$(sql 'SELECT count(*) FROM delivery WHERE dest = '\''log'\''')"
+# The in-process deliverer relays them to the file destination.
+i=0
+while [ $i -lt 100 ] && [ "$(wc -l 2>/dev/null <"$T/events.jsonl" || echo 0)" -lt "$n_events" ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+expect "events delivered to the file" "$n_events" "$(wc -l 2>/dev/null <"$T/events.jsonl")"
+check "no secret in the spool" [ "$(sql "SELECT count(*) FROM event WHERE body LIKE '%$SECRET%'")" -eq 0 ]
+check "validation not stored" [ "$(sql "SELECT count(*) FROM event WHERE type = 'Validation'")" -eq 0 ]
+
+$CLIENT "$A" each "$FIX"/*.json "$FIX"/*.txt >"$T/each.out"
+while read -r name status body; do
+    expect "$name again" 200 "$status"
+done <"$T/each.out"
+expect "duplicates stored once" "$n_events" "$(sql 'SELECT count(*) FROM event')"
+
+sed "s/$SECRET/wrong-key-0000/" "$FIX/delivered-1.json" >"$T/wrongkey.json"
+post "$A" --body "$T/wrongkey.json"
+expect "wrong key" 401 "$STATUS"
+post "$A" --method GET
+expect "GET" 405 "$STATUS"
+check "GET: Allow: POST" grep -qi '^allow: POST' "$T/answer"
+printf '{"Type":"Delivered",' >"$T/bad.json"
+post "$A" --body "$T/bad.json"
+expect "bad JSON" 400 "$STATUS"
+head -c 70000 /dev/zero | tr '\0' ' ' >"$T/big.json"
+post "$A" --body "$T/big.json" --type application/json
+expect "over max_body" 413 "$STATUS"
+post "$A" --body "$FIX/delivered-1.json" --param CONTENT_LENGTH=
+expect "no CONTENT_LENGTH" 411 "$STATUS"
+post "$A" --body "$FIX/delivered-1.json" --type text/plain
+expect "text/plain" 415 "$STATUS"
+post "$A" --body "$FIX/delivered-1.json" --length 5000
+expect "body shorter than CONTENT_LENGTH" 400 "$STATUS"
+sed 's/40211/40212/' "$FIX/failed-1.json" >"$T/otherserver.json"
+post "$A" --body "$T/otherserver.json"
+expect "other ServerId" 403 "$STATUS"
+expect "refusals stored nothing" "$n_events" "$(sql 'SELECT count(*) FROM event')"
+
+stop "$SRV"
+expect "SIGTERM exit (idle)" 0 $?
+check "log line per request" grep -q '^slhook: 200 Delivered id=' "$T/a.log"
+check "log line for a refusal" grep -q '^slhook: 401 ' "$T/a.log"
+check "no secret in the log" [ "$(grep -c "$SECRET" "$T/a.log")" -eq 0 ]
+
+# -- concurrency: distinct events from parallel clients share commits -----
+# Under strace, to count the disk syncs independently of the program's own
+# count of commits (LeakSanitizer cannot work under ptrace: off for this one).
+PORT=$(free_port)
+A=127.0.0.1:$PORT
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+    strace -f -c -e trace=fsync,fdatasync -o "$T/syncs.txt" \
+    "$FCGI" -c "$T/slhook.conf" --listen "$A" </dev/null 2>"$T/b.log" &
+TRACER=$!
+PIDS="$PIDS $TRACER"
+check "listening again" ready "$A"
+SRV=$(pgrep -P "$TRACER")
+before=$(sql 'SELECT count(*) FROM event')
+$CLIENT "$A" load --body "$FIX/delivered-1.json" --requests 200 \
+    --clients 16 --tag conc >"$T/load.out"
+cat "$T/load.out"
+check "200 concurrent requests all 200" grep -q '^requests 200 ok 200 ' "$T/load.out"
+expect "200 new events" $((before + 200)) "$(sql 'SELECT count(*) FROM event')"
+expect "200 distinct MessageIds" 200 \
+    "$(sql "SELECT count(DISTINCT json_extract(body, '\$.MessageId')) FROM event WHERE json_extract(body, '\$.MessageId') LIKE 'conc-%'")"
+$CLIENT "$A" load --body "$FIX/failed-1.json" --requests 100 \
+    --clients 4 --keep-conn --tag keep >"$T/keep.out"
+cat "$T/keep.out"
+check "100 requests on kept-alive connections" grep -q '^requests 100 ok 100 ' "$T/keep.out"
+
+# SIGTERM while a kept-alive connection sits idle: it must not hold the
+# process (libfcgi would block reading it).
+$CLIENT "$A" hold --body "$FIX/queued-1.json" --seconds 30 >"$T/hold.out" &
+HOLD=$!
+PIDS="$PIDS $HOLD"
+i=0
+while [ $i -lt 50 ] && ! grep -qs '^200$' "$T/hold.out"; do
+    sleep 0.1
+    i=$((i + 1))
+done
+check "held connection answered" grep -q '^200$' "$T/hold.out"
+t0=$(date +%s)
+stop "$SRV" TERM "$TRACER"
+expect "SIGTERM exit with an idle kept-alive connection" 0 $?
+check "stopped within 5 s" [ $(($(date +%s) - t0)) -le 5 ]
+wait "$HOLD"
+check "idle kept-alive connection closed" grep -q 'closed by server' "$T/hold.out"
+set -- $(stats "$T/b.log")
+echo "group commit: $1 requests in $2 commits"
+expect "every request stored" 301 "$1"
+check "commits shared ($2 commits for $1 requests)" [ "${2:-999}" -lt "${1:-0}" ]
+syncs=$(awk '$NF == "fsync" || $NF == "fdatasync" { n += $4 } END { print n + 0 }' "$T/syncs.txt")
+echo "disk syncs: $syncs for $1 requests"
+check "disk syncs counted" [ "$syncs" -gt 0 ]
+check "fewer disk syncs ($syncs) than requests ($1)" [ "$syncs" -lt "${1:-0}" ]
+
+# -- SIGTERM under load: nothing answered 200 is missing -------------------
+PORT=$(free_port)
+A=127.0.0.1:$PORT
+start "$T/c.log" --listen "$A"
+check "listening for the load" ready "$A"
+$CLIENT "$A" load --body "$FIX/complaint-1.json" --requests 100000 \
+    --clients 16 --tag term --ok-log "$T/ok.ids" >"$T/term.out" &
+LOAD=$!
+PIDS="$PIDS $LOAD"
+i=0
+while [ $i -lt 100 ] && [ "$(wc -l 2>/dev/null <"$T/ok.ids" || echo 0)" -lt 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+stop "$SRV"
+expect "SIGTERM exit under load" 0 $?
+wait "$LOAD"
+cat "$T/term.out"
+answered=$(sort -u "$T/ok.ids" | wc -l)
+check "requests answered 200 before the stop ($answered)" [ "$answered" -ge 300 ]
+sql "SELECT json_extract(body, '\$.MessageId') FROM event WHERE json_extract(body, '\$.MessageId') LIKE 'term-%'" |
+    sort -u >"$T/stored.ids"
+sort -u "$T/ok.ids" >"$T/ok.sorted"
+expect "every 200 stored" 0 "$(comm -23 "$T/ok.sorted" "$T/stored.ids" | wc -l)"
+set -- $(stats "$T/c.log")
+echo "under load: $1 requests in $2 commits"
+expect "log counts what was stored" "$(wc -l <"$T/stored.ids")" "$1"
+
+# -- the listening socket on fd 0, from spawn-fcgi ----------------------------
+spawn-fcgi -n -s "$T/fd0.sock" -- "$FCGI" -c "$T/slhook.conf" --no-deliver \
+    2>"$T/d.log" >/dev/null &
+SRV=$!
+PIDS="$PIDS $SRV"
+check "spawn-fcgi socket ready" ready "$T/fd0.sock"
+post "$T/fd0.sock" --body "$FIX/tracking-1.json"
+expect "fd 0: tracking" 200 "$STATUS"
+post "$T/fd0.sock" --body "$FIX/legacy-form-validation.txt"
+expect "fd 0: validation" "$SECRET" "$BODY"
+stop "$SRV" USR1
+expect "fd 0: SIGUSR1 (libfcgi's graceful stop) exit" 0 $?
+check "fd 0: log line" grep -q '^slhook: 200 Tracking ' "$T/d.log"
+
+# -- --listen on a Unix socket ---------------------------------------------
+start "$T/e.log" --listen "$T/e.sock" --threads 2
+check "unix socket ready" ready "$T/e.sock"
+post "$T/e.sock" --body "$FIX/deferred-1.json"
+expect "unix socket: deferred" 200 "$STATUS"
+stop "$SRV" INT
+expect "unix socket: SIGINT exit" 0 $?
+
+# A sanitizer build reports to the server's stderr without failing a request.
+check "no sanitizer reports" sh -c "! grep -E 'Sanitizer|runtime error' '$T'/*.log"
+
+finish

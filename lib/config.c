@@ -687,6 +687,11 @@ on_value(void *user, const char *section, const char *name, const char *value)
     (void)section;
     if (p->err.code != SLH_OK)
         return 0;
+    /* A key name holds no blank: "secret_key KEY=" has lost its '=', and
+     * what follows the blank may be the key, which no message may show. */
+    if (name[strcspn(name, " \t")] != '\0')
+        return fail(p, "'%.*s' is followed by text before its '=' or ':'",
+                    (int)strcspn(name, " \t"), name);
     if (p->section == SEC_NONE)
         return fail(p, "'%s' is outside any section", name);
     if (value == NULL || *value == '\0')

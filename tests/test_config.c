@@ -914,6 +914,29 @@ test_load_errors(void)
         slh_config_free(&cfg);
 }
 
+/* A key line that lost its '=' must not echo what follows the name: it
+ * may be the key itself (found by fuzz_config). */
+static void
+test_lost_equals(void)
+{
+    static const char *const texts[] = {
+        "[receiver]\nsecret_key S3cr3tKeyAbc=\n",
+        "[receiver]\nsecret_key S3cr3tKeyAbc==\n",
+        "[receiver]\nsecret_key S3cr3tKeyAbc:\n",
+        "[receiver]\nsecret_key = k\nvalidation_key S3cr3tKeyAbc=\n",
+    };
+
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        struct slh_config cfg = {0};
+        struct slh_error err = {0};
+        enum slh_err rc = slh_config_parse(&cfg, texts[i], "t.conf", &err);
+        CHECK(rc == SLH_ECONFIG, "case %zu rejected", i);
+        CHECK(strstr(err.text, "S3cr3t") == NULL &&
+                  strncmp(err.text, "t.conf:", 7) == 0,
+              "case %zu: message shows no key: %s", i, err.text);
+    }
+}
+
 int
 main(void)
 {
@@ -938,6 +961,7 @@ main(void)
     test_errors();
     test_syntax();
     test_load_errors();
+    test_lost_equals();
     rmdir(tmpdir);
     return check_summary();
 }

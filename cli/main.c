@@ -63,7 +63,12 @@ check_spool(const char *dir)
                    (long)geteuid(), strerror(errno));
             return 1;
         }
-        printf("spool %s: writable\n", dir);
+        printf("spool %s: writable (owner uid %ld, mode %04o)\n", dir,
+               (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+        /* Root may write anywhere: what counts is the web server's user. */
+        if (geteuid() == 0)
+            printf("  checked as root: check again as the web server's user "
+                   "(e.g. runuser -u www-data -- slhook check)\n");
         return 0;
     }
     snprintf(parent, sizeof(parent), "%s", dir);

@@ -36,8 +36,8 @@ CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl)
 FCGI_LIBS = -lfcgi -lpthread
 
 SLH_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-             -DSLH_VERSION='"$(VERSION)"' -Ilib $(WARN) $(CORE_CFLAGS) \
-             $(SAN_FLAGS) -MMD -MP
+             -DSLH_VERSION='"$(VERSION)"' -DSLH_BINDIR='"$(BINDIR)"' \
+             -Ilib $(WARN) $(CORE_CFLAGS) $(SAN_FLAGS) -MMD -MP
 SLH_LDFLAGS = $(SAN_FLAGS)
 
 # The receive path (lib objects the CGI needs) never pulls in libcurl:
@@ -243,3 +243,104 @@ bench-profile: bench-build
 
 .PHONY: bench bench-build bench-profile
 # --- end bench ---
+
+# --- install, uninstall, demo ---
+# `make install` (PREFIX, DESTDIR, and the *DIR variables above): slhook
+# into $(BINDIR); the two handlers, which web servers run rather than
+# people, into $(LIBEXECDIR) beside a link to slhook (slhook.cgi starts
+# `slhook deliver` from its own directory); man pages; systemd units and a
+# tmpfiles.d entry for the spool; the server configs of apache/, lighttpd/,
+# nginx/ and the commented slhook.conf into $(DOCDIR)/examples; and
+# slhook.conf into $(SYSCONFDIR)/slhook/ unless one is there already (mode
+# 0640; CONFGROUP=www-data makes it that group's). Paths in the shipped
+# files name the default install and are rewritten to these directories.
+# `make uninstall` removes all of it but $(SYSCONFDIR)/slhook/slhook.conf.
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+CONFGROUP ?=
+INSTALL ?= install
+MAN_PAGES = man/slhook.1 man/slhook.conf.5 man/slhook.cgi.8 man/slhook.fcgi.8
+UNITS = systemd/slhook-fcgi.socket systemd/slhook-fcgi.service \
+        systemd/slhook-deliver.service
+EXAMPLES = $(wildcard apache/*.conf lighttpd/*.conf nginx/*.conf)
+SUBST = sed -e 's|/usr/local/share/doc/slhook|$(DOCDIR)|g' \
+            -e 's|/usr/local/lib/slhook|$(LIBEXECDIR)|g' \
+            -e 's|/usr/local/bin|$(BINDIR)|g' \
+            -e 's|/etc/slhook|$(SYSCONFDIR)/slhook|g'
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSCONFDIR)/slhook \
+	    $(DESTDIR)$(DOCDIR)/examples/apache \
+	    $(DESTDIR)$(DOCDIR)/examples/lighttpd \
+	    $(DESTDIR)$(DOCDIR)/examples/nginx
+	$(INSTALL) -m 0755 $(B)/slhook $(DESTDIR)$(BINDIR)/slhook
+	$(INSTALL) -m 0755 $(B)/slhook.cgi $(B)/slhook.fcgi $(DESTDIR)$(LIBEXECDIR)/
+	ln -sf $(BINDIR)/slhook $(DESTDIR)$(LIBEXECDIR)/slhook
+	for f in $(MAN_PAGES); do \
+	    $(SUBST) $$f >$(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} && \
+	    chmod 0644 $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} || exit 1; \
+	done
+	for f in $(UNITS); do \
+	    $(SUBST) $$f >$(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/} && \
+	    chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/} || exit 1; \
+	done
+	$(INSTALL) -m 0644 systemd/slhook.tmpfiles $(DESTDIR)$(TMPFILESDIR)/slhook.conf
+	for f in $(EXAMPLES) etc/slhook.conf; do \
+	    d=$(DESTDIR)$(DOCDIR)/examples/$${f%/*}; \
+	    [ "$${f%/*}" != etc ] || d=$(DESTDIR)$(DOCDIR)/examples; \
+	    $(SUBST) $$f >$$d/$${f##*/} && chmod 0644 $$d/$${f##*/} || exit 1; \
+	done
+	@conf=$(DESTDIR)$(SYSCONFDIR)/slhook/slhook.conf; \
+	if [ -e $$conf ]; then \
+	    echo "kept $$conf (the new example: $(DOCDIR)/examples/slhook.conf)"; \
+	else \
+	    $(SUBST) etc/slhook.conf >$$conf && chmod 0640 $$conf && \
+	    { [ -z "$(CONFGROUP)" ] || chgrp $(CONFGROUP) $$conf; } && \
+	    echo "installed $$conf: set secret_key, then run slhook check" || \
+	    exit 1; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/slhook $(DESTDIR)$(LIBEXECDIR)/slhook \
+	    $(DESTDIR)$(LIBEXECDIR)/slhook.cgi $(DESTDIR)$(LIBEXECDIR)/slhook.fcgi \
+	    $(DESTDIR)$(TMPFILESDIR)/slhook.conf
+	for f in $(MAN_PAGES); do \
+	    rm -f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
+	for f in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/$${f##*/}; done
+	rm -rf $(DESTDIR)$(DOCDIR)/examples
+	rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/slhook/slhook.conf and the spool"
+
+# A local lighttpd with both handlers behind it; see tools/demo.
+demo: all
+	B=$(B) ./tools/demo
+
+.PHONY: install uninstall demo
+# --- end install, uninstall, demo ---
+
+# --- reliability ---
+# Issue 6's tests that try to break it (tests/t_crash.sh, t_durability.sh,
+# t_faults.sh, t_disk.sh) run short in `make test`. `make crash` runs the
+# crash test long: more events and clients, more SIGKILLs, and the leases
+# of killed deliverers left to run out for real. `make reliability` runs
+# the four as `make test` does. They need root (mount), strace, openssl.
+CRASH_EVENTS ?= 50000
+CRASH_CLIENTS ?= 12
+CRASH_KILLS ?= 25
+CRASH_DKILLS ?= 25
+RELIABILITY_SH = tests/t_crash.sh tests/t_durability.sh tests/t_faults.sh \
+                 tests/t_disk.sh
+
+crash: all
+	B=$(B) CRASH_EVENTS=$(CRASH_EVENTS) CRASH_CLIENTS=$(CRASH_CLIENTS) \
+	    CRASH_KILLS=$(CRASH_KILLS) CRASH_DKILLS=$(CRASH_DKILLS) \
+	    CRASH_REAL_LEASES=1 ./tests/t_crash.sh
+
+reliability: all
+	@B=$(B) ./tests/run $(RELIABILITY_SH)
+
+.PHONY: crash reliability
+# --- end reliability ---

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -94,6 +95,9 @@ struct slh_deliverer {
     uint32_t rnd;
     int64_t version;
     int64_t version_checked;
+    char *db_path; /* the spool's database file, and the one sp has open */
+    dev_t db_dev;
+    ino_t db_ino;
     bool curl_ready;
 };
 
@@ -485,6 +489,54 @@ any_due(const struct slh_deliverer *d, int64_t now)
     return false;
 }
 
+/* Notes which file d->sp has open: the one at the path right after opening
+ * it. False when there is none. */
+static bool
+note_spool(struct slh_deliverer *d)
+{
+    struct stat st;
+
+    if (stat(d->db_path, &st) != 0)
+        return false;
+    d->db_dev = st.st_dev;
+    d->db_ino = st.st_ino;
+    return true;
+}
+
+/*
+ * The spool directory was removed (or its file system replaced) and a
+ * receiver made a new spool at the path: d->sp still reads the unlinked
+ * files, where nothing new ever arrives, so follow the receiver there. Only
+ * when nothing is in flight or waiting to be recorded: a claim's seq means
+ * nothing in another database. A path with no database yet is left to the
+ * receiver to create; the old handle is kept until a new one works.
+ */
+static bool
+follow_spool(struct slh_deliverer *d)
+{
+    struct slh_spool *sp = NULL;
+    struct stat st;
+
+    if (stat(d->db_path, &st) != 0 ||
+        (st.st_dev == d->db_dev && st.st_ino == d->db_ino))
+        return false;
+    if (in_flight(d) > 0 || d->n_fin > 0)
+        return false;
+    for (size_t i = 0; i < d->n_ds; i++)
+        if (d->ds[i].q_len > 0)
+            return false;
+    if (slh_spool_open(&sp, d->cfg->spool, NULL) != SLH_OK)
+        return false;
+    if (slh_queue_setup(sp, NULL) != SLH_OK) {
+        slh_spool_close(sp);
+        return false;
+    }
+    slh_spool_close(d->sp);
+    d->sp = sp;
+    note_spool(d);
+    return true;
+}
+
 enum slh_err
 slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
 {
@@ -492,6 +544,12 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
     enum slh_err rc = SLH_OK;
     int running;
 
+    /* Outcomes that a failed flush left from the last run (the spool full
+     * or read-only for a while) are recorded first: claiming more before
+     * they are would let d->fin grow past its size. */
+    rc = flush(d, slh_now_ms(), err);
+    if (rc != SLH_OK)
+        return rc;
     for (size_t i = 0; i < d->n_ds; i++)
         d->ds[i].next_due = INT64_MIN;
     d->version = slh_queue_data_version(d->sp);
@@ -502,7 +560,10 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
         bool look = atomic_exchange(&d->wake, false);
 
         if (!stopping && now - d->version_checked >= IDLE_POLL_MS) {
-            int64_t v = slh_queue_data_version(d->sp);
+            int64_t v;
+            if (follow_spool(d))
+                look = true;
+            v = slh_queue_data_version(d->sp);
             look = look || v != d->version;
             d->version = v;
             d->version_checked = now;
@@ -600,6 +661,7 @@ slh_deliverer_new(struct slh_deliverer **out, const struct slh_config *cfg,
 {
     struct slh_deliverer *d;
     enum slh_err rc = SLH_OK;
+    size_t len;
 
     *out = NULL;
     d = calloc(1, sizeof(*d));
@@ -623,6 +685,14 @@ slh_deliverer_new(struct slh_deliverer **out, const struct slh_config *cfg,
     rc = slh_queue_setup(d->sp, err);
     if (rc != SLH_OK)
         goto fail;
+    len = strlen(cfg->spool) + sizeof("/" SLH_SPOOL_FILE);
+    d->db_path = malloc(len);
+    if (d->db_path == NULL) {
+        rc = slh_error_set(err, SLH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    snprintf(d->db_path, len, "%s/%s", cfg->spool, SLH_SPOOL_FILE);
+    note_spool(d);
     d->multi = curl_multi_init();
     d->ds = calloc(cfg->n_dests > 0 ? cfg->n_dests : 1, sizeof(*d->ds));
     d->n_ds = cfg->n_dests;
@@ -687,6 +757,7 @@ slh_deliverer_free(struct slh_deliverer *d)
     if (d->multi != NULL)
         curl_multi_cleanup(d->multi);
     slh_spool_close(d->sp);
+    free(d->db_path);
     free(d->ds);
     free(d->fin);
     free(d->batch);

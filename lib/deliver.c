@@ -34,6 +34,8 @@
 /* How often an idle deliverer looks whether another process stored rows:
  * a CGI that finds a deliverer running does not wake it. */
 #define IDLE_POLL_MS 250
+#define PURGE_EVERY_MS (3600 * 1000) /* per spool, whoever delivers */
+#define PURGE_STAMP "purge.stamp"    /* its mtime: the last purge */
 #define STOP_GRACE_MS 1000 /* how long stop lets attempts in flight finish */
 #define ANSWER_KEEP 200    /* bytes of a downstream answer kept for its error */
 #define USER_AGENT "slhook/" SLH_VERSION
@@ -95,6 +97,7 @@ struct slh_deliverer {
     uint32_t rnd;
     int64_t version;
     int64_t version_checked;
+    int64_t purge_checked; /* when the purge stamp was last looked at */
     char *db_path; /* the spool's database file, and the one sp has open */
     dev_t db_dev;
     ino_t db_ino;
@@ -537,6 +540,36 @@ follow_spool(struct slh_deliverer *d)
     return true;
 }
 
+/*
+ * Once an hour per spool, whichever deliverer comes first (the stamp file's
+ * mtime tells, across processes), forgets delivered events older than
+ * SLH_QUEUE_KEEP_MS so the spool does not grow without end. A failed purge
+ * is tried again next hour: it never holds up delivery.
+ */
+static void
+purge_now_and_then(struct slh_deliverer *d, int64_t now)
+{
+    char path[4096];
+    struct stat st;
+    int fd;
+
+    if (now - d->purge_checked < PURGE_EVERY_MS / 60)
+        return;
+    d->purge_checked = now;
+    if (snprintf(path, sizeof(path), "%s/%s", d->cfg->spool, PURGE_STAMP) >=
+        (int)sizeof(path))
+        return;
+    if (stat(path, &st) == 0 &&
+        now - (int64_t)st.st_mtime * 1000 < PURGE_EVERY_MS)
+        return;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    (void)futimens(fd, NULL);
+    close(fd);
+    (void)slh_queue_purge(d->sp, now - SLH_QUEUE_KEEP_MS, NULL, NULL);
+}
+
 enum slh_err
 slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
 {
@@ -559,6 +592,8 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
         bool stopping = atomic_load(&d->stop);
         bool look = atomic_exchange(&d->wake, false);
 
+        if (!stopping)
+            purge_now_and_then(d, now);
         if (!stopping && now - d->version_checked >= IDLE_POLL_MS) {
             int64_t v;
             if (follow_spool(d))

@@ -409,6 +409,63 @@ out:
     return rc;
 }
 
+#define PURGE_CHUNK 5000
+
+/* Runs the chunked DELETE sql (?1 cutoff, ?2 chunk) until a chunk comes
+ * short; *total adds up the rows deleted. */
+static enum slh_err
+purge_chunks(sqlite3 *db, const char *sql, int64_t cutoff_ms, size_t *total,
+             struct slh_error *err)
+{
+    sqlite3_stmt *del = NULL;
+    enum slh_err rc = SLH_OK;
+    int changed;
+
+    if (prepare(db, sql, &del) != SQLITE_OK)
+        return db_fail(db, err, "purge");
+    sqlite3_bind_int64(del, 1, cutoff_ms);
+    sqlite3_bind_int(del, 2, PURGE_CHUNK);
+    do {
+        if (sqlite3_step(del) != SQLITE_DONE) {
+            rc = db_fail(db, err, "purge");
+            break;
+        }
+        changed = sqlite3_changes(db);
+        *total += (size_t)changed;
+        sqlite3_reset(del);
+    } while (changed == PURGE_CHUNK);
+    sqlite3_finalize(del);
+    return rc;
+}
+
+enum slh_err
+slh_queue_purge(struct slh_spool *sp, int64_t cutoff_ms, size_t *n,
+                struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    size_t deliveries = 0, events = 0;
+    enum slh_err rc;
+
+    if (n != NULL)
+        *n = 0;
+    rc = purge_chunks(db,
+                      "DELETE FROM delivery WHERE (dest, seq) IN"
+                      " (SELECT dest, seq FROM delivery"
+                      "  WHERE state = 1 AND done < ?1 LIMIT ?2)",
+                      cutoff_ms, &deliveries, err);
+    /* NOT IN builds its list of seqs once, an index for the whole scan. */
+    if (rc == SLH_OK)
+        rc = purge_chunks(db,
+                          "DELETE FROM event WHERE seq IN"
+                          " (SELECT seq FROM event WHERE received < ?1"
+                          "  AND seq NOT IN (SELECT seq FROM delivery)"
+                          "  LIMIT ?2)",
+                          cutoff_ms, &events, err);
+    if (n != NULL)
+        *n = events;
+    return rc;
+}
+
 int64_t
 slh_queue_data_version(struct slh_spool *sp)
 {

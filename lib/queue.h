@@ -26,6 +26,7 @@
 #include "event.h"
 #include "spool.h"
 
+#define SLH_QUEUE_KEEP_MS (7LL * 24 * 3600 * 1000) /* delivered events kept */
 #define SLH_QUEUE_ERROR_LEN 256   /* last_error buffer, NUL included */
 #define SLH_BACKOFF_FIRST_MS 1000 /* the wait after the first failure */
 #define SLH_BACKOFF_CAP_MS                                                     \
@@ -128,6 +129,18 @@ enum slh_err slh_queue_stats(struct slh_spool *sp, const char *dest,
  */
 enum slh_err slh_queue_retry(struct slh_spool *sp, const char *dest,
                              int64_t now_ms, size_t *n, struct slh_error *err);
+
+/*
+ * Forgets what no longer needs keeping: delivered rows finished before
+ * cutoff_ms, then events received before cutoff_ms with no delivery row
+ * left (pending and dead rows keep their event). Works in chunks of a few
+ * thousand rows, one short transaction each, so that receivers are never
+ * kept waiting for the write lock. *n (may be NULL) gets the number of
+ * events forgotten. A forgotten event posted again is no longer recognised
+ * as a duplicate: keep cutoff well beyond SocketLabs' four-day horizon.
+ */
+enum slh_err slh_queue_purge(struct slh_spool *sp, int64_t cutoff_ms, size_t *n,
+                             struct slh_error *err);
 
 /*
  * SQLite's PRAGMA data_version for sp's connection: it changes when another

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "config.h"
 #include "event.h"
@@ -486,6 +488,107 @@ test_decide(void)
     CHECK(o.state == SLH_DEAD, "max_age 0: dead on the first failure");
 }
 
+static int64_t
+count_rows(struct slh_spool *sp, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+
+    if (sqlite3_prepare_v2(slh_spool_db(sp), sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Retention: delivered and old goes; pending, dead and recent stay. */
+static void
+test_purge(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_claim c[64] = {{0}};
+    struct slh_outcome o[64];
+    char spool[128];
+    size_t n = 0, forgotten = 99;
+    int64_t stored, day = 24LL * 3600 * 1000;
+
+    snprintf(spool, sizeof(spool), "%s/purge", dir);
+    if (!load_config(&cfg, spool,
+                     "[destination a]\nurl = http://127.0.0.1:9/a\n"
+                     "[destination b]\nurl = http://127.0.0.1:9/b\n"))
+        return;
+    if (!CHECK(slh_spool_open(&sp, spool, &err) == SLH_OK, "open: %s",
+               err.text))
+        goto out;
+    put_fixtures(sp, &cfg);
+    stored = count_rows(sp, "SELECT count(*) FROM event");
+    CHECK(stored >= 15, "fixture events stored: %lld", (long long)stored);
+
+    /* Every event delivered to a, at T0; b: first one dead, rest pending. */
+    CHECK(slh_queue_claim(sp, "a", T0, 1000, 64, c, &n, NULL, &err) == SLH_OK &&
+              (int64_t)n == stored,
+          "claim a: %zu %s", n, err.text);
+    for (size_t i = 0; i < n; i++) {
+        memset(&o[i], 0, sizeof(o[i]));
+        o[i].dest = "a";
+        o[i].seq = c[i].seq;
+        o[i].state = SLH_DELIVERED;
+    }
+    CHECK(slh_queue_finish(sp, o, n, T0, &err) == SLH_OK, "finish a: %s",
+          err.text);
+    free_claims(c, n);
+    CHECK(slh_queue_claim(sp, "b", T0, 1000, 1, c, &n, NULL, &err) == SLH_OK &&
+              n == 1,
+          "claim b");
+    memset(&o[0], 0, sizeof(o[0]));
+    o[0].dest = "b";
+    o[0].seq = c[0].seq;
+    o[0].state = SLH_DEAD;
+    CHECK(slh_queue_finish(sp, o, 1, T0, &err) == SLH_OK, "finish b");
+    free_claims(c, n);
+
+    /* Not yet old enough: nothing goes. */
+    CHECK(slh_queue_purge(sp, T0, &forgotten, &err) == SLH_OK && forgotten == 0,
+          "cutoff at T0 forgets nothing: %zu %s", forgotten, err.text);
+    CHECK(count_rows(sp, "SELECT count(*) FROM delivery") == 2 * stored,
+          "all delivery rows kept");
+
+    /* Past the cutoff: a's delivered rows go; b's rows keep every event. */
+    CHECK(slh_queue_purge(sp, T0 + 8 * day, &forgotten, &err) == SLH_OK &&
+              forgotten == 0,
+          "events with b's rows stay: %zu %s", forgotten, err.text);
+    CHECK(count_rows(sp, "SELECT count(*) FROM delivery WHERE dest = 'a'") == 0,
+          "a's delivered rows forgotten");
+    CHECK(count_rows(sp, "SELECT count(*) FROM event") == stored,
+          "every event kept while b holds it");
+
+    /* b delivers all but its dead letter: those events go, it stays. */
+    CHECK(slh_queue_claim(sp, "b", T0 + day, 1000, 64, c, &n, NULL, &err) ==
+                  SLH_OK &&
+              (int64_t)n == stored - 1,
+          "claim b's pending: %zu", n);
+    for (size_t i = 0; i < n; i++) {
+        memset(&o[i], 0, sizeof(o[i]));
+        o[i].dest = "b";
+        o[i].seq = c[i].seq;
+        o[i].state = SLH_DELIVERED;
+    }
+    CHECK(slh_queue_finish(sp, o, n, T0 + day, &err) == SLH_OK, "finish");
+    free_claims(c, n);
+    CHECK(slh_queue_purge(sp, T0 + 8 * day, &forgotten, &err) == SLH_OK &&
+              (int64_t)forgotten == stored - 1,
+          "delivered events forgotten: %zu", forgotten);
+    CHECK(count_rows(sp, "SELECT count(*) FROM event") == 1 &&
+              count_rows(sp, "SELECT count(*) FROM delivery WHERE state = 2") ==
+                  1,
+          "the dead letter and its event stay");
+out:
+    slh_spool_close(sp);
+    slh_config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -501,6 +604,7 @@ main(void)
     test_race();
     test_backoff();
     test_decide();
+    test_purge();
     for (size_t i = 0; i < n_events; i++)
         free(events[i].body);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

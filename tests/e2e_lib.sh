@@ -127,7 +127,7 @@ ship_conf() {
         -e "s|include fastcgi_params;|include /etc/nginx/fastcgi_params;|" \
         "$E2E_ROOT/$1" >"$D/site.conf"
     if grep -v '^ *#' "$D/site.conf" |
-        grep -E '[ "(:]/(etc/slhook|etc/letsencrypt|usr/local|run/)|:443'; then
+        grep -E '[ "(:]/(etc/slhook|etc/letsencrypt|usr/local|run/)|:443([^0-9]|$)'; then
         nok "$1: a deployment path is left in the rewritten config"
     fi
 }

@@ -15,31 +15,32 @@
 static void
 usage(FILE *out)
 {
-    fprintf(out,
-            "usage: slhook [-c FILE] COMMAND [ARGS]\n"
-            "\n"
-            "Commands:\n"
-            "  check              validate the config and the spool\n"
-            "  deliver [--once]   relay due events to destinations, retrying;\n"
-            "                     --once returns when nothing is due\n"
-            "  status [--json|--prometheus]\n"
-            "                     per destination: pending, retrying, dead,\n"
-            "                     delivered, oldest pending, last error\n"
-            "  retry DEST         put DEST's dead letters back in the queue\n"
-            "  sample TYPE        print a sample SocketLabs body of TYPE\n"
-            "                     carrying the configured secret\n"
-            "  send URL [TYPE|FILE]\n"
-            "                     post a sample (default Delivered) or FILE to\n"
-            "                     URL and print the answer\n"
-            "\n"
-            "Options:\n"
-            "  -c FILE            config file (default: $SLHOOK_CONFIG, else\n"
-            "                     %s)\n"
-            "  -h, --help         this help\n"
-            "  -V, --version      the version\n"
-            "\n"
-            "Sample types:",
-            SLH_CONFIG_DEFAULT_PATH);
+    fprintf(
+        out,
+        "usage: slhook [-c FILE] COMMAND [ARGS]\n"
+        "\n"
+        "Commands:\n"
+        "  check              validate the config and the spool\n"
+        "  deliver [--once]   relay due events to destinations, retrying;\n"
+        "                     --once returns when nothing is due\n"
+        "  status [--json|--prometheus]\n"
+        "                     per destination: pending, retrying, dead,\n"
+        "                     delivered, oldest pending, last error\n"
+        "  retry DEST         put DEST's dead letters back in the queue\n"
+        "  sample TYPE        print a sample SocketLabs body of TYPE\n"
+        "                     carrying the configured secret\n"
+        "  send URL [TYPE|FILE]\n"
+        "                     post a sample (default Delivered) or FILE to\n"
+        "                     URL and print the answer\n"
+        "\n"
+        "Options:\n"
+        "  -c FILE            config file (default: $SLHOOK_CONFIG, else\n"
+        "                     %s)\n"
+        "  -h, --help         this help\n"
+        "  -V, --version      the version\n"
+        "\n"
+        "Sample types:",
+        SLH_CONFIG_DEFAULT_PATH);
     for (size_t i = 0; slh_sample_types[i] != NULL; i++)
         fprintf(out, " %s", slh_sample_types[i]);
     fputc('\n', out);

@@ -12,15 +12,15 @@
 #define SLH_CONFIG_DEFAULT_PATH "/etc/slhook/slhook.conf"
 #define SLH_DEFAULT_MAX_BODY 1048576
 #define SLH_DEFAULT_SPOOL "/var/spool/slhook"
-#define SLH_DEFAULT_TIMEOUT 10               /* seconds */
+#define SLH_DEFAULT_TIMEOUT 10              /* seconds */
 #define SLH_DEFAULT_MAX_AGE (4 * 24 * 3600) /* seconds: SocketLabs' horizon */
-#define SLH_MAX_KEY_LEN 256                  /* longest secret accepted */
+#define SLH_MAX_KEY_LEN 256                 /* longest secret accepted */
 
 /* One [destination NAME] section. Exactly one of url and file is set. */
 struct slh_dest {
-    char *name;  /* the section's NAME; unique */
-    char *url;   /* http:// or https:// target, or NULL */
-    char *file;  /* JSON Lines file to append to, or NULL */
+    char *name;      /* the section's NAME; unique */
+    char *url;       /* http:// or https:// target, or NULL */
+    char *file;      /* JSON Lines file to append to, or NULL */
     char **events;   /* filter words as written ("Failed", "Tracking:Click"); */
     size_t n_events; /* 0 = every event */
     char **headers;  /* "Name: value" lines, as written */
@@ -33,16 +33,16 @@ struct slh_dest {
 };
 
 struct slh_config {
-    char *path;          /* the file it was read from */
-    char **secret_keys;  /* every accepted key: secret_key lines, then */
+    char *path;           /* the file it was read from */
+    char **secret_keys;   /* every accepted key: secret_key lines, then */
     size_t n_secret_keys; /* the one read from secret_key_file */
     char *validation_key; /* legacy Notification API key, or NULL */
     int64_t *server_ids;  /* allowed ServerIds; n_server_ids 0 = any */
     size_t n_server_ids;
     struct slh_cidr *allow; /* allow_from blocks; n_allow 0 = anyone */
     size_t n_allow;
-    size_t max_body;      /* bytes */
-    char *spool;          /* the spool's directory */
+    size_t max_body; /* bytes */
+    char *spool;     /* the spool's directory */
     struct slh_dest *dests;
     size_t n_dests;
 };
@@ -65,7 +65,8 @@ enum slh_err slh_config_load(struct slh_config *cfg, const char *path,
 enum slh_err slh_config_parse(struct slh_config *cfg, const char *text,
                               const char *name, struct slh_error *err);
 
-/* Releases everything cfg owns and zeroes it. NULL and a zeroed cfg are fine. */
+/* Releases everything cfg owns and zeroes it. NULL and a zeroed cfg are fine.
+ */
 void slh_config_free(struct slh_config *cfg);
 
 /* The destination called name, or NULL. Borrowed from cfg. */

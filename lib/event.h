@@ -27,13 +27,13 @@ enum slh_tracking {
 
 /* One event of a request. */
 struct slh_event {
-    json_t *obj;  /* owned reference: the event object as received, keys in
-                     their order and spelling, SecretKey still in it; form
-                     bodies become an object of strings */
+    json_t *obj;      /* owned reference: the event object as received, keys in
+                         their order and spelling, SecretKey still in it; form
+                         bodies become an object of strings */
     const char *type; /* borrowed from obj: the Type value, as received */
     int tracking;     /* enum slh_tracking, from TrackingType as a number,
                          numeric string or name; NONE when absent */
-    bool is_validation; /* Type is "Validation" (any case) */
+    bool is_validation;            /* Type is "Validation" (any case) */
     char id[SLH_EVENT_ID_LEN + 1]; /* identity, hex, NUL-terminated */
 };
 

@@ -31,17 +31,17 @@ struct slh_request {
 
 /* The answer. Always text/plain. */
 struct slh_response {
-    int status;               /* 200, 400, 401, 403, 405, 411, 413, 415, 503 */
-    bool allow_post;          /* send "Allow: POST" (405) */
-    int retry_after;          /* seconds for "Retry-After", 0 for none */
+    int status;      /* 200, 400, 401, 403, 405, 411, 413, 415, 503 */
+    bool allow_post; /* send "Allow: POST" (405) */
+    int retry_after; /* seconds for "Retry-After", 0 for none */
     char body[SLH_RESPONSE_BODY]; /* NUL-terminated; never a secret, except
                                      the key the caller proved it knows in a
                                      Validation answer */
     /* For the log line, never sent: */
-    char type[32];            /* Type of the first event, "-" if unknown */
+    char type[32]; /* Type of the first event, "-" if unknown */
     char event_id[SLH_EVENT_ID_LEN + 1]; /* id of the first event, or "" */
-    size_t n_events;          /* events in the request */
-    size_t n_new;             /* of which newly stored */
+    size_t n_events;                     /* events in the request */
+    size_t n_new;                        /* of which newly stored */
 };
 
 /*
@@ -82,8 +82,7 @@ typedef enum slh_err (*slh_store_fn)(void *ctx, const struct slh_batch *batch,
  * The whole request, body already read: head, body, store, stored.
  */
 void slh_handle(const struct slh_config *cfg, const struct slh_request *req,
-                slh_store_fn store, void *store_ctx,
-                struct slh_response *resp);
+                slh_store_fn store, void *store_ctx, struct slh_response *resp);
 
 /*
  * Writes resp as a CGI response (Status line, Content-Type, Allow,
@@ -99,7 +98,7 @@ size_t slh_response_format(const struct slh_response *resp, char *buf,
  * error answer. Never a secret.
  */
 void slh_response_logline(const struct slh_request *req,
-                          const struct slh_response *resp, double ms,
-                          char *buf, size_t size);
+                          const struct slh_response *resp, double ms, char *buf,
+                          size_t size);
 
 #endif

@@ -9,8 +9,8 @@
 #include <openssl/rand.h>
 
 const char *const slh_sample_types[] = {
-    "Queued",   "Deferred", "Delivered", "Failed", "Complaint",  "Tracking",
-    "Click",    "Open",     "Unsubscribe", "Validation", NULL};
+    "Queued", "Deferred", "Delivered",   "Failed",     "Complaint", "Tracking",
+    "Click",  "Open",     "Unsubscribe", "Validation", NULL};
 
 /* Fields of each sample beyond the common ones, after the realistic values
  * of tests/fixtures/socketlabs/. */
@@ -36,11 +36,10 @@ sample_fields(const char *type)
                          "FailureCode", 2001, "Reason",
                          "550 5.1.1 The email account does not exist.");
     if (strcasecmp(type, "Complaint") == 0)
-        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "Type", "Complaint",
-                         "FblType", "abuse", "UserAgent",
-                         "Yahoo!-Mail-Feedback/2.0", "From",
-                         "news@brand.example", "To", "lee@mail.example",
-                         "Length", 3187);
+        return json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:i}", "Type", "Complaint", "FblType",
+            "abuse", "UserAgent", "Yahoo!-Mail-Feedback/2.0", "From",
+            "news@brand.example", "To", "lee@mail.example", "Length", 3187);
     if (strcasecmp(type, "Tracking") == 0 || strcasecmp(type, "Click") == 0)
         return json_pack("{s:s, s:i, s:s, s:s, s:s}", "Type", "Tracking",
                          "TrackingType", 0, "ClientIp", "198.51.100.23",

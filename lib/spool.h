@@ -7,7 +7,7 @@
  *         type TEXT NOT NULL,          -- Type as received
  *         tracking INTEGER NOT NULL,   -- enum slh_tracking
  *         received INTEGER NOT NULL,   -- unix milliseconds
- *         body TEXT NOT NULL)          -- relay body: compact JSON, no SecretKey
+ *         body TEXT NOT NULL)          -- relay body: JSON, no SecretKey
  *
  *   delivery(dest TEXT NOT NULL,       -- destination name
  *            seq INTEGER NOT NULL,     -- event.seq
@@ -41,11 +41,7 @@ struct sqlite3;
 #define SLH_SPOOL_VERSION 1
 #define SLH_SPOOL_FILE "slhook.db" /* inside the spool directory */
 
-enum slh_delivery_state {
-    SLH_PENDING = 0,
-    SLH_DELIVERED = 1,
-    SLH_DEAD = 2
-};
+enum slh_delivery_state { SLH_PENDING = 0, SLH_DELIVERED = 1, SLH_DEAD = 2 };
 
 struct slh_spool; /* opaque; one per thread (a SQLite connection) */
 

@@ -53,8 +53,8 @@ post(const struct slh_config *cfg, const char *type, const char *body,
 }
 
 static int
-head_status(const struct slh_config *cfg, const char *method,
-            const char *type, const char *length, const char *addr)
+head_status(const struct slh_config *cfg, const char *method, const char *type,
+            const char *length, const char *addr)
 {
     struct slh_request req = {.method = method,
                               .content_type = type,
@@ -106,8 +106,7 @@ test_fixtures(const struct slh_config *cfg)
               resp.body);
         if (is_validation) {
             CHECK(strcmp(resp.body, SECRET) == 0,
-                  "%s: validation answers the key, got '%s'", name,
-                  resp.body);
+                  "%s: validation answers the key, got '%s'", name, resp.body);
             CHECK(fs.calls == 0, "%s: validation stores nothing", name);
         } else {
             CHECK(strcmp(resp.body, "OK\n") == 0, "%s: body '%s'", name,

@@ -8,53 +8,22 @@
 #   (write the server's config into $D, start it on $PORT, mode_stop_cmd)
 #   contract_suite           the same checks for every mode, against $URL
 #   mode_end                 stops what the mode started
-# and e2e_finish last, which prints "N passed, N failed".
+# and finish last, which prints "N passed, N failed". The checks and the
+# helpers not specific to a web server come from tests/lib.sh.
 #
 # Servers start as root and serve as $RUN_USER (www-data), as they do when
 # deployed; run by another user, everything runs as that user. Nothing
 # outside the temporary directory is written, and every process started is
 # stopped on exit.
 
-E2E_ROOT=$(cd "$(dirname "$0")/.." && pwd)
-FIX=$E2E_ROOT/tests/fixtures/socketlabs
-SECRET=q7Rt2mXw9LpB4sKd8Zf3
+. "$(dirname "$0")/lib.sh"
 # The test config's body limit, under every server's own 1 MiB limit so that
 # the handler's 413 is the one tested; the server's is tested with 2 MiB.
 MAX_BODY=65536
-pass=0
-fail=0
-T=
 D=
 MODE=
-
-ok() {
-    pass=$((pass + 1))
-    echo "ok: $MODE: $1"
-}
-
-nok() {
-    fail=$((fail + 1))
-    echo "FAIL: $MODE: $1"
-}
-
-# check DESC CONDITION-COMMAND...: one check, passed when the command succeeds.
-check() {
-    desc=$1
-    shift
-    if "$@"; then ok "$desc"; else nok "$desc"; fi
-}
-
-e2e_finish() {
-    echo "$pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
-
-# A failure that stops the script: counted, then everything is cleaned up.
-e2e_abort() {
-    nok "$1"
-    e2e_finish
-}
+# Every passed check is listed, under its mode (mode_begin sets LIB_PREFIX).
+VERBOSE=${VERBOSE-1}
 
 e2e_cleanup() {
     [ -n "$T" ] || return 0
@@ -66,14 +35,6 @@ e2e_cleanup() {
     fi
 }
 
-# need PROGRAM...: each must be installed (tools/install-deps brings them).
-need() {
-    for p in "$@"; do
-        command -v "$p" >/dev/null 2>&1 ||
-            e2e_abort "$p is not installed (run tools/install-deps)"
-    done
-}
-
 e2e_init() {
     B=${B:-build}
     case $B in /*) ;; *) B=$PWD/$B ;; esac
@@ -81,11 +42,11 @@ e2e_init() {
     trap 'exit 130' INT TERM HUP
     need curl python3 setpriv openssl sqlite3 "$@"
     for p in slhook slhook.cgi slhook.fcgi; do
-        [ -x "$B/$p" ] || e2e_abort "$B/$p is missing (run make)"
+        [ -x "$B/$p" ] || abort "$B/$p is missing (run make)"
     done
     if [ "$(id -u)" -eq 0 ]; then
         RUN_USER=${E2E_USER:-www-data}
-        id "$RUN_USER" >/dev/null 2>&1 || e2e_abort "no user $RUN_USER"
+        id "$RUN_USER" >/dev/null 2>&1 || abort "no user $RUN_USER"
     else
         RUN_USER=$(id -un)
     fi
@@ -94,7 +55,7 @@ e2e_init() {
         AS_USER="setpriv --reuid=$RUN_USER --regid=$RUN_USER --init-groups --"
     fi
     T=$(mktemp -d "${TMPDIR:-/tmp}/slhook-e2e.XXXXXX") ||
-        e2e_abort "mktemp failed"
+        abort "mktemp failed"
     chmod 755 "$T"
     # Copies, so the web server's user can run them wherever the tree is.
     mkdir -p "$T/bin"
@@ -107,7 +68,7 @@ e2e_init() {
         -nodes -days 2 -subj /CN=hooks.example.com \
         -addext subjectAltName=DNS:hooks.example.com \
         -keyout "$T/tls/privkey.pem" -out "$T/tls/fullchain.pem" \
-        >"$T/tls/openssl.log" 2>&1 || e2e_abort "openssl made a certificate"
+        >"$T/tls/openssl.log" 2>&1 || abort "openssl made a certificate"
 }
 
 # ship_conf FILE: the shipped config FILE (relative to the tree), its paths,
@@ -125,7 +86,7 @@ ship_conf() {
         -e "s|listen 443 ssl;|listen 127.0.0.1:$PORT ssl;|" \
         -e "/listen \\[::\\]:443/d" \
         -e "s|include fastcgi_params;|include /etc/nginx/fastcgi_params;|" \
-        "$E2E_ROOT/$1" >"$D/site.conf"
+        "$ROOT/$1" >"$D/site.conf"
     if grep -v '^ *#' "$D/site.conf" |
         grep -E '[ "(:]/(etc/slhook|etc/letsencrypt|usr/local|run/)|:443([^0-9]|$)'; then
         nok "$1: a deployment path is left in the rewritten config"
@@ -137,13 +98,6 @@ ship_conf() {
 as_user() {
     # shellcheck disable=SC2086
     $AS_USER "$@"
-}
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
 }
 
 # wait_tcp PORT: until something accepts connections on 127.0.0.1:PORT.
@@ -163,12 +117,7 @@ EOF
 
 # wait_file PATH: until PATH exists (a socket, a pid file), 15 s at most.
 wait_file() {
-    i=0
-    while [ ! -e "$1" ] && [ $i -lt 300 ]; do
-        sleep 0.05
-        i=$((i + 1))
-    done
-    [ -e "$1" ]
+    wait_for 15 test -e "$1"
 }
 
 # mode_stop_cmd CMD: run by mode_end (last registered, first run).
@@ -183,6 +132,8 @@ stop_pidfile() {
     stop_pid "$(cat "$1")"
 }
 
+# stop_pid PID: TERM, then KILL after 10 s. Replaces lib.sh's, which waits
+# for PID: a daemon's, from its pid file, is not a child of this shell.
 stop_pid() {
     kill "$1" 2>/dev/null || return 0
     i=0
@@ -197,6 +148,7 @@ stop_pid() {
 # mode_begin NAME: $D, $PORT, $D/slhook.conf, a receiver on $RPORT.
 mode_begin() {
     MODE=$1
+    LIB_PREFIX="$MODE: "
     D=$T/$MODE
     mkdir -p "$D/www" "$D/run" "$D/var" "$D/log"
     : >"$D/stop"
@@ -208,7 +160,7 @@ mode_begin() {
     # HTTP/1.1, as SocketLabs' sender speaks it.
     CURL_OPTS="--http1.1 --cacert $T/tls/fullchain.pem"
     CURL_OPTS="$CURL_OPTS --resolve hooks.example.com:$PORT:127.0.0.1"
-    python3 "$E2E_ROOT/tests/e2e_receiver.py" --port-file "$D/receiver.port" \
+    python3 "$ROOT/tests/e2e_receiver.py" --port-file "$D/receiver.port" \
         --out "$D/received.jsonl" 2>"$D/log/receiver.log" &
     mode_stop_cmd "stop_pid $!"
     wait_file "$D/receiver.port" || nok "receiver started"
@@ -259,6 +211,7 @@ mode_end() {
         fi
     done
     MODE=
+    LIB_PREFIX=
 }
 
 # show_logs: the server's and handler's logs, after a failure.
@@ -415,18 +368,18 @@ sys.stdout.write("{\"Type\":\"Delivered\",\"Pad\":\"%s\"}" % pad)' \
         test "$(cat "$bodies"/burst-* | grep -c '^200$')" -eq 16
 
     # Downstream: every accepted event at the HTTP receiver and in the file.
-    python3 "$E2E_ROOT/tests/e2e_check.py" expect "$FIX"/*.json "$FIX"/*.txt \
+    python3 "$ROOT/tests/e2e_check.py" expect "$FIX"/*.json "$FIX"/*.txt \
         "$bodies"/sample-*.json >"$D/expected-ids"
     n=$(wc -l <"$D/expected-ids")
     i=0
-    while ! python3 "$E2E_ROOT/tests/e2e_check.py" compare \
+    while ! python3 "$ROOT/tests/e2e_check.py" compare \
         "$D/expected-ids" "$D/received.jsonl" >"$D/compare" &&
         [ $i -lt 150 ]; do
         sleep 0.2
         i=$((i + 1))
     done
     check "$n events relayed to the HTTP receiver: $(cat "$D/compare")" \
-        python3 "$E2E_ROOT/tests/e2e_check.py" compare "$D/expected-ids" \
+        python3 "$ROOT/tests/e2e_check.py" compare "$D/expected-ids" \
         "$D/received.jsonl"
     i=0
     while [ "$(lines "$D/var/events.jsonl")" -lt "$n" ] && [ $i -lt 50 ]; do

@@ -1,12 +1,15 @@
-# lib.sh: shell helpers of the reliability tests (t_crash, t_durability,
-# t_faults, t_disk). Sourced after setting nothing; the script calls
-# lib_init first and finish last.
+# lib.sh: shell helpers of the shell tests (tests/t_*.sh, and
+# tests/e2e_lib.sh for the end-to-end ones). Sourced after setting nothing;
+# the script calls lib_init first (or makes its own $T and trap, as
+# e2e_lib.sh does) and finish last.
 #
 # lib_init makes $T (a temporary directory), sets ROOT, B (absolute), FIX,
 # SECRET, and installs a trap that kills every process registered with
 # track, unmounts every mount registered with track_mount, and removes $T
 # (KEEP=1 keeps it). Checks count into pass/fail; finish prints
-# "N passed, N failed" and exits non-zero when anything failed.
+# "N passed, N failed" and exits non-zero when anything failed. A passed
+# check is printed when VERBOSE is set; LIB_PREFIX, when set, goes before
+# each check's description (e2e_lib.sh puts the deployment mode there).
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FIX=$ROOT/tests/fixtures/socketlabs
@@ -46,12 +49,12 @@ lib_init() {
 
 ok() {
     pass=$((pass + 1))
-    [ -z "${VERBOSE:-}" ] || echo "ok: $1"
+    [ -z "${VERBOSE:-}" ] || echo "ok: ${LIB_PREFIX:-}$1"
 }
 
 nok() {
     fail=$((fail + 1))
-    echo "FAIL: $1"
+    echo "FAIL: ${LIB_PREFIX:-}$1"
 }
 
 # check DESC COMMAND...: passes when COMMAND succeeds.
@@ -83,7 +86,8 @@ need() {
     for p in "$@"; do
         case $p in
         */*) [ -x "$p" ] || abort "$p is not built (make)" ;;
-        *) command -v "$p" >/dev/null 2>&1 || abort "$p is not installed" ;;
+        *) command -v "$p" >/dev/null 2>&1 ||
+            abort "$p is not installed (run tools/install-deps)" ;;
         esac
     done
 }

@@ -87,4 +87,4 @@ FcgidProcessTableFile $D/run/fcgid.shm" ;;
     mode_end
 done
 
-e2e_finish
+finish

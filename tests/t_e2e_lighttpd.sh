@@ -77,4 +77,4 @@ for conf in cgi fastcgi spawn-fcgi; do
     mode_end
 done
 
-e2e_finish
+finish

@@ -85,4 +85,4 @@ allowlist_suite 's/^( *)#((allow|deny) )/\1\2/'
 start_nginx && allowlist_expect
 mode_end
 
-e2e_finish
+finish

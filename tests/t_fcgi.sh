@@ -4,78 +4,20 @@
 # and on fd 0 from spawn-fcgi. The answers, the spool's rows, concurrent
 # requests sharing commits, and SIGTERM with requests in flight and with an
 # idle kept-alive connection.
-HERE=$(cd "$(dirname "$0")" && pwd)
-FCGI=${B:-build}/slhook.fcgi
-CLIENT="python3 $HERE/fcgi_client.py"
-FIX=$HERE/fixtures/socketlabs
-SECRET=q7Rt2mXw9LpB4sKd8Zf3
-pass=0
-fail=0
-PIDS=
-T=$(mktemp -d) || exit 1
+. "$(dirname "$0")/lib.sh"
+lib_init fcgi
+FCGI=$B/slhook.fcgi
+CLIENT="python3 $ROOT/tests/fcgi_client.py"
+DB=$T/spool/slhook.db
 
-cleanup() {
-    for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-ok() {
-    pass=$((pass + 1))
+q() {
+    sql "$DB" "$1"
 }
 
-nok() {
-    fail=$((fail + 1))
-    echo "FAIL: $1"
-}
-
-# check DESC CONDITION-COMMAND...
-check() {
-    desc=$1
-    shift
-    if "$@"; then ok; else nok "$desc"; fi
-}
-
-# expect DESC WANT GOT
-expect() {
-    if [ "$2" = "$3" ]; then ok; else nok "$1: want '$2', got '$3'"; fi
-}
-
-finish() {
-    echo "$pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-sql() {
-    sqlite3 "$T/spool/slhook.db" "$1"
-}
-
-# start LOG ARGS...: starts slhook.fcgi with the test config; $SRV its pid.
+# start LOG ADDR ARGS...: start_fcgi with the test config; $SRV its pid.
 start() {
-    log=$1
-    shift
-    "$FCGI" -c "$T/slhook.conf" "$@" </dev/null 2>"$log" &
-    SRV=$!
-    PIDS="$PIDS $SRV"
-}
-
-# ready ADDR: waits until the responder answers there (a GET: 405).
-ready() {
-    i=0
-    while [ $i -lt 100 ]; do
-        if $CLIENT "$1" request --method GET 2>/dev/null | grep -q '^405$'; then
-            return 0
-        fi
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
+    start_fcgi "$@" -c "$T/slhook.conf"
+    SRV=$FPID
 }
 
 # stop PID [SIGNAL [CHILD]]: SIGTERM (or SIGNAL) to PID, then the exit
@@ -91,16 +33,6 @@ stop() {
     kill "$dog" 2>/dev/null
     wait "$dog" 2>/dev/null
     return $rc
-}
-
-# post ADDR ARGS...: one request; $STATUS, $HEADERS and $BODY get the answer.
-post() {
-    addr=$1
-    shift
-    $CLIENT "$addr" request "$@" >"$T/answer" 2>"$T/answer.err"
-    STATUS=$(head -n 1 "$T/answer")
-    HEADERS=$(sed -n '2,/^$/p' "$T/answer")
-    BODY=$(sed '1,/^$/d' "$T/answer")
 }
 
 # stats LOG: the "N requests stored in M commits" of a stopped server.
@@ -142,8 +74,8 @@ check "no socket on fd 0 says so" grep -q "not a listening socket" "$T/nosock.lo
 # -- every fixture and every refusal, on a TCP port -------------------------
 PORT=$(free_port)
 A=127.0.0.1:$PORT
-start "$T/a.log" --listen "$A" --threads 4
-check "listening on $A" ready "$A"
+start "$T/a.log" "$A" --threads 4
+check "listening on $A" fcgi_ready "$A"
 
 $CLIENT "$A" each "$FIX"/*.json "$FIX"/*.txt >"$T/each.out"
 check "every fixture answered" [ "$(wc -l <"$T/each.out")" -eq "$(ls "$FIX"/*.json "$FIX"/*.txt | wc -l)" ]
@@ -154,10 +86,10 @@ while read -r name status body; do
     esac
     expect "$name" "200 $want" "$status $body"
 done <"$T/each.out"
-n_events=$(sql 'SELECT count(*) FROM event')
+n_events=$(q 'SELECT count(*) FROM event')
 check "fixtures stored ($n_events events)" [ "$n_events" -gt 10 ]
 expect "a delivery row per event" "$n_events" \
-    "$(sql 'SELECT count(*) FROM delivery WHERE dest = '\''log'\''')"
+    "$(q 'SELECT count(*) FROM delivery WHERE dest = '\''log'\''')"
 # The in-process deliverer relays them to the file destination.
 i=0
 while [ $i -lt 100 ] && [ "$(wc -l 2>/dev/null <"$T/events.jsonl" || echo 0)" -lt "$n_events" ]; do
@@ -165,14 +97,14 @@ while [ $i -lt 100 ] && [ "$(wc -l 2>/dev/null <"$T/events.jsonl" || echo 0)" -l
     i=$((i + 1))
 done
 expect "events delivered to the file" "$n_events" "$(wc -l 2>/dev/null <"$T/events.jsonl")"
-check "no secret in the spool" [ "$(sql "SELECT count(*) FROM event WHERE body LIKE '%$SECRET%'")" -eq 0 ]
-check "validation not stored" [ "$(sql "SELECT count(*) FROM event WHERE type = 'Validation'")" -eq 0 ]
+check "no secret in the spool" [ "$(q "SELECT count(*) FROM event WHERE body LIKE '%$SECRET%'")" -eq 0 ]
+check "validation not stored" [ "$(q "SELECT count(*) FROM event WHERE type = 'Validation'")" -eq 0 ]
 
 $CLIENT "$A" each "$FIX"/*.json "$FIX"/*.txt >"$T/each.out"
 while read -r name status body; do
     expect "$name again" 200 "$status"
 done <"$T/each.out"
-expect "duplicates stored once" "$n_events" "$(sql 'SELECT count(*) FROM event')"
+expect "duplicates stored once" "$n_events" "$(q 'SELECT count(*) FROM event')"
 
 sed "s/$SECRET/wrong-key-0000/" "$FIX/delivered-1.json" >"$T/wrongkey.json"
 post "$A" --body "$T/wrongkey.json"
@@ -195,7 +127,7 @@ expect "body shorter than CONTENT_LENGTH" 400 "$STATUS"
 sed 's/40211/40212/' "$FIX/failed-1.json" >"$T/otherserver.json"
 post "$A" --body "$T/otherserver.json"
 expect "other ServerId" 403 "$STATUS"
-expect "refusals stored nothing" "$n_events" "$(sql 'SELECT count(*) FROM event')"
+expect "refusals stored nothing" "$n_events" "$(q 'SELECT count(*) FROM event')"
 
 stop "$SRV"
 expect "SIGTERM exit (idle)" 0 $?
@@ -212,17 +144,17 @@ ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
     strace -f -c -e trace=fsync,fdatasync -o "$T/syncs.txt" \
     "$FCGI" -c "$T/slhook.conf" --listen "$A" </dev/null 2>"$T/b.log" &
 TRACER=$!
-PIDS="$PIDS $TRACER"
-check "listening again" ready "$A"
+track $TRACER
+check "listening again" fcgi_ready "$A"
 SRV=$(pgrep -P "$TRACER")
-before=$(sql 'SELECT count(*) FROM event')
+before=$(q 'SELECT count(*) FROM event')
 $CLIENT "$A" load --body "$FIX/delivered-1.json" --requests 200 \
     --clients 16 --tag conc >"$T/load.out"
 cat "$T/load.out"
 check "200 concurrent requests all 200" grep -q '^requests 200 ok 200 ' "$T/load.out"
-expect "200 new events" $((before + 200)) "$(sql 'SELECT count(*) FROM event')"
+expect "200 new events" $((before + 200)) "$(q 'SELECT count(*) FROM event')"
 expect "200 distinct MessageIds" 200 \
-    "$(sql "SELECT count(DISTINCT json_extract(body, '\$.MessageId')) FROM event WHERE json_extract(body, '\$.MessageId') LIKE 'conc-%'")"
+    "$(q "SELECT count(DISTINCT json_extract(body, '\$.MessageId')) FROM event WHERE json_extract(body, '\$.MessageId') LIKE 'conc-%'")"
 $CLIENT "$A" load --body "$FIX/failed-1.json" --requests 100 \
     --clients 4 --keep-conn --tag keep >"$T/keep.out"
 cat "$T/keep.out"
@@ -232,7 +164,7 @@ check "100 requests on kept-alive connections" grep -q '^requests 100 ok 100 ' "
 # process (libfcgi would block reading it).
 $CLIENT "$A" hold --body "$FIX/queued-1.json" --seconds 30 >"$T/hold.out" &
 HOLD=$!
-PIDS="$PIDS $HOLD"
+track $HOLD
 i=0
 while [ $i -lt 50 ] && ! grep -qs '^200$' "$T/hold.out"; do
     sleep 0.1
@@ -257,12 +189,12 @@ check "fewer disk syncs ($syncs) than requests ($1)" [ "$syncs" -lt "${1:-0}" ]
 # -- SIGTERM under load: nothing answered 200 is missing -------------------
 PORT=$(free_port)
 A=127.0.0.1:$PORT
-start "$T/c.log" --listen "$A"
-check "listening for the load" ready "$A"
+start "$T/c.log" "$A"
+check "listening for the load" fcgi_ready "$A"
 $CLIENT "$A" load --body "$FIX/complaint-1.json" --requests 100000 \
     --clients 16 --tag term --ok-log "$T/ok.ids" >"$T/term.out" &
 LOAD=$!
-PIDS="$PIDS $LOAD"
+track $LOAD
 i=0
 while [ $i -lt 100 ] && [ "$(wc -l 2>/dev/null <"$T/ok.ids" || echo 0)" -lt 300 ]; do
     sleep 0.1
@@ -274,7 +206,7 @@ wait "$LOAD"
 cat "$T/term.out"
 answered=$(sort -u "$T/ok.ids" | wc -l)
 check "requests answered 200 before the stop ($answered)" [ "$answered" -ge 300 ]
-sql "SELECT json_extract(body, '\$.MessageId') FROM event WHERE json_extract(body, '\$.MessageId') LIKE 'term-%'" |
+q "SELECT json_extract(body, '\$.MessageId') FROM event WHERE json_extract(body, '\$.MessageId') LIKE 'term-%'" |
     sort -u >"$T/stored.ids"
 sort -u "$T/ok.ids" >"$T/ok.sorted"
 expect "every 200 stored" 0 "$(comm -23 "$T/ok.sorted" "$T/stored.ids" | wc -l)"
@@ -286,19 +218,19 @@ expect "log counts what was stored" "$(wc -l <"$T/stored.ids")" "$1"
 spawn-fcgi -n -s "$T/fd0.sock" -- "$FCGI" -c "$T/slhook.conf" --no-deliver \
     2>"$T/d.log" >/dev/null &
 SRV=$!
-PIDS="$PIDS $SRV"
-check "spawn-fcgi socket ready" ready "$T/fd0.sock"
+track $SRV
+check "spawn-fcgi socket ready" fcgi_ready "$T/fd0.sock"
 post "$T/fd0.sock" --body "$FIX/tracking-1.json"
 expect "fd 0: tracking" 200 "$STATUS"
 post "$T/fd0.sock" --body "$FIX/legacy-form-validation.txt"
-expect "fd 0: validation" "$SECRET" "$BODY"
+expect "fd 0: validation" "$SECRET" "$(sed '1,/^$/d' "$ANSWER")"
 stop "$SRV" USR1
 expect "fd 0: SIGUSR1 (libfcgi's graceful stop) exit" 0 $?
 check "fd 0: log line" grep -q '^slhook: 200 Tracking ' "$T/d.log"
 
 # -- --listen on a Unix socket ---------------------------------------------
-start "$T/e.log" --listen "$T/e.sock" --threads 2
-check "unix socket ready" ready "$T/e.sock"
+start "$T/e.log" "$T/e.sock" --threads 2
+check "unix socket ready" fcgi_ready "$T/e.sock"
 post "$T/e.sock" --body "$FIX/deferred-1.json"
 expect "unix socket: deferred" 200 "$STATUS"
 stop "$SRV" INT

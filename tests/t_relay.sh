@@ -5,41 +5,11 @@
 # (text, --json, --prometheus), retry, send, two deliverer processes at
 # once, SIGTERM, TLS verification, and a CGI-only deployment delivering
 # within two seconds and retrying with nobody running a command.
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-B=$(cd "${B:-build}" && pwd)
-FIX=$ROOT/tests/fixtures/socketlabs
-SECRET=q7Rt2mXw9LpB4sKd8Zf3
+. "$(dirname "$0")/lib.sh"
+lib_init relay
 WHSEC=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-T=$(mktemp -d /tmp/slh-relay.XXXXXX)
-pass=0
-fail=0
-pids=""
-
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null; done
-    # a kicked deliverer of this test's spools, if one is still about
-    for p in $(pgrep -f "slhook -c $T/" 2>/dev/null); do kill "$p"; done
-    wait 2>/dev/null
-    [ -n "$KEEP" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-
-check() {
-    desc=$1
-    shift
-    if "$@"; then
-        pass=$((pass + 1))
-    else
-        fail=$((fail + 1))
-        echo "FAIL: $desc"
-    fi
-}
-
-finish() {
-    echo "$pass passed, $fail failed"
-    [ "$fail" -eq 0 ]
-    exit
-}
+# What the CGI-only part stops: everything but the main receiver.
+helpers=
 
 # py SCRIPT ARGS...: a Python check on the receiver's log; exit status 0
 # when it holds, else it prints why.
@@ -47,24 +17,6 @@ py() {
     script=$1
     shift
     python3 -c "$script" "$@"
-}
-
-start_receiver() {
-    : >"$T/port"
-    python3 "$ROOT/tests/receiver.py" --log "$T/recv.log" \
-        --secret "signed=$WHSEC" "$@" >"$T/port" &
-    RPID=$!
-    pids="$pids $RPID"
-    i=0
-    while [ ! -s "$T/port" ] && [ $i -lt 50 ]; do
-        sleep 0.1
-        i=$((i + 1))
-    done
-    PORT=$(cat "$T/port")
-}
-
-mode() {
-    curl -s -X PUT --data "$2" "http://127.0.0.1:$PORT/_mode/$1" >/dev/null
 }
 
 # Holds the spool's kick lock, so that slhook.cgi starts no deliverer and
@@ -78,12 +30,9 @@ f = open(sys.argv[1], "a")
 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 open(sys.argv[2], "w").write("locked")
 time.sleep(600)' "$1/deliver.lock" "$T/locked" &
-    pids="$pids $!"
-    i=0
-    while [ ! -s "$T/locked" ] && [ $i -lt 100 ]; do
-        sleep 0.05
-        i=$((i + 1))
-    done
+    track $!
+    helpers="$helpers $!"
+    wait_for 5 test -s "$T/locked"
 }
 
 store() { # CONF FILE...: each through slhook.cgi; counts the 200s
@@ -98,9 +47,8 @@ store() { # CONF FILE...: each through slhook.cgi; counts the 200s
     done
 }
 
-start_receiver
+start_receiver PORT "$T/recv.log" --secret "signed=$WHSEC"
 check "receiver started" test -n "$PORT"
-[ -n "$PORT" ] || finish
 
 CONF=$T/slhook.conf
 cat >"$CONF" <<EOF
@@ -145,7 +93,7 @@ r = [json.loads(l) for l in open(sys.argv[1])][-1]
 ok = (r["body"] == open(sys.argv[2]).read()
       and r["headers"]["content-type"] == "application/x-www-form-urlencoded")
 sys.exit(0 if ok else "send file: %r" % r)' "$T/recv.log" "$FIX/legacy-form-failed.txt"
-mode sendbad 500
+mode "$PORT" sendbad 500
 out=$("$B/slhook" -c "$CONF" send "http://127.0.0.1:$PORT/sendbad" Delivered)
 rc=$?
 check "send: exit 1 on 500" test $rc -eq 1
@@ -158,7 +106,7 @@ check "send: unknown type and no such file is an error" test $? -eq 1
 check "send: nobody listening is an error" grep -q "Couldn't connect" "$T/err"
 
 # ---- deliver --once ----
-mode gone 410
+mode "$PORT" gone 410
 store "$CONF" "$FIX"/*.json "$FIX"/legacy-form-*.txt
 check "fixtures stored through slhook.cgi" test "$stored" -ge 18
 "$B/slhook" -c "$CONF" deliver --once 2>"$T/deliver.err"
@@ -229,7 +177,7 @@ check "retry: unknown destination exits 1" test $? -eq 1
 dead=$(py 'import json,sys; print([x for x in json.load(open(sys.argv[1]))["destinations"] if x["name"] == "gone"][0]["dead"])' "$T/status.json")
 out=$("$B/slhook" -c "$CONF" retry gone)
 check "retry: says how many came back" test "$out" = "$dead dead letter(s) of gone back in the queue"
-mode gone 200
+mode "$PORT" gone 200
 "$B/slhook" -c "$CONF" deliver --once 2>/dev/null
 check "retry: the dead letters are delivered" py '
 import json, sys
@@ -276,7 +224,7 @@ spool = $T/spool2
 url = http://127.0.0.1:$PORT/hang
 timeout = 30
 EOF
-mode hang hang
+mode "$PORT" hang hang
 hold_lock "$T/spool2"
 store "$CONF2" "$FIX/delivered-1.json"
 "$B/slhook" -c "$CONF2" deliver 2>/dev/null &
@@ -300,15 +248,9 @@ EOF
 # ---- TLS is verified: a self-signed receiver gets nothing ----
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
     -keyout "$T/tls.key" -out "$T/tls.crt" >/dev/null 2>&1
-python3 "$ROOT/tests/receiver.py" --log "$T/tls.log" \
-    --tls "$T/tls.crt:$T/tls.key" >"$T/tlsport" &
-pids="$pids $!"
-i=0
-while [ ! -s "$T/tlsport" ] && [ $i -lt 50 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-TLSURL=https://127.0.0.1:$(cat "$T/tlsport")/tls
+start_receiver TLS_PORT "$T/tls.log" --tls "$T/tls.crt:$T/tls.key"
+helpers="$helpers $RPID"
+TLSURL=https://127.0.0.1:$TLS_PORT/tls
 CONF3=$T/tls.conf
 printf '[receiver]\nsecret_key = %s\nspool = %s\n[destination tls]\nurl = %s\n' \
     "$SECRET" "$T/spool3" "$TLSURL" >"$CONF3"
@@ -327,9 +269,7 @@ sys.exit(0 if ok else "tls: %r" % d)' "$T/tls.log" "$T/tls.json"
 check "TLS: send refuses it too" grep -q -e SSL -e certificate "$T/err"
 
 # ---- a CGI-only deployment: no daemon, delivered within two seconds ----
-for p in $pids; do
-    case $p in "$RPID") ;; *) kill "$p" 2>/dev/null ;; esac
-done
+for p in $helpers; do kill "$p" 2>/dev/null; done
 sleep 0.1
 "$B/slhook" -c "$CONF" sample Delivered >"$T/one.json"
 msgid=$(py 'import json,sys; print(json.load(open(sys.argv[1]))["MessageId"])' "$T/one.json")
@@ -354,7 +294,7 @@ if [ -n "$arrived" ]; then
 fi
 # A retry happens on schedule with nobody running a command: the kicked
 # deliverer stays while something is pending.
-mode signed flap
+mode "$PORT" signed flap
 "$B/slhook" -c "$CONF" sample Failed >"$T/two.json"
 msgid=$(py 'import json,sys; print(json.load(open(sys.argv[1]))["MessageId"])' "$T/two.json")
 store "$CONF" "$T/two.json"

@@ -10,76 +10,39 @@
 # every other length are refused with 401, and the comparison is constant
 # time (CRYPTO_memcmp in lib/handler.c). KEEP=1 keeps the work directory.
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top" || exit 1
-B=${B:-build}
-case $B in /*) ;; *) B=$top/$B ;; esac
+. "$(dirname "$0")/lib.sh"
+lib_init secrets
+cd "$ROOT" || exit 1
+need "$B/slhook.cgi" "$B/slhook" sqlite3 python3
 
+FIXTURE_SECRET=$SECRET # lib.sh's: the one in the fixtures
 SECRET=Vb8Kq2Zx7Wm4Rt9Lp3Nf6Hj
-FIXTURE_SECRET=q7Rt2mXw9LpB4sKd8Zf3
-pass=0 fail=0
-tmp=$(mktemp -d /tmp/slhook-secrets.XXXXXX)
-recv_pid=
-
-cleanup() {
-    [ -n "$recv_pid" ] && { kill "$recv_pid"; wait "$recv_pid"; } 2>/dev/null
-    if [ -n "${KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-ok() { pass=$((pass + 1)); }
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL: $*"
-}
-# check DESCRIPTION COMMAND...: one test, passing when COMMAND succeeds.
-check() {
-    d=$1
-    shift
-    if "$@"; then ok; else bad "$d"; fi
-}
-
-for f in "$B/slhook.cgi" "$B/slhook"; do
-    if [ ! -x "$f" ]; then
-        bad "$f is not built"
-        echo "$pass passed, $fail failed"
-        exit 1
-    fi
-done
-for tool in sqlite3 python3; do
-    if ! command -v $tool >/dev/null; then
-        bad "$tool is needed"
-        echo "$pass passed, $fail failed"
-        exit 1
-    fi
-done
 
 # Every 8-character piece of the secret, one per line, for grep -F -f.
 i=1
 while [ $i -le $((${#SECRET} - 7)) ]; do
     printf '%s\n' "$SECRET" | cut -c "$i-$((i + 7))"
     i=$((i + 1))
-done >"$tmp/pieces"
+done >"$T/pieces"
 
 # leaks FILE...: prints the lines of the files that hold a piece.
 leaks() {
-    grep -a -n -F -f "$tmp/pieces" "$@" /dev/null
+    grep -a -n -F -f "$T/pieces" "$@" /dev/null
 }
 # no_leak DESCRIPTION FILE...: one test.
 no_leak() {
     d=$1
     shift
-    if leaks "$@" >"$tmp/found"; then
-        bad "$d: the secret found in:"
-        head -n 5 "$tmp/found" | cut -c 1-300
+    if leaks "$@" >"$T/found"; then
+        nok "$d: the secret found in:"
+        head -n 5 "$T/found" | cut -c 1-300
     else
-        ok
+        ok "$d"
     fi
 }
 
 # --- a downstream receiver that records raw request lines, headers, bodies
-cat >"$tmp/receiver.py" <<'EOF'
+cat >"$T/receiver.py" <<'EOF'
 import os, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -109,27 +72,19 @@ with open(port_file + ".tmp", "w") as f:
 os.rename(port_file + ".tmp", port_file)
 srv.serve_forever()
 EOF
-python3 "$tmp/receiver.py" "$tmp/relayed" "$tmp/port" &
-recv_pid=$!
-i=0
-while [ ! -s "$tmp/port" ] && [ $i -lt 100 ]; do
-    sleep 0.1
-    i=$((i + 1))
-done
-port=$(cat "$tmp/port" 2>/dev/null)
-if [ -z "$port" ]; then
-    bad "the receiver did not start"
-    echo "$pass passed, $fail failed"
-    exit 1
-fi
+python3 "$T/receiver.py" "$T/relayed" "$T/port" &
+track $!
+wait_for 10 test -s "$T/port"
+port=$(cat "$T/port" 2>/dev/null)
+[ -n "$port" ] || abort "the receiver did not start"
 
-conf=$tmp/slhook.conf
+conf=$T/slhook.conf
 cat >"$conf" <<EOF
 [receiver]
 secret_key = $SECRET
 server_id = 40211
 max_body = 65536
-spool = $tmp/spool
+spool = $T/spool
 
 [destination hook]
 url = http://127.0.0.1:$port/hook
@@ -137,37 +92,38 @@ header = X-Relay: secrets-test
 signing_secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
 [destination jsonl]
-file = $tmp/events.jsonl
+file = $T/events.jsonl
 EOF
 
 # The CGI runs from a directory of its own, beside a stand-in for the slhook
 # tool, so that the deliverer it kicks after a 200 only leaves a note: the
 # delivery is done below, where its log is read.
-mkdir -p "$tmp/bin" "$tmp/req" "$tmp/out"
-cp "$B/slhook.cgi" "$tmp/bin/slhook.cgi"
-printf '#!/bin/sh\necho "$*" >>"%s/kicked"\n' "$tmp" >"$tmp/bin/slhook"
-chmod +x "$tmp/bin/slhook"
+mkdir -p "$T/bin" "$T/req" "$T/out"
+cp "$B/slhook.cgi" "$T/bin/slhook.cgi"
+printf '#!/bin/sh\necho "$*" >>"%s/kicked"\n' "$T" >"$T/bin/slhook"
+chmod +x "$T/bin/slhook"
 
-# cgi NAME TYPE [LENGTH]: posts $tmp/req/NAME as one CGI request; the answer
-# goes to $tmp/out/NAME, the log to $tmp/cgi.log; $status gets the status.
-cgi() {
+# run_cgi NAME TYPE [LENGTH]: posts $T/req/NAME as one CGI request; the answer
+# goes to $T/out/NAME, the log to $T/cgi.log; $status gets the status.
+run_cgi() {
     len=$3
-    [ -n "$len" ] || len=$(wc -c <"$tmp/req/$1" | tr -d ' ')
+    [ -n "$len" ] || len=$(wc -c <"$T/req/$1" | tr -d ' ')
     env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
         CONTENT_TYPE="$2" CONTENT_LENGTH="$len" REMOTE_ADDR=142.0.180.7 \
         SERVER_PROTOCOL=HTTP/1.1 SLHOOK_CONFIG="$conf" \
-        "$tmp/bin/slhook.cgi" <"$tmp/req/$1" >"$tmp/out/$1" 2>>"$tmp/cgi.log"
-    status=$(sed -n '1s/^Status: \([0-9][0-9]*\).*/\1/p' "$tmp/out/$1")
+        "$T/bin/slhook.cgi" <"$T/req/$1" >"$T/out/$1" 2>>"$T/cgi.log"
+    status=$(sed -n '1s/^Status: \([0-9][0-9]*\).*/\1/p' "$T/out/$1")
 }
-# expect NAME TYPE STATUS [LENGTH]: one request, one test of its status.
-expect() {
-    cgi "$1" "$2" "${4:-}"
+# expect_status NAME TYPE STATUS [LENGTH]: one request, one test of its
+# status.
+expect_status() {
+    run_cgi "$1" "$2" "${4:-}"
     check "$1: want $3, got '${status:-none}'" [ "${status:-none}" = "$3" ]
 }
 # req NAME: writes stdin, with the fixture secret swapped for ours, as a
 # request body.
 req() {
-    sed "s/$FIXTURE_SECRET/$SECRET/g" >"$tmp/req/$1"
+    sed "s/$FIXTURE_SECRET/$SECRET/g" >"$T/req/$1"
 }
 
 # --- every fixture, carrying the secret
@@ -180,14 +136,14 @@ for f in "$fx"/*.json "$fx"/legacy-form-*.txt; do
     legacy-form-*) type=application/x-www-form-urlencoded ;;
     *) type="application/json; charset=utf-8" ;;
     esac
-    expect "fx-$name" "$type" 200
+    expect_status "fx-$name" "$type" 200
     n_fixtures=$((n_fixtures + 1))
     case $name in
     *validation*)
         # The one place the key may appear: the Validation answer.
         check "fx-$name: the validation answer is the key" \
-            grep -q -x -F "$SECRET" "$tmp/out/fx-$name"
-        mv "$tmp/out/fx-$name" "$tmp/validation-answer-$name"
+            grep -q -x -F "$SECRET" "$T/out/fx-$name"
+        mv "$T/out/fx-$name" "$T/validation-answer-$name"
         ;;
     esac
 done
@@ -210,16 +166,16 @@ printf '%s"%s"}' "$ev" "Qz1Wx2Ec3Rv4Tb5Yn6Um7" | req key-wrong
 printf '%s["%s"]}' "$ev" "$SECRET" | req key-in-array
 for name in key-shorter key-longer key-much-longer key-prefix-8 key-empty \
     key-other-case key-trailing-space key-wrong key-in-array; do
-    expect $name application/json 401
+    expect_status $name application/json 401
 done
-expect key-escaped-nul application/json 400
+expect_status key-escaped-nul application/json 400
 printf 'Type=Delivered&ServerId=40211&SecretKey=%sX' "$SECRET" | req form-key-longer
 printf 'Type=Delivered&ServerId=40211&SecretKey=%s' "$short" | req form-key-shorter
-expect form-key-longer application/x-www-form-urlencoded 401
-expect form-key-shorter application/x-www-form-urlencoded 401
+expect_status form-key-longer application/x-www-form-urlencoded 401
+expect_status form-key-shorter application/x-www-form-urlencoded 401
 printf '{"Type":"Validation","ServerId":40211,"SecretKey":"%sX"}' "$SECRET" |
     req validation-key-longer
-expect validation-key-longer application/json 401
+expect_status validation-key-longer application/json 401
 
 # --- broken bodies with the key in or near the broken part: 400
 printf '%s"%s' "$ev" "$SECRET" | req json-unterminated
@@ -240,9 +196,9 @@ for name in json-unterminated json-bad-escape json-control-char \
     json-invalid-utf8 json-trailing-key json-truncated-after \
     json-duplicate-key json-type-number json-array-junk \
     json-data-string; do
-    expect $name application/json 400
+    expect_status $name application/json 400
 done
-expect json-tracking-bad application/json 400
+expect_status json-tracking-bad application/json 400
 printf 'Type=Delivered&SecretKey=%s%%ZZ' "$SECRET" | req form-bad-escape
 printf 'Type=Delivered&SecretKey=%s%%FF' "$SECRET" | req form-invalid-utf8
 printf 'Type=Delivered&SecretKey=%s%%00' "$SECRET" | req form-nul
@@ -251,7 +207,7 @@ printf 'SecretKey=%s&Type=Delivered&SecretKey=%s' "$SECRET" "$SECRET" |
 printf 'SecretKey=%s' "$SECRET" | req form-no-type
 for name in form-bad-escape form-invalid-utf8 form-nul form-duplicate \
     form-no-type; do
-    expect $name application/x-www-form-urlencoded 400
+    expect_status $name application/x-www-form-urlencoded 400
 done
 # A JSON body labelled as a form (curl -d's default media type): the form
 # parser must not quote the key back, whatever it makes of the body.
@@ -259,68 +215,68 @@ printf '{"SecretKey":"%s","Type":"Delivered","Url":"https://x.example/%%FF"}' \
     "$SECRET" | req json-as-form-bad-utf8
 printf '{"SecretKey":"%s","Type":"Delivered","Url":"https://x.example/?a=%%ZZ"}' \
     "$SECRET" | req json-as-form-bad-escape
-expect json-as-form-bad-utf8 application/x-www-form-urlencoded 400
-expect json-as-form-bad-escape application/x-www-form-urlencoded 400
+expect_status json-as-form-bad-utf8 application/x-www-form-urlencoded 400
+expect_status json-as-form-bad-escape application/x-www-form-urlencoded 400
 for f in "$fx"/*.json; do
     name=as-form-$(basename "$f")
     req "$name" <"$f"
-    expect "$name" application/x-www-form-urlencoded 400
+    expect_status "$name" application/x-www-form-urlencoded 400
 done
 
 # --- the head and the body length, with the key in the body
-cp "$tmp/req/fx-delivered-1.json" "$tmp/req/length-short"
-expect length-short application/json 400 9999
-cp "$tmp/req/fx-delivered-1.json" "$tmp/req/length-over"
-expect length-over application/json 413 999999
-cp "$tmp/req/fx-delivered-1.json" "$tmp/req/text-plain"
-expect text-plain text/plain 415
-cp "$tmp/req/fx-delivered-1.json" "$tmp/req/length-cut"
-expect length-cut application/json 400 40
+cp "$T/req/fx-delivered-1.json" "$T/req/length-short"
+expect_status length-short application/json 400 9999
+cp "$T/req/fx-delivered-1.json" "$T/req/length-over"
+expect_status length-over application/json 413 999999
+cp "$T/req/fx-delivered-1.json" "$T/req/text-plain"
+expect_status text-plain text/plain 415
+cp "$T/req/fx-delivered-1.json" "$T/req/length-cut"
+expect_status length-cut application/json 400 40
 
 # --- the answers and the receive log
-no_leak "the CGI log" "$tmp/cgi.log"
-no_leak "the CGI answers" "$tmp/out"/*
-lines=$(wc -l <"$tmp/cgi.log")
+no_leak "the CGI log" "$T/cgi.log"
+no_leak "the CGI answers" "$T/out"/*
+lines=$(wc -l <"$T/cgi.log")
 check "one log line per request ($lines)" [ "$lines" -ge 60 ]
 
 # --- relay: to the file and the HTTP receiver
-"$B/slhook" -c "$conf" deliver --once >"$tmp/deliver.out" 2>"$tmp/deliver.log"
+"$B/slhook" -c "$conf" deliver --once >"$T/deliver.out" 2>"$T/deliver.log"
 rc=$?
 check "deliver --once exits 0 (got $rc)" [ $rc -eq 0 ]
-"$B/slhook" -c "$conf" status --json >"$tmp/status.out" 2>&1
+"$B/slhook" -c "$conf" status --json >"$T/status.out" 2>&1
 check "status --json exits 0" [ $? -eq 0 ]
-"$B/slhook" -c "$conf" check >"$tmp/check.out" 2>&1
+"$B/slhook" -c "$conf" check >"$T/check.out" 2>&1
 check "check exits 0" [ $? -eq 0 ]
 
-db=$tmp/spool/slhook.db
+db=$T/spool/slhook.db
 events=$(sqlite3 "$db" 'select count(*) from event' 2>/dev/null)
 # The fixtures overlap (batch-3 repeats three of them): 18 distinct events,
 # as many as the log lines count new.
 new=$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^new=/) n += substr($i, 5) }
-    END { print n + 0 }' "$tmp/cgi.log")
+    END { print n + 0 }' "$T/cgi.log")
 [ "${events:-0}" -ge 18 ] && [ "${events:-0}" = "$new" ]
 check "events stored (${events:-none}, new in the log $new)" [ $? -eq 0 ]
-posted=$(grep -c '^POST /hook ' "$tmp/relayed" 2>/dev/null)
+posted=$(grep -c '^POST /hook ' "$T/relayed" 2>/dev/null)
 check "every event posted (${posted:-0} of ${events:-?})" \
     [ "${posted:-0}" -eq "${events:-x}" ]
-written=$(wc -l <"$tmp/events.jsonl" 2>/dev/null)
+written=$(wc -l <"$T/events.jsonl" 2>/dev/null)
 check "every event written to the file (${written:-0} of ${events:-?})" \
     [ "${written:-0}" -eq "${events:-x}" ]
 check "relayed bodies carry no SecretKey field" \
-    sh -c "! grep -a -i -q 'secretkey' '$tmp/relayed' '$tmp/events.jsonl'"
+    sh -c "! grep -a -i -q 'secretkey' '$T/relayed' '$T/events.jsonl'"
 check "the relayed bodies are signed" \
-    grep -a -q -i '^webhook-signature: v1,' "$tmp/relayed"
+    grep -a -q -i '^webhook-signature: v1,' "$T/relayed"
 
-sqlite3 "$db" .dump >"$tmp/dump.sql" 2>&1
-check "the spool dumps" grep -q 'CREATE TABLE' "$tmp/dump.sql"
-no_leak "the spool rows (.dump)" "$tmp/dump.sql"
-no_leak "the raw spool files" "$tmp/spool"/*
-no_leak "the relayed requests (headers and bodies)" "$tmp/relayed"
-no_leak "the file destination" "$tmp/events.jsonl"
-no_leak "the deliverer's log" "$tmp/deliver.log" "$tmp/deliver.out"
-no_leak "status and check" "$tmp/status.out" "$tmp/check.out"
+sqlite3 "$db" .dump >"$T/dump.sql" 2>&1
+check "the spool dumps" grep -q 'CREATE TABLE' "$T/dump.sql"
+no_leak "the spool rows (.dump)" "$T/dump.sql"
+no_leak "the raw spool files" "$T/spool"/*
+no_leak "the relayed requests (headers and bodies)" "$T/relayed"
+no_leak "the file destination" "$T/events.jsonl"
+no_leak "the deliverer's log" "$T/deliver.log" "$T/deliver.out"
+no_leak "status and check" "$T/status.out" "$T/check.out"
 # The kicked deliverer got only a config path.
-[ -f "$tmp/kicked" ] && no_leak "the kick's arguments" "$tmp/kicked"
+[ -f "$T/kicked" ] && no_leak "the kick's arguments" "$T/kicked"
 
 # --- a config with the key mistyped (the '=' forgotten, as is easy with a
 # base64 key ending in '='): the error names the line, not the key. The CGI
@@ -331,37 +287,36 @@ for line in "secret_key $SECRET" "secret_key $SECRET=" "secret_key $SECRET==" \
     "secret_key ${SECRET}:" "validation_key $SECRET=" "secret_key = $SECRET
 secret_key $SECRET=" "secret_key = $SECRET$ctl"; do
     n=$((n + 1))
-    bad_conf=$tmp/bad-$n.conf
+    bad_conf=$T/bad-$n.conf
     printf '[receiver]\n%s\n' "$line" >"$bad_conf"
-    "$B/slhook" -c "$bad_conf" check >"$tmp/bad-$n.out" 2>&1
+    "$B/slhook" -c "$bad_conf" check >"$T/bad-$n.out" 2>&1
     check "bad config $n: check fails" [ $? -ne 0 ]
     env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
         CONTENT_TYPE=application/json CONTENT_LENGTH=2 SLHOOK_CONFIG="$bad_conf" \
-        "$tmp/bin/slhook.cgi" <"$tmp/req/fx-delivered-1.json" \
-        >>"$tmp/bad-$n.out" 2>&1
+        "$T/bin/slhook.cgi" <"$T/req/fx-delivered-1.json" \
+        >>"$T/bad-$n.out" 2>&1
     check "bad config $n: the CGI answers 503" \
-        grep -q '^Status: 503' "$tmp/bad-$n.out"
-    no_leak "bad config $n: the messages" "$tmp/bad-$n.out"
+        grep -q '^Status: 503' "$T/bad-$n.out"
+    no_leak "bad config $n: the messages" "$T/bad-$n.out"
 done
 
 # Under SANITIZE=address,undefined a report would land in these logs.
-if grep -a -l -E 'Sanitizer|runtime error' "$tmp/cgi.log" "$tmp/deliver.log" \
-    "$tmp"/bad-*.out >"$tmp/found"; then
-    bad "sanitizer reports in: $(cat "$tmp/found")"
+if grep -a -l -E 'Sanitizer|runtime error' "$T/cgi.log" "$T/deliver.log" \
+    "$T"/bad-*.out >"$T/found"; then
+    nok "sanitizer reports in: $(cat "$T/found")"
 else
-    ok
+    ok "no sanitizer report"
 fi
 
 # --- the comparison itself
 check "lib/handler.c compares keys with CRYPTO_memcmp" \
     grep -q 'CRYPTO_memcmp' lib/handler.c
 if grep -n -E '(strcmp|strncmp|memcmp|strcasecmp)\([^)]*(key|secret)' \
-    lib/handler.c | grep -v CRYPTO_memcmp >"$tmp/found"; then
-    bad "lib/handler.c compares a key without CRYPTO_memcmp:"
-    cat "$tmp/found"
+    lib/handler.c | grep -v CRYPTO_memcmp >"$T/found"; then
+    nok "lib/handler.c compares a key without CRYPTO_memcmp:"
+    cat "$T/found"
 else
-    ok
+    ok "lib/handler.c compares keys only with CRYPTO_memcmp"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -112,6 +112,21 @@ def make_params(method, ctype, length):
     return params
 
 
+def run_clients(client, n):
+    """Runs client() on n threads at once; returns when every one has."""
+    threads = [threading.Thread(target=client) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def counts_detail(counts):
+    """"KEY=N KEY=N ...", sorted: a load's answers by status or error."""
+    return " ".join("%s=%s" % (k, v) for k, v in sorted(
+        counts.items(), key=lambda kv: str(kv[0])))
+
+
 def cmd_request(a):
     body = b""
     if a.body == "-":
@@ -202,18 +217,12 @@ def cmd_load(a):
             s.close()
 
     t0 = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(a.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_clients(client, a.clients)
     secs = time.monotonic() - t0
     ok = counts.get(200, 0)
     sent = sum(counts.values())
-    detail = " ".join(f"{k}={v}" for k, v in sorted(
-        counts.items(), key=lambda kv: str(kv[0])))
     print(f"requests {sent} ok {ok} seconds {secs:.3f} "
-          f"rps {sent / secs:.0f} [{detail}]")
+          f"rps {sent / secs:.0f} [{counts_detail(counts)}]")
     return 0
 
 

@@ -107,19 +107,13 @@ def cmd_load(a):
                     break
                 time.sleep(0.02 + 0.08 * random.random())
 
-    threads = [threading.Thread(target=client) for _ in range(a.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    fcgi_client.run_clients(client, a.clients)
     secs = time.monotonic() - t0
     answers = sum(v for k, v in counts.items() if k not in (
         "retried", "events_acked", "events_given_up"))
-    detail = " ".join("%s=%s" % (k, v) for k, v in sorted(
-        counts.items(), key=lambda kv: str(kv[0])))
     print("events %d acked %d requests %d ok %d seconds %.1f [%s]" % (
-        a.events, counts["events_acked"], answers, counts[200], secs, detail),
-        flush=True)
+        a.events, counts["events_acked"], answers, counts[200], secs,
+        fcgi_client.counts_detail(counts)), flush=True)
     return 0 if counts["events_given_up"] == 0 else 1
 
 

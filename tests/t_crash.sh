@@ -82,6 +82,15 @@ kill9() {
     wait "$1" 2>/dev/null
 }
 
+# load_bg TAG OUT: the phase's load in the background, acknowledging into
+# ok.log, its summary into OUT; $LPID.
+load_bg() {
+    $LOAD load "$ADDR" $TEMPLATES --events "$EVENTS" --clients "$CLIENTS" \
+        --batch 3 --tag "$1" --ok-log "$T/ok.log" >"$2" &
+    LPID=$!
+    track $LPID
+}
+
 deliver_up() {
     "$B/slhook" -c "$CONF" deliver 2>>"$T/deliver.log" &
     DPID=$!
@@ -92,10 +101,7 @@ deliver_up() {
 fcgi_up
 check "responder up" fcgi_ready "$ADDR"
 BASE=0
-$LOAD load "$ADDR" $TEMPLATES --events "$EVENTS" --clients "$CLIENTS" \
-    --batch 3 --tag p1 --ok-log "$T/ok.log" >"$T/load1.out" &
-LPID=$!
-track $LPID
+load_bg p1 "$T/load1.out"
 killed=0
 k=1
 while [ $k -le "$KILLS" ]; do
@@ -120,10 +126,7 @@ fcgi_up --no-deliver
 check "responder up (--no-deliver)" fcgi_ready "$ADDR"
 deliver_up
 BASE=$(acked)
-$LOAD load "$ADDR" $TEMPLATES --events "$EVENTS" --clients "$CLIENTS" \
-    --batch 3 --tag p2 --ok-log "$T/ok.log" >"$T/load2.out" &
-LPID=$!
-track $LPID
+load_bg p2 "$T/load2.out"
 dkilled=0
 k=1
 while [ $k -le "$DKILLS" ]; do

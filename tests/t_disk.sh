@@ -48,6 +48,20 @@ accepted() {
     expect "$1: $2 answers 200" 200 "$STATUS"
 }
 
+# responder WHAT: slhook.fcgi with $T/WHAT.conf on a free port, $ADDR, its
+# pid $FPID; one check that it is up.
+responder() {
+    ADDR=127.0.0.1:$(free_port)
+    start_fcgi "$T/$1-fcgi.log" "$ADDR" -c "$T/$1.conf"
+    check "$1: responder up" fcgi_ready "$ADDR"
+}
+
+# responder_stop WHAT: SIGTERM to it; one check that it exits 0.
+responder_stop() {
+    stop_pid "$FPID"
+    expect "$1: responder stops on SIGTERM" 0 $?
+}
+
 # relayed JSONL PREFIX N: the responder's deliverer appended N events whose
 # MessageId begins with PREFIX.
 relayed() {
@@ -61,9 +75,7 @@ mount_tmpfs "$FULL" 2m || abort "mount tmpfs (needs root)"
 # retried while the disk is full, so the deliverer meets the full disk too.
 LATE_PORT=$(free_port)
 conf "$T/full.conf" "$FULL/spool" "http://127.0.0.1:$LATE_PORT/late"
-ADDR=127.0.0.1:$(free_port)
-start_fcgi "$T/full-fcgi.log" "$ADDR" -c "$T/full.conf"
-check "full: responder up" fcgi_ready "$ADDR"
+responder full
 events "$T/f-ok.json" full-ok 2
 accepted "full: room left" fcgi "$ADDR" "$T/f-ok.json"
 wait_for 5 relayed "$T/full.jsonl" full-ok 2
@@ -101,8 +113,7 @@ check "full, room again: the rows retried while full are delivered" test $? -eq 
 grep 'delivery stopped' "$T/full-fcgi.log" | head -n 1
 accepted "full, room again" cgi "$T/full.conf" "$T/f-cgi.json"
 expect "full, room again: cgi's stored" 2 "$(stored "$DB" full-cgi)"
-stop_pid "$FPID"
-expect "full: responder stops on SIGTERM" 0 $?
+responder_stop full
 umount "$FULL" && untrack_mount "$FULL"
 
 # ---- 2. the file system goes read-only under the running responder ----
@@ -117,9 +128,7 @@ mount -o errors=remount-ro "$LOOP1" "$RO" || abort "mount $LOOP1"
 track_mount "$RO"
 conf "$T/ro.conf" "$RO/spool"
 DB=$RO/spool/slhook.db
-ADDR=127.0.0.1:$(free_port)
-start_fcgi "$T/ro-fcgi.log" "$ADDR" -c "$T/ro.conf"
-check "ro: responder up" fcgi_ready "$ADDR"
+responder ro
 events "$T/r-ok.json" ro-ok 1
 accepted "ro: still writable" fcgi "$ADDR" "$T/r-ok.json"
 wait_for 10 relayed "$T/ro.jsonl" ro-ok 1
@@ -159,8 +168,7 @@ wait_for 10 relayed "$T/ro.jsonl" ro-fcgi 3
 check "ro, back: relayed by the responder from the new mount" test $? -eq 0
 accepted "ro, back" cgi "$T/ro.conf" "$T/r-cgi.json"
 expect "ro, back: cgi's stored" 1 "$(stored "$DB" ro-cgi)"
-stop_pid "$FPID"
-expect "ro: responder stops on SIGTERM" 0 $?
+responder_stop ro
 umount "$RO" && untrack_mount "$RO"
 
 # A read-only file system before anything opened the spool: slhook.cgi
@@ -187,9 +195,7 @@ SP=$T/rm/spool
 mkdir -p "$T/rm"
 conf "$T/rm.conf" "$SP"
 DB=$SP/slhook.db
-ADDR=127.0.0.1:$(free_port)
-start_fcgi "$T/rm-fcgi.log" "$ADDR" -c "$T/rm.conf"
-check "rm: responder up" fcgi_ready "$ADDR"
+responder rm
 events "$T/m-ok.json" rm-ok 2
 accepted "rm: before" fcgi "$ADDR" "$T/m-ok.json"
 rm -rf "$SP"
@@ -218,8 +224,7 @@ check "rm: and relays every event of it" relayed "$T/rm.jsonl" rm-one 2
 events "$T/m-3.json" rm-cgi 1
 accepted "rm: cgi" cgi "$T/rm.conf" "$T/m-3.json"
 expect "rm: cgi's stored" 1 "$(stored "$DB" rm-cgi)"
-stop_pid "$FPID"
-expect "rm: responder stops on SIGTERM" 0 $?
+responder_stop rm
 
 check "no sanitizer report" sh -c "! grep -qE 'Sanitizer|runtime error' '$T'/*.log"
 finish

@@ -66,16 +66,6 @@ read_stdin(size_t cap, size_t *len)
     return buf;
 }
 
-static double
-elapsed_ms(const struct timespec *t0)
-{
-    struct timespec t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /*
  * Reads and drops the body of a request answered without it (405, 413,
  * 415, ...). Under Apache's mod_cgid stdin and stdout are one socket, and
@@ -251,7 +241,7 @@ main(int argc, char **argv)
     fflush(stdout);
     fclose(stdout);
 
-    slh_response_logline(&req, &resp, elapsed_ms(&t0), line, sizeof(line));
+    slh_response_logline(&req, &resp, slh_elapsed_ms(&t0), line, sizeof(line));
     if (ctx.detail[0] != '\0')
         fprintf(stderr, "%s: %s\n", line, ctx.detail);
     else

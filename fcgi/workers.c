@@ -37,16 +37,6 @@ on_wake(int sig)
     (void)sig;
 }
 
-static double
-elapsed_ms(const struct timespec *t0)
-{
-    struct timespec t1;
-
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /* Reads up to len body bytes; fewer when the stream ends early, which the
  * core answers with 400. NULL when out of memory. */
 static char *
@@ -106,7 +96,7 @@ serve(struct slh_workers *ws, FCGX_Request *fr)
 
     /* The line borrows the request's params, which finishing frees; the
      * request is finished before logging so the answer goes out first. */
-    slh_response_logline(&req, &resp, elapsed_ms(&t0), line, sizeof(line));
+    slh_response_logline(&req, &resp, slh_elapsed_ms(&t0), line, sizeof(line));
     FCGX_Finish_r(fr);
     fprintf(stderr, "%s%s%s%s\n", line,
             is_exact ? "" : " (new: counted per shared commit)",

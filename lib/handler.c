@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -309,4 +310,14 @@ slh_response_logline(const struct slh_request *req,
              resp->status, resp->type,
              resp->event_id[0] != '\0' ? resp->event_id : "-", resp->n_events,
              resp->n_new, ms, from, why);
+}
+
+double
+slh_elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) * 1e3 +
+           (double)(now.tv_nsec - since->tv_nsec) / 1e6;
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "config.h"
 #include "err.h"
@@ -100,5 +101,12 @@ size_t slh_response_format(const struct slh_response *resp, char *buf,
 void slh_response_logline(const struct slh_request *req,
                           const struct slh_response *resp, double ms, char *buf,
                           size_t size);
+
+/*
+ * Milliseconds since *since, a time the caller read with
+ * clock_gettime(CLOCK_MONOTONIC, since): the ms that slh_response_logline()
+ * logs. Fractions of a millisecond are kept.
+ */
+double slh_elapsed_ms(const struct timespec *since);
 
 #endif

@@ -328,6 +328,27 @@ test_validation_key(void)
     slh_config_free(&cfg);
 }
 
+static void
+test_elapsed(void)
+{
+    struct timespec since;
+    double ms;
+
+    clock_gettime(CLOCK_MONOTONIC, &since);
+    ms = slh_elapsed_ms(&since);
+    CHECK(ms >= 0 && ms < 1000, "elapsed since now: %.3f ms", ms);
+    /* 1.5 s back, so that the nanoseconds borrow from the seconds. */
+    since.tv_sec -= 1;
+    if (since.tv_nsec >= 500000000L) {
+        since.tv_nsec -= 500000000L;
+    } else {
+        since.tv_sec -= 1;
+        since.tv_nsec += 500000000L;
+    }
+    ms = slh_elapsed_ms(&since);
+    CHECK(ms >= 1500 && ms < 2500, "elapsed since 1.5 s ago: %.3f ms", ms);
+}
+
 int
 main(void)
 {
@@ -341,6 +362,7 @@ main(void)
     test_allow_from();
     test_body_rules(&cfg);
     test_validation_key();
+    test_elapsed();
     test_fixtures(&cfg);
     test_request_cases(&cfg);
     slh_config_free(&cfg);

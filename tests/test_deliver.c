@@ -4,7 +4,6 @@
  * flapping, 410 and retry, Retry-After, max_age, a hanging destination,
  * redirects, two deliverers racing, and slh_deliver_post(). */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -24,6 +23,7 @@
 #include <jansson.h>
 
 #include "check.h"
+#include "fixture_each.h"
 #include "config.h"
 #include "deliver.h"
 #include "event.h"
@@ -277,35 +277,17 @@ put_body(struct setup *s, const char *body, size_t len, enum slh_media media)
 }
 
 static void
+put_fixture(const char *name, const char *body, size_t len,
+            enum slh_media media, void *arg)
+{
+    (void)name;
+    put_body(arg, body, len, media);
+}
+
+static void
 put_fixtures(struct setup *s)
 {
-    char path[512];
-    struct dirent *de;
-    DIR *dd;
-
-    snprintf(path, sizeof(path), "%s/socketlabs", check_fixtures());
-    dd = opendir(path);
-    if (!CHECK(dd != NULL, "open %s", path))
-        return;
-    while ((de = readdir(dd)) != NULL) {
-        enum slh_media media;
-        size_t len = 0;
-        char *body;
-
-        if (strstr(de->d_name, ".json") != NULL)
-            media = SLH_MEDIA_JSON;
-        else if (strncmp(de->d_name, "legacy-form", 11) == 0)
-            media = SLH_MEDIA_FORM;
-        else
-            continue;
-        snprintf(path, sizeof(path), "%s/socketlabs/%s", check_fixtures(),
-                 de->d_name);
-        body = check_slurp(path, &len);
-        if (CHECK(body != NULL, "read %s", path))
-            put_body(s, body, len, media);
-        free(body);
-    }
-    closedir(dd);
+    fixture_each(put_fixture, s);
 }
 
 static void

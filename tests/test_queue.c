@@ -1,7 +1,6 @@
 /* test_queue: the delivering side of the spool, through queue.h: claims and
  * their leases, outcomes, stats, dead letters brought back, two claimers
  * racing, and the retry policy. */
-#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -13,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "check.h"
+#include "fixture_each.h"
 #include "config.h"
 #include "event.h"
 #include "queue.h"
@@ -63,57 +63,47 @@ load_config(struct slh_config *cfg, const char *spool, const char *dests)
                  "config: %s", err.text);
 }
 
-/* Stores every fixture request at T0 and remembers its events. */
+struct put_ctx {
+    struct slh_spool *sp;
+    const struct slh_config *cfg;
+};
+
+/* Stores one fixture request at T0 and remembers its events. */
+static void
+put_fixture(const char *name, const char *body, size_t len,
+            enum slh_media media, void *arg)
+{
+    const struct put_ctx *ctx = arg;
+    struct slh_batch batch = {0};
+    const struct slh_batch *one = &batch;
+    struct slh_error err = {0};
+
+    if (CHECK(slh_batch_parse(&batch, body, len, media, &err) == SLH_OK,
+              "%s: %s", name, err.text) &&
+        CHECK(slh_spool_put(ctx->sp, ctx->cfg, &one, 1, T0, NULL, &err) ==
+                  SLH_OK,
+              "put %s: %s", name, err.text)) {
+        for (size_t i = 0; i < batch.n; i++) {
+            const struct slh_event *ev = &batch.events[i];
+            if (ev->is_validation || body_of(ev->id) != NULL ||
+                n_events == MAX_EVENTS)
+                continue;
+            memcpy(events[n_events].id, ev->id, sizeof(ev->id));
+            snprintf(events[n_events].type, sizeof(events[0].type), "%s",
+                     ev->type);
+            events[n_events].body = slh_event_body(ev);
+            n_events++;
+        }
+    }
+    slh_batch_free(&batch);
+}
+
 static void
 put_fixtures(struct slh_spool *sp, const struct slh_config *cfg)
 {
-    char path[512];
-    struct dirent *de;
-    DIR *dd;
+    struct put_ctx ctx = {sp, cfg};
 
-    snprintf(path, sizeof(path), "%s/socketlabs", check_fixtures());
-    dd = opendir(path);
-    if (!CHECK(dd != NULL, "open %s", path))
-        return;
-    while ((de = readdir(dd)) != NULL) {
-        struct slh_batch batch = {0};
-        const struct slh_batch *one = &batch;
-        struct slh_error err = {0};
-        enum slh_media media;
-        size_t len = 0;
-        char *body;
-
-        if (strstr(de->d_name, ".json") != NULL)
-            media = SLH_MEDIA_JSON;
-        else if (strncmp(de->d_name, "legacy-form", 11) == 0)
-            media = SLH_MEDIA_FORM;
-        else
-            continue;
-        snprintf(path, sizeof(path), "%s/socketlabs/%s", check_fixtures(),
-                 de->d_name);
-        body = check_slurp(path, &len);
-        if (!CHECK(body != NULL, "read %s", path))
-            continue;
-        if (CHECK(slh_batch_parse(&batch, body, len, media, &err) == SLH_OK,
-                  "%s: %s", de->d_name, err.text) &&
-            CHECK(slh_spool_put(sp, cfg, &one, 1, T0, NULL, &err) == SLH_OK,
-                  "put %s: %s", de->d_name, err.text)) {
-            for (size_t i = 0; i < batch.n; i++) {
-                const struct slh_event *ev = &batch.events[i];
-                if (ev->is_validation || body_of(ev->id) != NULL ||
-                    n_events == MAX_EVENTS)
-                    continue;
-                memcpy(events[n_events].id, ev->id, sizeof(ev->id));
-                snprintf(events[n_events].type, sizeof(events[0].type), "%s",
-                         ev->type);
-                events[n_events].body = slh_event_body(ev);
-                n_events++;
-            }
-        }
-        slh_batch_free(&batch);
-        free(body);
-    }
-    closedir(dd);
+    fixture_each(put_fixture, &ctx);
 }
 
 static void

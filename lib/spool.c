@@ -50,6 +50,7 @@ static const char insert_delivery_sql[] =
 
 struct slh_spool {
     sqlite3 *db;
+    struct timespec busy_since; /* when the current wait for a lock began */
     char *dir;
     char *path;     /* dir/slhook.db, for messages and reconnecting */
     char *wal_path; /* path-wal */
@@ -149,6 +150,31 @@ pragma_query(sqlite3 *db, const char *sql, sqlite3_int64 *num, char *buf,
 out:
     sqlite3_finalize(stmt);
     return rc;
+}
+
+/*
+ * Waits for another connection's write lock. SQLite's own busy timeout
+ * sleeps 1, 2, 5, ... up to 100 ms between tries: under load a CGI waited
+ * 104 ms a request that way, most of it after the lock was free again. Short
+ * steps wake soon after the lock is let go; the bound stays BUSY_TIMEOUT_MS.
+ */
+static int
+busy_wait(void *arg, int count)
+{
+    struct slh_spool *sp = arg;
+    struct timespec now, step = {0, 0};
+    int64_t waited_ms;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (count == 0)
+        sp->busy_since = now;
+    waited_ms = (int64_t)(now.tv_sec - sp->busy_since.tv_sec) * 1000 +
+                (now.tv_nsec - sp->busy_since.tv_nsec) / 1000000;
+    if (waited_ms >= BUSY_TIMEOUT_MS)
+        return 0;
+    step.tv_nsec = count < 20 ? 50000 : count < 200 ? 200000 : 1000000;
+    nanosleep(&step, NULL);
+    return 1;
 }
 
 /* Puts the database in WAL mode (a lasting property of the file), giving
@@ -358,7 +384,7 @@ open_db(struct slh_spool *sp, struct slh_error *err)
                               sp->path);
         goto out;
     }
-    sqlite3_busy_timeout(sp->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(sp->db, busy_wait, sp);
     if (set_wal(sp->db, mode, sizeof(mode)) != SQLITE_OK)
         goto fail;
     if (strcmp(mode, "wal") != 0) {
@@ -519,6 +545,50 @@ reopen(struct slh_spool *sp, struct slh_error *err)
     return SLH_OK;
 }
 
+/* Frees the n bodies not handed to SQLite yet (NULL entries are), and the
+ * array. */
+static void
+free_bodies(char **bodies, size_t n)
+{
+    for (size_t i = 0; bodies != NULL && i < n; i++)
+        free(bodies[i]);
+    free(bodies);
+}
+
+/*
+ * The relay body of every event but Validations of the n batches, in order,
+ * into a new array *out of *count strings. SLH_ENOMEM leaves nothing.
+ */
+static enum slh_err
+make_bodies(const struct slh_batch *const *batches, size_t n, char ***out,
+            size_t *count)
+{
+    size_t total = 0, k = 0;
+    char **bodies;
+
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; batches[i] != NULL && j < batches[i]->n; j++)
+            total += !batches[i]->events[j].is_validation;
+    bodies = calloc(total + 1, sizeof(*bodies));
+    if (bodies == NULL)
+        return SLH_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; batches[i] != NULL && j < batches[i]->n; j++) {
+            const struct slh_event *ev = &batches[i]->events[j];
+            if (ev->is_validation)
+                continue;
+            bodies[k] = slh_event_body(ev);
+            if (bodies[k++] == NULL) {
+                free_bodies(bodies, k);
+                return SLH_ENOMEM;
+            }
+        }
+    }
+    *out = bodies;
+    *count = total;
+    return SLH_OK;
+}
+
 /* Stores one new event's delivery rows. */
 static int
 add_deliveries(struct slh_spool *sp, const struct slh_config *cfg,
@@ -544,7 +614,8 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
               const struct slh_batch *const *batches, size_t n, int64_t now_ms,
               size_t *n_new, struct slh_error *err)
 {
-    size_t fresh = 0;
+    size_t fresh = 0, n_bodies = 0, k = 0;
+    char **bodies = NULL;
     enum slh_err e = SLH_OK;
 
     if (n_new != NULL)
@@ -565,6 +636,12 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
         if (e != SLH_OK)
             return e;
     }
+    /* The relay bodies are made before BEGIN: the transaction, which every
+     * other writer waits for, holds only the inserts. */
+    e = make_bodies(batches, n, &bodies, &n_bodies);
+    if (e != SLH_OK)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: out of memory",
+                             sp->path);
     if (step_reset(sp->begin) != SQLITE_DONE)
         goto fail;
     for (size_t i = 0; i < n; i++) {
@@ -576,12 +653,8 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
 
             if (ev->is_validation)
                 continue;
-            body = slh_event_body(ev);
-            if (body == NULL) {
-                e = slh_error_set(err, SLH_ESTORE, "spool %s: out of memory",
-                                  sp->path);
-                goto rollback;
-            }
+            body = bodies[k];
+            bodies[k++] = NULL;
             sqlite3_bind_text(sp->insert_event, 1, ev->id, -1, SQLITE_STATIC);
             sqlite3_bind_text(sp->insert_event, 2, ev->type, -1, SQLITE_STATIC);
             sqlite3_bind_int(sp->insert_event, 3, ev->tracking);
@@ -617,6 +690,7 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
         goto fail;
     if (n_new != NULL)
         *n_new = fresh;
+    free_bodies(bodies, n_bodies);
     return SLH_OK;
 fail:
     /* The message first: ROLLBACK replaces it. */
@@ -629,5 +703,6 @@ rollback:
         (step_reset(sp->rollback) != SQLITE_DONE ||
          !sqlite3_get_autocommit(sp->db)))
         sp->is_stale = true;
+    free_bodies(bodies, n_bodies);
     return e;
 }

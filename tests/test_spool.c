@@ -349,8 +349,6 @@ test_open(void)
           (long long)q_int(db, "PRAGMA synchronous"));
     CHECK(q_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
           "user_version %lld", (long long)q_int(db, "PRAGMA user_version"));
-    CHECK(q_int(db, "PRAGMA busy_timeout") >= 1000, "busy_timeout %lld",
-          (long long)q_int(db, "PRAGMA busy_timeout"));
     CHECK(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
                     "('event','delivery','delivery_due')") == 3,
           "schema: event, delivery, delivery_due");
@@ -430,6 +428,69 @@ test_open(void)
     now = slh_now_ms();
     CHECK(now >= t0 - 1000 && now <= t0 + 2000, "slh_now_ms %lld vs %lld",
           (long long)now, (long long)t0);
+}
+
+struct holder {
+    const char *path;
+    int held_ms;
+    int rc;
+};
+
+/* Holds the spool's write lock from another connection for a while. */
+static void *
+hold_lock(void *arg)
+{
+    struct holder *h = arg;
+    struct timespec pause = {0, (long)h->held_ms * 1000000};
+    sqlite3 *db = NULL;
+
+    h->rc = sqlite3_open(h->path, &db);
+    if (h->rc == SQLITE_OK)
+        h->rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    nanosleep(&pause, NULL);
+    if (h->rc == SQLITE_OK)
+        h->rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* A put waits for another writer's lock, and gets it soon after it is let
+ * go: SQLite's own busy timeout would sleep up to 100 ms at a time. */
+static void
+test_busy_wait(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b;
+    const struct slh_batch *one[1] = {&b};
+    struct holder h = {.path = path, .held_ms = 300};
+    struct timespec t0, t1;
+    pthread_t t;
+    double ms;
+
+    path_in(dir, "busy");
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    pathf(path, "%s/" SLH_SPOOL_FILE, dir);
+    batch_init(&b, 1);
+    make_event(&b.events[0], "Delivered", SLH_TRACKING_NONE, "busy1", 0);
+    pthread_create(&t, NULL, hold_lock, &h);
+    nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(slh_spool_put(sp, &cfg, one, 1, 1, NULL, &err) == SLH_OK,
+          "put waits for the lock: %s", err.text);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(t, NULL);
+    ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+         (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK(h.rc == SQLITE_OK, "the other writer held and let go: %d", h.rc);
+    CHECK(ms >= 150 && ms < 1000, "waited for the lock: %.1f ms", ms);
+    printf("busy wait: put got the lock %.1f ms after asking (held 250 ms "
+           "more)\n",
+           ms);
+    slh_batch_free(&b);
+    slh_spool_close(sp);
 }
 
 static void
@@ -1193,6 +1254,7 @@ main(void)
     signal(SIGABRT, on_signal);
     test_open();
     test_put();
+    test_busy_wait();
     test_put_fixture();
     test_disk_full();
     test_read_only_open();

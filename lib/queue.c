@@ -23,15 +23,33 @@ prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 /* Ends a transaction begun by the caller: COMMIT when rc is SLH_OK, else
  * ROLLBACK. A failed COMMIT is rolled back and reported. */
 static enum slh_err
-end_tx(sqlite3 *db, enum slh_err rc, struct slh_error *err)
+end_tx(struct slh_spool *sp, enum slh_err rc, struct slh_error *err)
 {
+    sqlite3 *db = slh_spool_db(sp);
+
     if (rc == SLH_OK) {
-        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+            slh_spool_unlock(sp);
             return SLH_OK;
+        }
         rc = db_fail(db, err, "commit");
     }
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    slh_spool_unlock(sp);
     return rc;
+}
+
+/* Takes the writers' lock (spool.h), then the write transaction. */
+static enum slh_err
+begin_tx(struct slh_spool *sp, const char *what, struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+
+    slh_spool_lock(sp);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+        return SLH_OK;
+    slh_spool_unlock(sp);
+    return db_fail(db, err, what);
 }
 
 enum slh_err
@@ -113,8 +131,8 @@ slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
     int r = SQLITE_DONE;
 
     *n = 0;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(db, err, "claim");
+    if (begin_tx(sp, "claim", err) != SLH_OK)
+        return SLH_ESTORE;
     if (prepare(db,
                 "SELECT d.seq, d.attempts, d.done, e.id, e.received, e.body"
                 " FROM delivery d JOIN event e ON e.seq = d.seq"
@@ -155,7 +173,7 @@ slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
 out:
     sqlite3_finalize(sel);
     sqlite3_finalize(upd);
-    rc = end_tx(db, rc, err);
+    rc = end_tx(sp, rc, err);
     if (rc != SLH_OK) {
         for (size_t i = 0; i < got; i++)
             slh_queue_claim_free(&claims[i]);
@@ -186,8 +204,8 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
 
     if (n == 0)
         return SLH_OK;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(db, err, "finish");
+    if (begin_tx(sp, "finish", err) != SLH_OK)
+        return SLH_ESTORE;
     if (prepare(db,
                 "UPDATE delivery SET state = ?3, due = ?4, last_status = ?5,"
                 " last_error = ?6,"
@@ -220,7 +238,7 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
     }
 out:
     sqlite3_finalize(upd);
-    return end_tx(db, rc, err);
+    return end_tx(sp, rc, err);
 }
 
 enum slh_err
@@ -233,8 +251,8 @@ slh_queue_unclaim(struct slh_spool *sp, const char *dest, const int64_t *seqs,
 
     if (n == 0)
         return SLH_OK;
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(db, err, "unclaim");
+    if (begin_tx(sp, "unclaim", err) != SLH_OK)
+        return SLH_ESTORE;
     if (prepare(db,
                 "UPDATE delivery SET due = ?3,"
                 " attempts = MAX(attempts - 1, 0)"
@@ -255,7 +273,7 @@ slh_queue_unclaim(struct slh_spool *sp, const char *dest, const int64_t *seqs,
     }
 out:
     sqlite3_finalize(upd);
-    return end_tx(db, rc, err);
+    return end_tx(sp, rc, err);
 }
 
 enum slh_err
@@ -386,6 +404,7 @@ slh_queue_retry(struct slh_spool *sp, const char *dest, int64_t now_ms,
     sqlite3 *db = slh_spool_db(sp);
     sqlite3_stmt *upd = NULL;
     enum slh_err rc = SLH_OK;
+    int r;
 
     if (n != NULL)
         *n = 0;
@@ -398,7 +417,10 @@ slh_queue_retry(struct slh_spool *sp, const char *dest, int64_t now_ms,
     }
     sqlite3_bind_text(upd, 1, dest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(upd, 2, now_ms);
-    if (sqlite3_step(upd) != SQLITE_DONE) {
+    slh_spool_lock(sp);
+    r = sqlite3_step(upd);
+    slh_spool_unlock(sp);
+    if (r != SQLITE_DONE) {
         rc = db_fail(db, err, "retry");
         goto out;
     }
@@ -414,9 +436,10 @@ out:
 /* Runs the chunked DELETE sql (?1 cutoff, ?2 chunk) until a chunk comes
  * short; *total adds up the rows deleted. */
 static enum slh_err
-purge_chunks(sqlite3 *db, const char *sql, int64_t cutoff_ms, size_t *total,
-             struct slh_error *err)
+purge_chunks(struct slh_spool *sp, const char *sql, int64_t cutoff_ms,
+             size_t *total, struct slh_error *err)
 {
+    sqlite3 *db = slh_spool_db(sp);
     sqlite3_stmt *del = NULL;
     enum slh_err rc = SLH_OK;
     int changed;
@@ -426,7 +449,11 @@ purge_chunks(sqlite3 *db, const char *sql, int64_t cutoff_ms, size_t *total,
     sqlite3_bind_int64(del, 1, cutoff_ms);
     sqlite3_bind_int(del, 2, PURGE_CHUNK);
     do {
-        if (sqlite3_step(del) != SQLITE_DONE) {
+        int r;
+        slh_spool_lock(sp);
+        r = sqlite3_step(del);
+        slh_spool_unlock(sp);
+        if (r != SQLITE_DONE) {
             rc = db_fail(db, err, "purge");
             break;
         }
@@ -442,20 +469,19 @@ enum slh_err
 slh_queue_purge(struct slh_spool *sp, int64_t cutoff_ms, size_t *n,
                 struct slh_error *err)
 {
-    sqlite3 *db = slh_spool_db(sp);
     size_t deliveries = 0, events = 0;
     enum slh_err rc;
 
     if (n != NULL)
         *n = 0;
-    rc = purge_chunks(db,
+    rc = purge_chunks(sp,
                       "DELETE FROM delivery WHERE (dest, seq) IN"
                       " (SELECT dest, seq FROM delivery"
                       "  WHERE state = 1 AND done < ?1 LIMIT ?2)",
                       cutoff_ms, &deliveries, err);
     /* NOT IN builds its list of seqs once, an index for the whole scan. */
     if (rc == SLH_OK)
-        rc = purge_chunks(db,
+        rc = purge_chunks(sp,
                           "DELETE FROM event WHERE seq IN"
                           " (SELECT seq FROM event WHERE received < ?1"
                           "  AND seq NOT IN (SELECT seq FROM delivery)"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +51,7 @@ static const char insert_delivery_sql[] =
 
 struct slh_spool {
     sqlite3 *db;
+    int lock_fd; /* SLH_SPOOL_LOCK, or -1 where it cannot be opened */
     struct timespec busy_since; /* when the current wait for a lock began */
     char *dir;
     char *path;     /* dir/slhook.db, for messages and reconnecting */
@@ -302,6 +304,41 @@ close_db(struct slh_spool *sp)
      * leaves whatever now lives at the path alone (databaseIsUnmoved()). */
     sqlite3_close(sp->db);
     sp->db = NULL;
+    if (sp->lock_fd >= 0)
+        close(sp->lock_fd);
+    sp->lock_fd = -1;
+}
+
+/* The writers' lock file. Without one (a read-only directory, where no
+ * write will succeed anyway) writers fall back on SQLite's busy handler. */
+static void
+open_lock(struct slh_spool *sp)
+{
+    char path[4096];
+
+    sp->lock_fd = -1;
+    if (snprintf(path, sizeof(path), "%s/%s", sp->dir, SLH_SPOOL_LOCK) >=
+        (int)sizeof(path))
+        return;
+    sp->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sp->lock_fd < 0)
+        sp->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+}
+
+void
+slh_spool_lock(struct slh_spool *sp)
+{
+    if (sp == NULL || sp->lock_fd < 0)
+        return;
+    while (flock(sp->lock_fd, LOCK_EX) != 0 && errno == EINTR)
+        ;
+}
+
+void
+slh_spool_unlock(struct slh_spool *sp)
+{
+    if (sp != NULL && sp->lock_fd >= 0)
+        (void)flock(sp->lock_fd, LOCK_UN);
 }
 
 static enum slh_err
@@ -354,6 +391,7 @@ open_db(struct slh_spool *sp, struct slh_error *err)
     e = make_dir(sp->dir, err);
     if (e != SLH_OK)
         return e;
+    open_lock(sp);
     is_new = stat(sp->path, &st) != 0 && errno == ENOENT;
     if (sqlite3_open_v2(sp->path, &sp->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -460,6 +498,7 @@ slh_spool_open(struct slh_spool **out, const char *dir, struct slh_error *err)
         return slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory", dir);
     len = strlen(dir);
     sp->dir = strdup(dir);
+    sp->lock_fd = -1;
     sp->path = malloc(len + sizeof("/" SLH_SPOOL_FILE));
     sp->wal_path = malloc(len + sizeof("/" SLH_SPOOL_FILE "-wal"));
     if (sp->dir == NULL || sp->path == NULL || sp->wal_path == NULL) {
@@ -535,6 +574,7 @@ reopen(struct slh_spool *sp, struct slh_error *err)
     enum slh_err e;
 
     fresh.db = NULL;
+    fresh.lock_fd = -1;
     fresh.begin = fresh.commit = fresh.rollback = NULL;
     fresh.insert_event = fresh.insert_delivery = NULL;
     e = open_db(&fresh, err);
@@ -642,6 +682,7 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
     if (e != SLH_OK)
         return slh_error_set(err, SLH_ESTORE, "spool %s: out of memory",
                              sp->path);
+    slh_spool_lock(sp);
     if (step_reset(sp->begin) != SQLITE_DONE)
         goto fail;
     for (size_t i = 0; i < n; i++) {
@@ -688,6 +729,7 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
     }
     if (step_reset(sp->commit) != SQLITE_DONE)
         goto fail;
+    slh_spool_unlock(sp);
     if (n_new != NULL)
         *n_new = fresh;
     free_bodies(bodies, n_bodies);
@@ -703,6 +745,7 @@ rollback:
         (step_reset(sp->rollback) != SQLITE_DONE ||
          !sqlite3_get_autocommit(sp->db)))
         sp->is_stale = true;
+    slh_spool_unlock(sp);
     free_bodies(bodies, n_bodies);
     return e;
 }

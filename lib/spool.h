@@ -39,7 +39,8 @@
 struct sqlite3;
 
 #define SLH_SPOOL_VERSION 1
-#define SLH_SPOOL_FILE "slhook.db" /* inside the spool directory */
+#define SLH_SPOOL_FILE "slhook.db"  /* inside the spool directory */
+#define SLH_SPOOL_LOCK "write.lock" /* the writers' lock, beside it */
 
 enum slh_delivery_state { SLH_PENDING = 0, SLH_DELIVERED = 1, SLH_DEAD = 2 };
 
@@ -81,6 +82,18 @@ enum slh_err slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
  * connection after finding the spool's files removed or replaced under it.
  */
 struct sqlite3 *slh_spool_db(struct slh_spool *sp);
+
+/*
+ * Takes and lets go of the spool's writers' lock: a blocking flock() on
+ * SLH_SPOOL_LOCK, which every writer of ours (slh_spool_put, the delivering
+ * side) holds from before BEGIN IMMEDIATE to after COMMIT or ROLLBACK. A
+ * waiter sleeps in the kernel and wakes as the lock is let go, where
+ * SQLite's busy handler could only poll: under 16 concurrent CGI requests
+ * that polling cost 73 sleeps and 277 fcntl calls a request. Threads and
+ * processes alike, each with its own handle. NULL is fine.
+ */
+void slh_spool_lock(struct slh_spool *sp);
+void slh_spool_unlock(struct slh_spool *sp);
 
 /* Milliseconds since the epoch, from CLOCK_REALTIME. */
 int64_t slh_now_ms(void);

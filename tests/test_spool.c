@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -452,6 +453,64 @@ hold_lock(void *arg)
         h->rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sqlite3_close(db);
     return NULL;
+}
+
+struct flock_holder {
+    const char *path;
+    int held_ms;
+    int rc;
+};
+
+/* Holds the writers' lock file as another process of ours would. */
+static void *
+hold_flock(void *arg)
+{
+    struct flock_holder *h = arg;
+    struct timespec pause = {0, (long)h->held_ms * 1000000};
+    int fd = open(h->path, O_RDWR | O_CLOEXEC);
+
+    h->rc = fd >= 0 ? flock(fd, LOCK_EX) : -1;
+    nanosleep(&pause, NULL);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+/* Writers of ours queue on the writers' lock, a blocking flock(), and the
+ * put goes ahead as soon as it is let go. */
+static void
+test_writers_lock(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b;
+    const struct slh_batch *one[1] = {&b};
+    struct flock_holder h = {.path = path, .held_ms = 300};
+    struct timespec t0, t1;
+    pthread_t t;
+    double ms;
+
+    path_in(dir, "writers");
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    pathf(path, "%s/" SLH_SPOOL_LOCK, dir);
+    CHECK(file_mode(path) == 0600, "lock file 0600: %o", file_mode(path));
+    batch_init(&b, 1);
+    make_event(&b.events[0], "Delivered", SLH_TRACKING_NONE, "writers1", 0);
+    pthread_create(&t, NULL, hold_flock, &h);
+    nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(slh_spool_put(sp, &cfg, one, 1, 1, NULL, &err) == SLH_OK,
+          "put waits for the writers' lock: %s", err.text);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(t, NULL);
+    ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+         (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK(h.rc == 0, "the other writer held the lock");
+    CHECK(ms >= 150 && ms < 1000, "waited for the writers' lock: %.1f ms", ms);
+    slh_batch_free(&b);
+    slh_spool_close(sp);
 }
 
 /* A put waits for another writer's lock, and gets it soon after it is let
@@ -1255,6 +1314,7 @@ main(void)
     test_open();
     test_put();
     test_busy_wait();
+    test_writers_lock();
     test_put_fixture();
     test_disk_full();
     test_read_only_open();

@@ -1,10 +1,10 @@
 #include "event.h"
 
+#include "digest.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <openssl/evp.h>
 
 /* Room for an error text quoted from the request (a name, Jansson's text). */
 #define QUOTE_MAX 64
@@ -164,29 +164,33 @@ enum_value(const json_t *v, const char *const names[3])
 }
 
 static int
-digest_dump(const char *buf, size_t size, void *ctx)
+digest_dump(const char *buf, size_t size, void *h)
 {
-    return EVP_DigestUpdate(ctx, buf, size) == 1 ? 0 : -1;
+    slh_sha256_update(h, buf, size);
+    return 0;
 }
 
 static bool
-digest_field(EVP_MD_CTX *ctx, const json_t *v)
+digest_field(struct slh_sha256 *h, const json_t *v)
 {
     char num[32];
     int n;
 
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return EVP_DigestUpdate(ctx, json_string_value(v),
-                                json_string_length(v)) == 1;
+        slh_sha256_update(h, json_string_value(v), json_string_length(v));
+        return true;
     case JSON_INTEGER:
         n = snprintf(num, sizeof(num), "%lld",
                      (long long)json_integer_value(v));
-        return EVP_DigestUpdate(ctx, num, (size_t)n) == 1;
+        slh_sha256_update(h, num, (size_t)n);
+        return true;
     case JSON_TRUE:
-        return EVP_DigestUpdate(ctx, "true", 4) == 1;
+        slh_sha256_update(h, "true", 4);
+        return true;
     case JSON_FALSE:
-        return EVP_DigestUpdate(ctx, "false", 5) == 1;
+        slh_sha256_update(h, "false", 5);
+        return true;
     case JSON_NULL:
         return true;
     case JSON_REAL:
@@ -194,45 +198,41 @@ digest_field(EVP_MD_CTX *ctx, const json_t *v)
     case JSON_ARRAY:
         /* Streamed into the digest: no allocation, so no failure to
          * report from a large Data-like value. */
-        return json_dump_callback(v, digest_dump, ctx,
+        return json_dump_callback(v, digest_dump, h,
                                   JSON_COMPACT | JSON_ENCODE_ANY) == 0;
     }
     return false;
 }
 
-/* slh_event_identity(), telling whether OpenSSL ran out of memory. */
+/* slh_event_identity(), telling whether memory ran out. */
 static bool
 identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0, i;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = false;
-    size_t f;
+    unsigned char md[SLH_SHA256_LEN];
+    struct slh_sha256 *h = slh_sha256_new();
+    bool ok = true;
+    size_t f, i;
 
     id[0] = '\0';
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        goto out;
+    if (h == NULL)
+        return false;
     for (f = 0; f < sizeof(identity_fields) / sizeof(identity_fields[0]); f++) {
         const json_t *v = slh_event_get(obj, identity_fields[f]);
-        if (f > 0 && EVP_DigestUpdate(ctx, "|", 1) != 1)
-            goto out;
-        if (v != NULL && !digest_field(ctx, v))
-            goto out;
+        if (f > 0)
+            slh_sha256_update(h, "|", 1);
+        if (v != NULL && !digest_field(h, v))
+            ok = false;
     }
-    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
-        mdlen * 2 != SLH_EVENT_ID_LEN)
-        goto out;
-    for (i = 0; i < mdlen; i++) {
+    slh_sha256_final(h, md);
+    if (!ok)
+        return false;
+    for (i = 0; i < SLH_SHA256_LEN; i++) {
         id[2 * i] = hex[md[i] >> 4];
         id[2 * i + 1] = hex[md[i] & 0xf];
     }
     id[SLH_EVENT_ID_LEN] = '\0';
-    ok = true;
-out:
-    EVP_MD_CTX_free(ctx);
-    return ok;
+    return true;
 }
 
 void

@@ -451,3 +451,19 @@ no_events() {
         [ "$(as_user sqlite3 "$D/var/spool/slhook.db" \
             'SELECT count(*) FROM event' 2>&1)" = 0 ]
 }
+
+# spawn_fcgi_start: slhook.fcgi on $D/run/fcgi.sock under spawn-fcgi, as the
+# shipped lighttpd and nginx configs say to start it (as $RUN_USER when
+# root), stopped with the mode.
+spawn_fcgi_start() {
+    if [ "$(id -u)" -eq 0 ]; then
+        set -- -u "$RUN_USER" -g "$(id -gn "$RUN_USER")"
+    else
+        set --
+    fi
+    spawn-fcgi -s "$D/run/fcgi.sock" -M 0660 -P "$D/run/spawn-fcgi.pid" \
+        "$@" -- "$T/bin/slhook.fcgi" -c "$D/slhook.conf" \
+        >"$D/log/spawn-fcgi.log" 2>&1
+    mode_stop_cmd "stop_pidfile '$D/run/spawn-fcgi.pid'"
+    check "spawn-fcgi made the socket" wait_file "$D/run/fcgi.sock"
+}

@@ -54,16 +54,8 @@ start_lighttpd && contract_suite
 mode_end
 
 mode_begin lighttpd-spawn-fcgi
-if [ "$(id -u)" -eq 0 ]; then
-    set -- -u "$RUN_USER" -g "$(id -gn "$RUN_USER")"
-else
-    set --
-fi
 # As lighttpd/50-slhook-spawn-fcgi.conf says to start it.
-spawn-fcgi -s "$D/run/fcgi.sock" -M 0660 -P "$D/run/spawn-fcgi.pid" "$@" -- \
-    "$T/bin/slhook.fcgi" -c "$D/slhook.conf" >"$D/log/spawn-fcgi.log" 2>&1
-mode_stop_cmd "stop_pidfile '$D/run/spawn-fcgi.pid'"
-check "spawn-fcgi made the socket" wait_file "$D/run/fcgi.sock"
+spawn_fcgi_start
 ship_conf lighttpd/50-slhook-spawn-fcgi.conf
 start_lighttpd && contract_suite
 mode_end

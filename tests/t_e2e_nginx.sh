@@ -47,16 +47,8 @@ start_nginx() {
 }
 
 mode_begin nginx-spawn-fcgi
-if [ "$(id -u)" -eq 0 ]; then
-    set -- -u "$RUN_USER" -g "$(id -gn "$RUN_USER")"
-else
-    set --
-fi
 # As nginx/slhook.conf says to start it.
-spawn-fcgi -s "$D/run/fcgi.sock" -M 0660 -P "$D/run/spawn-fcgi.pid" "$@" -- \
-    "$T/bin/slhook.fcgi" -c "$D/slhook.conf" >"$D/log/spawn-fcgi.log" 2>&1
-mode_stop_cmd "stop_pidfile '$D/run/spawn-fcgi.pid'"
-check "spawn-fcgi made the socket" wait_file "$D/run/fcgi.sock"
+spawn_fcgi_start
 ship_conf nginx/slhook.conf
 start_nginx && contract_suite
 mode_end

@@ -343,6 +343,27 @@ sys.stdout.write("{\"Type\":\"Delivered\",\"Pad\":\"%s\"}" % pad)' \
     post "$url" application/json "$bodies/huge"
     expect_answer "2 MiB body" 413
 
+    # A 64 KiB request header: the web server refuses it before slhook sees
+    # it, each in its own way (nginx and Apache answer 400; lighttpd answers
+    # 431 and closes while the client is still sending, which curl reports
+    # as a send failure, exit 55), and nothing is stored.
+    "$T/bin/slhook" -c "$D/slhook.conf" sample Delivered \
+        >"$bodies/bigheader.json" 2>>"$D/log/sample.log"
+    bigid=$(sed -n 's/.*"MessageId":"\([^"]*\)".*/\1/p' "$bodies/bigheader.json")
+    pad=$(head -c 65536 /dev/zero | tr '\0' x)
+    # shellcheck disable=SC2086
+    CODE=$(curl $CURL_OPTS -sS -m 20 -o "$D/resp" -w '%{http_code}' \
+        -H 'Content-Type: application/json' -H "X-Pad: $pad" \
+        --data-binary "@$bodies/bigheader.json" "$url" 2>"$D/curl.err") ||
+        CODE="curl-exit-$?"
+    case $CODE in
+    400 | 431 | 494 | curl-exit-55 | curl-exit-56)
+        ok "64 KiB header refused ($CODE)" ;;
+    *) nok "64 KiB header: $CODE, want 400, 431, 494 or a closed connection ($(head -c 200 "$D/curl.err"))" ;;
+    esac
+    check "the event behind the 64 KiB header is not stored" \
+        not_stored "$bigid"
+
     # Sixteen new events at once: concurrent writers to one spool.
     i=0
     while [ $i -lt 16 ]; do
@@ -443,6 +464,12 @@ allowlist_expect() {
     post "$URL" application/json "$FIX/delivered-1.json"
     expect_answer "a post from 127.0.0.1, allow-list enabled" 403
     check "refused before slhook (no event stored)" no_events
+}
+
+# not_stored MESSAGEID: no event of the spool carries that MessageId.
+not_stored() {
+    [ "$(as_user sqlite3 "$D/var/spool/slhook.db" \
+        "SELECT count(*) FROM event WHERE body LIKE '%\"$1\"%'" 2>&1)" = 0 ]
 }
 
 # no_events: the spool has no event (or does not exist: a CGI never ran).

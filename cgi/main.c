@@ -23,7 +23,7 @@
 #include "kick.h"
 #include "spool.h"
 
-#define DRAIN_CAP (64ULL << 20)
+#define DRAIN_CAP ((size_t)64 << 20)
 
 #ifndef SLH_BINDIR
 #define SLH_BINDIR "/usr/local/bin"
@@ -68,26 +68,20 @@ read_stdin(size_t cap, size_t *len)
 }
 
 /*
- * Reads and drops the body of a request answered without it (405, 413,
- * 415, ...). Under Apache's mod_cgid stdin and stdout are one socket, and
- * closing it with unread data resets the connection before the answer
- * arrives. Bodies beyond the cap are left: the sender was told 413.
+ * Reads and drops the len body bytes of a request answered without them
+ * (405, 413, 415, ...). Under Apache's mod_cgid stdin and stdout are one
+ * socket, and closing it with unread data resets the connection before the
+ * answer arrives. Bodies beyond the cap are left: the sender was told 413.
  */
 static void
-drain_stdin(const char *content_length)
+drain_stdin(size_t len)
 {
     char buf[65536];
-    unsigned long long left;
-    char *end;
+    size_t left = len < DRAIN_CAP ? len : DRAIN_CAP;
 
-    if (content_length == NULL)
-        return;
-    left = strtoull(content_length, &end, 10);
-    if (*end != '\0' || left > DRAIN_CAP)
-        left = DRAIN_CAP;
     while (left > 0) {
-        size_t want = left < sizeof(buf) ? (size_t)left : sizeof(buf);
-        size_t got = fread(buf, 1, want, stdin);
+        size_t got =
+            fread(buf, 1, left < sizeof(buf) ? left : sizeof(buf), stdin);
         if (got == 0)
             break;
         left -= got;
@@ -221,7 +215,7 @@ main(int argc, char **argv)
 
     if (slh_handler_head(&cfg, &req, &body_len, &resp)) {
         if (is_cgi)
-            drain_stdin(req.content_length);
+            drain_stdin(body_len);
     } else {
         if (is_cgi) {
             body = read_stdin(body_len, &n);

@@ -61,13 +61,15 @@ slh_handler_head(const struct slh_config *cfg, const struct slh_request *req,
                  size_t *body_len, struct slh_response *resp)
 {
     size_t len = 0;
+    bool has_length = parse_length(req->content_length, &len);
 
     response_init(resp);
+    *body_len = has_length ? len : 0;
     if (req->method == NULL || strcmp(req->method, "POST") != 0) {
         resp->allow_post = true;
         return answer(resp, 405, "method not allowed: use POST\n");
     }
-    if (!parse_length(req->content_length, &len))
+    if (!has_length)
         return answer(resp, 411, "a valid Content-Length is required\n");
     if (len > cfg->max_body)
         return answer(resp, 413, "body of %zu bytes is over the limit of %zu\n",
@@ -80,7 +82,6 @@ slh_handler_head(const struct slh_config *cfg, const struct slh_request *req,
         return answer(resp, 415,
                       "media type must be application/json or "
                       "application/x-www-form-urlencoded\n");
-    *body_len = len;
     return false;
 }
 

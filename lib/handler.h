@@ -47,8 +47,9 @@ struct slh_response {
 
 /*
  * The checks that need only headers, in the contract's order: 405, 411, 413,
- * 403 (allow_from), 415. Returns true when resp holds the answer; else false
- * with *body_len set to the number of body bytes to read (CONTENT_LENGTH).
+ * 403 (allow_from), 415. Returns true when resp holds the answer, false when
+ * the body is needed. Either way *body_len gets CONTENT_LENGTH (0 when it is
+ * not valid): the number of body bytes to read, or to drop unread.
  */
 bool slh_handler_head(const struct slh_config *cfg,
                       const struct slh_request *req, size_t *body_len,

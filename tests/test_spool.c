@@ -455,17 +455,11 @@ hold_lock(void *arg)
     return NULL;
 }
 
-struct flock_holder {
-    const char *path;
-    int held_ms;
-    int rc;
-};
-
 /* Holds the writers' lock file as another process of ours would. */
 static void *
 hold_flock(void *arg)
 {
-    struct flock_holder *h = arg;
+    struct holder *h = arg;
     struct timespec pause = {0, (long)h->held_ms * 1000000};
     int fd = open(h->path, O_RDWR | O_CLOEXEC);
 
@@ -476,6 +470,35 @@ hold_flock(void *arg)
     return NULL;
 }
 
+/*
+ * Starts hold(h) on a thread, lets it take its lock, then puts one event
+ * (MessageId mid) into sp and times the put; joins the holder. The put's
+ * result, and its time in *ms.
+ */
+static enum slh_err
+put_while_held(struct slh_spool *sp, void *(*hold)(void *), struct holder *h,
+               const char *mid, double *ms, struct slh_error *err)
+{
+    struct slh_batch b;
+    const struct slh_batch *one[1] = {&b};
+    struct timespec t0, t1;
+    enum slh_err rc;
+    pthread_t t;
+
+    batch_init(&b, 1);
+    make_event(&b.events[0], "Delivered", SLH_TRACKING_NONE, mid, 0);
+    pthread_create(&t, NULL, hold, h);
+    nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = slh_spool_put(sp, &cfg, one, 1, 1, NULL, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(t, NULL);
+    *ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+          (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    slh_batch_free(&b);
+    return rc;
+}
+
 /* Writers of ours queue on the writers' lock, a blocking flock(), and the
  * put goes ahead as soon as it is let go. */
 static void
@@ -484,32 +507,18 @@ test_writers_lock(void)
     char dir[PATH_MAX], path[PATH_MAX];
     struct slh_spool *sp = NULL;
     struct slh_error err = {0};
-    struct slh_batch b;
-    const struct slh_batch *one[1] = {&b};
-    struct flock_holder h = {.path = path, .held_ms = 300};
-    struct timespec t0, t1;
-    pthread_t t;
-    double ms;
+    struct holder h = {.path = path, .held_ms = 300};
+    double ms = 0;
 
     path_in(dir, "writers");
     if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
         return;
     pathf(path, "%s/" SLH_SPOOL_LOCK, dir);
     CHECK(file_mode(path) == 0600, "lock file 0600: %o", file_mode(path));
-    batch_init(&b, 1);
-    make_event(&b.events[0], "Delivered", SLH_TRACKING_NONE, "writers1", 0);
-    pthread_create(&t, NULL, hold_flock, &h);
-    nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    CHECK(slh_spool_put(sp, &cfg, one, 1, 1, NULL, &err) == SLH_OK,
+    CHECK(put_while_held(sp, hold_flock, &h, "writers1", &ms, &err) == SLH_OK,
           "put waits for the writers' lock: %s", err.text);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    pthread_join(t, NULL);
-    ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-         (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     CHECK(h.rc == 0, "the other writer held the lock");
     CHECK(ms >= 150 && ms < 1000, "waited for the writers' lock: %.1f ms", ms);
-    slh_batch_free(&b);
     slh_spool_close(sp);
 }
 
@@ -521,34 +530,20 @@ test_busy_wait(void)
     char dir[PATH_MAX], path[PATH_MAX];
     struct slh_spool *sp = NULL;
     struct slh_error err = {0};
-    struct slh_batch b;
-    const struct slh_batch *one[1] = {&b};
     struct holder h = {.path = path, .held_ms = 300};
-    struct timespec t0, t1;
-    pthread_t t;
-    double ms;
+    double ms = 0;
 
     path_in(dir, "busy");
     if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
         return;
     pathf(path, "%s/" SLH_SPOOL_FILE, dir);
-    batch_init(&b, 1);
-    make_event(&b.events[0], "Delivered", SLH_TRACKING_NONE, "busy1", 0);
-    pthread_create(&t, NULL, hold_lock, &h);
-    nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    CHECK(slh_spool_put(sp, &cfg, one, 1, 1, NULL, &err) == SLH_OK,
+    CHECK(put_while_held(sp, hold_lock, &h, "busy1", &ms, &err) == SLH_OK,
           "put waits for the lock: %s", err.text);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    pthread_join(t, NULL);
-    ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-         (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     CHECK(h.rc == SQLITE_OK, "the other writer held and let go: %d", h.rc);
     CHECK(ms >= 150 && ms < 1000, "waited for the lock: %.1f ms", ms);
     printf("busy wait: put got the lock %.1f ms after asking (held 250 ms "
            "more)\n",
            ms);
-    slh_batch_free(&b);
     slh_spool_close(sp);
 }
 

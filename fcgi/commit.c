@@ -9,19 +9,6 @@
 
 #include "spool.h"
 
-/* A request thread's place in the queue; lives on that thread's stack. Its
- * own semaphore wakes just that thread: a shared condition variable would
- * wake every waiting thread at every commit. */
-struct waiter {
-    const struct slh_batch *batch;
-    struct waiter *next;
-    sem_t done;
-    enum slh_err rc;
-    struct slh_error err;
-    size_t n_new;
-    bool is_exact;
-};
-
 /*
  * The queue is a lock-free stack: request threads push, the committer takes
  * the whole stack at once. No lock for request threads to contend on while
@@ -29,7 +16,7 @@ struct waiter {
  * when there is nothing to take.
  */
 struct slh_commit {
-    _Atomic(struct waiter *) head;
+    _Atomic(struct slh_commit_job *) head;
     sem_t work;
     atomic_bool is_stopping;
     pthread_t thread;
@@ -68,19 +55,19 @@ reserve(struct slh_commit *c, size_t n)
     return true;
 }
 
-/* Stores the waiters' batches, posting each one's result; returns the
- * number of new events. */
+/* Stores the jobs' batches, setting each one's result; returns the number
+ * of new events. */
 static size_t
-commit_group(struct slh_commit *c, struct waiter *first)
+commit_group(struct slh_commit *c, struct slh_commit_job *first)
 {
     size_t n = 0, n_new = 0, total = 0;
     struct slh_error err = {0};
 
-    for (struct waiter *w = first; w != NULL; w = w->next)
+    for (struct slh_commit_job *w = first; w != NULL; w = w->next)
         n++;
     if (n > 1 && reserve(c, n)) {
         size_t i = 0;
-        for (struct waiter *w = first; w != NULL; w = w->next) {
+        for (struct slh_commit_job *w = first; w != NULL; w = w->next) {
             c->group[i++] = w->batch;
             total += storable(w->batch);
         }
@@ -90,7 +77,7 @@ commit_group(struct slh_commit *c, struct waiter *first)
             c->n_batches += n;
             /* The spool counts new events per transaction: a batch's own
              * count is known only when all or none were new. */
-            for (struct waiter *w = first; w != NULL; w = w->next) {
+            for (struct slh_commit_job *w = first; w != NULL; w = w->next) {
                 w->rc = SLH_OK;
                 w->is_exact = n_new == total || n_new == 0;
                 w->n_new = n_new == total ? storable(w->batch) : 0;
@@ -101,7 +88,7 @@ commit_group(struct slh_commit *c, struct waiter *first)
     /* One at a time (a group that failed, or one alone): a batch that
      * cannot be stored, whatever the reason, then fails only itself. */
     n_new = 0;
-    for (struct waiter *w = first; w != NULL; w = w->next) {
+    for (struct slh_commit_job *w = first; w != NULL; w = w->next) {
         w->rc = slh_spool_put(c->sp, c->cfg, &w->batch, 1, slh_now_ms(),
                               &w->n_new, &w->err);
         w->is_exact = true;
@@ -115,10 +102,11 @@ commit_group(struct slh_commit *c, struct waiter *first)
 }
 
 /* The stack taken, in arrival order. */
-static struct waiter *
+static struct slh_commit_job *
 take(struct slh_commit *c)
 {
-    struct waiter *w = atomic_exchange(&c->head, NULL), *fifo = NULL, *next;
+    struct slh_commit_job *w = atomic_exchange(&c->head, NULL), *fifo = NULL,
+                          *next;
 
     for (; w != NULL; w = next) {
         next = w->next;
@@ -134,24 +122,23 @@ run(void *arg)
     struct slh_commit *c = arg;
 
     for (;;) {
-        struct waiter *first, *next;
+        struct slh_commit_job *first, *next;
         size_t n_new;
 
         while (sem_wait(&c->work) != 0 && errno == EINTR)
             ;
         first = take(c);
         if (first == NULL) {
-            /* A count whose waiter an earlier take got, or the stop. */
+            /* A count whose job an earlier take got, or the stop. */
             if (atomic_load(&c->is_stopping))
                 break;
             continue;
         }
         n_new = commit_group(c, first);
-        /* A waiter returns as soon as it is posted, taking its node with
-         * it: read next first. */
-        for (struct waiter *w = first; w != NULL; w = next) {
+        /* A job is its submitter's again once done: read next first. */
+        for (struct slh_commit_job *w = first; w != NULL; w = next) {
             next = w->next;
-            sem_post(&w->done);
+            w->done(w);
         }
         if (n_new > 0 && c->on_commit != NULL)
             c->on_commit(c->ctx);
@@ -196,26 +183,13 @@ fail:
     return rc;
 }
 
-enum slh_err
-slh_commit_put(struct slh_commit *c, const struct slh_batch *batch,
-               size_t *n_new, bool *is_exact, struct slh_error *err)
+void
+slh_commit_submit(struct slh_commit *c, struct slh_commit_job *job)
 {
-    struct waiter w = {.batch = batch};
-
-    sem_init(&w.done, 0, 0);
-    w.next = atomic_load(&c->head);
-    while (!atomic_compare_exchange_weak(&c->head, &w.next, &w))
+    job->next = atomic_load(&c->head);
+    while (!atomic_compare_exchange_weak(&c->head, &job->next, job))
         ;
     sem_post(&c->work);
-    while (sem_wait(&w.done) != 0 && errno == EINTR)
-        ;
-    sem_destroy(&w.done);
-
-    *n_new = w.n_new;
-    *is_exact = w.is_exact;
-    if (w.rc != SLH_OK)
-        slh_error_set(err, w.rc, "%s", w.err.text);
-    return w.rc;
 }
 
 void

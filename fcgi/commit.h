@@ -1,9 +1,11 @@
 /* commit.h: group commit for the FastCGI responder.
  *
  * One fsync costs far more than handling a request, so request threads do
- * not commit alone: each hands its batch to one committer thread and waits;
- * the committer stores everything queued meanwhile in one spool transaction
- * and wakes every waiter with its own result.
+ * not commit alone: each hands its batch to one committer thread, which
+ * stores everything queued meanwhile in one spool transaction and then
+ * reports each batch's own result through its callback. The callback runs
+ * on the committer thread, so a request thread need not sleep until its
+ * commit is done (and be woken again) unless it has to.
  */
 #ifndef SLH_FCGI_COMMIT_H
 #define SLH_FCGI_COMMIT_H
@@ -21,6 +23,25 @@ struct slh_commit; /* opaque */
 typedef void (*slh_commit_fn)(void *ctx);
 
 /*
+ * One batch to store. The submitter fills in batch and done; the committer
+ * fills in the outcome, then calls done(job) on its own thread, after which
+ * the job is the submitter's again. rc is SLH_OK only once the batch is
+ * committed; on failure nothing of it is stored and err holds the spool's
+ * reason. n_new is the number of new events of batch; is_exact is false
+ * when the shared commit only told how many were new in the whole group
+ * (then n_new is 0).
+ */
+struct slh_commit_job {
+    const struct slh_batch *batch;
+    void (*done)(struct slh_commit_job *job);
+    enum slh_err rc;
+    struct slh_error err;
+    size_t n_new;
+    bool is_exact;
+    struct slh_commit_job *next; /* the committer's */
+};
+
+/*
  * Opens the spool of cfg (borrowed: must outlive the committer) and starts
  * the committer thread. on_commit (may be NULL) is called with ctx after
  * each commit that stored at least one new event. *out is released with
@@ -32,22 +53,17 @@ enum slh_err slh_commit_start(struct slh_commit **out,
                               struct slh_error *err);
 
 /*
- * Stores batch (borrowed until this returns) durably, sharing the commit
- * with whatever other threads put meanwhile; blocks until it is on disk or
- * has failed. Returns SLH_OK only once it is committed; on failure nothing
- * of batch is stored and err holds the spool's reason. *n_new gets the
- * number of new events of batch; *is_exact is false when the shared commit
- * only told how many were new in the whole group (then *n_new is 0).
+ * Queues job to be stored durably, sharing the commit with whatever else is
+ * queued meanwhile, and returns at once: job->done reports the outcome.
  * Thread-safe; must not be called after slh_commit_stop() has begun.
  */
-enum slh_err slh_commit_put(struct slh_commit *c, const struct slh_batch *batch,
-                            size_t *n_new, bool *is_exact,
-                            struct slh_error *err);
+void slh_commit_submit(struct slh_commit *c, struct slh_commit_job *job);
 
 /*
- * Commits what is still queued, stops the thread, closes the spool and frees
- * c. *n_batches and *n_commits (either may be NULL) get the totals stored
- * over its life, for the exit log. NULL c is fine.
+ * Commits what is still queued (its callbacks run), stops the thread,
+ * closes the spool and frees c. *n_batches and *n_commits (either may be
+ * NULL) get the totals stored over its life, for the exit log. NULL c is
+ * fine.
  */
 void slh_commit_stop(struct slh_commit *c, unsigned long *n_batches,
                      unsigned long *n_commits);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,67 @@ read_body(FCGX_Stream *in, size_t len, size_t *got)
 }
 
 /*
+ * One request, from accept to its log line. It is handed to the committer
+ * with its job when its events are to be stored, and then answered, closed,
+ * logged and freed on the committer's thread (see answer()), so that the
+ * request thread goes back to accepting instead of sleeping until the
+ * commit is done. A request on a connection the server keeps open is the
+ * exception: its thread waits (is_waited) and answers it itself, since the
+ * connection's next request must be read by a request thread.
+ */
+struct request {
+    struct slh_commit_job job; /* first: answer() gets the job */
+    FCGX_Request fr;
+    const struct slh_config *cfg; /* not the workers: they may be gone */
+    struct slh_request req;
+    struct slh_response resp;
+    struct slh_batch batch;
+    struct slh_error err;
+    struct timespec t0;
+    char *body;
+    bool is_waited;
+    sem_t committed; /* posted for a waited request */
+};
+
+static struct request *
+request_new(struct slh_workers *ws)
+{
+    struct request *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->cfg = ws->cfg;
+    sem_init(&r->committed, 0, 0);
+    FCGX_InitRequest(&r->fr, ws->listen_fd, 0);
+    return r;
+}
+
+static void
+request_free(struct request *r)
+{
+    if (r == NULL)
+        return;
+    FCGX_Free(&r->fr, 1);
+    sem_destroy(&r->committed);
+    free(r);
+}
+
+/* Forgets one request's data, keeping r (and a kept connection) for the
+ * next. */
+static void
+request_reset(struct request *r)
+{
+    slh_batch_free(&r->batch);
+    free(r->body);
+    r->body = NULL;
+    memset(&r->req, 0, sizeof(r->req));
+    memset(&r->resp, 0, sizeof(r->resp));
+    slh_error_clear(&r->err);
+    r->job.n_new = 0;
+    r->job.is_exact = true;
+}
+
+/*
  * libfcgi ends a connection with a lingering close: shutdown(), then poll()
  * and read() until the server hangs up, so that bytes still unread cannot
  * turn the close into a reset that loses the answer. That wait costs each
@@ -77,52 +139,83 @@ close_plainly_at_eof(FCGX_Request *fr)
         FCGX_Detach(fr);
 }
 
+/* Writes the answer and ends the request, then logs it. The line borrows
+ * the request's params, which finishing frees; it is made first, and the
+ * request finished before logging, so that the answer goes out first. */
 static void
-serve(struct slh_workers *ws, FCGX_Request *fr)
+answer(struct request *r)
+{
+    char out[SLH_RESPONSE_BODY + 256], line[1024];
+    size_t n = slh_response_format(&r->resp, out, sizeof(out));
+
+    FCGX_PutStr(out, (int)n, r->fr.out);
+    slh_response_logline(&r->req, &r->resp, slh_elapsed_ms(&r->t0), line,
+                         sizeof(line));
+    FCGX_Finish_r(&r->fr);
+    fprintf(stderr, "%s%s%s%s\n", line,
+            r->job.is_exact ? "" : " (new: counted per shared commit)",
+            r->err.text[0] != '\0' ? ": " : "", r->err.text);
+}
+
+/* The committer's callback: the events are stored, or failed to be. */
+static void
+committed(struct slh_commit_job *job)
+{
+    struct request *r = (struct request *)job;
+
+    if (job->rc != SLH_OK)
+        slh_error_set(&r->err, job->rc, "%s", job->err.text);
+    slh_handler_stored(r->cfg, &r->batch, job->rc, job->n_new, &r->resp);
+    if (r->is_waited) {
+        sem_post(&r->committed);
+        return;
+    }
+    answer(r);
+    request_reset(r);
+    request_free(r);
+}
+
+/* Handles the request r has accepted. Returns true when r went to the
+ * committer, which answers and frees it; false when it was answered here
+ * and r is the caller's again. */
+static bool
+serve(struct slh_workers *ws, struct request *r)
 {
     const struct slh_config *cfg = ws->cfg;
-    struct slh_request req = {0};
-    struct slh_response resp;
-    struct slh_batch batch = {0};
-    struct slh_error err = {0};
-    struct timespec t0;
-    char out[SLH_RESPONSE_BODY + 256], line[1024];
-    char *body = NULL;
-    size_t body_len = 0, n, n_new = 0;
-    bool is_exact = true;
-    enum slh_err rc;
+    FCGX_Request *fr = &r->fr;
+    size_t body_len = 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    req.method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
-    req.content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
-    req.content_length = FCGX_GetParam("CONTENT_LENGTH", fr->envp);
-    req.remote_addr = FCGX_GetParam("REMOTE_ADDR", fr->envp);
+    request_reset(r);
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    r->req.method = FCGX_GetParam("REQUEST_METHOD", fr->envp);
+    r->req.content_type = FCGX_GetParam("CONTENT_TYPE", fr->envp);
+    r->req.content_length = FCGX_GetParam("CONTENT_LENGTH", fr->envp);
+    r->req.remote_addr = FCGX_GetParam("REMOTE_ADDR", fr->envp);
 
-    if (!slh_handler_head(cfg, &req, &body_len, &resp)) {
-        body = read_body(fr->in, body_len, &req.body_len);
-        req.body = body;
-        if (body == NULL) {
-            slh_error_set(&err, SLH_ENOMEM, "out of memory for the body");
-            slh_handler_stored(cfg, &batch, SLH_ENOMEM, 0, &resp);
-        } else if (!slh_handler_body(cfg, &req, &batch, &resp)) {
-            rc = slh_commit_put(ws->commit, &batch, &n_new, &is_exact, &err);
-            slh_handler_stored(cfg, &batch, rc, n_new, &resp);
+    if (!slh_handler_head(cfg, &r->req, &body_len, &r->resp)) {
+        r->body = read_body(fr->in, body_len, &r->req.body_len);
+        r->req.body = r->body;
+        if (r->body == NULL) {
+            slh_error_set(&r->err, SLH_ENOMEM, "out of memory for the body");
+            slh_handler_stored(cfg, &r->batch, SLH_ENOMEM, 0, &r->resp);
+        } else {
+            if (r->req.body_len == body_len)
+                close_plainly_at_eof(fr);
+            if (!slh_handler_body(cfg, &r->req, &r->batch, &r->resp)) {
+                r->job.batch = &r->batch;
+                r->job.done = committed;
+                r->is_waited = fr->keepConnection;
+                slh_commit_submit(ws->commit, &r->job);
+                if (!r->is_waited)
+                    return true;
+                while (sem_wait(&r->committed) != 0 && errno == EINTR)
+                    ;
+            }
         }
     }
-    n = slh_response_format(&resp, out, sizeof(out));
-    FCGX_PutStr(out, (int)n, fr->out);
-    if (body != NULL && req.body_len == body_len)
-        close_plainly_at_eof(fr);
-
-    /* The line borrows the request's params, which finishing frees; the
-     * request is finished before logging so the answer goes out first. */
-    slh_response_logline(&req, &resp, slh_elapsed_ms(&t0), line, sizeof(line));
-    FCGX_Finish_r(fr);
-    fprintf(stderr, "%s%s%s%s\n", line,
-            is_exact ? "" : " (new: counted per shared commit)",
-            err.text[0] != '\0' ? ": " : "", err.text);
-    slh_batch_free(&batch);
-    free(body);
+    answer(r);
+    request_reset(r);
+    return false;
 }
 
 /* Errors of accept() that pass: out of descriptors or memory for now. */
@@ -131,6 +224,17 @@ is_transient(int e)
 {
     return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ||
            e == EINTR;
+}
+
+static bool
+is_stopping(struct slh_workers *ws)
+{
+    bool is;
+
+    pthread_mutex_lock(&ws->mu);
+    is = ws->is_stopping;
+    pthread_mutex_unlock(&ws->mu);
+    return is;
 }
 
 /* Waits for the next request; false when the thread is to end. */
@@ -181,17 +285,29 @@ next_request(struct worker *w, FCGX_Request *fr)
     }
 }
 
+/* A request of its own for each accept: the one before may still be with
+ * the committer. Out of memory, it waits a moment and tries again. */
 static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
     struct slh_workers *ws = w->ws;
-    FCGX_Request fr;
+    struct request *r = NULL;
 
-    FCGX_InitRequest(&fr, ws->listen_fd, 0);
-    while (next_request(w, &fr))
-        serve(ws, &fr);
-    FCGX_Free(&fr, 1);
+    for (;;) {
+        if (r == NULL && (r = request_new(ws)) == NULL) {
+            if (is_stopping(ws))
+                break;
+            fprintf(stderr, "slhook.fcgi: out of memory; retrying\n");
+            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+            continue;
+        }
+        if (!next_request(w, &r->fr))
+            break;
+        if (serve(ws, r))
+            r = NULL;
+    }
+    request_free(r);
 
     pthread_mutex_lock(&ws->mu);
     ws->n_running--;

@@ -1,9 +1,10 @@
 /* workers.h: the request threads of the FastCGI responder.
  *
- * Each thread accepts requests on the listening socket with its own
- * FCGX_Request (libfcgi's thread-safe fcgiapp.h interface), answers them
- * with the core handler, and stores their events through the group
- * committer. One log line per request goes to stderr.
+ * Each thread accepts requests on the listening socket (libfcgi's
+ * thread-safe fcgiapp.h interface, an FCGX_Request per request) and handles
+ * them with the core handler. A request whose events are to be stored goes
+ * to the group committer, whose thread answers it once they are on disk;
+ * the rest are answered at once. One log line per request goes to stderr.
  */
 #ifndef SLH_FCGI_WORKERS_H
 #define SLH_FCGI_WORKERS_H
@@ -42,9 +43,10 @@ enum slh_err slh_workers_start(struct slh_workers **out,
                                struct slh_error *err);
 
 /*
- * Stops accepting, waits for every request in flight to be answered (its
- * events committed first), joins the threads and frees w. Returns false when
- * the threads had ended because accepting failed. NULL is fine.
+ * Stops accepting, waits for every request thread to be done with its
+ * request, joins the threads and frees w. Requests handed to the committer
+ * are answered by it: slh_commit_stop() comes after this. Returns false
+ * when the threads had ended because accepting failed. NULL is fine.
  */
 bool slh_workers_stop(struct slh_workers *w);
 

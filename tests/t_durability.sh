@@ -67,10 +67,12 @@ for pid, name, text, start, end in calls:
         elif name in ("fsync", "fdatasync") and ok:
             wal_syncs.append(end)
         continue
+    # A socket is one process's, whichever thread uses it: slhook.fcgi reads
+    # a request in one thread and its committer thread writes the answer.
     if num in (0, 1):
         key = (pid, "stdio")
     elif target.startswith("socket:") or target.startswith("TCP"):
-        key = (pid, num)
+        key = ("socket", num)
     else:
         continue
     if name == "read":

@@ -265,6 +265,21 @@ out:
     return body;
 }
 
+enum slh_err
+slh_batch_bodies(struct slh_batch *batch)
+{
+    for (size_t i = 0; i < batch->n; i++) {
+        struct slh_event *ev = &batch->events[i];
+
+        if (ev->is_validation || ev->body != NULL)
+            continue;
+        ev->body = slh_event_body(ev);
+        if (ev->body == NULL)
+            return SLH_ENOMEM;
+    }
+    return SLH_OK;
+}
+
 /*
  * Checks one event object and fills ev from it (ev->obj already set). where
  * prefixes error texts ("event 2: " for the second of an array, counting
@@ -639,8 +654,10 @@ slh_batch_free(struct slh_batch *batch)
 
     if (batch == NULL)
         return;
-    for (i = 0; i < batch->n; i++)
+    for (i = 0; i < batch->n; i++) {
         json_decref(batch->events[i].obj);
+        free(batch->events[i].body);
+    }
     free(batch->events);
     batch->events = NULL;
     batch->n = 0;

@@ -35,6 +35,7 @@ struct slh_event {
                          numeric string or name; NONE when absent */
     bool is_validation;            /* Type is "Validation" (any case) */
     char id[SLH_EVENT_ID_LEN + 1]; /* identity, hex, NUL-terminated */
+    char *body; /* owned: the relay body once slh_batch_bodies() made it */
 };
 
 /* Every event of one request, in the order received. */
@@ -82,6 +83,15 @@ json_t *slh_event_get(const json_t *obj, const char *name);
  * New string owned by the caller (free()), or NULL when out of memory.
  */
 char *slh_event_body(const struct slh_event *ev);
+
+/*
+ * Makes the relay body (slh_event_body()) of each event of batch that is to
+ * be stored (not a Validation), so that whoever stores them need not: the
+ * FastCGI responder's request threads make them in parallel, ahead of the
+ * one thread that commits. SLH_ENOMEM when out of memory (bodies made so far
+ * stay, freed with the batch).
+ */
+enum slh_err slh_batch_bodies(struct slh_batch *batch);
 
 /*
  * Writes ev's identity into id: hex SHA-256 over

@@ -198,6 +198,11 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
         return answer(resp, 200, "%s",
                       cfg->validation_key != NULL ? cfg->validation_key : key);
     }
+    if (slh_batch_bodies(batch) != SLH_OK) {
+        slh_batch_free(batch);
+        resp->retry_after = RETRY_AFTER_SECONDS;
+        return answer(resp, 503, "out of memory; try again later\n");
+    }
     return false;
 }
 

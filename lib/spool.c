@@ -597,7 +597,8 @@ free_bodies(char **bodies, size_t n)
 
 /*
  * The relay body of every event but Validations of the n batches, in order,
- * into a new array *out of *count strings. SLH_ENOMEM leaves nothing.
+ * into a new array *out of *count strings; NULL for an event whose body
+ * slh_batch_bodies() made already. SLH_ENOMEM leaves nothing.
  */
 static enum slh_err
 make_bodies(const struct slh_batch *const *batches, size_t n, char ***out,
@@ -617,6 +618,10 @@ make_bodies(const struct slh_batch *const *batches, size_t n, char ***out,
             const struct slh_event *ev = &batches[i]->events[j];
             if (ev->is_validation)
                 continue;
+            if (ev->body != NULL) {
+                k++; /* made already: stored from the event */
+                continue;
+            }
             bodies[k] = slh_event_body(ev);
             if (bodies[k++] == NULL) {
                 free_bodies(bodies, k);
@@ -701,7 +706,11 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
             sqlite3_bind_int(sp->insert_event, 3, ev->tracking);
             sqlite3_bind_int64(sp->insert_event, 4, now_ms);
             /* SQLite owns body from here, even if binding fails. */
-            sqlite3_bind_text(sp->insert_event, 5, body, -1, free);
+            if (body != NULL)
+                sqlite3_bind_text(sp->insert_event, 5, body, -1, free);
+            else
+                sqlite3_bind_text(sp->insert_event, 5, ev->body, -1,
+                                  SQLITE_STATIC);
             if (step_reset(sp->insert_event) != SQLITE_DONE)
                 goto fail;
             if (sqlite3_changes(sp->db) == 0)

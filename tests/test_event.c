@@ -205,6 +205,43 @@ test_fixtures(void)
     }
 }
 
+/* slh_batch_bodies() makes each stored event's relay body, once; none for a
+ * Validation, which is not stored. */
+static void
+test_batch_bodies(void)
+{
+    static const char json[] =
+        "[{\"Type\":\"Queued\",\"SecretKey\":\"k\",\"MessageId\":\"m\"},"
+        "{\"Type\":\"validation\",\"SecretKey\":\"k\"},"
+        "{\"Type\":\"Tracking\",\"TrackingType\":1,\"SecretKey\":\"k\"}]";
+    struct slh_batch b;
+    struct slh_error err = {0};
+    char *want, *first;
+
+    if (!CHECK(slh_batch_parse(&b, LIT(json), SLH_MEDIA_JSON, &err) == SLH_OK &&
+                   b.n == 3,
+               "bodies batch: %s", err.text))
+        return;
+    CHECK(b.events[0].body == NULL && b.events[2].body == NULL,
+          "no body before slh_batch_bodies");
+    CHECK(slh_batch_bodies(&b) == SLH_OK, "slh_batch_bodies");
+    for (size_t i = 0; i < b.n; i++) {
+        want = b.events[i].is_validation ? NULL : slh_event_body(&b.events[i]);
+        CHECK(want == NULL ? b.events[i].body == NULL
+                           : b.events[i].body != NULL &&
+                                 strcmp(b.events[i].body, want) == 0,
+              "event %zu: body %s, want %s", i + 1,
+              b.events[i].body ? b.events[i].body : "(none)",
+              want ? want : "(none)");
+        free(want);
+    }
+    first = b.events[0].body;
+    CHECK(slh_batch_bodies(&b) == SLH_OK && b.events[0].body == first,
+          "a body made already is kept");
+    slh_batch_free(&b);
+    CHECK(b.n == 0 && b.events == NULL, "batch with bodies freed");
+}
+
 static void
 test_batch_and_wrapper(void)
 {
@@ -953,6 +990,10 @@ oom_run(const char *name, const char *body, size_t len, enum slh_media media,
         rc = slh_batch_parse(&b, body, len, media, &err);
         if (rc == SLH_OK)
             relay = slh_event_body(&b.events[0]);
+        if (rc == SLH_OK && slh_batch_bodies(&b) != SLH_OK) {
+            slh_batch_free(&b); /* with the bodies made so far */
+            rc = SLH_ENOMEM;
+        }
         json_set_alloc_funcs(malloc, free);
         runs++;
         if (rc == want && oom_count <= oom_limit) {
@@ -1002,6 +1043,7 @@ main(void)
     test_media();
     test_fixtures();
     test_batch_and_wrapper();
+    test_batch_bodies();
     test_form();
     test_good_json();
     test_bad();

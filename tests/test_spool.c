@@ -705,6 +705,28 @@ test_put_fixture(void)
               "fixture body stored without the secret: %s", buf);
         free(body);
     }
+    slh_batch_free(&b);
+    free(text);
+
+    /* A relay body made ahead (slh_batch_bodies(), as the FastCGI request
+     * threads do) is the one stored: this one is marked to tell. */
+    pathf(path, "%s/socketlabs/failed-1.json", check_fixtures());
+    text = check_slurp(path, &len);
+    if (sp != NULL && CHECK(text != NULL, "fixture %s", path) &&
+        CHECK(slh_batch_parse(&b, text, len, SLH_MEDIA_JSON, &err) == SLH_OK,
+              "parse: %s", err.text) &&
+        CHECK(slh_batch_bodies(&b) == SLH_OK && b.events[0].body != NULL,
+              "bodies made ahead")) {
+        free(b.events[0].body);
+        b.events[0].body = strdup("{\"made\":\"ahead\"}");
+        CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 1,
+              "put with a body made ahead: %s", err.text);
+        snprintf(sql, sizeof(sql), "SELECT body FROM event WHERE id='%s'",
+                 b.events[0].id);
+        CHECK(strcmp(q_text(slh_spool_db(sp), sql, buf, sizeof(buf)),
+                     "{\"made\":\"ahead\"}") == 0,
+              "the body made ahead is stored: %s", buf);
+    }
     slh_spool_close(sp);
     slh_batch_free(&b);
     free(text);

@@ -64,18 +64,21 @@ slh_queue_setup(struct slh_spool *sp, struct slh_error *err)
 }
 
 static enum slh_err
-min_due(sqlite3 *db, const char *dest, int64_t *due, struct slh_error *err)
+min_due(struct slh_spool *sp, const char *dest, int64_t *due,
+        struct slh_error *err)
 {
+    sqlite3 *db = slh_spool_db(sp);
     sqlite3_stmt *st = NULL;
     enum slh_err rc = SLH_OK;
     int r;
 
     *due = INT64_MAX;
-    r = prepare(db,
-                dest != NULL ? "SELECT MIN(due) FROM delivery"
-                               " WHERE dest = ?1 AND state = 0"
-                             : "SELECT MIN(due) FROM delivery WHERE state = 0",
-                &st);
+    r = slh_spool_prepare(sp,
+                          dest != NULL
+                              ? "SELECT MIN(due) FROM delivery"
+                                " WHERE dest = ?1 AND state = 0"
+                              : "SELECT MIN(due) FROM delivery WHERE state = 0",
+                          &st);
     if (r != SQLITE_OK) {
         rc = db_fail(db, err, "next due");
         goto out;
@@ -90,7 +93,7 @@ min_due(sqlite3 *db, const char *dest, int64_t *due, struct slh_error *err)
         rc = db_fail(db, err, "next due");
     }
 out:
-    sqlite3_finalize(st);
+    slh_spool_release(st);
     return rc;
 }
 
@@ -133,16 +136,18 @@ slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
     *n = 0;
     if (begin_tx(sp, "claim", err) != SLH_OK)
         return SLH_ESTORE;
-    if (prepare(db,
-                "SELECT d.seq, d.attempts, d.done, e.id, e.received, e.body"
-                " FROM delivery d JOIN event e ON e.seq = d.seq"
-                " WHERE d.dest = ?1 AND d.state = 0 AND d.due <= ?2"
-                " ORDER BY d.due LIMIT ?3",
-                &sel) != SQLITE_OK ||
-        prepare(db,
-                "UPDATE delivery SET due = ?3, attempts = attempts + 1"
-                " WHERE dest = ?1 AND seq = ?2",
-                &upd) != SQLITE_OK) {
+    if (slh_spool_prepare(
+            sp,
+            "SELECT d.seq, d.attempts, d.done, e.id, e.received, e.body"
+            " FROM delivery d JOIN event e ON e.seq = d.seq"
+            " WHERE d.dest = ?1 AND d.state = 0 AND d.due <= ?2"
+            " ORDER BY d.due LIMIT ?3",
+            &sel) != SQLITE_OK ||
+        slh_spool_prepare(
+            sp,
+            "UPDATE delivery SET due = ?3, attempts = attempts + 1"
+            " WHERE dest = ?1 AND seq = ?2",
+            &upd) != SQLITE_OK) {
         rc = db_fail(db, err, "claim");
         goto out;
     }
@@ -169,10 +174,10 @@ slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
         }
         sqlite3_reset(upd);
     }
-    rc = min_due(db, dest, &due, err);
+    rc = min_due(sp, dest, &due, err);
 out:
-    sqlite3_finalize(sel);
-    sqlite3_finalize(upd);
+    slh_spool_release(sel);
+    slh_spool_release(upd);
     rc = end_tx(sp, rc, err);
     if (rc != SLH_OK) {
         for (size_t i = 0; i < got; i++)
@@ -206,12 +211,13 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
         return SLH_OK;
     if (begin_tx(sp, "finish", err) != SLH_OK)
         return SLH_ESTORE;
-    if (prepare(db,
-                "UPDATE delivery SET state = ?3, due = ?4, last_status = ?5,"
-                " last_error = ?6,"
-                " done = CASE WHEN ?3 = 0 THEN done ELSE ?7 END"
-                " WHERE dest = ?1 AND seq = ?2 AND state = 0",
-                &upd) != SQLITE_OK) {
+    if (slh_spool_prepare(
+            sp,
+            "UPDATE delivery SET state = ?3, due = ?4, last_status = ?5,"
+            " last_error = ?6,"
+            " done = CASE WHEN ?3 = 0 THEN done ELSE ?7 END"
+            " WHERE dest = ?1 AND seq = ?2 AND state = 0",
+            &upd) != SQLITE_OK) {
         rc = db_fail(db, err, "finish");
         goto out;
     }
@@ -237,7 +243,7 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
         sqlite3_reset(upd);
     }
 out:
-    sqlite3_finalize(upd);
+    slh_spool_release(upd);
     return end_tx(sp, rc, err);
 }
 
@@ -253,11 +259,11 @@ slh_queue_unclaim(struct slh_spool *sp, const char *dest, const int64_t *seqs,
         return SLH_OK;
     if (begin_tx(sp, "unclaim", err) != SLH_OK)
         return SLH_ESTORE;
-    if (prepare(db,
-                "UPDATE delivery SET due = ?3,"
-                " attempts = MAX(attempts - 1, 0)"
-                " WHERE dest = ?1 AND seq = ?2 AND state = 0",
-                &upd) != SQLITE_OK) {
+    if (slh_spool_prepare(sp,
+                          "UPDATE delivery SET due = ?3,"
+                          " attempts = MAX(attempts - 1, 0)"
+                          " WHERE dest = ?1 AND seq = ?2 AND state = 0",
+                          &upd) != SQLITE_OK) {
         rc = db_fail(db, err, "unclaim");
         goto out;
     }
@@ -272,7 +278,7 @@ slh_queue_unclaim(struct slh_spool *sp, const char *dest, const int64_t *seqs,
         sqlite3_reset(upd);
     }
 out:
-    sqlite3_finalize(upd);
+    slh_spool_release(upd);
     return end_tx(sp, rc, err);
 }
 
@@ -280,7 +286,7 @@ enum slh_err
 slh_queue_next_due(struct slh_spool *sp, const char *dest, int64_t *due,
                    struct slh_error *err)
 {
-    return min_due(slh_spool_db(sp), dest, due, err);
+    return min_due(sp, dest, due, err);
 }
 
 /* Runs a one-row, one-column integer query about dest; NULL reads as 0. */
@@ -495,14 +501,13 @@ slh_queue_purge(struct slh_spool *sp, int64_t cutoff_ms, size_t *n,
 int64_t
 slh_queue_data_version(struct slh_spool *sp)
 {
-    sqlite3 *db = slh_spool_db(sp);
     sqlite3_stmt *st = NULL;
     int64_t v = 0;
 
-    if (prepare(db, "PRAGMA data_version", &st) == SQLITE_OK &&
+    if (slh_spool_prepare(sp, "PRAGMA data_version", &st) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    slh_spool_release(st);
     return v;
 }
 

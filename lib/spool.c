@@ -67,6 +67,10 @@ struct slh_spool {
     sqlite3_stmt *rollback;
     sqlite3_stmt *insert_event;
     sqlite3_stmt *insert_delivery;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } kept[SLH_SPOOL_STMTS]; /* slh_spool_prepare()'s */
 };
 
 int64_t
@@ -300,6 +304,11 @@ close_db(struct slh_spool *sp)
     sqlite3_finalize(sp->insert_delivery);
     sp->begin = sp->commit = sp->rollback = NULL;
     sp->insert_event = sp->insert_delivery = NULL;
+    for (size_t i = 0; i < SLH_SPOOL_STMTS; i++) {
+        sqlite3_finalize(sp->kept[i].st);
+        sp->kept[i].sql = NULL;
+        sp->kept[i].st = NULL;
+    }
     /* With its files unlinked, SQLite skips the checkpoint on close and
      * leaves whatever now lives at the path alone (databaseIsUnmoved()). */
     sqlite3_close(sp->db);
@@ -307,6 +316,39 @@ close_db(struct slh_spool *sp)
     if (sp->lock_fd >= 0)
         close(sp->lock_fd);
     sp->lock_fd = -1;
+}
+
+int
+slh_spool_prepare(struct slh_spool *sp, const char *sql, sqlite3_stmt **st)
+{
+    size_t i;
+    int rc;
+
+    *st = NULL;
+    for (i = 0; i < SLH_SPOOL_STMTS && sp->kept[i].sql != NULL; i++) {
+        if (sp->kept[i].sql == sql) {
+            *st = sp->kept[i].st;
+            return SQLITE_OK;
+        }
+    }
+    if (i == SLH_SPOOL_STMTS)
+        return SQLITE_FULL;
+    rc = sqlite3_prepare_v3(sp->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+                            NULL);
+    if (rc == SQLITE_OK) {
+        sp->kept[i].sql = sql;
+        sp->kept[i].st = *st;
+    }
+    return rc;
+}
+
+void
+slh_spool_release(sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
 }
 
 /* The writers' lock file. Without one (a read-only directory, where no

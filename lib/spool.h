@@ -37,6 +37,7 @@
 #include "event.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 #define SLH_SPOOL_VERSION 1
 #define SLH_SPOOL_FILE "slhook.db"  /* inside the spool directory */
@@ -82,6 +83,22 @@ enum slh_err slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
  * connection after finding the spool's files removed or replaced under it.
  */
 struct sqlite3 *slh_spool_db(struct slh_spool *sp);
+
+/*
+ * The delivering side's statements, prepared once per connection rather
+ * than once per use: a deliverer keeping up with live traffic claims and
+ * records a few rows at a time, and preparing its four statements each time
+ * cost more than running them. *st gets sql prepared on sp's connection,
+ * kept until the connection closes; sql is told apart by its address, so
+ * pass a string literal. Give it back with slh_spool_release() (reset,
+ * bindings cleared), never sqlite3_finalize(). Returns an SQLite result
+ * code; SQLITE_FULL when SLH_SPOOL_STMTS distinct statements are kept
+ * already (a programming error: the set is fixed).
+ */
+#define SLH_SPOOL_STMTS 16
+int slh_spool_prepare(struct slh_spool *sp, const char *sql,
+                      struct sqlite3_stmt **st);
+void slh_spool_release(struct sqlite3_stmt *st);
 
 /*
  * Takes and lets go of the spool's writers' lock: a blocking flock() on

@@ -674,6 +674,47 @@ test_put(void)
     slh_spool_close(sp);
 }
 
+/* slh_spool_prepare() keeps one statement per SQL text, given back reset
+ * and unbound, up to SLH_SPOOL_STMTS of them. */
+static void
+test_kept_statements(void)
+{
+    static const char sql[] = "SELECT ?1 + 1";
+    static char many[SLH_SPOOL_STMTS + 1][32];
+    char dir[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    sqlite3_stmt *a = NULL, *b = NULL, *c = NULL;
+    int rc = SQLITE_OK, i;
+
+    path_in(dir, "kept");
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    CHECK(slh_spool_prepare(sp, sql, &a) == SQLITE_OK && a != NULL, "prepared");
+    sqlite3_bind_int(a, 1, 41);
+    CHECK(sqlite3_step(a) == SQLITE_ROW && sqlite3_column_int(a, 0) == 42,
+          "kept statement runs");
+    slh_spool_release(a);
+    CHECK(slh_spool_prepare(sp, sql, &b) == SQLITE_OK && b == a,
+          "the same statement again");
+    CHECK(sqlite3_step(b) == SQLITE_ROW &&
+              sqlite3_column_type(b, 0) == SQLITE_NULL,
+          "given back reset, bindings cleared");
+    slh_spool_release(b);
+    CHECK(sqlite3_get_autocommit(slh_spool_db(sp)), "no transaction left");
+    for (i = 0; i < SLH_SPOOL_STMTS && rc == SQLITE_OK; i++) {
+        snprintf(many[i], sizeof(many[i]), "SELECT %d", i);
+        rc = slh_spool_prepare(sp, many[i], &c);
+    }
+    CHECK(rc == SQLITE_FULL && c == NULL && i == SLH_SPOOL_STMTS,
+          "full after %d more: rc %d", i, rc);
+    CHECK(slh_spool_prepare(sp, sql, &b) == SQLITE_OK && b == a,
+          "a kept one still found when full");
+    slh_spool_release(b);
+    slh_spool_release(NULL);
+    slh_spool_close(sp);
+}
+
 /* A real body through event.c, as the handler would store it. */
 static void
 test_put_fixture(void)
@@ -1333,6 +1374,7 @@ main(void)
     test_busy_wait();
     test_writers_lock();
     test_put_fixture();
+    test_kept_statements();
     test_disk_full();
     test_read_only_open();
     test_read_only_ext4();

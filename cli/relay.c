@@ -133,8 +133,11 @@ deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
 {
     struct slh_error err = {0};
     struct slh_spool *sp = NULL;
-    enum slh_err rc = slh_spool_open(&sp, cfg->spool, &err);
+    enum slh_err rc;
 
+    /* Kicked by a CGI request: the CGI processes to come go first. */
+    slh_deliver_yield_priority();
+    rc = slh_spool_open(&sp, cfg->spool, &err);
     while (rc == SLH_OK && !sig->caught) {
         int64_t due = INT64_MAX;
         int lock = slh_kick_lock(cfg->spool);

@@ -54,6 +54,7 @@ deliver_main(void *arg)
     struct delivery *dl = arg;
     struct slh_error err;
 
+    slh_deliver_yield_priority();
     while (!atomic_load(&dl->is_stopping)) {
         slh_error_clear(&err);
         if (slh_deliverer_run(dl->d, false, &err) == SLH_OK)

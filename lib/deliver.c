@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -854,4 +856,17 @@ out:
         curl_easy_cleanup(easy);
     curl_global_cleanup();
     return rc;
+}
+
+/* Linux keeps a nice value per thread, addressed by its thread id. */
+void
+slh_deliver_yield_priority(void)
+{
+    id_t tid = (id_t)syscall(SYS_gettid);
+    int now;
+
+    errno = 0;
+    now = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0)
+        (void)setpriority(PRIO_PROCESS, tid, now + SLH_DELIVER_NICE);
 }

@@ -88,4 +88,16 @@ enum slh_err slh_deliver_post(const char *url, const char *content_type,
                               long *status, char **answer, size_t max,
                               struct slh_error *err);
 
+/*
+ * Relaying yields to receiving: SocketLabs waits on every answer, the
+ * destinations on nothing. A deliverer that shares the CPUs with the
+ * receiving side (slhook.fcgi's delivery thread, the deliverer a CGI
+ * request kicks) calls this to lower its own thread's priority by
+ * SLH_DELIVER_NICE, so that when the CPUs are short the requests are
+ * answered first and the relaying catches up as soon as they are not.
+ * Best effort: a failure leaves the priority as it was.
+ */
+#define SLH_DELIVER_NICE 10
+void slh_deliver_yield_priority(void);
+
 #endif

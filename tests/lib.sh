@@ -111,6 +111,12 @@ track_loop() {
     LIB_LOOPS="$LIB_LOOPS $1"
 }
 
+# nice_of STATFILE: the nice value in a /proc/PID[/task/TID]/stat file
+# (field 19; the command name before it may hold spaces).
+nice_of() {
+    sed 's/^.*) //' "$1" | cut -d' ' -f17
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -298,6 +298,11 @@ mode "$PORT" signed flap
 "$B/slhook" -c "$CONF" sample Failed >"$T/two.json"
 msgid=$(py 'import json,sys; print(json.load(open(sys.argv[1]))["MessageId"])' "$T/two.json")
 store "$CONF" "$T/two.json"
+# It runs 10 nicer than the CGI that kicked it: receiving comes first.
+kicked=$(pgrep -f "slhook -c $CONF deliver --kicked" | head -n 1)
+expect "CGI: the kicked deliverer yields the CPU (nice)" \
+    "$(($(nice_of /proc/$$/stat) + 10 > 19 ? 19 : $(nice_of /proc/$$/stat) + 10))" \
+    "$(nice_of "/proc/${kicked:-0}/stat" 2>/dev/null)"
 i=0
 while [ $i -lt 60 ] &&
     ! grep "$msgid" "$T/recv.log" | grep '"name": "signed"' |

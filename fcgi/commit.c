@@ -4,10 +4,101 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spool.h"
+
+/*
+ * The checkpointer: a thread with its own connection that checkpoints the
+ * WAL when the committer's commits say it is due (slh_spool.h), so that no
+ * commit waits for one. A due signal while one is pending adds nothing.
+ */
+struct checkpointer {
+    struct slh_spool *sp;
+    pthread_t thread;
+    sem_t work;
+    atomic_bool is_pending;
+    atomic_bool is_stopping;
+    bool is_running;
+};
+
+static void
+checkpoint_due(void *arg)
+{
+    struct checkpointer *k = arg;
+
+    if (!atomic_exchange(&k->is_pending, true))
+        sem_post(&k->work);
+}
+
+static void *
+checkpoint_run(void *arg)
+{
+    struct checkpointer *k = arg;
+    struct slh_error err = {0};
+    char last[sizeof(err.text)] = "";
+
+    for (;;) {
+        while (sem_wait(&k->work) != 0 && errno == EINTR)
+            ;
+        if (atomic_load(&k->is_stopping))
+            break;
+        atomic_store(&k->is_pending, false);
+        slh_error_clear(&err);
+        /* A failure is logged once until it changes or passes: commits go
+         * on, the WAL grows, and the next due signal tries again. */
+        if (slh_spool_checkpoint(k->sp, &err) != SLH_OK) {
+            if (strcmp(err.text, last) != 0)
+                fprintf(stderr, "slhook.fcgi: checkpoint: %s\n", err.text);
+            snprintf(last, sizeof(last), "%s", err.text);
+        } else {
+            last[0] = '\0';
+        }
+        /* Once per WAL's fill is enough: 20 ms is a few hundred pages. */
+        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+    }
+    return NULL;
+}
+
+static enum slh_err
+checkpointer_start(struct checkpointer *k, const struct slh_config *cfg,
+                   struct slh_error *err)
+{
+    enum slh_err rc = slh_spool_open(&k->sp, cfg->spool, err);
+    int e;
+
+    if (rc != SLH_OK)
+        return rc;
+    atomic_init(&k->is_pending, false);
+    atomic_init(&k->is_stopping, false);
+    sem_init(&k->work, 0, 0);
+    e = pthread_create(&k->thread, NULL, checkpoint_run, k);
+    if (e != 0) {
+        sem_destroy(&k->work);
+        slh_spool_close(k->sp);
+        k->sp = NULL;
+        return slh_error_set(err, SLH_ENOMEM,
+                             "cannot start the checkpointer: %s", strerror(e));
+    }
+    k->is_running = true;
+    return SLH_OK;
+}
+
+static void
+checkpointer_stop(struct checkpointer *k)
+{
+    if (!k->is_running)
+        return;
+    atomic_store(&k->is_stopping, true);
+    sem_post(&k->work);
+    pthread_join(k->thread, NULL);
+    sem_destroy(&k->work);
+    slh_spool_close(k->sp);
+    k->is_running = false;
+}
 
 /*
  * The queue is a lock-free stack: request threads push, the committer takes
@@ -17,6 +108,7 @@
  */
 struct slh_commit {
     _Atomic(struct slh_commit_job *) head;
+    struct checkpointer ckpt;
     sem_t work;
     atomic_bool is_stopping;
     pthread_t thread;
@@ -162,8 +254,11 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
     c->on_commit = on_commit;
     c->ctx = ctx;
     rc = slh_spool_open(&c->sp, cfg->spool, err);
+    if (rc == SLH_OK)
+        rc = checkpointer_start(&c->ckpt, cfg, err);
     if (rc != SLH_OK)
         goto fail;
+    slh_spool_defer_checkpoints(c->sp, checkpoint_due, &c->ckpt);
     atomic_init(&c->head, NULL);
     atomic_init(&c->is_stopping, false);
     sem_init(&c->work, 0, 0);
@@ -178,6 +273,7 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
     return SLH_OK;
 
 fail:
+    checkpointer_stop(&c->ckpt);
     slh_spool_close(c->sp);
     free(c);
     return rc;
@@ -206,6 +302,7 @@ slh_commit_stop(struct slh_commit *c, unsigned long *n_batches,
         *n_batches = c->n_batches;
     if (n_commits != NULL)
         *n_commits = c->n_commits;
+    checkpointer_stop(&c->ckpt);
     slh_spool_close(c->sp);
     sem_destroy(&c->work);
     free(c->group);

@@ -5,7 +5,10 @@
  * stores everything queued meanwhile in one spool transaction and then
  * reports each batch's own result through its callback. The callback runs
  * on the committer thread, so a request thread need not sleep until its
- * commit is done (and be woken again) unless it has to.
+ * commit is done (and be woken again) unless it has to. A second thread
+ * with its own connection copies the WAL into the database ahead of the
+ * committer (slh_spool_defer_checkpoints()), so that commits seldom wait
+ * for a checkpoint.
  */
 #ifndef SLH_FCGI_COMMIT_H
 #define SLH_FCGI_COMMIT_H

@@ -1,8 +1,9 @@
 /* slhook.fcgi: the core handler as a FastCGI responder.
  *
- * Request threads (workers.c) accept and answer requests; they share disk
- * commits through one committer thread (commit.c), and unless --no-deliver
- * one more thread relays what was stored. The main thread waits for SIGTERM
+ * Request threads (workers.c) accept requests and handle them; those with
+ * events to store share disk commits through one committer thread, which
+ * answers them once stored, helped by a checkpointer thread (commit.c);
+ * unless --no-deliver one more thread relays what was stored. The main thread waits for SIGTERM
  * (or SIGINT, or libfcgi's SIGUSR1), then stops accepting, lets the
  * requests in flight finish, and exits 0.
  */

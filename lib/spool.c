@@ -70,7 +70,9 @@ struct slh_spool {
     struct {
         const char *sql;
         sqlite3_stmt *st;
-    } kept[SLH_SPOOL_STMTS]; /* slh_spool_prepare()'s */
+    } kept[SLH_SPOOL_STMTS];           /* slh_spool_prepare()'s */
+    void (*checkpoint_due)(void *ctx); /* slh_spool_defer_checkpoints() */
+    void *checkpoint_ctx;
 };
 
 int64_t
@@ -421,6 +423,41 @@ prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
 
 /* Opens sp->path into sp->db, and prepares sp's statements, with everything
  * spool.h promises; on failure they are all NULL. */
+/* SQLite's hook after each commit, with the WAL's size in pages, in place
+ * of its automatic checkpoint (the hook replaces it): past half the limit
+ * the checkpointer is asked to copy the WAL ahead; at the limit this
+ * connection checkpoints as SQLite would have, which then finds little left
+ * to copy, and lets the WAL start over. */
+static int
+wal_committed(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct slh_spool *sp = arg;
+
+    if (pages >= SLH_SPOOL_CHECKPOINT_PAGES)
+        sqlite3_wal_checkpoint(db, name);
+    else if (pages >= SLH_SPOOL_CHECKPOINT_PAGES / 2)
+        sp->checkpoint_due(sp->checkpoint_ctx);
+    return SQLITE_OK;
+}
+
+void
+slh_spool_defer_checkpoints(struct slh_spool *sp, void (*due)(void *ctx),
+                            void *ctx)
+{
+    sp->checkpoint_due = due;
+    sp->checkpoint_ctx = ctx;
+    sqlite3_wal_hook(sp->db, wal_committed, sp);
+}
+
+enum slh_err
+slh_spool_checkpoint(struct slh_spool *sp, struct slh_error *err)
+{
+    if (sqlite3_wal_checkpoint_v2(sp->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                  NULL) != SQLITE_OK)
+        return db_error(sp->db, sp->path, err);
+    return SLH_OK;
+}
+
 static enum slh_err
 open_db(struct slh_spool *sp, struct slh_error *err)
 {
@@ -465,6 +502,8 @@ open_db(struct slh_spool *sp, struct slh_error *err)
         goto out;
     }
     sqlite3_busy_handler(sp->db, busy_wait, sp);
+    if (sp->checkpoint_due != NULL)
+        sqlite3_wal_hook(sp->db, wal_committed, sp);
     if (set_wal(sp->db, mode, sizeof(mode)) != SQLITE_OK)
         goto fail;
     if (strcmp(mode, "wal") != 0) {
@@ -619,6 +658,7 @@ reopen(struct slh_spool *sp, struct slh_error *err)
     fresh.lock_fd = -1;
     fresh.begin = fresh.commit = fresh.rollback = NULL;
     fresh.insert_event = fresh.insert_delivery = NULL;
+    memset(fresh.kept, 0, sizeof(fresh.kept)); /* the old connection's */
     e = open_db(&fresh, err);
     if (e != SLH_OK)
         return e;

@@ -715,6 +715,77 @@ test_kept_statements(void)
     slh_spool_close(sp);
 }
 
+static int n_due;
+
+static void
+count_due(void *ctx)
+{
+    (void)ctx;
+    n_due++;
+}
+
+static off_t
+file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* With deferred checkpoints, due() is called once the WAL is half full; a
+ * passive checkpoint on another connection copies it ahead; the committing
+ * connection still checkpoints at the full count, so the WAL stays bounded
+ * and starts over. */
+static void
+test_deferred_checkpoints(void)
+{
+    /* A WAL frame: a 24-byte header and a page. */
+    const off_t frame = 24 + 4096, full = SLH_SPOOL_CHECKPOINT_PAGES * frame;
+    char dir[PATH_MAX], wal[PATH_MAX], prefix[64];
+    struct slh_spool *sp = NULL, *other = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b = {0};
+    size_t n_new;
+    off_t at_due = 0, most = 0;
+    int i, n = 0;
+    bool ok = true;
+
+    path_in(dir, "checkpoints");
+    pathf(wal, "%s/slhook.db-wal", dir);
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK &&
+                   slh_spool_open(&other, dir, &err) == SLH_OK,
+               "open: %s", err.text))
+        goto out;
+    slh_spool_defer_checkpoints(sp, count_due, NULL);
+    /* 3 events of 20 KB a put: about 15 pages; 200 puts fill the WAL three
+     * times over. */
+    for (i = 0; i < 200 && ok; i++) {
+        snprintf(prefix, sizeof(prefix), "ckpt-%d", i);
+        batch_fill(&b, 3, prefix, 20000);
+        ok = put1(sp, &b, &n_new, &err) == SLH_OK;
+        slh_batch_free(&b);
+        n += ok ? (int)n_new : 0;
+        if (n_due > 0 && at_due == 0) {
+            at_due = file_size(wal);
+            CHECK(slh_spool_checkpoint(other, &err) == SLH_OK, "checkpoint: %s",
+                  err.text);
+        }
+        if (file_size(wal) > most)
+            most = file_size(wal);
+    }
+    CHECK(ok && n == 600, "puts: %d events (%s)", n, err.text);
+    CHECK(at_due >= full / 2 && at_due < full,
+          "due() first called with the WAL half full: %lld bytes",
+          (long long)at_due);
+    CHECK(most < full + 64 * frame, "the WAL stays bounded: at most %lld",
+          (long long)most);
+    CHECK(q_int(slh_spool_db(other), "SELECT count(*) FROM event") == 600,
+          "every event readable");
+out:
+    slh_spool_close(sp);
+    slh_spool_close(other);
+}
+
 /* A real body through event.c, as the handler would store it. */
 static void
 test_put_fixture(void)
@@ -1375,6 +1446,7 @@ main(void)
     test_writers_lock();
     test_put_fixture();
     test_kept_statements();
+    test_deferred_checkpoints();
     test_disk_full();
     test_read_only_open();
     test_read_only_ext4();

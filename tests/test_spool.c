@@ -1094,6 +1094,8 @@ out:
 static void
 test_removed(void)
 {
+    static const char kept_sql[] = "SELECT count(*) FROM event";
+    sqlite3_stmt *kept = NULL;
     char parent[PATH_MAX], dir[PATH_MAX], path[PATH_MAX], wal[PATH_MAX];
     struct slh_spool *sp = NULL, *sp2 = NULL;
     struct slh_error err = {0};
@@ -1113,6 +1115,9 @@ test_removed(void)
     if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
         goto out;
     CHECK(put1(sp, &a, &n_new, &err) == SLH_OK, "put a");
+    CHECK(slh_spool_prepare(sp, kept_sql, &kept) == SQLITE_OK,
+          "a kept statement");
+    slh_spool_release(kept);
     CHECK(run("rm -rf '%s'", dir) == 0 && !exists(dir), "rm -rf spool");
     CHECK(put1(sp, &b, &n_new, &err) == SLH_ESTORE &&
               contains(err.text, "removed"),
@@ -1121,6 +1126,16 @@ test_removed(void)
     CHECK(!exists(dir), "and creates nothing yet");
     CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 1,
           "next put reopens: %s", err.text);
+    /* The kept statements went with the old connection. */
+    if (CHECK(slh_spool_prepare(sp, kept_sql, &kept) == SQLITE_OK,
+              "kept statement after the reopen: %s",
+              sqlite3_errmsg(slh_spool_db(sp)))) {
+        CHECK(sqlite3_db_handle(kept) == slh_spool_db(sp) &&
+                  sqlite3_step(kept) == SQLITE_ROW &&
+                  sqlite3_column_int(kept, 0) == 1,
+              "prepared anew on the new connection, and runs");
+        slh_spool_release(kept);
+    }
     CHECK(exists(path) && file_mode(dir) == 0700, "spool made anew");
     CHECK(q_other(dir, "SELECT count(*) FROM event") == 1,
           "the event is in the file at the path, not an unlinked one");

@@ -30,6 +30,11 @@ struct slh_workers {
     size_t n_running;
     struct worker *workers;
     size_t n_workers;
+    /* Requests that may exist at once, each with its buffers (libfcgi's
+     * alone are 16 KiB): without a bound, every connection the server
+     * opens could have one waiting on the committer. */
+    sem_t slots;
+    size_t n_slots;
 };
 
 static void
@@ -72,7 +77,8 @@ read_body(FCGX_Stream *in, size_t len, size_t *got)
 struct request {
     struct slh_commit_job job; /* first: answer() gets the job */
     FCGX_Request fr;
-    const struct slh_config *cfg; /* not the workers: they may be gone */
+    const struct slh_config *cfg;
+    sem_t *slot; /* given back when freed; outlives r (see stop) */
     struct slh_request req;
     struct slh_response resp;
     struct slh_batch batch;
@@ -83,14 +89,21 @@ struct request {
     sem_t committed; /* posted for a waited request */
 };
 
+/* A request for the next accept, once a slot is free. */
 static struct request *
 request_new(struct slh_workers *ws)
 {
-    struct request *r = calloc(1, sizeof(*r));
+    struct request *r;
 
-    if (r == NULL)
+    while (sem_wait(&ws->slots) != 0 && errno == EINTR)
+        ;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        sem_post(&ws->slots);
         return NULL;
+    }
     r->cfg = ws->cfg;
+    r->slot = &ws->slots;
     sem_init(&r->committed, 0, 0);
     FCGX_InitRequest(&r->fr, ws->listen_fd, 0);
     return r;
@@ -103,6 +116,7 @@ request_free(struct request *r)
         return;
     FCGX_Free(&r->fr, 1);
     sem_destroy(&r->committed);
+    sem_post(r->slot);
     free(r);
 }
 
@@ -337,6 +351,8 @@ slh_workers_start(struct slh_workers **out, const struct slh_config *cfg,
     ws->notify = notify;
     pthread_mutex_init(&ws->mu, NULL);
     pthread_cond_init(&ws->changed, NULL);
+    ws->n_slots = 4 * n;
+    sem_init(&ws->slots, 0, (unsigned)ws->n_slots);
     /* No SA_RESTART: the point is that accept() and read() return. */
     sigemptyset(&sa.sa_mask);
     sigaction(SLH_WAKE_SIGNAL, &sa, NULL);
@@ -405,6 +421,12 @@ slh_workers_stop(struct slh_workers *ws)
 
     for (size_t i = 0; i < ws->n_workers; i++)
         pthread_join(ws->workers[i].thread, NULL);
+    /* Every slot back: the committer has answered and freed every request
+     * handed to it, and none will touch ws again. */
+    for (size_t i = 0; i < ws->n_slots; i++)
+        while (sem_wait(&ws->slots) != 0 && errno == EINTR)
+            ;
+    sem_destroy(&ws->slots);
     pthread_cond_destroy(&ws->changed);
     pthread_mutex_destroy(&ws->mu);
     free(ws->workers);

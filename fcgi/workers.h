@@ -4,7 +4,8 @@
  * thread-safe fcgiapp.h interface, an FCGX_Request per request) and handles
  * them with the core handler. A request whose events are to be stored goes
  * to the group committer, whose thread answers it once they are on disk;
- * the rest are answered at once. One log line per request goes to stderr.
+ * the rest are answered at once. At most four times as many requests as
+ * threads exist at once. One log line per request goes to stderr.
  */
 #ifndef SLH_FCGI_WORKERS_H
 #define SLH_FCGI_WORKERS_H
@@ -43,10 +44,10 @@ enum slh_err slh_workers_start(struct slh_workers **out,
                                struct slh_error *err);
 
 /*
- * Stops accepting, waits for every request thread to be done with its
- * request, joins the threads and frees w. Requests handed to the committer
- * are answered by it: slh_commit_stop() comes after this. Returns false
- * when the threads had ended because accepting failed. NULL is fine.
+ * Stops accepting, joins the threads, waits until the committer has
+ * answered every request handed to it (so the committer must still run),
+ * and frees w. Returns false when the threads had ended because accepting
+ * failed. NULL is fine.
  */
 bool slh_workers_stop(struct slh_workers *w);
 

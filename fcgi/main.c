@@ -3,12 +3,13 @@
  * Request threads (workers.c) accept requests and handle them; those with
  * events to store share disk commits through one committer thread, which
  * answers them once stored, helped by a checkpointer thread (commit.c);
- * unless --no-deliver one more thread relays what was stored. The main thread waits for SIGTERM
- * (or SIGINT, or libfcgi's SIGUSR1), then stops accepting, lets the
- * requests in flight finish, and exits 0.
+ * unless --no-deliver one more thread relays what was stored. The main thread
+ * waits for SIGTERM (or SIGINT, or libfcgi's SIGUSR1), then stops accepting,
+ * lets the requests in flight finish, and exits 0.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -221,6 +222,12 @@ main(int argc, char **argv)
     bool is_ok = true;
     int rc, sig, listen_fd = -1;
 
+    /* glibc gives each thread that allocates an arena of its own, up to 16
+     * on two CPUs, and a request is allocated by its request thread but
+     * freed by the committer: every arena kept a share of free memory, 9.5
+     * MiB anonymous in all after 200,000 requests against 5.9 with two, at
+     * the same throughput. */
+    mallopt(M_ARENA_MAX, 2);
     rc = parse_options(argc, argv, &opt);
     if (rc >= 0)
         return rc;

@@ -71,6 +71,8 @@ struct slh_queue_stats {
  * lose the latest outcomes, which only repeats those deliveries (delivery is
  * at least once), while an fsync per commit would cap the throughput; the
  * events themselves stay as durable as the receiving connection made them.
+ * Its page cache is kept small (256 KiB): a deliverer reads the queue in
+ * order and each event once.
  */
 enum slh_err slh_queue_setup(struct slh_spool *sp, struct slh_error *err);
 

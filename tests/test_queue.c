@@ -113,6 +113,20 @@ free_claims(struct slh_claim *c, size_t n)
         slh_queue_claim_free(&c[i]);
 }
 
+/* The integer a one-row pragma gives on sp's connection; -1 on error. */
+static long long
+pragma_int(struct slh_spool *sp, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+
+    if (sqlite3_prepare_v2(slh_spool_db(sp), sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
 static void
 test_claim_finish_stats(void)
 {
@@ -139,6 +153,9 @@ test_claim_finish_stats(void)
     put_fixtures(sp, &cfg);
     CHECK(n_events >= 15, "fixtures give %zu events", n_events);
     CHECK(slh_queue_setup(sp, &err) == SLH_OK, "setup: %s", err.text);
+    CHECK(pragma_int(sp, "PRAGMA synchronous") == 1 &&
+              pragma_int(sp, "PRAGMA cache_size") == -256,
+          "setup: synchronous=NORMAL, a 256 KiB page cache");
 
     /* Everything is due for a; its claim leases every row. */
     CHECK(slh_queue_claim(sp, "a", T0, LEASE, MAX_EVENTS, c, &n, &next, &err) ==

@@ -216,11 +216,15 @@ serve(struct slh_workers *ws, struct request *r)
             if (r->req.body_len == body_len)
                 close_plainly_at_eof(fr);
             if (!slh_handler_body(cfg, &r->req, &r->batch, &r->resp)) {
+                bool is_waited = fr->keepConnection;
+
                 r->job.batch = &r->batch;
                 r->job.done = committed;
-                r->is_waited = fr->keepConnection;
+                r->is_waited = is_waited;
                 slh_commit_submit(ws->commit, &r->job);
-                if (!r->is_waited)
+                /* Not r->is_waited: once submitted, an r not waited for is
+                 * the committer's, which may have freed it already. */
+                if (!is_waited)
                     return true;
                 while (sem_wait(&r->committed) != 0 && errno == EINTR)
                     ;

@@ -13,8 +13,8 @@
 
 /*
  * The checkpointer: a thread with its own connection that checkpoints the
- * WAL when the committer's commits say it is due (slh_spool.h), so that no
- * commit waits for one. A due signal while one is pending adds nothing.
+ * WAL when the committer's commits say it is due (spool.h), so that commits
+ * seldom wait for one. A due signal while one is pending adds nothing.
  */
 struct checkpointer {
     struct slh_spool *sp;

@@ -68,14 +68,14 @@ read_body(FCGX_Stream *in, size_t len, size_t *got)
 /*
  * One request, from accept to its log line. It is handed to the committer
  * with its job when its events are to be stored, and then answered, closed,
- * logged and freed on the committer's thread (see answer()), so that the
+ * logged and freed on the committer's thread (committed()), so that the
  * request thread goes back to accepting instead of sleeping until the
  * commit is done. A request on a connection the server keeps open is the
  * exception: its thread waits (is_waited) and answers it itself, since the
  * connection's next request must be read by a request thread.
  */
 struct request {
-    struct slh_commit_job job; /* first: answer() gets the job */
+    struct slh_commit_job job; /* first: committed() gets the job */
     FCGX_Request fr;
     const struct slh_config *cfg;
     sem_t *slot; /* given back when freed; outlives r (see stop) */

@@ -339,9 +339,18 @@ sys.stdout.write("{\"Type\":\"Delivered\",\"Pad\":\"%s\"}" % pad)' \
     post_repeat 5 "$url" application/json "$bodies/over"
     expect_answer "body over max_body (5 times)" 413
 
+    # Past lighttpd's own server.max-request-size (1 MiB in the shipped
+    # configs) lighttpd answers 413 itself and may close while the client
+    # is still sending, which curl reports as a send failure (exit 55/56),
+    # as for the 64 KiB header below; every other server, and lighttpd
+    # otherwise, must answer 413.
     head -c 2097152 /dev/zero | tr '\0' x >"$bodies/huge"
     post "$url" application/json "$bodies/huge"
-    expect_answer "2 MiB body" 413
+    case $MODE:$(sed -n 's/^curl: (\([0-9]*\)).*/\1/p' "$D/curl.err") in
+    lighttpd*:55 | lighttpd*:56)
+        ok "2 MiB body refused by lighttpd (connection closed mid-send)" ;;
+    *) expect_answer "2 MiB body" 413 ;;
+    esac
 
     # A 64 KiB request header: the web server refuses it before slhook sees
     # it, each in its own way (nginx and Apache answer 400; lighttpd answers

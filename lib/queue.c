@@ -7,14 +7,6 @@
 
 #include <sqlite3.h>
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
-/* A deliverer reads its queue in order (oldest due first) and each event
- * once: SQLite's default 2 MiB page cache only fills with pages it will not
- * read again. */
-#define SLH_QUEUE_CACHE_KIB 256
-
 static enum slh_err
 db_fail(sqlite3 *db, struct slh_error *err, const char *what)
 {
@@ -65,9 +57,10 @@ slh_queue_setup(struct slh_spool *sp, struct slh_error *err)
 {
     sqlite3 *db = slh_spool_db(sp);
 
-    if (sqlite3_exec(db,
-                     "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-" STR(
-                         SLH_QUEUE_CACHE_KIB),
+    /* A deliverer reads its queue in order (oldest due first) and each
+     * event once: SQLite's default 2 MiB page cache would only fill with
+     * pages it will not read again; 256 KiB (a negative size is in KiB). */
+    if (sqlite3_exec(db, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256",
                      NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(db, err, "setup");
     return SLH_OK;

@@ -117,6 +117,13 @@ nice_of() {
     sed 's/^.*) //' "$1" | cut -d' ' -f17
 }
 
+# yielded_nice STATFILE: the nice value a deliverer runs at when started
+# from the process or thread of STATFILE: 10 more, 19 at most.
+yielded_nice() {
+    n=$(($(nice_of "$1") + 10))
+    echo $((n > 19 ? 19 : n))
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

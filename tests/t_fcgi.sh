@@ -101,7 +101,7 @@ expect "events delivered to the file" "$n_events" "$(wc -l 2>/dev/null <"$T/even
 # checkpointer, 4 request threads, deliverer) the deliverer alone runs 10
 # nicer than the rest (field 19 of /proc/PID/task/TID/stat; 19 at most).
 base=$(nice_of /proc/"$SRV"/stat)
-nicer=$((base + 10 > 19 ? 19 : base + 10))
+nicer=$(yielded_nice /proc/"$SRV"/stat)
 nices=$(for t in /proc/"$SRV"/task/*; do nice_of "$t/stat"; done |
     sort -n | uniq -c | awk '{ printf "%s:%s ", $2, $1 }')
 expect "thread nice values (value:threads)" "$base:7 $nicer:1 " "$nices"

@@ -300,7 +300,7 @@ msgid=$(py 'import json,sys; print(json.load(open(sys.argv[1]))["MessageId"])' "
 store "$CONF" "$T/two.json"
 # It runs 10 nicer than the CGI that kicked it: receiving comes first. It
 # lowers its priority once started (slower under ASan): up to 2 s to see it.
-want_nice=$(($(nice_of /proc/$$/stat) + 10 > 19 ? 19 : $(nice_of /proc/$$/stat) + 10))
+want_nice=$(yielded_nice /proc/$$/stat)
 i=0
 while :; do
     kicked=$(pgrep -f "slhook -c $CONF deliver --kicked" | head -n 1)

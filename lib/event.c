@@ -13,10 +13,32 @@ static const char *const tracking_names[] = {"click", "open", "unsubscribe"};
 static const char *const failure_names[] = {"temporary", "permanent",
                                             "suppressed"};
 
-/* The eight identity fields, in the order the spec hashes them. */
-static const char *const identity_fields[] = {
-    "Type",    "ServerId", "MessageId",    "MailingId",
-    "Address", "DateTime", "TrackingType", "Url"};
+/* The names of enum slh_field, with their lengths. */
+static const struct {
+    const char *name;
+    size_t len;
+} field_names[SLH_FIELDS] = {
+    [SLH_FIELD_TYPE] = {"Type", sizeof("Type") - 1},
+    [SLH_FIELD_SERVER_ID] = {"ServerId", sizeof("ServerId") - 1},
+    [SLH_FIELD_MESSAGE_ID] = {"MessageId", sizeof("MessageId") - 1},
+    [SLH_FIELD_MAILING_ID] = {"MailingId", sizeof("MailingId") - 1},
+    [SLH_FIELD_ADDRESS] = {"Address", sizeof("Address") - 1},
+    [SLH_FIELD_DATE_TIME] = {"DateTime", sizeof("DateTime") - 1},
+    [SLH_FIELD_TRACKING_TYPE] = {"TrackingType", sizeof("TrackingType") - 1},
+    [SLH_FIELD_URL] = {"Url", sizeof("Url") - 1},
+    [SLH_FIELD_FAILURE_TYPE] = {"FailureType", sizeof("FailureType") - 1},
+    [SLH_FIELD_SECRET_KEY] = {"SecretKey", sizeof("SecretKey") - 1},
+};
+
+/* The identity hashes the fields before this one. */
+#define IDENTITY_FIELDS (SLH_FIELD_URL + 1)
+
+/* Up to this many fields, names differing only in case are looked for by
+ * comparing pairs; past it, in a set. */
+#define FEW_FIELDS 32
+
+/* A relay body up to this size is made without growing a buffer. */
+#define BODY_GUESS 2048
 
 /*
  * Jansson's iterators take json_t * although they only read; this drops the
@@ -104,6 +126,34 @@ slh_event_get(const json_t *obj, const char *name)
     return NULL;
 }
 
+static bool
+names_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && strncasecmp(a, b, alen) == 0;
+}
+
+/* Fills field[] from obj in one pass over its keys (the first match of
+ * each name). */
+static void
+find_fields(const json_t *obj, const json_t *field[SLH_FIELDS])
+{
+    const char *key;
+    size_t klen;
+    json_t *value;
+
+    memset(field, 0, SLH_FIELDS * sizeof(field[0]));
+    json_object_keylen_foreach(unconst(obj), key, klen, value)
+    {
+        for (int f = 0; f < SLH_FIELDS; f++) {
+            if (field[f] == NULL && names_equal(key, klen, field_names[f].name,
+                                                field_names[f].len)) {
+                field[f] = value;
+                break;
+            }
+        }
+    }
+}
+
 /*
  * Records key in seen under its lowercase spelling, so that names differing
  * only in case are found in constant time: a body of 1 MiB can carry a
@@ -128,6 +178,54 @@ seen_add(json_t *seen, const char *key, size_t len, bool *is_duplicate)
         json_object_setn_new_nocheck(seen, lower, len, json_true()) != 0)
         rc = SLH_ENOMEM;
     free(lower);
+    return rc;
+}
+
+/*
+ * Whether two names of obj differ only in case: fields are looked up ignoring
+ * case, so two spellings of one name would make the first win silently (a
+ * "secretkey" could hide behind a "SecretKey", a second Type be relayed but
+ * not checked). A SocketLabs event has a score of fields, compared in pairs;
+ * past FEW_FIELDS the names go into a set.
+ */
+static enum slh_err
+find_twins(const json_t *obj, bool *twins)
+{
+    struct {
+        const char *key;
+        size_t len;
+    } few[FEW_FIELDS];
+    json_t *seen;
+    const char *key;
+    size_t klen, n = 0;
+    json_t *value;
+    enum slh_err rc = SLH_OK;
+
+    *twins = false;
+    if (json_object_size(obj) <= FEW_FIELDS) {
+        json_object_keylen_foreach(unconst(obj), key, klen, value)
+        {
+            for (size_t i = 0; i < n; i++)
+                if (names_equal(key, klen, few[i].key, few[i].len)) {
+                    *twins = true;
+                    return SLH_OK;
+                }
+            few[n].key = key;
+            few[n].len = klen;
+            n++;
+        }
+        return SLH_OK;
+    }
+    seen = json_object();
+    if (seen == NULL)
+        return SLH_ENOMEM;
+    json_object_keylen_foreach(unconst(obj), key, klen, value)
+    {
+        rc = seen_add(seen, key, klen, twins);
+        if (rc != SLH_OK || *twins)
+            break;
+    }
+    json_decref(seen);
     return rc;
 }
 
@@ -204,9 +302,10 @@ digest_field(struct slh_sha256 *h, const json_t *v)
     return false;
 }
 
-/* slh_event_identity(), telling whether memory ran out. */
+/* The identity of an event whose fields are field[], telling whether memory
+ * ran out. */
 static bool
-identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1])
+identity(const json_t *const field[SLH_FIELDS], char id[SLH_EVENT_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[SLH_SHA256_LEN];
@@ -217,8 +316,8 @@ identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1])
     id[0] = '\0';
     if (h == NULL)
         return false;
-    for (f = 0; f < sizeof(identity_fields) / sizeof(identity_fields[0]); f++) {
-        const json_t *v = slh_event_get(obj, identity_fields[f]);
+    for (f = 0; f < IDENTITY_FIELDS; f++) {
+        const json_t *v = field[f];
         if (f > 0)
             slh_sha256_update(h, "|", 1);
         if (v != NULL && !digest_field(h, v))
@@ -238,28 +337,40 @@ identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1])
 void
 slh_event_identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1])
 {
-    identity(obj, id);
+    const json_t *field[SLH_FIELDS];
+
+    find_fields(obj, field);
+    identity(field, id);
 }
 
 char *
 slh_event_body(const struct slh_event *ev)
 {
     json_t *copy = json_object();
-    char *body = NULL;
+    char *body = NULL, guess[BODY_GUESS];
     const char *key;
-    size_t klen;
+    size_t klen, n;
     json_t *value;
 
     if (copy == NULL)
         return NULL;
     json_object_keylen_foreach(ev->obj, key, klen, value)
     {
-        if (strcasecmp(key, "SecretKey") == 0)
+        if (names_equal(key, klen, field_names[SLH_FIELD_SECRET_KEY].name,
+                        field_names[SLH_FIELD_SECRET_KEY].len))
             continue;
         if (json_object_setn_nocheck(copy, key, klen, value) != 0)
             goto out;
     }
-    body = json_dumps(copy, JSON_COMPACT);
+    /* Into a buffer on the stack first: json_dumps() grows its own from 16
+     * bytes, copying it at each doubling. */
+    n = json_dumpb(copy, guess, sizeof(guess), JSON_COMPACT);
+    if (n == 0 || n > sizeof(guess)) {
+        body = json_dumps(copy, JSON_COMPACT);
+    } else if ((body = malloc(n + 1)) != NULL) {
+        memcpy(body, guess, n);
+        body[n] = '\0';
+    }
 out:
     json_decref(copy);
     return body;
@@ -288,71 +399,41 @@ slh_batch_bodies(struct slh_batch *batch)
 static enum slh_err
 event_fill(struct slh_event *ev, const char *where, struct slh_error *err)
 {
-    json_t *seen = json_object();
     const json_t *type;
-    const char *key;
-    size_t klen;
-    json_t *value;
-    enum slh_err rc = SLH_OK;
+    bool twins;
 
-    if (seen == NULL)
+    if (find_twins(ev->obj, &twins) != SLH_OK)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
-    /* Fields are looked up ignoring case, so two spellings of one name
-     * would make the first win silently: a "secretkey" could hide behind
-     * a "SecretKey", a second Type be relayed but not checked. */
-    json_object_keylen_foreach(ev->obj, key, klen, value)
-    {
-        bool is_duplicate;
-        rc = seen_add(seen, key, klen, &is_duplicate);
-        if (rc != SLH_OK) {
-            slh_error_set(err, rc, "out of memory");
-            goto out;
-        }
-        if (is_duplicate) {
-            rc = slh_error_set(err, SLH_EEVENT,
-                               "%sa field is given twice (names differ "
-                               "only in case)",
-                               where);
-            goto out;
-        }
-    }
-    type = slh_event_get(ev->obj, "Type");
-    if (type == NULL) {
-        rc = slh_error_set(err, SLH_EEVENT, "%sno Type", where);
-        goto out;
-    }
-    if (!json_is_string(type)) {
-        rc = slh_error_set(err, SLH_EEVENT, "%sType is not a string", where);
-        goto out;
-    }
-    if (json_string_length(type) == 0) {
-        rc = slh_error_set(err, SLH_EEVENT, "%sType is empty", where);
-        goto out;
-    }
+    if (twins)
+        return slh_error_set(err, SLH_EEVENT,
+                             "%sa field is given twice (names differ only "
+                             "in case)",
+                             where);
+    find_fields(ev->obj, ev->field);
+    type = ev->field[SLH_FIELD_TYPE];
+    if (type == NULL)
+        return slh_error_set(err, SLH_EEVENT, "%sno Type", where);
+    if (!json_is_string(type))
+        return slh_error_set(err, SLH_EEVENT, "%sType is not a string", where);
+    if (json_string_length(type) == 0)
+        return slh_error_set(err, SLH_EEVENT, "%sType is empty", where);
     ev->type = json_string_value(type);
     ev->is_validation = strcasecmp(ev->type, "Validation") == 0;
     ev->tracking =
-        enum_value(slh_event_get(ev->obj, "TrackingType"), tracking_names);
-    if (ev->tracking == -2) {
-        rc = slh_error_set(err, SLH_EEVENT,
-                           "%sTrackingType is not 0, 1, 2, Click, Open or "
-                           "Unsubscribe",
-                           where);
-        goto out;
-    }
-    if (enum_value(slh_event_get(ev->obj, "FailureType"), failure_names) ==
-        -2) {
-        rc = slh_error_set(err, SLH_EEVENT,
-                           "%sFailureType is not 0, 1, 2, Temporary, "
-                           "Permanent or Suppressed",
-                           where);
-        goto out;
-    }
-    if (!identity(ev->obj, ev->id))
-        rc = slh_error_set(err, SLH_ENOMEM, "out of memory");
-out:
-    json_decref(seen);
-    return rc;
+        enum_value(ev->field[SLH_FIELD_TRACKING_TYPE], tracking_names);
+    if (ev->tracking == -2)
+        return slh_error_set(err, SLH_EEVENT,
+                             "%sTrackingType is not 0, 1, 2, Click, Open or "
+                             "Unsubscribe",
+                             where);
+    if (enum_value(ev->field[SLH_FIELD_FAILURE_TYPE], failure_names) == -2)
+        return slh_error_set(err, SLH_EEVENT,
+                             "%sFailureType is not 0, 1, 2, Temporary, "
+                             "Permanent or Suppressed",
+                             where);
+    if (!identity(ev->field, ev->id))
+        return slh_error_set(err, SLH_ENOMEM, "out of memory");
+    return SLH_OK;
 }
 
 /* Takes the new reference obj into ev and checks it. */

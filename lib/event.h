@@ -25,6 +25,24 @@ enum slh_tracking {
     SLH_TRACKING_UNSUBSCRIBE = 2
 };
 
+/*
+ * The fields slhook reads, each found once per event (any case). The first
+ * eight are the identity's, in the order it hashes them.
+ */
+enum slh_field {
+    SLH_FIELD_TYPE,
+    SLH_FIELD_SERVER_ID,
+    SLH_FIELD_MESSAGE_ID,
+    SLH_FIELD_MAILING_ID,
+    SLH_FIELD_ADDRESS,
+    SLH_FIELD_DATE_TIME,
+    SLH_FIELD_TRACKING_TYPE,
+    SLH_FIELD_URL,
+    SLH_FIELD_FAILURE_TYPE,
+    SLH_FIELD_SECRET_KEY,
+    SLH_FIELDS
+};
+
 /* One event of a request. */
 struct slh_event {
     json_t *obj;      /* owned reference: the event object as received, keys in
@@ -36,6 +54,9 @@ struct slh_event {
     bool is_validation;            /* Type is "Validation" (any case) */
     char id[SLH_EVENT_ID_LEN + 1]; /* identity, hex, NUL-terminated */
     char *body; /* owned: the relay body once slh_batch_bodies() made it */
+    const json_t *field[SLH_FIELDS]; /* borrowed from obj: the value of each
+                                        field of enum slh_field, NULL when
+                                        absent */
 };
 
 /* Every event of one request, in the order received. */

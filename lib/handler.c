@@ -175,8 +175,8 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
     memcpy(resp->event_id, batch->events[0].id, sizeof(resp->event_id));
 
     for (size_t i = 0; i < batch->n; i++) {
-        const json_t *obj = batch->events[i].obj;
-        const char *k = match_key(cfg, slh_event_get(obj, "SecretKey"));
+        const char *k =
+            match_key(cfg, batch->events[i].field[SLH_FIELD_SECRET_KEY]);
         if (k == NULL) {
             slh_batch_free(batch);
             return answer(resp, 401, "SecretKey missing or wrong (event %zu)\n",
@@ -185,8 +185,8 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
         key = k;
     }
     for (size_t i = 0; i < batch->n; i++) {
-        if (!server_id_allowed(
-                cfg, slh_event_get(batch->events[i].obj, "ServerId"))) {
+        if (!server_id_allowed(cfg,
+                               batch->events[i].field[SLH_FIELD_SERVER_ID])) {
             slh_batch_free(batch);
             return answer(resp, 403, "ServerId not allowed (event %zu)\n",
                           i + 1);

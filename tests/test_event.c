@@ -1037,6 +1037,137 @@ test_oom(void)
     oom_run("bad form", LIT("Type=A&X=1&x=2"), F, SLH_EPARSE);
 }
 
+/*
+ * An object of n fields f0..f(n-1), the last spelled as "F0" when twin is
+ * set: names that differ only in case, found by pairs up to 32 fields and by
+ * a set past them, so both sides of that line are tried.
+ */
+static char *
+many_fields(size_t n, bool twin)
+{
+    size_t cap = 32 + n * 16, len;
+    char *s = malloc(cap);
+
+    if (s == NULL)
+        return NULL;
+    len = (size_t)snprintf(s, cap, "{\"Type\":\"A\"");
+    for (size_t i = 1; i < n; i++) {
+        if (twin && i == n - 1)
+            len += (size_t)snprintf(s + len, cap - len, ",\"F0\":0");
+        else
+            len += (size_t)snprintf(s + len, cap - len, ",\"f%zu\":%zu",
+                                    i == 1 ? (size_t)0 : i, i);
+    }
+    snprintf(s + len, cap - len, "}");
+    return s;
+}
+
+static void
+test_twins(void)
+{
+    static const size_t sizes[] = {3, 31, 32, 33, 200};
+
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        for (int twin = 0; twin <= 1; twin++) {
+            char *body = many_fields(sizes[k], twin);
+            struct slh_error err = {0};
+            struct slh_batch b = {0};
+            enum slh_err rc;
+
+            if (!CHECK(body != NULL, "out of memory"))
+                return;
+            rc = slh_batch_parse(&b, body, strlen(body), SLH_MEDIA_JSON, &err);
+            if (twin)
+                CHECK(rc == SLH_EEVENT && strstr(err.text, "given twice"),
+                      "%zu fields with a case twin: %s (%s)", sizes[k],
+                      err_name(rc), err.text);
+            else
+                CHECK(rc == SLH_OK && b.n == 1,
+                      "%zu fields, names of equal length, no twin: %s (%s)",
+                      sizes[k], err_name(rc), err.text);
+            slh_batch_free(&b);
+            free(body);
+        }
+    }
+}
+
+/* The fields found in one pass are the ones slh_event_get() finds. */
+static void
+test_fields(void)
+{
+    static const char *const names[SLH_FIELDS] = {
+        [SLH_FIELD_TYPE] = "Type",
+        [SLH_FIELD_SERVER_ID] = "ServerId",
+        [SLH_FIELD_MESSAGE_ID] = "MessageId",
+        [SLH_FIELD_MAILING_ID] = "MailingId",
+        [SLH_FIELD_ADDRESS] = "Address",
+        [SLH_FIELD_DATE_TIME] = "DateTime",
+        [SLH_FIELD_TRACKING_TYPE] = "TrackingType",
+        [SLH_FIELD_URL] = "Url",
+        [SLH_FIELD_FAILURE_TYPE] = "FailureType",
+        [SLH_FIELD_SECRET_KEY] = "SecretKey"};
+    struct slh_batch b = {0};
+
+    CHECK(parse_str(&b,
+                    "{\"URL\":\"u\",\"type\":\"Tracking\",\"SERVERID\":1,"
+                    "\"secretKEY\":\"k\",\"Urls\":\"x\",\"Ur\":\"y\","
+                    "\"trackingtype\":\"open\",\"DateTime\":null}",
+                    SLH_MEDIA_JSON) == SLH_OK,
+          "mixed-case event parses");
+    if (b.n == 1) {
+        const struct slh_event *ev = &b.events[0];
+        for (int f = 0; f < SLH_FIELDS; f++)
+            CHECK(ev->field[f] == slh_event_get(ev->obj, names[f]),
+                  "field %s as slh_event_get finds it", names[f]);
+        CHECK(ev->field[SLH_FIELD_MESSAGE_ID] == NULL &&
+                  ev->field[SLH_FIELD_FAILURE_TYPE] == NULL,
+              "absent fields are NULL");
+        CHECK(json_is_null(ev->field[SLH_FIELD_DATE_TIME]),
+              "a null field is found, as null");
+        CHECK(strcmp(json_string_value(ev->field[SLH_FIELD_URL]), "u") == 0,
+              "Url is URL, not Urls or Ur");
+        CHECK(ev->tracking == SLH_TRACKING_OPEN, "tracking from trackingtype");
+    }
+    slh_batch_free(&b);
+}
+
+/* Relay bodies either side of the size made on the stack first. */
+static void
+test_body_sizes(void)
+{
+    static const size_t sizes[] = {2047, 2048, 2049, 70000};
+
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        /* {"Type":"A","X":"...."} is 19 bytes around the padding; the
+         * request carries a SecretKey the body leaves out. */
+        size_t pad = sizes[k] - 19;
+        size_t cap = sizes[k] + 64;
+        char *want = malloc(cap), *req = malloc(cap + 32), *body = NULL;
+        struct slh_batch b = {0};
+
+        if (!CHECK(want != NULL && req != NULL, "out of memory")) {
+            free(want);
+            free(req);
+            return;
+        }
+        memcpy(want, "{\"Type\":\"A\",\"X\":\"", 17);
+        memset(want + 17, 'p', pad);
+        memcpy(want + 17 + pad, "\"}", 3);
+        snprintf(req, cap + 32, "{\"SecretKey\":\"s\",%s", want + 1);
+        if (CHECK(parse_str(&b, req, SLH_MEDIA_JSON) == SLH_OK,
+                  "%zu-byte body parses", sizes[k]))
+            body = slh_event_body(&b.events[0]);
+        CHECK(body != NULL && strlen(body) == sizes[k] &&
+                  strcmp(body, want) == 0,
+              "relay body of %zu bytes whole: %zu bytes", sizes[k],
+              body != NULL ? strlen(body) : 0);
+        free(body);
+        slh_batch_free(&b);
+        free(want);
+        free(req);
+    }
+}
+
 int
 main(void)
 {
@@ -1050,6 +1181,9 @@ main(void)
     test_error_texts();
     test_identity();
     test_get_and_body();
+    test_twins();
+    test_fields();
+    test_body_sizes();
     test_free();
     test_case_files();
     test_oom();

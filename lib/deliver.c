@@ -29,6 +29,13 @@
  * FLUSH_MS after the first, or when nothing else is in flight. */
 #define FLUSH_BATCH 64
 #define FLUSH_MS 20
+/* A receiver that commits every half millisecond wakes the deliverer as
+ * often: claiming and recording at each wake-up would cost a transaction
+ * per few events. So a destination claims at most once per GATHER_MS
+ * (unless its last claim filled a batch: a backlog), and outcomes wait as
+ * long for company once nothing is in flight. Light load pays at most this
+ * much more latency. */
+#define GATHER_MS 2
 /* A claim outlives its attempt's timeout by this much, so that a slow
  * moment in this process never lets another deliverer take a row that is
  * still in flight here. */
@@ -70,7 +77,9 @@ struct dest_state {
     struct slh_claim queue[CLAIM_BATCH]; /* claimed, waiting for a slot */
     size_t q_head;
     size_t q_len;
-    int64_t next_due; /* when to look for due rows again; INT64_MIN: now */
+    int64_t next_due;   /* when to look for due rows again; INT64_MIN: now */
+    int64_t claimed_at; /* when rows were last claimed */
+    bool claimed_full;  /* and whether that claim filled a batch */
 };
 
 /* An outcome waiting to be recorded, with what its log line needs. */
@@ -363,10 +372,15 @@ fill_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     if (ds->inflight >= MAX_INFLIGHT)
         return SLH_OK;
     if (ds->q_len == 0 && ds->next_due <= now) {
-        enum slh_err rc = slh_queue_claim(
-            d->sp, ds->dest->name, now, lease_ms(ds->dest), CLAIM_BATCH,
-            ds->queue, &ds->q_len, &ds->next_due, err);
+        enum slh_err rc;
+        if (!ds->claimed_full && now - ds->claimed_at < GATHER_MS)
+            return SLH_OK;
+        rc = slh_queue_claim(d->sp, ds->dest->name, now, lease_ms(ds->dest),
+                             CLAIM_BATCH, ds->queue, &ds->q_len, &ds->next_due,
+                             err);
         ds->q_head = 0;
+        ds->claimed_at = now;
+        ds->claimed_full = ds->q_len == CLAIM_BATCH;
         if (rc != SLH_OK)
             return rc;
     }
@@ -472,15 +486,19 @@ poll_timeout(const struct slh_deliverer *d, int64_t now)
     int64_t t = IDLE_POLL_MS;
 
     if (d->n_fin > 0)
-        t = d->fin_since + FLUSH_MS - now;
+        t = d->fin_since + (in_flight(d) == 0 ? GATHER_MS : FLUSH_MS) - now;
     for (size_t i = 0; i < d->n_ds; i++) {
         const struct dest_state *ds = &d->ds[i];
+        int64_t due = ds->next_due;
         if (ds->dest->url != NULL && ds->inflight >= MAX_INFLIGHT)
             continue;
-        if (ds->next_due <= now)
+        if (ds->dest->url != NULL && ds->q_len == 0 && !ds->claimed_full &&
+            due < ds->claimed_at + GATHER_MS)
+            due = ds->claimed_at + GATHER_MS;
+        if (due <= now)
             t = 0;
-        else if (ds->next_due - now < t)
-            t = ds->next_due - now;
+        else if (due - now < t)
+            t = due - now;
     }
     return (long)(t > 0 ? t : 0);
 }
@@ -621,8 +639,10 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
             goto out;
         }
         harvest(d);
-        if (d->n_fin >= FLUSH_BATCH || in_flight(d) == 0 || stopping ||
-            (d->n_fin > 0 && now - d->fin_since >= FLUSH_MS)) {
+        if (d->n_fin >= FLUSH_BATCH || stopping ||
+            (d->n_fin > 0 && (now - d->fin_since >= FLUSH_MS ||
+                              (in_flight(d) == 0 &&
+                               (once || now - d->fin_since >= GATHER_MS))))) {
             rc = flush(d, slh_now_ms(), err);
             if (rc != SLH_OK)
                 goto out;

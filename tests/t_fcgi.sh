@@ -194,6 +194,40 @@ echo "disk syncs: $syncs for $1 requests"
 check "disk syncs counted" [ "$syncs" -gt 0 ]
 check "fewer disk syncs ($syncs) than requests ($1)" [ "$syncs" -lt "${1:-0}" ]
 
+# -- requests held at once are bounded --------------------------------------
+# With the spool's writers' lock held elsewhere nothing commits: one request
+# thread takes at most 3 requests (their buffers) and leaves the server's
+# other connections waiting to be accepted; all are answered once the lock
+# is let go.
+PORT=$(free_port)
+A=127.0.0.1:$PORT
+start "$T/bound.log" "$A" --threads 1
+check "listening with one thread" fcgi_ready "$A"
+sockets() {
+    ls -l "/proc/$SRV/fd" 2>/dev/null | grep -c 'socket:'
+}
+idle=$(sockets)
+flock "$T/spool/write.lock" sleep 4 &
+LOCKER=$!
+track $LOCKER
+sleep 0.3
+$CLIENT "$A" load --body "$FIX/delivered-2.json" --requests 10 \
+    --clients 10 --tag bound >"$T/bound.out" &
+LOAD=$!
+track $LOAD
+sleep 1.5
+held=$(($(sockets) - idle))
+echo "connections accepted while nothing commits: $held"
+check "at most 3 requests held by one thread ($held)" \
+    [ "$held" -ge 1 -a "$held" -le 3 ]
+wait "$LOAD"
+cat "$T/bound.out"
+check "all 10 answered once the lock was let go" \
+    grep -q '^requests 10 ok 10 ' "$T/bound.out"
+wait "$LOCKER"
+stop "$SRV"
+expect "SIGTERM exit (bound)" 0 $?
+
 # -- SIGTERM under load: nothing answered 200 is missing -------------------
 PORT=$(free_port)
 A=127.0.0.1:$PORT

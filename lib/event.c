@@ -110,6 +110,12 @@ slh_media_parse(const char *content_type)
     return SLH_MEDIA_OTHER;
 }
 
+const char *
+slh_field_name(enum slh_field f)
+{
+    return (unsigned)f < SLH_FIELDS ? field_names[f].name : NULL;
+}
+
 json_t *
 slh_event_get(const json_t *obj, const char *name)
 {

@@ -43,6 +43,9 @@ enum slh_field {
     SLH_FIELDS
 };
 
+/* The name of field f as the spec spells it ("SecretKey"), or NULL. */
+const char *slh_field_name(enum slh_field f);
+
 /* One event of a request. */
 struct slh_event {
     json_t *obj;      /* owned reference: the event object as received, keys in

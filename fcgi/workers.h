@@ -4,7 +4,7 @@
  * thread-safe fcgiapp.h interface, an FCGX_Request per request) and handles
  * them with the core handler. A request whose events are to be stored goes
  * to the group committer, whose thread answers it once they are on disk;
- * the rest are answered at once. At most four times as many requests as
+ * the rest are answered at once. At most three times as many requests as
  * threads exist at once. One log line per request goes to stderr.
  */
 #ifndef SLH_FCGI_WORKERS_H

@@ -26,7 +26,8 @@
 #define CLAIM_BATCH 64
 #define FILE_BATCH 256 /* lines appended per fsync */
 /* Outcomes are recorded in one transaction once this many are waiting, or
- * FLUSH_MS after the first, or when nothing else is in flight. */
+ * FLUSH_MS after the first, or GATHER_MS after it when nothing else is in
+ * flight (at once for --once). */
 #define FLUSH_BATCH 64
 #define FLUSH_MS 20
 /* A receiver that commits every half millisecond wakes the deliverer as

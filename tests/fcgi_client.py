@@ -3,8 +3,11 @@
 socket, as a web server would, with nothing but the standard library.
 
   fcgi_client.py ADDR request [--method M] [--type T] [--length L]
-                 [--body FILE] [--param NAME=VALUE]...
-      one request; prints the status line, then the headers and the body
+                 [--body FILE] [--param NAME=VALUE]... [--req-id N]
+                 [--hang-up]
+      one request; prints the status line, then the headers and the body;
+      with --hang-up, closes the connection once the request is sent and
+      prints nothing
   fcgi_client.py ADDR each FILE...
       one request per file (JSON or form, by its first byte); prints
       "NAME STATUS FIRST-BODY-LINE" for each
@@ -50,12 +53,6 @@ def record(rtype, content, req_id=1):
             + content + b"\0" * pad)
 
 
-def stream(rtype, data):
-    out = b"".join(record(rtype, data[i:i + 32768])
-                   for i in range(0, len(data), 32768))
-    return out + record(rtype, b"")
-
-
 def pair_len(n):
     return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
 
@@ -78,19 +75,36 @@ def recv_exact(s, n):
     return buf
 
 
-def roundtrip(s, params, body, keep):
-    """Sends one request on s; returns (status, headers, body bytes)."""
+def send_request(s, params, body, keep, req_id=1):
     s.sendall(record(BEGIN_REQUEST, struct.pack(
-        ">HB5x", RESPONDER, KEEP_CONN if keep else 0))
-        + stream(PARAMS, encode_params(params)) + stream(STDIN, body))
+        ">HB5x", RESPONDER, KEEP_CONN if keep else 0), req_id)
+        + b"".join(record(PARAMS, c, req_id) for c in
+                   chunks(encode_params(params)))
+        + b"".join(record(STDIN, c, req_id) for c in chunks(body)))
+
+
+def chunks(data):
+    """data in records' worth, then the empty one that ends a stream."""
+    return [data[i:i + 32768] for i in range(0, len(data), 32768)] + [b""]
+
+
+def roundtrip(s, params, body, keep, req_id=1):
+    """Sends one request on s; returns (status, headers, body bytes). Every
+    record of the answer must carry req_id, and the request must end
+    complete (FCGI_REQUEST_COMPLETE)."""
+    send_request(s, params, body, keep, req_id)
     out = b""
     while True:
-        _, rtype, _, clen, plen, _ = struct.unpack(
+        _, rtype, rid, clen, plen, _ = struct.unpack(
             ">BBHHBB", recv_exact(s, 8))
         content = recv_exact(s, clen + plen)[:clen]
+        if rid != req_id:
+            raise ValueError("record for request %d, not %d" % (rid, req_id))
         if rtype == STDOUT:
             out += content
         elif rtype == END_REQUEST:
+            if len(content) != 8 or content[4] != 0:
+                raise ValueError("request did not end complete: %r" % content)
             break
     head, _, rest = out.partition(b"\r\n\r\n")
     headers = {}
@@ -147,7 +161,10 @@ def cmd_request(a):
         else:
             params[name] = value
     with connect(a.addr) as s:
-        status, headers, out = roundtrip(s, params, body, False)
+        if a.hang_up:
+            send_request(s, params, body, False, a.req_id)
+            return 0
+        status, headers, out = roundtrip(s, params, body, False, a.req_id)
     print(status)
     for name, value in headers.items():
         print(f"{name}: {value}")
@@ -252,6 +269,8 @@ def main():
     r.add_argument("--length", type=int)
     r.add_argument("--body")
     r.add_argument("--param", action="append", default=[])
+    r.add_argument("--req-id", type=int, default=1)
+    r.add_argument("--hang-up", action="store_true")
     e = sub.add_parser("each")
     e.add_argument("files", nargs="+")
     ld = sub.add_parser("load")

@@ -225,6 +225,31 @@ cat "$T/bound.out"
 check "all 10 answered once the lock was let go" \
     grep -q '^requests 10 ok 10 ' "$T/bound.out"
 wait "$LOCKER"
+
+# The committer answers on the bare connection once libfcgi's part of the
+# request is freed: with the request's own id (the client checks every
+# record's), and a server that hung up meanwhile costs nothing but the
+# answer (the event is stored; the next request is served).
+body=$T/req-id.json
+sed 's/"MessageId":"[^"]*"/"MessageId":"req-id-4660"/' \
+    "$FIX/delivered-1.json" >"$body"
+$CLIENT "$A" request --body "$body" --req-id 4660 >"$T/req-id.out" 2>&1
+expect "answer to request id 4660" 200 "$(head -1 "$T/req-id.out")"
+flock "$T/spool/write.lock" sleep 1 &
+LOCKER=$!
+track $LOCKER
+sleep 0.2
+sed 's/"MessageId":"[^"]*"/"MessageId":"hung-up"/' \
+    "$FIX/delivered-1.json" >"$body"
+$CLIENT "$A" request --body "$body" --hang-up
+wait "$LOCKER"
+sed 's/"MessageId":"[^"]*"/"MessageId":"after-hang-up"/' \
+    "$FIX/delivered-1.json" >"$body"
+expect "the request after a hang-up" 200 \
+    "$($CLIENT "$A" request --body "$body" | head -1)"
+expect "the hung-up request's event stored" 1 \
+    "$(q "SELECT count(*) FROM event WHERE json_extract(body, '\$.MessageId') = 'hung-up'")"
+check "the hung-up request logged" grep -q '^slhook: 200 Delivered' "$T/bound.log"
 stop "$SRV"
 expect "SIGTERM exit (bound)" 0 $?
 

@@ -14,8 +14,9 @@
 
 #include "handler.h"
 
-/* 3 rather than 4: 15.8-15.9 MiB against 16.2-16.4 after 200,000 requests
- * at 64 connections, the same requests/s (bench/ab -c 64, three rounds). */
+/* 3 rather than 4: after 200,000 requests at 64 connections, 14.5-14.6 MiB
+ * against 14.8 (15.8-15.9 against 16.2-16.4 before let_go()), the same
+ * requests/s (bench/ab -c 64, three rounds each). */
 #define REQUESTS_PER_THREAD 3
 
 struct worker {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -244,9 +245,49 @@ flush(struct slh_deliverer *d, int64_t now, struct slh_error *err)
     return SLH_OK;
 }
 
+/*
+ * Drops a torn last line: a writer killed inside its write() leaves part of a
+ * line (the kernel may stop a write between pages for SIGKILL), which the
+ * line appended next would run into, and its event was never counted as
+ * delivered, so it comes again whole. Only under the file's lock, which
+ * every writer holds while it writes whole lines: a tail without its newline
+ * is then always a dead writer's. False when the file cannot be read or cut.
+ */
+static int
+flock_ex(int fd)
+{
+    int rc;
+
+    while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+static bool
+mend_torn_tail(int fd)
+{
+    char buf[4096];
+    off_t end = lseek(fd, 0, SEEK_END), pos = end;
+
+    while (pos > 0) {
+        size_t want = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+        ssize_t got = pread(fd, buf, want, pos - (off_t)want);
+        if (got != (ssize_t)want)
+            return false;
+        for (size_t i = want; i > 0; i--) {
+            if (buf[i - 1] == '\n') {
+                off_t cut = pos - (off_t)want + (off_t)i;
+                return cut == end || ftruncate(fd, cut) == 0;
+            }
+        }
+        pos -= (off_t)want;
+    }
+    return end <= 0 ? end == 0 : ftruncate(fd, 0) == 0;
+}
+
 /* Appends each claimed body as one line with one writev() on an O_APPEND
- * descriptor, so concurrent writers never interleave inside a line, and
- * fsyncs before any of them counts as delivered. */
+ * descriptor under the file's lock (flock), after mending a torn last line,
+ * and fsyncs before any of them counts as delivered. */
 static void
 append_lines(struct slh_deliverer *d, struct dest_state *ds,
              struct slh_claim *c, size_t n, int64_t now)
@@ -256,9 +297,12 @@ append_lines(struct slh_deliverer *d, struct dest_state *ds,
     size_t written = 0;
     int fd;
 
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(error, sizeof(error), "open %s: %s", path, strerror(errno));
+    } else if (flock_ex(fd) != 0 || !mend_torn_tail(fd)) {
+        snprintf(error, sizeof(error), "mend %s: %s", path, strerror(errno));
+        close(fd);
     } else {
         for (; written < n; written++) {
             struct iovec iov[2] = {

@@ -919,6 +919,78 @@ out:
     teardown(&s);
 }
 
+/*
+ * A file destination whose last line was torn by a writer killed inside its
+ * write(): the fragment goes, the lines before it stay, and each event comes
+ * as one whole line after them. Tried with a fragment after whole lines, a
+ * file holding nothing but a fragment, and one longer than a read buffer.
+ */
+static void
+test_torn_tail(void)
+{
+    static const char *const before[] = {
+        "{\"kept\":1}\n{\"torn\":\"the first half of a li",
+        "{\"torn\":\"no line before this one",
+        NULL, /* 10,000 bytes of one unfinished line after a whole one */
+    };
+
+    for (size_t k = 0; k < sizeof(before) / sizeof(before[0]); k++) {
+        struct setup s;
+        struct runner r;
+        char path[160], *text = NULL, *big = NULL;
+        const char *keep, *start;
+        size_t n_lines = 0, whole = 0;
+        FILE *f;
+
+        if (!setup(&s, "[destination torn]\nfile = {dir}/torn.jsonl\n"))
+            goto next;
+        snprintf(path, sizeof(path), "%s/torn.jsonl", dir);
+        if (before[k] == NULL) {
+            big = malloc(10050);
+            if (big == NULL)
+                goto next;
+            strcpy(big, "{\"kept\":2}\n{\"x\":\"");
+            memset(big + strlen(big), 'x', 10000);
+            big[17 + 10000] = '\0'; /* 17: the bytes before the x's */
+        }
+        f = fopen(path, "w");
+        if (!CHECK(f != NULL, "cannot write %s", path))
+            goto next;
+        fputs(big != NULL ? big : before[k], f);
+        fclose(f);
+        put_synthetic(&s, 5);
+        run_once(&s, &r);
+        text = check_slurp(path, NULL);
+        start = big != NULL ? big : before[k];
+        keep = strchr(start, '\n') != NULL ? start : "";
+        CHECK(text != NULL &&
+                  strncmp(text, keep,
+                          keep[0] != '\0'
+                              ? (size_t)(strchr(keep, '\n') - keep + 1)
+                              : 0) == 0,
+              "case %zu: the whole lines before the tear kept", k + 1);
+        for (const char *p = text; p != NULL && *p != '\0'; p++)
+            n_lines += *p == '\n';
+        for (size_t e = 0; text != NULL && e < s.n; e++) {
+            size_t len = strlen(s.ev[e].body);
+            const char *at = strstr(text, s.ev[e].body);
+            whole +=
+                at != NULL && (at == text || at[-1] == '\n') && at[len] == '\n';
+        }
+        CHECK(text != NULL && strstr(text, "torn") == NULL &&
+                  strstr(text, "xxxx") == NULL,
+              "case %zu: the fragment is gone", k + 1);
+        CHECK(whole == 5 && n_lines == 5 + (keep[0] != '\0'),
+              "case %zu: %zu of 5 events as whole lines, %zu lines", k + 1,
+              whole, n_lines);
+        CHECK(stats(&s, "torn").delivered == 5, "case %zu: 5 delivered", k + 1);
+    next:
+        free(text);
+        free(big);
+        teardown(&s);
+    }
+}
+
 int
 main(void)
 {
@@ -939,6 +1011,7 @@ main(void)
     test_hanging();
     test_redirect();
     test_two_deliverers();
+    test_torn_tail();
     test_post();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     rc = check_summary();

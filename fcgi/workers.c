@@ -86,8 +86,8 @@ read_body(FCGX_Stream *in, size_t len, size_t *got)
 struct request {
     struct slh_commit_job job; /* first: committed() gets the job */
     FCGX_Request fr;
-    bool is_let_go;  /* libfcgi's part freed, the connection taken: */
-    int fd;          /* it, until answer_on_fd() closes it (else -1) */
+    bool is_let_go;  /* libfcgi's part freed (let_go()), and taken from it: */
+    int fd;          /* the connection, which answer_on_fd() closes, */
     int request_id;  /* and the FastCGI request id to answer */
     char remote[64]; /* REMOTE_ADDR for the log line, once params are gone */
     const struct slh_config *cfg;
@@ -116,7 +116,6 @@ request_new(struct slh_workers *ws)
         return NULL;
     }
     r->cfg = ws->cfg;
-    r->fd = -1;
     r->slot = &ws->slots;
     sem_init(&r->committed, 0, 0);
     FCGX_InitRequest(&r->fr, ws->listen_fd, 0);
@@ -128,8 +127,6 @@ request_free(struct request *r)
 {
     if (r == NULL)
         return;
-    if (r->fd >= 0)
-        close(r->fd);
     if (!r->is_let_go)
         FCGX_Free(&r->fr, 1);
     sem_destroy(&r->committed);
@@ -244,7 +241,6 @@ answer_on_fd(struct request *r, const char *out, size_t n)
         done += (size_t)w;
     }
     close(r->fd);
-    r->fd = -1;
 }
 
 /* Writes the answer and ends the request, then logs it. The line borrows

@@ -245,14 +245,7 @@ flush(struct slh_deliverer *d, int64_t now, struct slh_error *err)
     return SLH_OK;
 }
 
-/*
- * Drops a torn last line: a writer killed inside its write() leaves part of a
- * line (the kernel may stop a write between pages for SIGKILL), which the
- * line appended next would run into, and its event was never counted as
- * delivered, so it comes again whole. Only under the file's lock, which
- * every writer holds while it writes whole lines: a tail without its newline
- * is then always a dead writer's. False when the file cannot be read or cut.
- */
+/* flock(LOCK_EX), again when a signal interrupts it. */
 static int
 flock_ex(int fd)
 {
@@ -263,6 +256,14 @@ flock_ex(int fd)
     return rc;
 }
 
+/*
+ * Drops a torn last line: a writer killed inside its write() leaves part of a
+ * line (the kernel may stop a write between pages for SIGKILL), which the
+ * line appended next would run into, and its event was never counted as
+ * delivered, so it comes again whole. Only under the file's lock, which
+ * every writer holds while it writes whole lines: a tail without its newline
+ * is then always a dead writer's. False when the file cannot be read or cut.
+ */
 static bool
 mend_torn_tail(int fd)
 {

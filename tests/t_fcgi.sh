@@ -253,6 +253,39 @@ check "the hung-up request logged" grep -q '^slhook: 200 Delivered' "$T/bound.lo
 stop "$SRV"
 expect "SIGTERM exit (bound)" 0 $?
 
+# -- kept-alive connections do not starve new ones ---------------------------
+# Two request threads wait in accept() and the rest park; a thread reading a
+# kept connection's next request does not count. With 4 threads and 3 idle
+# kept connections, the fourth thread must still take a new one.
+PORT=$(free_port)
+A=127.0.0.1:$PORT
+start "$T/kept.log" "$A" --threads 4
+check "listening with four threads" fcgi_ready "$A"
+HOLDS=""
+for n in 1 2 3; do
+    $CLIENT "$A" hold --body "$FIX/queued-1.json" --seconds 20 \
+        >"$T/kept-$n.out" &
+    HOLDS="$HOLDS $!"
+    track $!
+done
+i=0
+while [ $i -lt 100 ] && [ "$(cat "$T"/kept-?.out 2>/dev/null | grep -c '^200$')" -lt 3 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+expect "three kept connections answered and held" 3 \
+    "$(cat "$T"/kept-?.out | grep -c '^200$')"
+body=$T/kept.json
+sed 's/"MessageId":"[^"]*"/"MessageId":"beside-kept"/' \
+    "$FIX/delivered-1.json" >"$body"
+expect "a new connection beside three kept ones" 200 \
+    "$(timeout 5 $CLIENT "$A" request --body "$body" | head -1)"
+stop "$SRV"
+expect "SIGTERM exit (kept)" 0 $?
+for h in $HOLDS; do wait "$h"; done
+check "kept connections closed at the stop" \
+    [ "$(cat "$T"/kept-?.out | grep -c 'closed by server')" -eq 3 ]
+
 # -- SIGTERM under load: nothing answered 200 is missing -------------------
 PORT=$(free_port)
 A=127.0.0.1:$PORT

@@ -534,9 +534,12 @@ slh_workers_stop(struct slh_workers *ws)
 
     if (ws == NULL)
         return true;
-    FCGX_ShutdownPending();
+    /* is_stopping before libfcgi's flag: an accept that gives up because of
+     * the flag must find the stop already known, or it reads as an accept
+     * failure (-9999, errno 0) and the process exits 1. */
     pthread_mutex_lock(&ws->mu);
     ws->is_stopping = true;
+    FCGX_ShutdownPending();
     pthread_cond_broadcast(&ws->unparked);
     while (ws->n_running > 0) {
         for (size_t i = 0; i < ws->n_workers; i++)

@@ -38,7 +38,6 @@ struct slh_workers {
     pthread_cond_t changed;  /* a thread ended */
     pthread_cond_t unparked; /* no thread is left in accept() */
     size_t n_accepting;      /* threads in accept() for a new connection */
-    size_t n_parked;         /* threads waiting on unparked */
     bool is_stopping;
     bool is_failed;
     size_t n_running;
@@ -386,11 +385,8 @@ next_request(struct worker *w, FCGX_Request *fr)
     sigaddset(&wake, SLH_WAKE_SIGNAL);
     for (;;) {
         pthread_mutex_lock(&ws->mu);
-        while (is_new && !ws->is_stopping && ws->n_accepting >= ACCEPTING_MAX) {
-            ws->n_parked++;
+        while (is_new && !ws->is_stopping && ws->n_accepting >= ACCEPTING_MAX)
             pthread_cond_wait(&ws->unparked, &ws->mu);
-            ws->n_parked--;
-        }
         is_stopping = ws->is_stopping;
         ws->n_accepting += is_new && !is_stopping;
         w->is_waiting = !is_stopping;
@@ -404,7 +400,7 @@ next_request(struct worker *w, FCGX_Request *fr)
 
         pthread_mutex_lock(&ws->mu);
         ws->n_accepting -= is_new;
-        if (ws->n_accepting == 0 && ws->n_parked > 0)
+        if (ws->n_accepting == 0)
             pthread_cond_signal(&ws->unparked);
         w->is_waiting = false;
         is_stopping = ws->is_stopping;

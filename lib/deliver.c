@@ -407,8 +407,20 @@ release_slot(struct slot *s)
     s->ds->inflight--;
 }
 
+/* When a url destination with an empty queue claims next: once rows may
+ * be due, and GATHER_MS after its last claim unless that one was full. */
+static int64_t
+claim_at(const struct dest_state *ds)
+{
+    int64_t gathered = ds->claimed_at + GATHER_MS;
+
+    if (ds->claimed_full || ds->next_due >= gathered)
+        return ds->next_due;
+    return gathered;
+}
+
 /* Starts queued rows in free slots, claiming a new batch when the queue
- * is empty and rows may be due. */
+ * is empty and it is time (claim_at()). */
 static enum slh_err
 fill_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
          struct slh_error *err)
@@ -417,13 +429,10 @@ fill_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
 
     if (ds->inflight >= MAX_INFLIGHT)
         return SLH_OK;
-    if (ds->q_len == 0 && ds->next_due <= now) {
-        enum slh_err rc;
-        if (!ds->claimed_full && now - ds->claimed_at < GATHER_MS)
-            return SLH_OK;
-        rc = slh_queue_claim(d->sp, ds->dest->name, now, lease_ms(ds->dest),
-                             CLAIM_BATCH, ds->queue, &ds->q_len, &ds->next_due,
-                             err);
+    if (ds->q_len == 0 && claim_at(ds) <= now) {
+        enum slh_err rc = slh_queue_claim(
+            d->sp, ds->dest->name, now, lease_ms(ds->dest), CLAIM_BATCH,
+            ds->queue, &ds->q_len, &ds->next_due, err);
         ds->q_head = 0;
         ds->claimed_at = now;
         ds->claimed_full = ds->q_len == CLAIM_BATCH;
@@ -538,9 +547,8 @@ poll_timeout(const struct slh_deliverer *d, int64_t now)
         int64_t due = ds->next_due;
         if (ds->dest->url != NULL && ds->inflight >= MAX_INFLIGHT)
             continue;
-        if (ds->dest->url != NULL && ds->q_len == 0 && !ds->claimed_full &&
-            due < ds->claimed_at + GATHER_MS)
-            due = ds->claimed_at + GATHER_MS;
+        if (ds->dest->url != NULL && ds->q_len == 0)
+            due = claim_at(ds);
         if (due <= now)
             t = 0;
         else if (due - now < t)

@@ -117,6 +117,7 @@ struct slh_commit {
     slh_commit_fn on_commit;
     void *ctx;
     const struct slh_batch **group; /* the committer's, grown as needed */
+    struct slh_spool_task *tasks;   /* as many */
     size_t group_cap;
     unsigned long n_batches, n_commits;
 };
@@ -136,59 +137,84 @@ static bool
 reserve(struct slh_commit *c, size_t n)
 {
     const struct slh_batch **p;
+    struct slh_spool_task *t;
 
     if (n <= c->group_cap)
         return true;
     p = realloc(c->group, n * sizeof(*p));
-    if (p == NULL)
+    if (p != NULL)
+        c->group = p;
+    t = realloc(c->tasks, n * sizeof(*t));
+    if (t != NULL)
+        c->tasks = t;
+    if (p == NULL || t == NULL)
         return false;
-    c->group = p;
     c->group_cap = n;
     return true;
 }
 
-/* Stores the jobs' batches, setting each one's result; returns the number
- * of new events. */
+/* Runs job alone: its batch in a commit of its own, or its task in a
+ * transaction of its own. */
+static void
+commit_one(struct slh_commit *c, struct slh_commit_job *w)
+{
+    w->is_exact = true;
+    w->n_new = 0;
+    if (w->task != NULL) {
+        w->rc = slh_spool_put_tasks(c->sp, c->cfg, NULL, 0, w->task, 1,
+                                    slh_now_ms(), NULL, &w->err);
+        return;
+    }
+    w->rc = slh_spool_put(c->sp, c->cfg, &w->batch, 1, slh_now_ms(),
+                          &w->n_new, &w->err);
+    if (w->rc == SLH_OK) {
+        c->n_commits++;
+        c->n_batches++;
+    }
+}
+
+/* Stores the jobs' batches and runs their tasks, setting each one's result;
+ * returns the number of new events. */
 static size_t
 commit_group(struct slh_commit *c, struct slh_commit_job *first)
 {
-    size_t n = 0, n_new = 0, total = 0;
+    size_t n = 0, n_batches = 0, n_tasks = 0, n_new = 0, total = 0;
     struct slh_error err = {0};
 
     for (struct slh_commit_job *w = first; w != NULL; w = w->next)
         n++;
     if (n > 1 && reserve(c, n)) {
-        size_t i = 0;
         for (struct slh_commit_job *w = first; w != NULL; w = w->next) {
-            c->group[i++] = w->batch;
+            if (w->task != NULL) {
+                c->tasks[n_tasks++] = *w->task;
+                continue;
+            }
+            c->group[n_batches++] = w->batch;
             total += storable(w->batch);
         }
-        if (slh_spool_put(c->sp, c->cfg, c->group, n, slh_now_ms(), &n_new,
-                          &err) == SLH_OK) {
-            c->n_commits++;
-            c->n_batches += n;
+        if (slh_spool_put_tasks(c->sp, c->cfg, c->group, n_batches, c->tasks,
+                                n_tasks, slh_now_ms(), &n_new,
+                                &err) == SLH_OK) {
+            c->n_commits += n_batches > 0;
+            c->n_batches += n_batches;
             /* The spool counts new events per transaction: a batch's own
              * count is known only when all or none were new. */
             for (struct slh_commit_job *w = first; w != NULL; w = w->next) {
                 w->rc = SLH_OK;
-                w->is_exact = n_new == total || n_new == 0;
-                w->n_new = n_new == total ? storable(w->batch) : 0;
+                w->is_exact = w->task != NULL || n_new == total || n_new == 0;
+                w->n_new = w->task == NULL && n_new == total
+                               ? storable(w->batch)
+                               : 0;
             }
             return n_new;
         }
     }
-    /* One at a time (a group that failed, or one alone): a batch that
-     * cannot be stored, whatever the reason, then fails only itself. */
+    /* One at a time (a group that failed, or one alone): a batch or task
+     * that fails, whatever the reason, then fails only itself. */
     n_new = 0;
     for (struct slh_commit_job *w = first; w != NULL; w = w->next) {
-        w->rc = slh_spool_put(c->sp, c->cfg, &w->batch, 1, slh_now_ms(),
-                              &w->n_new, &w->err);
-        w->is_exact = true;
-        if (w->rc == SLH_OK) {
-            c->n_commits++;
-            c->n_batches++;
-            n_new += w->n_new;
-        }
+        commit_one(c, w);
+        n_new += w->n_new;
     }
     return n_new;
 }
@@ -306,5 +332,6 @@ slh_commit_stop(struct slh_commit *c, unsigned long *n_batches,
     slh_spool_close(c->sp);
     sem_destroy(&c->work);
     free(c->group);
+    free(c->tasks);
     free(c);
 }

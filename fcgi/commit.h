@@ -19,6 +19,7 @@
 #include "config.h"
 #include "err.h"
 #include "event.h"
+#include "spool.h"
 
 struct slh_commit; /* opaque */
 
@@ -26,7 +27,9 @@ struct slh_commit; /* opaque */
 typedef void (*slh_commit_fn)(void *ctx);
 
 /*
- * One batch to store. The submitter fills in batch and done; the committer
+ * One batch to store, or one task to run (task non-NULL, batch unused):
+ * spool writes of another thread that share the committer's transactions
+ * (slh_spool_put_tasks()). The submitter fills in batch or task, and done; the committer
  * fills in the outcome, then calls done(job) on its own thread, after which
  * the job is the submitter's again. rc is SLH_OK only once the batch is
  * committed; on failure nothing of it is stored and err holds the spool's
@@ -36,6 +39,7 @@ typedef void (*slh_commit_fn)(void *ctx);
  */
 struct slh_commit_job {
     const struct slh_batch *batch;
+    const struct slh_spool_task *task;
     void (*done)(struct slh_commit_job *job);
     enum slh_err rc;
     struct slh_error err;

@@ -3,7 +3,8 @@
  * Request threads (workers.c) accept requests and handle them; those with
  * events to store share disk commits through one committer thread, which
  * answers them once stored, helped by a checkpointer thread (commit.c);
- * unless --no-deliver one more thread relays what was stored. The main thread
+ * unless --no-deliver one more thread relays what was stored, its spool
+ * writes made in the committer's transactions. The main thread
  * waits for SIGTERM (or SIGINT, or libfcgi's SIGUSR1), then stops accepting,
  * lets the requests in flight finish, and exits 0.
  */
@@ -11,6 +12,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +45,7 @@ struct delivery {
     struct slh_deliverer *d;
     pthread_t thread;
     atomic_bool is_stopping;
+    bool is_running;
 };
 
 /*
@@ -72,33 +75,60 @@ deliver_main(void *arg)
     return NULL;
 }
 
+/* One of the deliverer's spool writes, run in a committer's transaction. */
+struct write_wait {
+    struct slh_commit_job job; /* first: written() gets the job */
+    sem_t done;
+};
+
+static void
+written(struct slh_commit_job *job)
+{
+    sem_post(&((struct write_wait *)(void *)job)->done);
+}
+
+/* The deliverer's writes go through the committer (deliver.h): the delivery
+ * thread waits for the commit that ran its task. */
 static enum slh_err
-delivery_start(struct delivery *dl, const struct slh_config *cfg,
+write_through(const struct slh_spool_task *task, void *commit,
+              struct slh_error *err)
+{
+    struct write_wait w = {.job = {.task = task, .done = written}};
+
+    sem_init(&w.done, 0, 0);
+    slh_commit_submit(commit, &w.job);
+    while (sem_wait(&w.done) != 0 && errno == EINTR)
+        ;
+    sem_destroy(&w.done);
+    if (w.job.rc != SLH_OK && err != NULL)
+        *err = w.job.err;
+    return w.job.rc;
+}
+
+/* Starts the delivery thread of dl->d, whose spool writes commit runs. */
+static enum slh_err
+delivery_start(struct delivery *dl, struct slh_commit *commit,
                struct slh_error *err)
 {
-    enum slh_err rc = slh_deliverer_new(&dl->d, cfg, err);
-
-    if (rc != SLH_OK)
-        return rc;
+    slh_deliverer_write_through(dl->d, write_through, commit);
     atomic_init(&dl->is_stopping, false);
-    if (pthread_create(&dl->thread, NULL, deliver_main, dl) != 0) {
-        slh_deliverer_free(dl->d);
-        dl->d = NULL;
+    if (pthread_create(&dl->thread, NULL, deliver_main, dl) != 0)
         return slh_error_set(err, SLH_ENOMEM, "cannot start the deliverer");
-    }
+    dl->is_running = true;
     return SLH_OK;
 }
 
+/* Stops the delivery thread; the deliverer is freed only after the
+ * committer, which may still wake it. */
 static void
 delivery_stop(struct delivery *dl)
 {
-    if (dl->d == NULL)
+    if (!dl->is_running)
         return;
     atomic_store(&dl->is_stopping, true);
     slh_deliverer_stop(dl->d);
     pthread_join(dl->thread, NULL);
-    slh_deliverer_free(dl->d);
-    dl->d = NULL;
+    dl->is_running = false;
 }
 
 static void
@@ -262,10 +292,12 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (opt.is_delivering && cfg.n_dests > 0 &&
-        delivery_start(&dl, &cfg, &err) != SLH_OK)
+        slh_deliverer_new(&dl.d, &cfg, &err) != SLH_OK)
         goto done;
     if (slh_commit_start(&commit, &cfg, dl.d != NULL ? wake_deliverer : NULL,
                          dl.d, &err) != SLH_OK)
+        goto done;
+    if (dl.d != NULL && delivery_start(&dl, commit, &err) != SLH_OK)
         goto done;
     if (slh_workers_start(&workers, &cfg, commit, listen_fd,
                           (size_t)opt.threads, pthread_self(), &err) != SLH_OK)
@@ -278,8 +310,9 @@ main(int argc, char **argv)
     is_ok = slh_workers_stop(workers);
 
 done:
+    delivery_stop(&dl); /* its last writes go through the committer */
     slh_commit_stop(commit, &n_batches, &n_commits);
-    delivery_stop(&dl);
+    slh_deliverer_free(dl.d);
     if (err.code != SLH_OK)
         fprintf(stderr, "slhook.fcgi: %s\n", err.text);
     else

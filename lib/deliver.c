@@ -105,6 +105,8 @@ struct slh_deliverer {
     struct slh_claim *batch; /* FILE_BATCH claims for file destinations */
     void (*on_attempt)(const struct slh_attempt *a, void *arg);
     void *arg;
+    slh_deliver_write_fn write; /* slh_deliverer_write_through()'s */
+    void *write_ctx;
     atomic_bool stop;
     atomic_bool wake;
     uint32_t rnd;
@@ -178,6 +180,94 @@ http_error(char *out, size_t size, long status, const char *answer)
     out[n] = '\0';
 }
 
+/*
+ * The deliverer's spool writes: fn(sp, arg, err) on d->sp, in a transaction
+ * of its own, or, written through (slh_deliverer_write_through()), in the
+ * front end's writer's transaction, on its connection.
+ */
+static enum slh_err
+write_spool(struct slh_deliverer *d,
+            enum slh_err (*fn)(struct slh_spool *sp, void *arg,
+                               struct slh_error *err),
+            void *arg, struct slh_error *err)
+{
+    struct slh_spool_task task = {.fn = fn, .arg = arg};
+
+    if (d->write == NULL)
+        return fn(d->sp, arg, err);
+    return d->write(&task, d->write_ctx, err);
+}
+
+struct claim_args {
+    const struct slh_dest *dest;
+    int64_t now;
+    size_t max;
+    struct slh_claim *claims;
+    size_t *n;
+    int64_t *next_due;
+};
+
+static enum slh_err
+claim_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+{
+    struct claim_args *a = arg;
+
+    /* What a run of this task rolled back since had claimed. */
+    for (size_t i = 0; i < *a->n; i++)
+        slh_queue_claim_free(&a->claims[i]);
+    return slh_queue_claim(sp, a->dest->name, a->now, lease_ms(a->dest),
+                           a->max, a->claims, a->n, a->next_due, err);
+}
+
+/* slh_queue_claim() through write_spool(). */
+static enum slh_err
+claim(struct slh_deliverer *d, const struct slh_dest *dest, int64_t now,
+      size_t max, struct slh_claim *claims, size_t *n, int64_t *next_due,
+      struct slh_error *err)
+{
+    struct claim_args a = {dest, now, max, claims, n, next_due};
+    enum slh_err rc;
+
+    *n = 0;
+    rc = write_spool(d, claim_task, &a, err);
+    if (rc != SLH_OK) {
+        /* Claimed in a writer's transaction that failed to commit. */
+        for (size_t i = 0; i < *n; i++)
+            slh_queue_claim_free(&claims[i]);
+        *n = 0;
+    }
+    return rc;
+}
+
+struct finish_args {
+    const struct slh_outcome *o;
+    size_t n;
+    int64_t now;
+};
+
+static enum slh_err
+finish_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+{
+    struct finish_args *a = arg;
+
+    return slh_queue_finish(sp, a->o, a->n, a->now, err);
+}
+
+struct unclaim_args {
+    const char *dest;
+    const int64_t *seqs;
+    size_t n;
+    int64_t now;
+};
+
+static enum slh_err
+unclaim_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+{
+    struct unclaim_args *a = arg;
+
+    return slh_queue_unclaim(sp, a->dest, a->seqs, a->n, a->now, err);
+}
+
 /* Queues the outcome of attempt c of ds for recording. status 0 with a
  * NULL error means a file destination's line is on disk. */
 static void
@@ -223,7 +313,8 @@ flush(struct slh_deliverer *d, int64_t now, struct slh_error *err)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
     for (i = 0; i < d->n_fin; i++)
         o[i] = d->fin[i].o;
-    rc = slh_queue_finish(d->sp, o, d->n_fin, now, err);
+    rc = write_spool(d, finish_task,
+                     &(struct finish_args){o, d->n_fin, now}, err);
     free(o);
     if (rc != SLH_OK)
         return rc;
@@ -336,8 +427,8 @@ fill_file(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     size_t n = 0;
     enum slh_err rc;
 
-    rc = slh_queue_claim(d->sp, ds->dest->name, now, lease_ms(ds->dest),
-                         FILE_BATCH, d->batch, &n, &ds->next_due, err);
+    rc = claim(d, ds->dest, now, FILE_BATCH, d->batch, &n, &ds->next_due,
+               err);
     if (rc != SLH_OK)
         return rc;
     append_lines(d, ds, d->batch, n, now);
@@ -430,9 +521,8 @@ fill_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     if (ds->inflight >= MAX_INFLIGHT)
         return SLH_OK;
     if (ds->q_len == 0 && claim_at(ds) <= now) {
-        enum slh_err rc = slh_queue_claim(
-            d->sp, ds->dest->name, now, lease_ms(ds->dest), CLAIM_BATCH,
-            ds->queue, &ds->q_len, &ds->next_due, err);
+        enum slh_err rc = claim(d, ds->dest, now, CLAIM_BATCH, ds->queue,
+                                &ds->q_len, &ds->next_due, err);
         ds->q_head = 0;
         ds->claimed_at = now;
         ds->claimed_full = ds->q_len == CLAIM_BATCH;
@@ -519,7 +609,10 @@ abandon(struct slh_deliverer *d)
             seqs[n++] = ds->queue[ds->q_head].seq;
             slh_queue_claim_free(&ds->queue[ds->q_head]);
         }
-        slh_queue_unclaim(d->sp, ds->dest->name, seqs, n, now, NULL);
+        if (n > 0)
+            write_spool(d, unclaim_task,
+                        &(struct unclaim_args){ds->dest->name, seqs, n, now},
+                        NULL);
     }
 }
 
@@ -732,6 +825,14 @@ slh_deliverer_stop(struct slh_deliverer *d)
 {
     atomic_store(&d->stop, true);
     curl_multi_wakeup(d->multi);
+}
+
+void
+slh_deliverer_write_through(struct slh_deliverer *d, slh_deliver_write_fn fn,
+                            void *ctx)
+{
+    d->write = fn;
+    d->write_ctx = ctx;
 }
 
 void

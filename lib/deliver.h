@@ -100,4 +100,21 @@ enum slh_err slh_deliver_post(const char *url, const char *content_type,
 #define SLH_DELIVER_NICE 10
 void slh_deliver_yield_priority(void);
 
+/*
+ * Added by the performance work (append only). A deliverer writes the spool
+ * (claims, outcomes, rows given back) in transactions of its own on its own
+ * connection, unless a front end that has a writer thread takes those writes
+ * into its writer's transactions: then each is handed to fn(task, ctx, err),
+ * which must run task (spool.h) inside a write transaction on the writer's
+ * connection and return once that is committed (SLH_OK) or rolled back (the
+ * error). slhook.fcgi's committer does, so that one connection makes every
+ * write, and fewer transactions make them. Set before run; ctx must outlive
+ * every run.
+ */
+struct slh_spool_task;
+typedef enum slh_err (*slh_deliver_write_fn)(const struct slh_spool_task *task,
+                                             void *ctx, struct slh_error *err);
+void slh_deliverer_write_through(struct slh_deliverer *d,
+                                 slh_deliver_write_fn fn, void *ctx);
+
 #endif

@@ -1,6 +1,7 @@
 #include "queue.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +21,16 @@ prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return sqlite3_prepare_v2(db, sql, -1, st, NULL);
 }
 
-/* Ends a transaction begun by the caller: COMMIT when rc is SLH_OK, else
- * ROLLBACK. A failed COMMIT is rolled back and reported. */
+/* Ends a transaction begun by begin_tx(): COMMIT when rc is SLH_OK, else
+ * ROLLBACK. A failed COMMIT is rolled back and reported. A joined one is
+ * left to its owner, who commits or rolls back on rc. */
 static enum slh_err
-end_tx(struct slh_spool *sp, enum slh_err rc, struct slh_error *err)
+end_tx(struct slh_spool *sp, bool own, enum slh_err rc, struct slh_error *err)
 {
     sqlite3 *db = slh_spool_db(sp);
 
+    if (!own)
+        return rc;
     if (rc == SLH_OK) {
         if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
             slh_spool_unlock(sp);
@@ -39,12 +43,18 @@ end_tx(struct slh_spool *sp, enum slh_err rc, struct slh_error *err)
     return rc;
 }
 
-/* Takes the writers' lock (spool.h), then the write transaction. */
+/* Takes the writers' lock (spool.h), then the write transaction; *own is
+ * true. Inside a writer's transaction already open on sp (a task of
+ * slh_spool_put_tasks()) it joins that one instead: *own is false. */
 static enum slh_err
-begin_tx(struct slh_spool *sp, const char *what, struct slh_error *err)
+begin_tx(struct slh_spool *sp, const char *what, bool *own,
+         struct slh_error *err)
 {
     sqlite3 *db = slh_spool_db(sp);
 
+    *own = sqlite3_get_autocommit(db) != 0;
+    if (!*own)
+        return SLH_OK;
     slh_spool_lock(sp);
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
         return SLH_OK;
@@ -132,12 +142,13 @@ slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
     sqlite3 *db = slh_spool_db(sp);
     sqlite3_stmt *sel = NULL, *upd = NULL;
     enum slh_err rc = SLH_OK;
+    bool own;
     size_t got = 0;
     int64_t due = INT64_MAX;
     int r = SQLITE_DONE;
 
     *n = 0;
-    if (begin_tx(sp, "claim", err) != SLH_OK)
+    if (begin_tx(sp, "claim", &own, err) != SLH_OK)
         return SLH_ESTORE;
     if (slh_spool_prepare(
             sp,
@@ -181,7 +192,7 @@ slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
 out:
     slh_spool_release(sel);
     slh_spool_release(upd);
-    rc = end_tx(sp, rc, err);
+    rc = end_tx(sp, own, rc, err);
     if (rc != SLH_OK) {
         for (size_t i = 0; i < got; i++)
             slh_queue_claim_free(&claims[i]);
@@ -209,10 +220,11 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
     sqlite3 *db = slh_spool_db(sp);
     sqlite3_stmt *upd = NULL;
     enum slh_err rc = SLH_OK;
+    bool own;
 
     if (n == 0)
         return SLH_OK;
-    if (begin_tx(sp, "finish", err) != SLH_OK)
+    if (begin_tx(sp, "finish", &own, err) != SLH_OK)
         return SLH_ESTORE;
     if (slh_spool_prepare(
             sp,
@@ -247,7 +259,7 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
     }
 out:
     slh_spool_release(upd);
-    return end_tx(sp, rc, err);
+    return end_tx(sp, own, rc, err);
 }
 
 enum slh_err
@@ -257,10 +269,11 @@ slh_queue_unclaim(struct slh_spool *sp, const char *dest, const int64_t *seqs,
     sqlite3 *db = slh_spool_db(sp);
     sqlite3_stmt *upd = NULL;
     enum slh_err rc = SLH_OK;
+    bool own;
 
     if (n == 0)
         return SLH_OK;
-    if (begin_tx(sp, "unclaim", err) != SLH_OK)
+    if (begin_tx(sp, "unclaim", &own, err) != SLH_OK)
         return SLH_ESTORE;
     if (slh_spool_prepare(sp,
                           "UPDATE delivery SET due = ?3,"
@@ -282,7 +295,7 @@ slh_queue_unclaim(struct slh_spool *sp, const char *dest, const int64_t *seqs,
     }
 out:
     slh_spool_release(upd);
-    return end_tx(sp, rc, err);
+    return end_tx(sp, own, rc, err);
 }
 
 enum slh_err

@@ -77,6 +77,13 @@ struct slh_queue_stats {
 enum slh_err slh_queue_setup(struct slh_spool *sp, struct slh_error *err);
 
 /*
+ * Claim, finish and unclaim each take the writers' lock and a transaction of
+ * their own, unless sp is inside a writer's transaction already (as a task of
+ * slh_spool_put_tasks(), spool.h): then they join it, and what they did
+ * stands or falls with it.
+ */
+
+/*
  * Claims up to max pending rows of destination dest that are due at now_ms
  * (earliest due first), leasing them until now_ms + lease_ms and counting an
  * attempt on each. claims[0..*n) are filled in (release each with

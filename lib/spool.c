@@ -52,6 +52,7 @@ static const char insert_delivery_sql[] =
 struct slh_spool {
     sqlite3 *db;
     int lock_fd; /* SLH_SPOOL_LOCK, or -1 where it cannot be opened */
+    int lock_depth; /* slh_spool_lock() calls not yet let go */
     struct timespec busy_since; /* when the current wait for a lock began */
     char *dir;
     char *path;     /* dir/slhook.db, for messages and reconnecting */
@@ -372,7 +373,7 @@ open_lock(struct slh_spool *sp)
 void
 slh_spool_lock(struct slh_spool *sp)
 {
-    if (sp == NULL || sp->lock_fd < 0)
+    if (sp == NULL || sp->lock_fd < 0 || sp->lock_depth++ > 0)
         return;
     while (flock(sp->lock_fd, LOCK_EX) != 0 && errno == EINTR)
         ;
@@ -381,7 +382,7 @@ slh_spool_lock(struct slh_spool *sp)
 void
 slh_spool_unlock(struct slh_spool *sp)
 {
-    if (sp != NULL && sp->lock_fd >= 0)
+    if (sp != NULL && sp->lock_fd >= 0 && --sp->lock_depth == 0)
         (void)flock(sp->lock_fd, LOCK_UN);
 }
 
@@ -659,6 +660,7 @@ reopen(struct slh_spool *sp, struct slh_error *err)
 
     fresh.db = NULL;
     fresh.lock_fd = -1;
+    fresh.lock_depth = 0;
     fresh.begin = fresh.commit = fresh.rollback = NULL;
     fresh.insert_event = fresh.insert_delivery = NULL;
     memset(fresh.kept, 0, sizeof(fresh.kept)); /* the old connection's */
@@ -744,13 +746,24 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
               const struct slh_batch *const *batches, size_t n, int64_t now_ms,
               size_t *n_new, struct slh_error *err)
 {
+    return slh_spool_put_tasks(sp, cfg, batches, n, NULL, 0, now_ms, n_new,
+                               err);
+}
+
+enum slh_err
+slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
+                    const struct slh_batch *const *batches, size_t n,
+                    const struct slh_spool_task *tasks, size_t n_tasks,
+                    int64_t now_ms, size_t *n_new, struct slh_error *err)
+{
     size_t fresh = 0, n_bodies = 0, k = 0;
     char **bodies = NULL;
     enum slh_err e = SLH_OK;
 
     if (n_new != NULL)
         *n_new = 0;
-    if (sp == NULL || cfg == NULL || (n > 0 && batches == NULL))
+    if (sp == NULL || cfg == NULL || (n > 0 && batches == NULL) ||
+        (n_tasks > 0 && tasks == NULL))
         return slh_error_set(err, SLH_EINVAL, "spool: bad arguments");
     /* Within one process SQLite shares the WAL index of a database file
      * between connections, so a new connection to the same database would
@@ -805,6 +818,11 @@ slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
                                now_ms) != SQLITE_DONE)
                 goto fail;
         }
+    }
+    for (size_t i = 0; i < n_tasks; i++) {
+        e = tasks[i].fn(sp, tasks[i].arg, err);
+        if (e != SLH_OK)
+            goto rollback;
     }
     /* Checked last, to keep the window before COMMIT small. */
     if (db_has_moved(sp)) {

@@ -77,6 +77,33 @@ enum slh_err slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
                            struct slh_error *err);
 
 /*
+ * Work for a writer's transaction (slh_spool_put_tasks()): fn(sp, arg, err)
+ * reads and writes through sp inside it, and returns SLH_OK, or an error
+ * that rolls the whole transaction back. A task may run again after such a
+ * rollback (its effects undone), so whatever it hands out of the spool is
+ * its caller's only once the put it ran in returned SLH_OK.
+ */
+struct slh_spool_task {
+    enum slh_err (*fn)(struct slh_spool *sp, void *arg, struct slh_error *err);
+    void *arg;
+};
+
+/*
+ * slh_spool_put(), and in the same transaction, after the inserts, the n_tasks
+ * tasks in order: one writer's transaction and fsync for what would have
+ * been several. slhook.fcgi's committer runs its deliverer's claims and
+ * outcomes this way (deliver.h), so that one connection does every write:
+ * no lock handed between threads, no page cache emptied by another
+ * connection's commit. A task's error fails the put with that error.
+ */
+enum slh_err slh_spool_put_tasks(struct slh_spool *sp,
+                                 const struct slh_config *cfg,
+                                 const struct slh_batch *const *batches,
+                                 size_t n, const struct slh_spool_task *tasks,
+                                 size_t n_tasks, int64_t now_ms, size_t *n_new,
+                                 struct slh_error *err);
+
+/*
  * The SQLite connection under sp, borrowed, for the delivering side of the
  * queue (queue.c), which shares this schema. Not for other modules. Ask for
  * it each time rather than keeping it: slh_spool_put() replaces the
@@ -107,7 +134,8 @@ void slh_spool_release(struct sqlite3_stmt *st);
  * waiter sleeps in the kernel and wakes as the lock is let go, where
  * SQLite's busy handler could only poll: under 16 concurrent CGI requests
  * that polling cost 73 sleeps and 277 fcntl calls a request. Threads and
- * processes alike, each with its own handle. NULL is fine.
+ * processes alike, each with its own handle. Calls nest: only the outermost
+ * pair takes and lets go of the lock. NULL is fine.
  */
 void slh_spool_lock(struct slh_spool *sp);
 void slh_spool_unlock(struct slh_spool *sp);

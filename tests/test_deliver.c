@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "check.h"
 #include "fixture_each.h"
@@ -415,6 +416,105 @@ wait_for(struct setup *s, const char *dest, size_t off, int64_t want,
 }
 
 /* ---- the cases ---- */
+
+/* The first column of sql's first row on s's connection; -1 on error. */
+static int64_t
+q_count(struct setup *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(slh_spool_db(s->sp), sql, -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* A front end's writer for slh_deliverer_write_through(): runs each task in
+ * a put of its own connection's, failing that put after the task when told
+ * to, as a commit that finds the disk full would. */
+struct writer {
+    struct slh_spool *sp;
+    const struct slh_config *cfg;
+    int tasks;
+    int fail; /* puts still to fail */
+};
+
+static enum slh_err
+refuse_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+{
+    (void)sp;
+    (void)arg;
+    return slh_error_set(err, SLH_ESTORE, "spool: commit: database is full");
+}
+
+static enum slh_err
+write_task(const struct slh_spool_task *task, void *ctx, struct slh_error *err)
+{
+    struct writer *w = ctx;
+    struct slh_spool_task both[2] = {*task, {refuse_task, NULL}};
+
+    w->tasks++;
+    return slh_spool_put_tasks(w->sp, w->cfg, NULL, 0, both,
+                               w->fail-- > 0 ? 2 : 1, slh_now_ms(), NULL, err);
+}
+
+/* Written through a front end's writer, a deliverer claims and records in
+ * the writer's transactions; a claim whose transaction fails to commit is
+ * no claim (the rows untouched, the claimed copies freed) and stops the run
+ * with the writer's error, and the next run delivers everything once. */
+static void
+test_write_through(void)
+{
+    struct setup s;
+    struct writer w = {0};
+    struct slh_deliverer *d = NULL;
+    struct slh_error err = {0};
+    struct slh_queue_stats st;
+    json_t *all = NULL;
+    int once_each = 0;
+
+    if (!setup(&s, "[destination through]\n"
+                   "url = http://127.0.0.1:{port}/through\n"))
+        goto out;
+    put_synthetic(&s, 30);
+    w.cfg = &s.cfg;
+    if (!CHECK(slh_spool_open(&w.sp, s.spool, &err) == SLH_OK, "writer: %s",
+               err.text) ||
+        !CHECK(slh_deliverer_new(&d, &s.cfg, &err) == SLH_OK, "deliverer: %s",
+               err.text))
+        goto out;
+    slh_deliverer_write_through(d, write_task, &w);
+
+    w.fail = 1;
+    CHECK(slh_deliverer_run(d, true, &err) == SLH_ESTORE &&
+              strstr(err.text, "database is full") != NULL,
+          "a failed writer's commit stops the run: %s", err.text);
+    st = stats(&s, "through");
+    CHECK(w.tasks == 1, "the claim went to the writer: %d tasks", w.tasks);
+    CHECK(st.pending == 30 && st.delivered == 0,
+          "nothing claimed nor posted: %" PRId64 " pending", st.pending);
+    CHECK(q_count(&s, "SELECT count(*) FROM delivery WHERE attempts > 0") == 0,
+          "no attempt counted by the failed claim");
+
+    slh_error_clear(&err);
+    CHECK(slh_deliverer_run(d, true, &err) == SLH_OK, "run: %s", err.text);
+    st = stats(&s, "through");
+    CHECK(st.delivered == 30 && st.pending == 0,
+          "then all delivered: %" PRId64, st.delivered);
+    CHECK(w.tasks >= 3, "claims and outcomes written through: %d", w.tasks);
+    all = received(&s);
+    for (size_t e = 0; e < s.n; e++)
+        once_each += count_posts(all, "through", s.ev[e].id, 200) == 1;
+    CHECK(once_each == 30, "each event arrived once: %d", once_each);
+out:
+    json_decref(all);
+    slh_deliverer_free(d);
+    slh_spool_close(w.sp);
+    teardown(&s);
+}
 
 static void
 test_routing(void)
@@ -1013,6 +1113,7 @@ main(void)
     test_two_deliverers();
     test_torn_tail();
     test_post();
+    test_write_through();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     rc = check_summary();
     if (system(cmd) != 0)

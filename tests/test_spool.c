@@ -547,6 +547,131 @@ test_busy_wait(void)
     slh_spool_close(sp);
 }
 
+/* What a task of test_put_tasks() saw inside the put's transaction. */
+struct task_probe {
+    const char *lock_path;
+    int64_t events;     /* events visible to it */
+    bool in_tx;         /* a transaction was open */
+    bool lock_held;     /* nobody else could take the writers' lock, */
+    bool nested_held;   /* even after a nested lock and unlock */
+    const char *update; /* SQL it runs, or NULL */
+    enum slh_err rc;    /* what it returns */
+    int runs;
+};
+
+/* Whether another open file of the lock could take it now. */
+static bool
+lock_is_free(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    bool is_free = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+
+    if (fd >= 0)
+        close(fd);
+    return is_free;
+}
+
+static enum slh_err
+probe_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+{
+    struct task_probe *p = arg;
+    sqlite3 *db = slh_spool_db(sp);
+
+    p->runs++;
+    p->in_tx = !sqlite3_get_autocommit(db);
+    p->events = q_int(db, "SELECT count(*) FROM event");
+    p->lock_held = !lock_is_free(p->lock_path);
+    slh_spool_lock(sp);
+    slh_spool_unlock(sp);
+    p->nested_held = !lock_is_free(p->lock_path);
+    if (p->update != NULL &&
+        sqlite3_exec(db, p->update, NULL, NULL, NULL) != SQLITE_OK)
+        return slh_error_set(err, SLH_ESTORE, "update: %s",
+                             sqlite3_errmsg(db));
+    if (p->rc != SLH_OK)
+        return slh_error_set(err, p->rc, "the task says no");
+    return SLH_OK;
+}
+
+/* Tasks run inside the put's transaction, after its inserts and under its
+ * writers' lock (a nested lock leaving it held), and stand or fall with it:
+ * a task's error stores nothing of the put and undoes the other tasks. */
+static void
+test_put_tasks(void)
+{
+    char dir[PATH_MAX], lock[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b1, b2;
+    const struct slh_batch *one[1];
+    struct task_probe p1 = {.lock_path = lock}, p2 = {.lock_path = lock};
+    struct slh_spool_task tasks[2] = {{probe_task, &p1}, {probe_task, &p2}};
+    sqlite3 *db;
+    size_t n_new = 0;
+
+    path_in(dir, "tasks");
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    db = slh_spool_db(sp);
+    pathf(lock, "%s/" SLH_SPOOL_LOCK, dir);
+    batch_fill(&b1, 3, "tasks-a", 0);
+    batch_fill(&b2, 2, "tasks-b", 0);
+
+    one[0] = &b1;
+    p1.update = "UPDATE delivery SET attempts = 7";
+    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(),
+                              &n_new, &err) == SLH_OK,
+          "put with tasks: %s", err.text);
+    CHECK(n_new == 3, "3 new events: %zu", n_new);
+    CHECK(p1.runs == 1 && p2.runs == 1, "each task ran once: %d, %d", p1.runs,
+          p2.runs);
+    CHECK(p1.in_tx && p2.in_tx, "tasks run inside a transaction");
+    CHECK(p1.events == 3, "a task sees the put's inserts: %lld",
+          (long long)p1.events);
+    CHECK(p1.lock_held && p1.nested_held && p2.nested_held,
+          "the writers' lock is held throughout the tasks");
+    CHECK(lock_is_free(lock), "and let go after the put");
+    CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE attempts = 7") ==
+              q_int(db, "SELECT count(*) FROM delivery") &&
+              q_int(db, "SELECT count(*) FROM delivery") > 0,
+          "a task's writes commit with the put");
+
+    /* The second task fails: neither the batch nor the first task's
+     * update is stored, and the task's error is the put's. */
+    one[0] = &b2;
+    p1.update = "UPDATE delivery SET attempts = 8";
+    p2.rc = SLH_EDELIVER;
+    slh_error_clear(&err);
+    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(),
+                              &n_new, &err) == SLH_EDELIVER &&
+              strstr(err.text, "the task says no") != NULL,
+          "a failing task fails the put: %d %s", err.code, err.text);
+    CHECK(q_int(db, "SELECT count(*) FROM event") == 3,
+          "nothing of the failed put stored");
+    CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE attempts = 8") == 0,
+          "the other task's update rolled back");
+    CHECK(sqlite3_get_autocommit(db) && lock_is_free(lock),
+          "no transaction nor lock left behind");
+
+    /* Tasks alone, no batch: a transaction of their own. */
+    p2.rc = SLH_OK;
+    p1.update = "UPDATE delivery SET attempts = 9";
+    CHECK(slh_spool_put_tasks(sp, &cfg, NULL, 0, tasks, 2, slh_now_ms(),
+                              &n_new, &err) == SLH_OK &&
+              n_new == 0,
+          "tasks alone: %s", err.text);
+    CHECK(p1.in_tx && p1.nested_held, "alone, still in a locked transaction");
+    CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE attempts = 9") ==
+              q_int(db, "SELECT count(*) FROM delivery"),
+          "and committed");
+    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, NULL, 1, slh_now_ms(), NULL,
+                              &err) == SLH_EINVAL,
+          "tasks NULL with a count: EINVAL");
+    slh_batch_free(&b1);
+    slh_batch_free(&b2);
+    slh_spool_close(sp);
+}
+
 static void
 test_put(void)
 {
@@ -1457,6 +1582,7 @@ main(void)
     signal(SIGABRT, on_signal);
     test_open();
     test_put();
+    test_put_tasks();
     test_busy_wait();
     test_writers_lock();
     test_put_fixture();

@@ -741,6 +741,21 @@ add_deliveries(struct slh_spool *sp, const struct slh_config *cfg,
     return rc;
 }
 
+/* Whether sp's commits fsync (synchronous=FULL, as opened) or leave that
+ * to the next one that does (NORMAL). Only outside a transaction. */
+static void
+set_full_sync(struct slh_spool *sp, bool is_full)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (slh_spool_prepare(sp,
+                          is_full ? "PRAGMA synchronous=FULL"
+                                  : "PRAGMA synchronous=NORMAL",
+                          &st) == SQLITE_OK)
+        (void)sqlite3_step(st);
+    slh_spool_release(st);
+}
+
 enum slh_err
 slh_spool_put(struct slh_spool *sp, const struct slh_config *cfg,
               const struct slh_batch *const *batches, size_t n, int64_t now_ms,
@@ -759,6 +774,7 @@ slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
     size_t fresh = 0, n_bodies = 0, k = 0;
     char **bodies = NULL;
     enum slh_err e = SLH_OK;
+    bool is_tasks_only;
 
     if (n_new != NULL)
         *n_new = 0;
@@ -785,6 +801,9 @@ slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
     if (e != SLH_OK)
         return slh_error_set(err, SLH_ESTORE, "spool %s: out of memory",
                              sp->path);
+    is_tasks_only = n_bodies == 0 && n_tasks > 0;
+    if (is_tasks_only)
+        set_full_sync(sp, false);
     slh_spool_lock(sp);
     if (step_reset(sp->begin) != SQLITE_DONE)
         goto fail;
@@ -842,6 +861,8 @@ slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
     if (step_reset(sp->commit) != SQLITE_DONE)
         goto fail;
     slh_spool_unlock(sp);
+    if (is_tasks_only)
+        set_full_sync(sp, true);
     if (n_new != NULL)
         *n_new = fresh;
     free_bodies(bodies, n_bodies);
@@ -858,6 +879,8 @@ rollback:
          !sqlite3_get_autocommit(sp->db)))
         sp->is_stale = true;
     slh_spool_unlock(sp);
+    if (is_tasks_only)
+        set_full_sync(sp, true);
     free_bodies(bodies, n_bodies);
     return e;
 }

@@ -95,6 +95,9 @@ struct slh_spool_task {
  * outcomes this way (deliver.h), so that one connection does every write:
  * no lock handed between threads, no page cache emptied by another
  * connection's commit. A task's error fails the put with that error.
+ * Tasks alone (no event to store) commit without the fsync
+ * (synchronous=NORMAL), as a deliverer's own transactions do (queue.h): the
+ * next commit that stores events syncs them with its own.
  */
 enum slh_err slh_spool_put_tasks(struct slh_spool *sp,
                                  const struct slh_config *cfg,

@@ -552,6 +552,7 @@ struct task_probe {
     const char *lock_path;
     int64_t events;     /* events visible to it */
     bool in_tx;         /* a transaction was open */
+    int64_t sync;       /* PRAGMA synchronous in it: 2 FULL, 1 NORMAL */
     bool lock_held;     /* nobody else could take the writers' lock, */
     bool nested_held;   /* even after a nested lock and unlock */
     const char *update; /* SQL it runs, or NULL */
@@ -579,6 +580,7 @@ probe_task(struct slh_spool *sp, void *arg, struct slh_error *err)
 
     p->runs++;
     p->in_tx = !sqlite3_get_autocommit(db);
+    p->sync = q_int(db, "PRAGMA synchronous");
     p->events = q_int(db, "SELECT count(*) FROM event");
     p->lock_held = !lock_is_free(p->lock_path);
     slh_spool_lock(sp);
@@ -628,6 +630,8 @@ test_put_tasks(void)
     CHECK(p1.in_tx && p2.in_tx, "tasks run inside a transaction");
     CHECK(p1.events == 3, "a task sees the put's inserts: %lld",
           (long long)p1.events);
+    CHECK(p1.sync == 2, "with events to store, the commit fsyncs: %lld",
+          (long long)p1.sync);
     CHECK(p1.lock_held && p1.nested_held && p2.nested_held,
           "the writers' lock is held throughout the tasks");
     CHECK(lock_is_free(lock), "and let go after the put");
@@ -661,6 +665,9 @@ test_put_tasks(void)
               n_new == 0,
           "tasks alone: %s", err.text);
     CHECK(p1.in_tx && p1.nested_held, "alone, still in a locked transaction");
+    CHECK(p1.sync == 1 && q_int(db, "PRAGMA synchronous") == 2,
+          "tasks alone commit at synchronous=NORMAL (%lld), FULL after",
+          (long long)p1.sync);
     CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE attempts = 9") ==
               q_int(db, "SELECT count(*) FROM delivery"),
           "and committed");

@@ -165,8 +165,8 @@ commit_one(struct slh_commit *c, struct slh_commit_job *w)
                                     slh_now_ms(), NULL, &w->err);
         return;
     }
-    w->rc = slh_spool_put(c->sp, c->cfg, &w->batch, 1, slh_now_ms(),
-                          &w->n_new, &w->err);
+    w->rc = slh_spool_put(c->sp, c->cfg, &w->batch, 1, slh_now_ms(), &w->n_new,
+                          &w->err);
     if (w->rc == SLH_OK) {
         c->n_commits++;
         c->n_batches++;
@@ -202,9 +202,8 @@ commit_group(struct slh_commit *c, struct slh_commit_job *first)
             for (struct slh_commit_job *w = first; w != NULL; w = w->next) {
                 w->rc = SLH_OK;
                 w->is_exact = w->task != NULL || n_new == total || n_new == 0;
-                w->n_new = w->task == NULL && n_new == total
-                               ? storable(w->batch)
-                               : 0;
+                w->n_new =
+                    w->task == NULL && n_new == total ? storable(w->batch) : 0;
             }
             return n_new;
         }

@@ -29,9 +29,9 @@ typedef void (*slh_commit_fn)(void *ctx);
 /*
  * One batch to store, or one task to run (task non-NULL, batch unused):
  * spool writes of another thread that share the committer's transactions
- * (slh_spool_put_tasks()). The submitter fills in batch or task, and done; the committer
- * fills in the outcome, then calls done(job) on its own thread, after which
- * the job is the submitter's again. rc is SLH_OK only once the batch is
+ * (slh_spool_put_tasks()). The submitter fills in batch or task, and done; the
+ * committer fills in the outcome, then calls done(job) on its own thread, after
+ * which the job is the submitter's again. rc is SLH_OK only once the batch is
  * committed; on failure nothing of it is stored and err holds the spool's
  * reason. n_new is the number of new events of batch; is_exact is false
  * when the shared commit only told how many were new in the whole group

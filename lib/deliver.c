@@ -215,8 +215,8 @@ claim_task(struct slh_spool *sp, void *arg, struct slh_error *err)
     /* What a run of this task rolled back since had claimed. */
     for (size_t i = 0; i < *a->n; i++)
         slh_queue_claim_free(&a->claims[i]);
-    return slh_queue_claim(sp, a->dest->name, a->now, lease_ms(a->dest),
-                           a->max, a->claims, a->n, a->next_due, err);
+    return slh_queue_claim(sp, a->dest->name, a->now, lease_ms(a->dest), a->max,
+                           a->claims, a->n, a->next_due, err);
 }
 
 /* slh_queue_claim() through write_spool(). */
@@ -313,8 +313,8 @@ flush(struct slh_deliverer *d, int64_t now, struct slh_error *err)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
     for (i = 0; i < d->n_fin; i++)
         o[i] = d->fin[i].o;
-    rc = write_spool(d, finish_task,
-                     &(struct finish_args){o, d->n_fin, now}, err);
+    rc = write_spool(d, finish_task, &(struct finish_args){o, d->n_fin, now},
+                     err);
     free(o);
     if (rc != SLH_OK)
         return rc;
@@ -427,8 +427,7 @@ fill_file(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     size_t n = 0;
     enum slh_err rc;
 
-    rc = claim(d, ds->dest, now, FILE_BATCH, d->batch, &n, &ds->next_due,
-               err);
+    rc = claim(d, ds->dest, now, FILE_BATCH, d->batch, &n, &ds->next_due, err);
     if (rc != SLH_OK)
         return rc;
     append_lines(d, ds, d->batch, n, now);

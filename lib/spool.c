@@ -51,7 +51,7 @@ static const char insert_delivery_sql[] =
 
 struct slh_spool {
     sqlite3 *db;
-    int lock_fd; /* SLH_SPOOL_LOCK, or -1 where it cannot be opened */
+    int lock_fd;    /* SLH_SPOOL_LOCK, or -1 where it cannot be opened */
     int lock_depth; /* slh_spool_lock() calls not yet let go */
     struct timespec busy_since; /* when the current wait for a lock began */
     char *dir;

@@ -502,8 +502,8 @@ test_write_through(void)
     slh_error_clear(&err);
     CHECK(slh_deliverer_run(d, true, &err) == SLH_OK, "run: %s", err.text);
     st = stats(&s, "through");
-    CHECK(st.delivered == 30 && st.pending == 0,
-          "then all delivered: %" PRId64, st.delivered);
+    CHECK(st.delivered == 30 && st.pending == 0, "then all delivered: %" PRId64,
+          st.delivered);
     CHECK(w.tasks >= 3, "claims and outcomes written through: %d", w.tasks);
     all = received(&s);
     for (size_t e = 0; e < s.n; e++)

@@ -588,8 +588,7 @@ probe_task(struct slh_spool *sp, void *arg, struct slh_error *err)
     p->nested_held = !lock_is_free(p->lock_path);
     if (p->update != NULL &&
         sqlite3_exec(db, p->update, NULL, NULL, NULL) != SQLITE_OK)
-        return slh_error_set(err, SLH_ESTORE, "update: %s",
-                             sqlite3_errmsg(db));
+        return slh_error_set(err, SLH_ESTORE, "update: %s", sqlite3_errmsg(db));
     if (p->rc != SLH_OK)
         return slh_error_set(err, p->rc, "the task says no");
     return SLH_OK;
@@ -621,8 +620,8 @@ test_put_tasks(void)
 
     one[0] = &b1;
     p1.update = "UPDATE delivery SET attempts = 7";
-    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(),
-                              &n_new, &err) == SLH_OK,
+    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(), &n_new,
+                              &err) == SLH_OK,
           "put with tasks: %s", err.text);
     CHECK(n_new == 3, "3 new events: %zu", n_new);
     CHECK(p1.runs == 1 && p2.runs == 1, "each task ran once: %d, %d", p1.runs,
@@ -636,7 +635,7 @@ test_put_tasks(void)
           "the writers' lock is held throughout the tasks");
     CHECK(lock_is_free(lock), "and let go after the put");
     CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE attempts = 7") ==
-              q_int(db, "SELECT count(*) FROM delivery") &&
+                  q_int(db, "SELECT count(*) FROM delivery") &&
               q_int(db, "SELECT count(*) FROM delivery") > 0,
           "a task's writes commit with the put");
 
@@ -646,8 +645,8 @@ test_put_tasks(void)
     p1.update = "UPDATE delivery SET attempts = 8";
     p2.rc = SLH_EDELIVER;
     slh_error_clear(&err);
-    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(),
-                              &n_new, &err) == SLH_EDELIVER &&
+    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(), &n_new,
+                              &err) == SLH_EDELIVER &&
               strstr(err.text, "the task says no") != NULL,
           "a failing task fails the put: %d %s", err.code, err.text);
     CHECK(q_int(db, "SELECT count(*) FROM event") == 3,
@@ -660,8 +659,8 @@ test_put_tasks(void)
     /* Tasks alone, no batch: a transaction of their own. */
     p2.rc = SLH_OK;
     p1.update = "UPDATE delivery SET attempts = 9";
-    CHECK(slh_spool_put_tasks(sp, &cfg, NULL, 0, tasks, 2, slh_now_ms(),
-                              &n_new, &err) == SLH_OK &&
+    CHECK(slh_spool_put_tasks(sp, &cfg, NULL, 0, tasks, 2, slh_now_ms(), &n_new,
+                              &err) == SLH_OK &&
               n_new == 0,
           "tasks alone: %s", err.text);
     CHECK(p1.in_tx && p1.nested_held, "alone, still in a locked transaction");

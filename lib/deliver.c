@@ -87,7 +87,6 @@ struct dest_state {
 /* An outcome waiting to be recorded, with what its log line needs. */
 struct finished {
     struct slh_outcome o;
-    char id[SLH_EVENT_ID_LEN + 1];
     int attempts;
     long ms;
 };
@@ -282,6 +281,7 @@ record(struct slh_deliverer *d, struct dest_state *ds,
     memset(f, 0, sizeof(*f));
     if (status == 0 && error == NULL) {
         f->o.seq = c->seq;
+        memcpy(f->o.id, c->id, sizeof(f->o.id));
         f->o.state = SLH_DELIVERED;
         f->o.due = now;
     } else {
@@ -293,7 +293,6 @@ record(struct slh_deliverer *d, struct dest_state *ds,
             ds->next_due = f->o.due;
     }
     f->o.dest = ds->dest->name;
-    memcpy(f->id, c->id, sizeof(f->id));
     f->attempts = c->attempts;
     f->ms = ms;
 }
@@ -322,7 +321,7 @@ flush(struct slh_deliverer *d, int64_t now, struct slh_error *err)
         const struct finished *f = &d->fin[i];
         struct slh_attempt a = {
             .dest = f->o.dest,
-            .event_id = f->id,
+            .event_id = f->o.id,
             .attempts = f->attempts,
             .state = f->o.state,
             .status = f->o.status,

@@ -231,7 +231,8 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
             "UPDATE delivery SET state = ?3, due = ?4, last_status = ?5,"
             " last_error = ?6,"
             " done = CASE WHEN ?3 = 0 THEN done ELSE ?7 END"
-            " WHERE dest = ?1 AND seq = ?2 AND state = 0",
+            " WHERE dest = ?1 AND seq = ?2 AND state = 0"
+            " AND ?8 = (SELECT id FROM event WHERE seq = ?2)",
             &upd) != SQLITE_OK) {
         rc = db_fail(db, err, "finish");
         goto out;
@@ -240,6 +241,7 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
     for (size_t i = 0; i < n; i++) {
         sqlite3_bind_text(upd, 1, o[i].dest, -1, SQLITE_STATIC);
         sqlite3_bind_int64(upd, 2, o[i].seq);
+        sqlite3_bind_text(upd, 8, o[i].id, -1, SQLITE_STATIC);
         sqlite3_bind_int(upd, 3, o[i].state);
         sqlite3_bind_int64(upd, 4,
                            o[i].state == SLH_PENDING ? o[i].due : now_ms);
@@ -552,6 +554,7 @@ slh_queue_decide(struct slh_outcome *o, const struct slh_claim *c,
         horizon = start + max_age * 1000;
 
     o->seq = c->seq;
+    memcpy(o->id, c->id, sizeof(o->id));
     o->status = status;
     o->due = now_ms;
     if (status >= 200 && status <= 299) {

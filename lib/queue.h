@@ -45,11 +45,12 @@ struct slh_claim {
 
 /* What an attempt came to, to be recorded by slh_queue_finish(). */
 struct slh_outcome {
-    const char *dest; /* destination name, borrowed */
-    int64_t seq;      /* event.seq */
-    int state;        /* enum slh_delivery_state: the row's new state */
-    int64_t due;      /* when SLH_PENDING: the next attempt (unix ms) */
-    int status;       /* HTTP status, 0 when there was none */
+    const char *dest;              /* destination name, borrowed */
+    int64_t seq;                   /* event.seq */
+    char id[SLH_EVENT_ID_LEN + 1]; /* and that event's id: see finish */
+    int state;   /* enum slh_delivery_state: the row's new state */
+    int64_t due; /* when SLH_PENDING: the next attempt (unix ms) */
+    int status;  /* HTTP status, 0 when there was none */
     char error[SLH_QUEUE_ERROR_LEN]; /* why it failed, "" when delivered */
 };
 
@@ -103,8 +104,10 @@ void slh_queue_claim_free(struct slh_claim *c);
 /*
  * Records n outcomes in one transaction; now_ms stamps done on delivered
  * and dead rows. A row that is no longer pending (finished by a deliverer
- * whose lease it outlived) is left as it is. On failure nothing is recorded
- * and err says why (SLH_ESTORE).
+ * whose lease it outlived) is left as it is, and so is one whose seq now
+ * names an event other than id: the spool was replaced since the claim
+ * (a writer reconnects to a new spool at the path), and seqs start over. On
+ * failure nothing is recorded and err says why (SLH_ESTORE).
  */
 enum slh_err slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o,
                               size_t n, int64_t now_ms, struct slh_error *err);

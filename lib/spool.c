@@ -790,18 +790,23 @@ slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
                              "spool %s: -wal file removed while open; "
                              "restart slhook",
                              sp->path);
-    if (sp->is_stale || sp->is_wal_lost) {
-        e = reopen(sp, err);
-        if (e != SLH_OK)
-            return e;
-    }
     /* The relay bodies are made before BEGIN: the transaction, which every
      * other writer waits for, holds only the inserts. */
     e = make_bodies(batches, n, &bodies, &n_bodies);
     if (e != SLH_OK)
         return slh_error_set(err, SLH_ESTORE, "spool %s: out of memory",
                              sp->path);
+    /* Tasks alone never make a new spool: only events to store do, as a
+     * deliverer's own connection leaves that to the receiver (deliver.c).
+     * Until then they go on in the removed spool's files, as it would. */
     is_tasks_only = n_bodies == 0 && n_tasks > 0;
+    if ((sp->is_stale || sp->is_wal_lost) && !is_tasks_only) {
+        e = reopen(sp, err);
+        if (e != SLH_OK) {
+            free_bodies(bodies, n_bodies);
+            return e;
+        }
+    }
     if (is_tasks_only)
         set_full_sync(sp, false);
     slh_spool_lock(sp);
@@ -843,14 +848,18 @@ slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
         if (e != SLH_OK)
             goto rollback;
     }
-    /* Checked last, to keep the window before COMMIT small. */
+    /* Checked last, to keep the window before COMMIT small. Tasks alone
+     * may commit into a spool removed whole (nothing else sees its files
+     * any more), never into a WAL that is not its database's. */
     if (db_has_moved(sp)) {
         sp->is_stale = true;
-        e = slh_error_set(err, SLH_ESTORE,
-                          "spool %s: removed or replaced while open", sp->path);
-        goto rollback;
-    }
-    if (wal_has_moved(sp)) {
+        if (!is_tasks_only) {
+            e = slh_error_set(err, SLH_ESTORE,
+                              "spool %s: removed or replaced while open",
+                              sp->path);
+            goto rollback;
+        }
+    } else if (wal_has_moved(sp)) {
         sp->is_wal_lost = true;
         e = slh_error_set(err, SLH_ESTORE,
                           "spool %s: -wal file removed while open; "

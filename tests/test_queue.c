@@ -199,6 +199,7 @@ test_claim_finish_stats(void)
     for (int i = 0; i < 3; i++) {
         o[i].dest = "a";
         o[i].seq = c[i].seq;
+        memcpy(o[i].id, c[i].id, sizeof(o[i].id));
     }
     o[0].state = SLH_DELIVERED;
     o[0].status = 204;
@@ -541,6 +542,7 @@ test_purge(void)
         memset(&o[i], 0, sizeof(o[i]));
         o[i].dest = "a";
         o[i].seq = c[i].seq;
+        memcpy(o[i].id, c[i].id, sizeof(o[i].id));
         o[i].state = SLH_DELIVERED;
     }
     CHECK(slh_queue_finish(sp, o, n, T0, &err) == SLH_OK, "finish a: %s",
@@ -552,6 +554,7 @@ test_purge(void)
     memset(&o[0], 0, sizeof(o[0]));
     o[0].dest = "b";
     o[0].seq = c[0].seq;
+    memcpy(o[0].id, c[0].id, sizeof(o[0].id));
     o[0].state = SLH_DEAD;
     CHECK(slh_queue_finish(sp, o, 1, T0, &err) == SLH_OK, "finish b");
     free_claims(c, n);
@@ -580,6 +583,7 @@ test_purge(void)
         memset(&o[i], 0, sizeof(o[i]));
         o[i].dest = "b";
         o[i].seq = c[i].seq;
+        memcpy(o[i].id, c[i].id, sizeof(o[i].id));
         o[i].state = SLH_DELIVERED;
     }
     CHECK(slh_queue_finish(sp, o, n, T0 + day, &err) == SLH_OK, "finish");
@@ -591,6 +595,55 @@ test_purge(void)
               count_rows(sp, "SELECT count(*) FROM delivery WHERE state = 2") ==
                   1,
           "the dead letter and its event stay");
+out:
+    slh_spool_close(sp);
+    slh_config_free(&cfg);
+}
+
+/* An outcome names its event twice, by seq and by id: one whose seq now
+ * belongs to another event (the spool replaced under a writer since the
+ * claim, seqs starting over) records nothing. */
+static void
+test_finish_names_event(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_claim c[MAX_EVENTS];
+    struct slh_outcome o;
+    char spool[128], sql[160];
+    size_t n = 0;
+
+    snprintf(spool, sizeof(spool), "%s/names", dir);
+    if (!load_config(&cfg, spool,
+                     "[destination a]\nurl = http://127.0.0.1:9/a\n"))
+        return;
+    if (!CHECK(slh_spool_open(&sp, spool, &err) == SLH_OK, "open: %s",
+               err.text))
+        goto out;
+    put_fixtures(sp, &cfg);
+    if (!CHECK(slh_queue_claim(sp, "a", T0, LEASE, MAX_EVENTS, c, &n, NULL,
+                               &err) == SLH_OK &&
+                   n >= 2,
+               "claim: %zu %s", n, err.text))
+        goto out;
+    memset(&o, 0, sizeof(o));
+    o.dest = "a";
+    o.seq = c[0].seq;
+    memcpy(o.id, c[1].id, sizeof(o.id)); /* another event's id */
+    o.state = SLH_DELIVERED;
+    CHECK(slh_queue_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
+          err.text);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM delivery WHERE state = 0 AND seq IN "
+             "(%lld, %lld)",
+             (long long)c[0].seq, (long long)c[1].seq);
+    CHECK(count_rows(sp, sql) == 2, "seq and id disagree: nothing recorded");
+    memcpy(o.id, c[0].id, sizeof(o.id));
+    CHECK(slh_queue_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
+          err.text);
+    CHECK(count_rows(sp, sql) == 1, "seq and id agree: recorded");
+    free_claims(c, n);
 out:
     slh_spool_close(sp);
     slh_config_free(&cfg);
@@ -612,6 +665,7 @@ main(void)
     test_backoff();
     test_decide();
     test_purge();
+    test_finish_names_event();
     for (size_t i = 0; i < n_events; i++)
         free(events[i].body);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -1222,6 +1222,26 @@ out:
     CHECK(unmount(mnt), "umount %s: %s", mnt, strerror(errno));
 }
 
+static enum slh_err
+noop_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+{
+    (void)sp;
+    (void)arg;
+    (void)err;
+    return SLH_OK;
+}
+
+/* A put of one task that writes nothing, and no events. */
+static enum slh_err
+put_noop(struct slh_spool *sp, struct slh_error *err)
+{
+    struct slh_spool_task task = {noop_task, NULL};
+
+    slh_error_clear(err);
+    return slh_spool_put_tasks(sp, &cfg, NULL, 0, &task, 1, slh_now_ms(), NULL,
+                               err);
+}
+
 static void
 test_removed(void)
 {
@@ -1255,6 +1275,9 @@ test_removed(void)
           "put after rm -rf fails: %s", err.text);
     printf("spool removed while open: %s\n", err.text);
     CHECK(!exists(dir), "and creates nothing yet");
+    CHECK(put_noop(sp, &err) == SLH_OK,
+          "tasks alone go on in the removed files: %s", err.text);
+    CHECK(!exists(dir), "and make no new spool");
     CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 1,
           "next put reopens: %s", err.text);
     /* The kept statements went with the old connection. */
@@ -1309,6 +1332,9 @@ test_removed(void)
     CHECK(put1(sp, &a, &n_new, &err) == SLH_ESTORE &&
               contains(err.text, "restart"),
           "no reopening onto the same database in-process: %s", err.text);
+    CHECK(put_noop(sp, &err) == SLH_ESTORE && contains(err.text, "restart"),
+          "nor tasks alone into a -wal that is not the database's: %s",
+          err.text);
     CHECK(run("rm -rf '%s'", dir) == 0, "rm -rf spool");
     CHECK(put1(sp, &a, &n_new, &err) == SLH_OK && n_new == 1,
           "a new database file is fine again: %s", err.text);

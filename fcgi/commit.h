@@ -8,7 +8,10 @@
  * commit is done (and be woken again) unless it has to. A second thread
  * with its own connection copies the WAL into the database ahead of the
  * committer (slh_spool_defer_checkpoints()), so that commits seldom wait
- * for a checkpoint.
+ * for a checkpoint. The committer also runs the delivery thread's spool
+ * writes, as tasks in its transactions (slh_spool_put_tasks()): one
+ * connection writes, its page cache stays warm, and the writers' lock is
+ * never handed between threads.
  */
 #ifndef SLH_FCGI_COMMIT_H
 #define SLH_FCGI_COMMIT_H

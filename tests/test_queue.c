@@ -106,6 +106,23 @@ put_fixtures(struct slh_spool *sp, const struct slh_config *cfg)
     fixture_each(put_fixture, &ctx);
 }
 
+/* A spool dir/name configured with dests, every fixture stored in it. On
+ * failure false, and what was made is still the caller's to free. */
+static bool
+fixture_spool(struct slh_config *cfg, struct slh_spool **sp, const char *name,
+              const char *dests)
+{
+    struct slh_error err = {0};
+    char spool[128];
+
+    snprintf(spool, sizeof(spool), "%s/%s", dir, name);
+    if (!load_config(cfg, spool, dests) ||
+        !CHECK(slh_spool_open(sp, spool, &err) == SLH_OK, "open: %s", err.text))
+        return false;
+    put_fixtures(*sp, cfg);
+    return true;
+}
+
 static void
 free_claims(struct slh_claim *c, size_t n)
 {
@@ -137,20 +154,14 @@ test_claim_finish_stats(void)
     struct slh_outcome o[3];
     struct slh_queue_stats st;
     int64_t next = 0, due = 0;
-    char spool[128];
     size_t n = 0, n2 = 0, bodies_ok = 0;
 
-    snprintf(spool, sizeof(spool), "%s/spool", dir);
-    if (!load_config(&cfg, spool,
-                     "[destination a]\nurl = http://127.0.0.1:9/a\n"
-                     "timeout = 5\nmax_age = 1h\n"
-                     "[destination b]\nurl = http://127.0.0.1:9/b\n"
-                     "events = Failed\n"))
-        return;
-    if (!CHECK(slh_spool_open(&sp, spool, &err) == SLH_OK, "open: %s",
-               err.text))
+    if (!fixture_spool(&cfg, &sp, "spool",
+                       "[destination a]\nurl = http://127.0.0.1:9/a\n"
+                       "timeout = 5\nmax_age = 1h\n"
+                       "[destination b]\nurl = http://127.0.0.1:9/b\n"
+                       "events = Failed\n"))
         goto out;
-    put_fixtures(sp, &cfg);
     CHECK(n_events >= 15, "fixtures give %zu events", n_events);
     CHECK(slh_queue_setup(sp, &err) == SLH_OK, "setup: %s", err.text);
     CHECK(pragma_int(sp, "PRAGMA synchronous") == 1 &&
@@ -611,17 +622,12 @@ test_finish_names_event(void)
     struct slh_error err = {0};
     struct slh_claim c[MAX_EVENTS];
     struct slh_outcome o;
-    char spool[128], sql[160];
+    char sql[160];
     size_t n = 0;
 
-    snprintf(spool, sizeof(spool), "%s/names", dir);
-    if (!load_config(&cfg, spool,
-                     "[destination a]\nurl = http://127.0.0.1:9/a\n"))
-        return;
-    if (!CHECK(slh_spool_open(&sp, spool, &err) == SLH_OK, "open: %s",
-               err.text))
+    if (!fixture_spool(&cfg, &sp, "names",
+                       "[destination a]\nurl = http://127.0.0.1:9/a\n"))
         goto out;
-    put_fixtures(sp, &cfg);
     if (!CHECK(slh_queue_claim(sp, "a", T0, LEASE, MAX_EVENTS, c, &n, NULL,
                                &err) == SLH_OK &&
                    n >= 2,

@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "check.h"
+#include "sql_int.h"
 #include "fixture_each.h"
 #include "config.h"
 #include "deliver.h"
@@ -417,21 +417,6 @@ wait_for(struct setup *s, const char *dest, size_t off, int64_t want,
 
 /* ---- the cases ---- */
 
-/* The first column of sql's first row on s's connection; -1 on error. */
-static int64_t
-q_count(struct setup *s, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    if (sqlite3_prepare_v2(slh_spool_db(s->sp), sql, -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* A front end's writer for slh_deliverer_write_through(): runs each task in
  * a put of its own connection's, failing that put after the task when told
  * to, as a commit that finds the disk full would. */
@@ -496,7 +481,8 @@ test_write_through(void)
     CHECK(w.tasks == 1, "the claim went to the writer: %d tasks", w.tasks);
     CHECK(st.pending == 30 && st.delivered == 0,
           "nothing claimed nor posted: %" PRId64 " pending", st.pending);
-    CHECK(q_count(&s, "SELECT count(*) FROM delivery WHERE attempts > 0") == 0,
+    CHECK(sql_int(slh_spool_db(s.sp),
+                  "SELECT count(*) FROM delivery WHERE attempts > 0") == 0,
           "no attempt counted by the failed claim");
 
     slh_error_clear(&err);

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "check.h"
+#include "sql_int.h"
 #include "fixture_each.h"
 #include "config.h"
 #include "event.h"
@@ -130,20 +131,6 @@ free_claims(struct slh_claim *c, size_t n)
         slh_queue_claim_free(&c[i]);
 }
 
-/* The integer a one-row pragma gives on sp's connection; -1 on error. */
-static long long
-pragma_int(struct slh_spool *sp, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-
-    if (sqlite3_prepare_v2(slh_spool_db(sp), sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 static void
 test_claim_finish_stats(void)
 {
@@ -164,8 +151,8 @@ test_claim_finish_stats(void)
         goto out;
     CHECK(n_events >= 15, "fixtures give %zu events", n_events);
     CHECK(slh_queue_setup(sp, &err) == SLH_OK, "setup: %s", err.text);
-    CHECK(pragma_int(sp, "PRAGMA synchronous") == 1 &&
-              pragma_int(sp, "PRAGMA cache_size") == -256,
+    CHECK(sql_int(slh_spool_db(sp), "PRAGMA synchronous") == 1 &&
+              sql_int(slh_spool_db(sp), "PRAGMA cache_size") == -256,
           "setup: synchronous=NORMAL, a 256 KiB page cache");
 
     /* Everything is due for a; its claim leases every row. */
@@ -507,19 +494,6 @@ test_decide(void)
     CHECK(o.state == SLH_DEAD, "max_age 0: dead on the first failure");
 }
 
-static int64_t
-count_rows(struct slh_spool *sp, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-
-    if (sqlite3_prepare_v2(slh_spool_db(sp), sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
-
 /* Retention: delivered and old goes; pending, dead and recent stay. */
 static void
 test_purge(void)
@@ -542,7 +516,7 @@ test_purge(void)
                err.text))
         goto out;
     put_fixtures(sp, &cfg);
-    stored = count_rows(sp, "SELECT count(*) FROM event");
+    stored = sql_int(slh_spool_db(sp), "SELECT count(*) FROM event");
     CHECK(stored >= 15, "fixture events stored: %lld", (long long)stored);
 
     /* Every event delivered to a, at T0; b: first one dead, rest pending. */
@@ -573,16 +547,18 @@ test_purge(void)
     /* Not yet old enough: nothing goes. */
     CHECK(slh_queue_purge(sp, T0, &forgotten, &err) == SLH_OK && forgotten == 0,
           "cutoff at T0 forgets nothing: %zu %s", forgotten, err.text);
-    CHECK(count_rows(sp, "SELECT count(*) FROM delivery") == 2 * stored,
+    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM delivery") ==
+              2 * stored,
           "all delivery rows kept");
 
     /* Past the cutoff: a's delivered rows go; b's rows keep every event. */
     CHECK(slh_queue_purge(sp, T0 + 8 * day, &forgotten, &err) == SLH_OK &&
               forgotten == 0,
           "events with b's rows stay: %zu %s", forgotten, err.text);
-    CHECK(count_rows(sp, "SELECT count(*) FROM delivery WHERE dest = 'a'") == 0,
+    CHECK(sql_int(slh_spool_db(sp),
+                  "SELECT count(*) FROM delivery WHERE dest = 'a'") == 0,
           "a's delivered rows forgotten");
-    CHECK(count_rows(sp, "SELECT count(*) FROM event") == stored,
+    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == stored,
           "every event kept while b holds it");
 
     /* b delivers all but its dead letter: those events go, it stays. */
@@ -602,9 +578,9 @@ test_purge(void)
     CHECK(slh_queue_purge(sp, T0 + 8 * day, &forgotten, &err) == SLH_OK &&
               (int64_t)forgotten == stored - 1,
           "delivered events forgotten: %zu", forgotten);
-    CHECK(count_rows(sp, "SELECT count(*) FROM event") == 1 &&
-              count_rows(sp, "SELECT count(*) FROM delivery WHERE state = 2") ==
-                  1,
+    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1 &&
+              sql_int(slh_spool_db(sp),
+                      "SELECT count(*) FROM delivery WHERE state = 2") == 1,
           "the dead letter and its event stay");
 out:
     slh_spool_close(sp);
@@ -644,11 +620,12 @@ test_finish_names_event(void)
              "SELECT count(*) FROM delivery WHERE state = 0 AND seq IN "
              "(%lld, %lld)",
              (long long)c[0].seq, (long long)c[1].seq);
-    CHECK(count_rows(sp, sql) == 2, "seq and id disagree: nothing recorded");
+    CHECK(sql_int(slh_spool_db(sp), sql) == 2,
+          "seq and id disagree: nothing recorded");
     memcpy(o.id, c[0].id, sizeof(o.id));
     CHECK(slh_queue_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
           err.text);
-    CHECK(count_rows(sp, sql) == 1, "seq and id agree: recorded");
+    CHECK(sql_int(slh_spool_db(sp), sql) == 1, "seq and id agree: recorded");
     free_claims(c, n);
 out:
     slh_spool_close(sp);

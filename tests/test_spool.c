@@ -35,6 +35,7 @@
 #include <sqlite3.h>
 
 #include "check.h"
+#include "sql_int.h"
 #include "config.h"
 #include "event.h"
 #include "spool.h"
@@ -155,20 +156,6 @@ put1(struct slh_spool *sp, const struct slh_batch *b, size_t *n_new,
     return slh_spool_put(sp, &cfg, one, 1, slh_now_ms(), n_new, err);
 }
 
-/* The first column of the first row of sql as an integer; -1 on error. */
-static int64_t
-q_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-
-    if (db != NULL && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* The first column as text into buf ("" on error). */
 static const char *
 q_text(sqlite3 *db, const char *sql, char *buf, size_t size)
@@ -183,7 +170,7 @@ q_text(sqlite3 *db, const char *sql, char *buf, size_t size)
     return buf;
 }
 
-/* As q_int(), through a second connection of our own to the spool in dir:
+/* As sql_int(), through a second connection of our own to the spool in dir:
  * what another process would see. */
 static int64_t
 q_other(const char *dir, const char *sql)
@@ -194,7 +181,7 @@ q_other(const char *dir, const char *sql)
 
     db_path(path, dir);
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
-        v = q_int(db, sql);
+        v = sql_int(db, sql);
     sqlite3_close(db);
     return v;
 }
@@ -346,15 +333,15 @@ test_open(void)
     CHECK(strcmp(q_text(db, "PRAGMA journal_mode", buf, sizeof(buf)), "wal") ==
               0,
           "journal_mode %s", buf);
-    CHECK(q_int(db, "PRAGMA synchronous") == 2, "synchronous FULL (2): %lld",
-          (long long)q_int(db, "PRAGMA synchronous"));
-    CHECK(q_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
-          "user_version %lld", (long long)q_int(db, "PRAGMA user_version"));
-    CHECK(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
-                    "('event','delivery','delivery_due')") == 3,
+    CHECK(sql_int(db, "PRAGMA synchronous") == 2, "synchronous FULL (2): %lld",
+          (long long)sql_int(db, "PRAGMA synchronous"));
+    CHECK(sql_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
+          "user_version %lld", (long long)sql_int(db, "PRAGMA user_version"));
+    CHECK(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                      "('event','delivery','delivery_due')") == 3,
           "schema: event, delivery, delivery_due");
-    CHECK(q_int(db, "SELECT count(*) FROM sqlite_master WHERE name="
-                    "'delivery' AND sql LIKE '%WITHOUT ROWID'") == 1,
+    CHECK(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name="
+                      "'delivery' AND sql LIKE '%WITHOUT ROWID'") == 1,
           "delivery is WITHOUT ROWID");
     CHECK(strcmp(q_text(db,
                         "SELECT group_concat(name, ',') FROM (SELECT name "
@@ -384,7 +371,7 @@ test_open(void)
     slh_spool_close(sp);
     sp = NULL;
     CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "reopen: %s", err.text);
-    CHECK(q_int(slh_spool_db(sp), "PRAGMA user_version") == SLH_SPOOL_VERSION,
+    CHECK(sql_int(slh_spool_db(sp), "PRAGMA user_version") == SLH_SPOOL_VERSION,
           "reopen keeps user_version");
     slh_spool_close(sp);
     slh_spool_close(NULL);
@@ -580,8 +567,8 @@ probe_task(struct slh_spool *sp, void *arg, struct slh_error *err)
 
     p->runs++;
     p->in_tx = !sqlite3_get_autocommit(db);
-    p->sync = q_int(db, "PRAGMA synchronous");
-    p->events = q_int(db, "SELECT count(*) FROM event");
+    p->sync = sql_int(db, "PRAGMA synchronous");
+    p->events = sql_int(db, "SELECT count(*) FROM event");
     p->lock_held = !lock_is_free(p->lock_path);
     slh_spool_lock(sp);
     slh_spool_unlock(sp);
@@ -634,9 +621,9 @@ test_put_tasks(void)
     CHECK(p1.lock_held && p1.nested_held && p2.nested_held,
           "the writers' lock is held throughout the tasks");
     CHECK(lock_is_free(lock), "and let go after the put");
-    CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE attempts = 7") ==
-                  q_int(db, "SELECT count(*) FROM delivery") &&
-              q_int(db, "SELECT count(*) FROM delivery") > 0,
+    CHECK(sql_int(db, "SELECT count(*) FROM delivery WHERE attempts = 7") ==
+                  sql_int(db, "SELECT count(*) FROM delivery") &&
+              sql_int(db, "SELECT count(*) FROM delivery") > 0,
           "a task's writes commit with the put");
 
     /* The second task fails: neither the batch nor the first task's
@@ -649,9 +636,9 @@ test_put_tasks(void)
                               &err) == SLH_EDELIVER &&
               strstr(err.text, "the task says no") != NULL,
           "a failing task fails the put: %d %s", err.code, err.text);
-    CHECK(q_int(db, "SELECT count(*) FROM event") == 3,
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 3,
           "nothing of the failed put stored");
-    CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE attempts = 8") == 0,
+    CHECK(sql_int(db, "SELECT count(*) FROM delivery WHERE attempts = 8") == 0,
           "the other task's update rolled back");
     CHECK(sqlite3_get_autocommit(db) && lock_is_free(lock),
           "no transaction nor lock left behind");
@@ -664,11 +651,11 @@ test_put_tasks(void)
               n_new == 0,
           "tasks alone: %s", err.text);
     CHECK(p1.in_tx && p1.nested_held, "alone, still in a locked transaction");
-    CHECK(p1.sync == 1 && q_int(db, "PRAGMA synchronous") == 2,
+    CHECK(p1.sync == 1 && sql_int(db, "PRAGMA synchronous") == 2,
           "tasks alone commit at synchronous=NORMAL (%lld), FULL after",
           (long long)p1.sync);
-    CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE attempts = 9") ==
-              q_int(db, "SELECT count(*) FROM delivery"),
+    CHECK(sql_int(db, "SELECT count(*) FROM delivery WHERE attempts = 9") ==
+              sql_int(db, "SELECT count(*) FROM delivery"),
           "and committed");
     CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, NULL, 1, slh_now_ms(), NULL,
                               &err) == SLH_EINVAL,
@@ -709,31 +696,34 @@ test_put(void)
     CHECK(slh_spool_put(sp, &cfg, two, 1, now, &n_new, &err) == SLH_OK,
           "put: %s", err.text);
     CHECK(n_new == 6, "n_new %zu, want 6 (Validation not stored)", n_new);
-    CHECK(q_int(db, "SELECT count(*) FROM event") == 6, "6 events");
-    CHECK(q_int(db, "SELECT count(*) FROM event WHERE type='Validation'") == 0,
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 6, "6 events");
+    CHECK(sql_int(db, "SELECT count(*) FROM event WHERE type='Validation'") ==
+              0,
           "no Validation event stored");
-    CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE dest='all'") == 6,
+    CHECK(sql_int(db, "SELECT count(*) FROM delivery WHERE dest='all'") == 6,
           "dest all: 6 rows");
-    CHECK(q_int(db, "SELECT group_concat(e.type) = 'Failed,complaint' FROM "
-                    "delivery d JOIN event e USING (seq) WHERE d.dest='bad' "
-                    "ORDER BY d.seq") == 1,
+    CHECK(sql_int(db, "SELECT group_concat(e.type) = 'Failed,complaint' FROM "
+                      "delivery d JOIN event e USING (seq) WHERE d.dest='bad' "
+                      "ORDER BY d.seq") == 1,
           "dest bad: Failed and complaint only");
-    CHECK(q_int(db, "SELECT count(*) FROM delivery d JOIN event e USING (seq) "
-                    "WHERE d.dest='clicks' AND e.tracking=0") == 1 &&
-              q_int(db, "SELECT count(*) FROM delivery WHERE dest='clicks'") ==
-                  1,
+    CHECK(sql_int(db,
+                  "SELECT count(*) FROM delivery d JOIN event e USING (seq) "
+                  "WHERE d.dest='clicks' AND e.tracking=0") == 1 &&
+              sql_int(db,
+                      "SELECT count(*) FROM delivery WHERE dest='clicks'") == 1,
           "dest clicks: the click only");
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM delivery WHERE state=0 AND due=%lld AND "
              "attempts=0 AND last_status IS NULL AND last_error IS NULL AND "
              "done IS NULL",
              (long long)now);
-    CHECK(q_int(db, sql) == 9, "9 pending rows due now, 0 attempts");
+    CHECK(sql_int(db, sql) == 9, "9 pending rows due now, 0 attempts");
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM event WHERE received=%lld",
              (long long)now);
-    CHECK(q_int(db, sql) == 6, "received = now_ms");
-    CHECK(q_int(db, "SELECT count(*) FROM event WHERE body LIKE '%SecretKey%' "
-                    "OR body LIKE '%" SECRET "%'") == 0,
+    CHECK(sql_int(db, sql) == 6, "received = now_ms");
+    CHECK(sql_int(db,
+                  "SELECT count(*) FROM event WHERE body LIKE '%SecretKey%' "
+                  "OR body LIKE '%" SECRET "%'") == 0,
           "no SecretKey in any body");
     snprintf(sql, sizeof(sql), "SELECT body FROM event WHERE id='%s'",
              b1.events[2].id);
@@ -750,14 +740,14 @@ test_put(void)
              "SELECT (SELECT seq FROM event WHERE id='%s') < (SELECT seq FROM "
              "event WHERE id='%s')",
              b1.events[0].id, b1.events[6].id);
-    CHECK(q_int(db, sql) == 1, "seq in arrival order");
+    CHECK(sql_int(db, sql) == 1, "seq in arrival order");
 
     /* The same batch again: all duplicates. */
     CHECK(slh_spool_put(sp, &cfg, two, 1, now + 5, &n_new, &err) == SLH_OK &&
               n_new == 0,
           "again: n_new %zu (%s)", n_new, err.text);
-    CHECK(q_int(db, "SELECT count(*) FROM event") == 6 &&
-              q_int(db, "SELECT count(*) FROM delivery") == 9,
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 6 &&
+              sql_int(db, "SELECT count(*) FROM delivery") == 9,
           "duplicates add nothing");
 
     /* The same id twice in one put, across two batches. */
@@ -773,11 +763,11 @@ test_put(void)
     CHECK(slh_spool_put(sp, &cfg, two, 2, now, &n_new, &err) == SLH_OK &&
               n_new == 1,
           "one new of four: n_new %zu (%s)", n_new, err.text);
-    CHECK(q_int(db, "SELECT count(*) FROM event") == 7 &&
-              q_int(db, "SELECT count(*) FROM delivery") == 10,
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 7 &&
+              sql_int(db, "SELECT count(*) FROM delivery") == 10,
           "stored once: %lld events, %lld rows",
-          (long long)q_int(db, "SELECT count(*) FROM event"),
-          (long long)q_int(db, "SELECT count(*) FROM delivery"));
+          (long long)sql_int(db, "SELECT count(*) FROM event"),
+          (long long)sql_int(db, "SELECT count(*) FROM delivery"));
 
     /* Edges: nothing to store, no n_new, bad arguments. */
     CHECK(slh_spool_put(sp, &cfg, NULL, 0, now, &n_new, &err) == SLH_OK &&
@@ -788,8 +778,8 @@ test_put(void)
     two[0] = &b2;
     CHECK(slh_spool_put(sp, &cfg_none, two, 1, now, NULL, &err) == SLH_OK,
           "NULL n_new, no destinations: %s", err.text);
-    CHECK(q_int(db, "SELECT count(*) FROM event") == 8 &&
-              q_int(db, "SELECT count(*) FROM delivery") == 10,
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 8 &&
+              sql_int(db, "SELECT count(*) FROM delivery") == 10,
           "event stored without delivery rows when no destination");
     slh_error_clear(&err);
     CHECK(slh_spool_put(NULL, &cfg, two, 1, now, &n_new, &err) == SLH_EINVAL,
@@ -910,7 +900,7 @@ test_deferred_checkpoints(void)
           (long long)at_due);
     CHECK(most < full + 64 * frame, "the WAL stays bounded: at most %lld",
           (long long)most);
-    CHECK(q_int(slh_spool_db(other), "SELECT count(*) FROM event") == 600,
+    CHECK(sql_int(slh_spool_db(other), "SELECT count(*) FROM event") == 600,
           "every event readable");
 out:
     slh_spool_close(sp);
@@ -1030,8 +1020,8 @@ test_disk_full(void)
     CHECK(strncmp(err.text, "spool ", 6) == 0 && contains(err.text, dir),
           "error names the spool: %s", err.text);
     printf("disk full: %d batches stored, then: %s\n", stored, err.text);
-    events = q_int(slh_spool_db(sp), "SELECT count(*) FROM event");
-    rows = q_int(slh_spool_db(sp), "SELECT count(*) FROM delivery");
+    events = sql_int(slh_spool_db(sp), "SELECT count(*) FROM event");
+    rows = sql_int(slh_spool_db(sp), "SELECT count(*) FROM delivery");
     CHECK(events == 3 * stored, "the failing batch left no event: %lld of %d",
           (long long)events, 3 * stored);
     CHECK(rows == events, "nor a delivery row: %lld", (long long)rows);
@@ -1123,7 +1113,7 @@ test_read_only_open(void)
     slh_error_clear(&err);
     if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK,
               "open once rw again: %s", err.text)) {
-        CHECK(q_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 2,
+        CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 2,
               "the events survived");
         CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 0,
               "put works again");
@@ -1195,9 +1185,9 @@ test_read_only_ext4(void)
     printf("read-only under an open spool: %s\n", err.text);
     CHECK(put1(sp, &b2, &n_new, &err) == SLH_ESTORE, "and stays failing");
     /* The connection is still usable for reads. */
-    CHECK(q_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1,
+    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1,
           "nothing of the failed put visible: %lld",
-          (long long)q_int(slh_spool_db(sp), "SELECT count(*) FROM event"));
+          (long long)sql_int(slh_spool_db(sp), "SELECT count(*) FROM event"));
     slh_spool_close(sp);
     sp = NULL;
 
@@ -1210,7 +1200,7 @@ test_read_only_ext4(void)
     slh_error_clear(&err);
     if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "reopen: %s",
               err.text)) {
-        CHECK(q_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1,
+        CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1,
               "the committed event survived, the failed batch is absent");
         CHECK(put1(sp, &b2, &n_new, &err) == SLH_OK && n_new == 2,
               "the failed batch stores now: %s", err.text);
@@ -1393,7 +1383,7 @@ test_other_process(void)
         slh_batch_free(&b);
     }
     CHECK(ok == 3, "the long-lived handle went on storing");
-    CHECK(q_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 6,
+    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 6,
           "it sees the children's events too");
     slh_spool_close(sp);
 }
@@ -1515,15 +1505,15 @@ test_concurrent(void)
           w[1].n_new);
     if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text)) {
         sqlite3 *db = slh_spool_db(sp);
-        CHECK(q_int(db, "SELECT count(*) FROM event") == 5 * CONC_PUTS,
+        CHECK(sql_int(db, "SELECT count(*) FROM event") == 5 * CONC_PUTS,
               "all events stored once: %lld",
-              (long long)q_int(db, "SELECT count(*) FROM event"));
-        CHECK(q_int(db, "SELECT count(*) FROM delivery WHERE dest='all'") ==
+              (long long)sql_int(db, "SELECT count(*) FROM event"));
+        CHECK(sql_int(db, "SELECT count(*) FROM delivery WHERE dest='all'") ==
                       5 * CONC_PUTS &&
-                  q_int(db, "SELECT count(*) FROM delivery WHERE "
-                            "dest='bad'") == CONC_PUTS &&
-                  q_int(db, "SELECT count(*) FROM delivery WHERE "
-                            "dest='clicks'") == 2 * CONC_PUTS,
+                  sql_int(db, "SELECT count(*) FROM delivery WHERE "
+                              "dest='bad'") == CONC_PUTS &&
+                  sql_int(db, "SELECT count(*) FROM delivery WHERE "
+                              "dest='clicks'") == 2 * CONC_PUTS,
               "delivery rows per destination");
         CHECK(strcmp(q_text(db, "PRAGMA integrity_check", id, sizeof(id)),
                      "ok") == 0,

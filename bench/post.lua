@@ -1,7 +1,11 @@
 -- post.lua: wrk script for `make bench`. Posts the given fixture bodies in
 -- turn, each with every MessageId replaced by a fresh one, so that every
 -- request is a new event (the same body twice would be a duplicate, which
--- slhook answers without storing anything).
+-- slhook answers without storing anything), and every DateTime by the time
+-- of sending, as SocketLabs sends events as they happen (fractions of the
+-- second count up within each second). The spool keys events on their
+-- DateTime (spool.h): the fixtures' fixed dates would make every event of a
+-- run share a few, which real traffic never does.
 --
 --   wrk ... -s bench/post.lua URL -- TAG FILE...
 --
@@ -21,24 +25,33 @@ local bodies = {}
 local next_body = 1
 local counter = 0
 
--- The body cut around each MessageId value: pieces[1] id pieces[2] id ...
+-- The values replaced, JSON and form: what precedes each value (cut
+-- before it), and which value goes in.
+local fields = {
+   {pat = '"MessageId":"[^"]*"', skip = 13, tail = 0, kind = "id"},
+   {pat = "MessageId=[^&]*", skip = 10, tail = 1, kind = "id"},
+   {pat = '"DateTime":"[^"]*"', skip = 12, tail = 0, kind = "iso"},
+   {pat = "DateTime=[^&]*", skip = 9, tail = 1, kind = "http"},
+}
+
+-- The body cut around each value: pieces[1] value pieces[2] value ...,
+-- kinds[i] naming the value after pieces[i].
 local function split(s)
-   local pieces = {}
+   local pieces, kinds = {}, {}
    local at = 1
    while true do
-      local a, b = s:find('"MessageId":"[^"]*"', at)
-      local skip = 13
-      if not a then
-         a, b = s:find("MessageId=[^&]*", at)
-         skip = 10
-         if not a then break end
-         b = b + 1
+      local first, fa, fb
+      for _, f in ipairs(fields) do
+         local a, b = s:find(f.pat, at)
+         if a and (not fa or a < fa) then first, fa, fb = f, a, b end
       end
-      table.insert(pieces, s:sub(at, a + skip - 1))
-      at = b
+      if not first then break end
+      table.insert(pieces, s:sub(at, fa + first.skip - 1))
+      table.insert(kinds, first.kind)
+      at = fb + first.tail
    end
    table.insert(pieces, s:sub(at))
-   return pieces
+   return pieces, kinds
 end
 
 function init(args)
@@ -50,18 +63,39 @@ function init(args)
       local c = s:sub(1, 1)
       local ctype = "application/x-www-form-urlencoded"
       if c == "{" or c == "[" then ctype = "application/json" end
-      table.insert(bodies, {pieces = split(s), ctype = ctype})
+      local pieces, kinds = split(s)
+      table.insert(bodies, {pieces = pieces, kinds = kinds, ctype = ctype})
    end
    assert(#bodies > 0, "post.lua: no bodies")
 end
+
+-- The current second's DateTime texts, and requests sent within it.
+local second, iso, http, within = -1, "", "", 0
+local escapes = {[","] = "%2C", [":"] = "%3A", [" "] = "%20"}
 
 function request()
    local b = bodies[next_body]
    next_body = next_body % #bodies + 1
    counter = counter + 1
-   local id = tag .. "-" .. tid .. "-" .. counter
-   local body = table.concat(b.pieces, id)
-   return wrk.format("POST", nil, {["Content-Type"] = b.ctype}, body)
+   local now = os.time()
+   if now ~= second then
+      second, within = now, 0
+      iso = os.date("!%Y-%m-%dT%H:%M:%S", now)
+      http = os.date("!%a, %d %b %Y %H:%M:%S GMT", now):gsub("[,: ]", escapes)
+   end
+   within = within + 1
+   local values = {
+      id = tag .. "-" .. tid .. "-" .. counter,
+      iso = iso .. string.format(".%07dZ", within),
+      http = http,
+   }
+   local parts = {}
+   for i, piece in ipairs(b.pieces) do
+      parts[#parts + 1] = piece
+      if b.kinds[i] then parts[#parts + 1] = values[b.kinds[i]] end
+   end
+   return wrk.format("POST", nil, {["Content-Type"] = b.ctype},
+                     table.concat(parts))
 end
 
 function done(summary, latency, requests)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Room for an error text quoted from the request (a name, Jansson's text). */
 #define QUOTE_MAX 64
@@ -349,6 +350,114 @@ slh_event_identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1])
     identity(field, id);
 }
 
+/* Reads exactly n digits at *s into *v, moving *s past them. */
+static bool
+digits(const char **s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++, (*s)++) {
+        if (**s < '0' || **s > '9')
+            return false;
+        *v = *v * 10 + (**s - '0');
+    }
+    return true;
+}
+
+/* Reads c at *s, moving past it. */
+static bool
+expect(const char **s, char c)
+{
+    if (**s != c)
+        return false;
+    (*s)++;
+    return true;
+}
+
+/* "HH:MM:SS" at *s into t. */
+static bool
+clock_time(const char **s, struct tm *t)
+{
+    return digits(s, 2, &t->tm_hour) && expect(s, ':') &&
+           digits(s, 2, &t->tm_min) && expect(s, ':') &&
+           digits(s, 2, &t->tm_sec);
+}
+
+/* ISO 8601: "YYYY-MM-DDTHH:MM:SS[.f...][Z|+hh:mm|-hh:mm]". */
+static bool
+iso_time(const char *s, struct tm *t, int *usec, int *offset)
+{
+    int oh, om;
+
+    if (!digits(&s, 4, &t->tm_year) || !expect(&s, '-') ||
+        !digits(&s, 2, &t->tm_mon) || !expect(&s, '-') ||
+        !digits(&s, 2, &t->tm_mday) || (*s != 'T' && *s != ' '))
+        return false;
+    s++;
+    if (!clock_time(&s, t))
+        return false;
+    if (expect(&s, '.')) {
+        int scale = 100000;
+        if (*s < '0' || *s > '9')
+            return false;
+        for (; *s >= '0' && *s <= '9'; s++, scale /= 10)
+            *usec += (*s - '0') * scale;
+    }
+    if (*s == '+' || *s == '-') {
+        int sign = *s++ == '-' ? -1 : 1;
+        if (!digits(&s, 2, &oh) || !expect(&s, ':') || !digits(&s, 2, &om))
+            return false;
+        *offset = sign * (oh * 3600 + om * 60);
+    } else {
+        expect(&s, 'Z');
+    }
+    return *s == '\0';
+}
+
+/* RFC 1123: "Www, DD Mon YYYY HH:MM:SS GMT". */
+static bool
+http_time(const char *s, struct tm *t)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+    if (strlen(s) != sizeof("Thu, 02 May 2024 08:16:01 GMT") - 1 ||
+        s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+        strcmp(s + 25, " GMT") != 0)
+        return false;
+    s += 5;
+    if (!digits(&s, 2, &t->tm_mday))
+        return false;
+    t->tm_mon = 0;
+    for (int m = 0; m < 12; m++)
+        if (strncmp(s + 1, months + 3 * m, 3) == 0)
+            t->tm_mon = m + 1;
+    s += 5;
+    return t->tm_mon != 0 && digits(&s, 4, &t->tm_year) && expect(&s, ' ') &&
+           clock_time(&s, t);
+}
+
+int64_t
+slh_event_at(const json_t *datetime)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *s = json_string_value(datetime);
+    struct tm t = {0};
+    int usec = 0, offset = 0;
+    time_t secs;
+
+    if (s == NULL || (!iso_time(s, &t, &usec, &offset) && !http_time(s, &t)))
+        return 0;
+    if (t.tm_mon < 1 || t.tm_mon > 12 || t.tm_mday < 1 ||
+        t.tm_mday > mdays[t.tm_mon - 1] || t.tm_hour > 23 || t.tm_min > 59 ||
+        t.tm_sec > 60)
+        return 0;
+    t.tm_year -= 1900;
+    t.tm_mon -= 1;
+    secs = timegm(&t) - offset;
+    if (secs < 0)
+        return 0;
+    return (int64_t)secs * 1000000 + usec;
+}
+
 char *
 slh_event_body(const struct slh_event *ev)
 {
@@ -439,6 +548,7 @@ event_fill(struct slh_event *ev, const char *where, struct slh_error *err)
                              where);
     if (!identity(ev->field, ev->id))
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
+    ev->at = slh_event_at(ev->field[SLH_FIELD_DATE_TIME]);
     return SLH_OK;
 }
 

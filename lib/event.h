@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -56,6 +57,7 @@ struct slh_event {
                          numeric string or name; NONE when absent */
     bool is_validation;            /* Type is "Validation" (any case) */
     char id[SLH_EVENT_ID_LEN + 1]; /* identity, hex, NUL-terminated */
+    int64_t at; /* its DateTime, slh_event_at(): the spool's order key */
     char *body; /* owned: the relay body once slh_batch_bodies() made it */
     const json_t *field[SLH_FIELDS]; /* borrowed from obj: the value of each
                                         field of enum slh_field, NULL when
@@ -124,5 +126,18 @@ enum slh_err slh_batch_bodies(struct slh_batch *batch);
  * absent or null fields empty).
  */
 void slh_event_identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1]);
+
+/*
+ * The DateTime value of an event (NULL when absent) as unix microseconds:
+ * ISO 8601 as SocketLabs sends it ("2024-05-02T08:16:01.9930482Z"; digits
+ * past the sixth fractional one dropped, "Z", "+hh:mm" or no zone, read as
+ * UTC) or RFC 1123 as the legacy form API did ("Thu, 02 May 2024 08:16:01
+ * GMT"); 0 for anything else, a number or a date before 1970 included.
+ * It depends on the value alone, never on the locale or TZ, and the value
+ * is hashed into the identity: two events with one id have one time. The
+ * spool keys events on (time, id), so that new events land together at the
+ * end of its index instead of each on a page of its own (spool.h).
+ */
+int64_t slh_event_at(const json_t *datetime);
 
 #endif

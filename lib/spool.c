@@ -18,15 +18,21 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
+/* The event table's columns, for the schema and for upgrading version 1. */
+#define EVENT_COLUMNS                                                          \
+    "(seq INTEGER PRIMARY KEY,"                                                \
+    " id TEXT NOT NULL,"                                                       \
+    " at INTEGER NOT NULL,"                                                    \
+    " type TEXT NOT NULL,"                                                     \
+    " tracking INTEGER NOT NULL,"                                              \
+    " received INTEGER NOT NULL,"                                              \
+    " body TEXT NOT NULL,"                                                     \
+    " UNIQUE (at, id))"
+
 /* The schema of spool.h, word for word; the header is the contract with the
  * delivering side (queue.c). */
 static const char schema_sql[] =
-    "CREATE TABLE event(seq INTEGER PRIMARY KEY,"
-    " id TEXT NOT NULL UNIQUE,"
-    " type TEXT NOT NULL,"
-    " tracking INTEGER NOT NULL,"
-    " received INTEGER NOT NULL,"
-    " body TEXT NOT NULL);"
+    "CREATE TABLE event" EVENT_COLUMNS ";"
     "CREATE TABLE delivery(dest TEXT NOT NULL,"
     " seq INTEGER NOT NULL,"
     " state INTEGER NOT NULL,"
@@ -39,11 +45,23 @@ static const char schema_sql[] =
     "CREATE INDEX delivery_due ON delivery(dest, state, due);"
     "PRAGMA user_version = " STR(SLH_SPOOL_VERSION) ";";
 
-/* ON CONFLICT(id) rather than INSERT OR IGNORE: OR IGNORE would also swallow
- * a NOT NULL violation, silently dropping an event. */
+/* ON CONFLICT rather than INSERT OR IGNORE: OR IGNORE would also swallow a
+ * NOT NULL violation, silently dropping an event. (at, id) is unique exactly
+ * when id is: at is a function of the DateTime the id hashes (event.h). */
 static const char insert_event_sql[] =
-    "INSERT INTO event(id, type, tracking, received, body)"
-    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING";
+    "INSERT INTO event(id, type, tracking, received, body, at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(at, id) DO NOTHING";
+
+/* Version 1 keyed events on id alone: the table is made anew with at, read
+ * from each stored body, which holds the DateTime its id hashed. */
+static const char upgrade_1_sql[] =
+    "CREATE TABLE event_v2" EVENT_COLUMNS ";"
+    "INSERT INTO event_v2(seq, id, at, type, tracking, received, body)"
+    " SELECT seq, id, slhook_event_at(body), type, tracking, received, body"
+    " FROM event;"
+    "DROP TABLE event;"
+    "ALTER TABLE event_v2 RENAME TO event;"
+    "PRAGMA user_version = 2;";
 
 static const char insert_delivery_sql[] =
     "INSERT INTO delivery(dest, seq, state, due, attempts)"
@@ -415,6 +433,50 @@ fail:
     return e;
 }
 
+/* slhook_event_at(body): slh_event_at() of the DateTime in a stored body. */
+static void
+sql_event_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *body = (const char *)sqlite3_value_text(argv[0]);
+    json_t *obj = body != NULL ? json_loads(body, 0, NULL) : NULL;
+
+    (void)argc;
+    sqlite3_result_int64(ctx, slh_event_at(slh_event_get(obj, "DateTime")));
+    json_decref(obj);
+}
+
+/* Brings a spool of an earlier schema version to this one, in one
+ * transaction: a crash midway leaves the old version whole. */
+static enum slh_err
+upgrade_schema(struct slh_spool *sp, struct slh_error *err)
+{
+    sqlite3_int64 version = 0;
+    enum slh_err e = SLH_OK;
+
+    if (sqlite3_create_function(sp->db, "slhook_event_at", 1,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                sql_event_at, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(sp->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
+            SQLITE_OK)
+        goto fail;
+    if (version == 1 &&
+        sqlite3_exec(sp->db, upgrade_1_sql, NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    goto out;
+fail:
+    e = db_error(sp->db, sp->path, err);
+    if (!sqlite3_get_autocommit(sp->db))
+        sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    sqlite3_create_function(sp->db, "slhook_event_at", 1, SQLITE_UTF8, NULL,
+                            NULL, NULL, NULL);
+    return e;
+}
+
 static int
 prepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
 {
@@ -515,16 +577,15 @@ open_db(struct slh_spool *sp, struct slh_error *err)
     }
     /* FULL: in WAL mode every commit is then fsync'd, which is what lets the
      * handler answer 200. A 512 KiB page cache rather than SQLite's 2 MiB:
-     * each new event lands on a random page of the id index, which outgrows
-     * either within a day of traffic, the pages written next (the tails of
-     * the tables) are few, and slhook.fcgi must stay in 16 MiB. */
+     * the pages written next are few (the tails of the tables and of the
+     * (at, id) index), and slhook.fcgi must stay in 16 MiB. */
     if (sqlite3_exec(sp->db, "PRAGMA synchronous=FULL; PRAGMA cache_size=-512",
                      NULL, NULL, NULL) != SQLITE_OK ||
         pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
             SQLITE_OK)
         goto fail;
-    if (version == 0) {
-        e = create_schema(sp, err);
+    if (version == 0 || version == 1) {
+        e = version == 0 ? create_schema(sp, err) : upgrade_schema(sp, err);
         if (e != SLH_OK)
             goto out;
         if (pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
@@ -827,6 +888,7 @@ slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
             sqlite3_bind_text(sp->insert_event, 2, ev->type, -1, SQLITE_STATIC);
             sqlite3_bind_int(sp->insert_event, 3, ev->tracking);
             sqlite3_bind_int64(sp->insert_event, 4, now_ms);
+            sqlite3_bind_int64(sp->insert_event, 6, ev->at);
             /* SQLite owns body from here, even if binding fails. */
             if (body != NULL)
                 sqlite3_bind_text(sp->insert_event, 5, body, -1, free);

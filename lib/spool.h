@@ -3,11 +3,17 @@
  * The schema is the contract between receiving and delivering:
  *
  *   event(seq INTEGER PRIMARY KEY,     -- local arrival order
- *         id TEXT NOT NULL UNIQUE,     -- event identity (hex SHA-256)
+ *         id TEXT NOT NULL,            -- event identity (hex SHA-256)
+ *         at INTEGER NOT NULL,         -- its DateTime, slh_event_at()
  *         type TEXT NOT NULL,          -- Type as received
  *         tracking INTEGER NOT NULL,   -- enum slh_tracking
  *         received INTEGER NOT NULL,   -- unix milliseconds
- *         body TEXT NOT NULL)          -- relay body: JSON, no SecretKey
+ *         body TEXT NOT NULL,          -- relay body: JSON, no SecretKey
+ *         UNIQUE (at, id))             -- unique as id alone is (at is a
+ *                                      -- function of what id hashes), but
+ *                                      -- new events land together at the
+ *                                      -- index's end, not each on a random
+ *                                      -- page of an id index
  *
  *   delivery(dest TEXT NOT NULL,       -- destination name
  *            seq INTEGER NOT NULL,     -- event.seq
@@ -39,7 +45,7 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-#define SLH_SPOOL_VERSION 1
+#define SLH_SPOOL_VERSION 2 /* 1 (no at, id UNIQUE) is upgraded on open */
 #define SLH_SPOOL_FILE "slhook.db"  /* inside the spool directory */
 #define SLH_SPOOL_LOCK "write.lock" /* the writers' lock, beside it */
 
@@ -50,7 +56,8 @@ struct slh_spool; /* opaque; one per thread (a SQLite connection) */
 /*
  * Opens the spool in directory dir, creating the directory (mode 0700) and
  * the database (mode 0600, WAL, synchronous=FULL, busy timeout) and schema
- * as needed. *out is a new handle, released with slh_spool_close(). On
+ * as needed; a version 1 spool is upgraded in place, in one transaction.
+ * *out is a new handle, released with slh_spool_close(). On
  * failure *out is NULL and err says why, naming the path.
  */
 enum slh_err slh_spool_open(struct slh_spool **out, const char *dir,

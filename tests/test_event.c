@@ -1162,6 +1162,91 @@ test_body_sizes(void)
     }
 }
 
+/* The DateTime key: every form SocketLabs sends, and 0 for all else. */
+static void
+test_at(void)
+{
+    static const int64_t t = 1714637761; /* 2024-05-02T08:16:01Z */
+    static const struct {
+        const char *text;
+        int64_t want;
+    } cases[] = {
+        {"2024-05-02T08:16:01.9930482Z", t * 1000000 + 993048},
+        {"2024-05-02T08:16:01.004Z", t * 1000000 + 4000},
+        {"2024-05-02T08:16:01.5Z", t * 1000000 + 500000},
+        {"2024-05-02T08:16:01Z", t * 1000000},
+        {"2024-05-02T08:16:01", t * 1000000},
+        {"2024-05-02 08:16:01Z", t * 1000000},
+        {"2024-05-02T10:16:01.25+02:00", t * 1000000 + 250000},
+        {"2024-05-02T07:46:01-00:30", t * 1000000},
+        {"Thu, 02 May 2024 08:16:01 GMT", t * 1000000},
+        {"1970-01-01T00:00:00.000001Z", 1},
+        {"2024-02-29T00:00:00Z", (int64_t)1709164800 * 1000000},
+        {"1969-12-31T23:59:59Z", 0},
+        {"2024-13-02T08:16:01Z", 0},
+        {"2024-04-31T08:16:01Z", 0},
+        {"2024-05-02T24:00:00Z", 0},
+        {"2024-05-02T08:60:00Z", 0},
+        {"2024-05-02T08:16:01.Z", 0},
+        {"2024-05-02T08:16:01Z ", 0},
+        {"2024-05-02T08:16:01+0200", 0},
+        {"2024-5-02T08:16:01Z", 0},
+        {"2024-05-02", 0},
+        {"Thu, 02 Foo 2024 08:16:01 GMT", 0},
+        {"Thu, 02 May 2024 08:16:01 PST", 0},
+        {"Thu, 2 May 2024 08:16:01 GMT", 0},
+        {"", 0},
+        {"d", 0},
+    };
+    json_t *v;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t got;
+        v = json_string(cases[i].text);
+        got = slh_event_at(v);
+        CHECK(got == cases[i].want, "at of \"%s\": %lld, want %lld",
+              cases[i].text, (long long)got, (long long)cases[i].want);
+        json_decref(v);
+    }
+    v = json_integer(t);
+    CHECK(slh_event_at(v) == 0, "a number is no DateTime");
+    json_decref(v);
+    CHECK(slh_event_at(json_null()) == 0 && slh_event_at(NULL) == 0,
+          "null and absent: 0");
+}
+
+/* Parsing gives each event its DateTime's key, found in any case, from JSON
+ * and form bodies alike. */
+static void
+test_at_parsed(void)
+{
+    static const int64_t t = (int64_t)1714637761 * 1000000;
+    static const char json_text[] =
+        "[{\"Type\":\"Delivered\",\"datetime\":\"2024-05-02T08:16:01.5Z\"},"
+        "{\"Type\":\"Delivered\"},"
+        "{\"Type\":\"Delivered\",\"DateTime\":1714637761}]";
+    static const char form_text[] =
+        "Type=Delivered&DateTime=Thu%2C%2002%20May%202024%2008%3A16%3A01%20GMT";
+    struct slh_batch b = {0};
+    struct slh_error err = {0};
+
+    if (CHECK(slh_batch_parse(&b, json_text, strlen(json_text), SLH_MEDIA_JSON,
+                              &err) == SLH_OK &&
+                  b.n == 3,
+              "parse: %s", err.text))
+        CHECK(b.events[0].at == t + 500000 && b.events[1].at == 0 &&
+                  b.events[2].at == 0,
+              "at %lld, %lld, %lld", (long long)b.events[0].at,
+              (long long)b.events[1].at, (long long)b.events[2].at);
+    slh_batch_free(&b);
+    if (CHECK(slh_batch_parse(&b, form_text, strlen(form_text), SLH_MEDIA_FORM,
+                              &err) == SLH_OK &&
+                  b.n == 1,
+              "form parse: %s", err.text))
+        CHECK(b.events[0].at == t, "form at %lld", (long long)b.events[0].at);
+    slh_batch_free(&b);
+}
+
 int
 main(void)
 {
@@ -1174,6 +1259,8 @@ main(void)
     test_bad();
     test_error_texts();
     test_identity();
+    test_at();
+    test_at_parsed();
     test_get_and_body();
     test_twins();
     test_fields();

@@ -354,8 +354,15 @@ test_open(void)
                         "SELECT group_concat(name, ',') FROM "
                         "pragma_table_info('event')",
                         buf, sizeof(buf)),
-                 "seq,id,type,tracking,received,body") == 0,
+                 "seq,id,at,type,tracking,received,body") == 0,
           "event columns %s", buf);
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(ii.name, ',') FROM "
+                        "pragma_index_list('event') il, "
+                        "pragma_index_info(il.name) ii WHERE il.[unique]",
+                        buf, sizeof(buf)),
+                 "at,id") == 0,
+          "event is unique on %s", buf);
     CHECK(strcmp(q_text(db,
                         "SELECT group_concat(name, ',') FROM "
                         "pragma_table_info('delivery')",
@@ -380,16 +387,16 @@ test_open(void)
     {
         sqlite3 *raw = NULL;
         sqlite3_open(path, &raw);
-        sqlite3_exec(raw, "PRAGMA user_version = 2", NULL, NULL, NULL);
+        sqlite3_exec(raw, "PRAGMA user_version = 3", NULL, NULL, NULL);
         sqlite3_close(raw);
         slh_error_clear(&err);
         sp = (struct slh_spool *)1;
         CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE &&
-                  contains(err.text, "version 2") && contains(err.text, path),
+                  contains(err.text, "version 3") && contains(err.text, path),
               "newer schema refused: %s", err.text);
         CHECK(sp == NULL, "failed open leaves *out NULL");
         sqlite3_open(path, &raw);
-        sqlite3_exec(raw, "PRAGMA user_version = 1", NULL, NULL, NULL);
+        sqlite3_exec(raw, "PRAGMA user_version = 2", NULL, NULL, NULL);
         sqlite3_close(raw);
     }
 
@@ -937,6 +944,11 @@ test_put_fixture(void)
                   !contains(buf, SECRET),
               "fixture body stored without the secret: %s", buf);
         free(body);
+        snprintf(sql, sizeof(sql), "SELECT at FROM event WHERE id='%s'",
+                 b.events[1].id);
+        CHECK(sql_int(slh_spool_db(sp), sql) == b.events[1].at &&
+                  b.events[1].at == (int64_t)1714637761 * 1000000 + 993048,
+              "at stored: %lld", (long long)sql_int(slh_spool_db(sp), sql));
     }
     slh_batch_free(&b);
     free(text);
@@ -982,6 +994,113 @@ fill_up(struct slh_spool *sp, const char *tag, struct slh_batch *fail,
         slh_batch_free(fail);
     }
     return -1;
+}
+
+/* A spool of schema version 1 (events unique on id alone), upgraded on open:
+ * its events keep their seq, id and body, gain the key of the DateTime in
+ * their body, and are still duplicates of themselves. */
+static void
+test_upgrade(void)
+{
+    static const char v1_sql[] =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE event(seq INTEGER PRIMARY KEY,"
+        " id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+        " tracking INTEGER NOT NULL, received INTEGER NOT NULL,"
+        " body TEXT NOT NULL);"
+        "CREATE TABLE delivery(dest TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " state INTEGER NOT NULL, due INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL, last_status INTEGER, last_error TEXT,"
+        " done INTEGER, PRIMARY KEY (dest, seq)) WITHOUT ROWID;"
+        "CREATE INDEX delivery_due ON delivery(dest, state, due);"
+        "PRAGMA user_version = 1;";
+    char dir[PATH_MAX], path[PATH_MAX], sql[512], buf[4096];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b = {0};
+    sqlite3 *raw = NULL, *db;
+    size_t len = 0, n_new = 99;
+    char *text, *body = NULL;
+
+    pathf(path, "%s/socketlabs/delivered-1.json", check_fixtures());
+    text = check_slurp(path, &len);
+    path_in(dir, "upgrade");
+    db_path(path, dir);
+    if (!CHECK(text != NULL && mkdir(dir, 0700) == 0, "set-up") ||
+        !CHECK(slh_batch_parse(&b, text, len, SLH_MEDIA_JSON, &err) == SLH_OK,
+               "parse: %s", err.text)) {
+        free(text);
+        return;
+    }
+    body = slh_event_body(&b.events[0]);
+    sqlite3_open(path, &raw);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO event VALUES (7, '%s', 'Delivered', -1, 5, ?1);"
+             "INSERT INTO event VALUES (9, 'x', 'Queued', -1, 6, '{}');"
+             "INSERT INTO delivery VALUES ('all', 7, 0, 5, 0, NULL, NULL, "
+             "NULL);",
+             b.events[0].id);
+    if (CHECK(sqlite3_exec(raw, v1_sql, NULL, NULL, NULL) == SLH_OK &&
+                  body != NULL,
+              "version 1 spool: %s", sqlite3_errmsg(raw))) {
+        sqlite3_stmt *st = NULL;
+        const char *tail = sql;
+        int rc = SQLITE_OK;
+        /* Each statement in turn: the first binds the body. */
+        while (rc == SQLITE_OK && *tail != '\0') {
+            rc = sqlite3_prepare_v2(raw, tail, -1, &st, &tail);
+            if (rc != SQLITE_OK || st == NULL)
+                break;
+            sqlite3_bind_text(st, 1, body, -1, SQLITE_STATIC);
+            rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+            sqlite3_finalize(st);
+        }
+        CHECK(rc == SQLITE_OK, "version 1 rows: %s", sqlite3_errmsg(raw));
+    }
+    sqlite3_close(raw);
+
+    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open v1: %s",
+              err.text)) {
+        db = slh_spool_db(sp);
+        CHECK(sql_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
+              "upgraded to %d", SLH_SPOOL_VERSION);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM event WHERE seq = 7 AND id = '%s' AND "
+                 "at = %lld AND received = 5",
+                 b.events[0].id, (long long)b.events[0].at);
+        CHECK(b.events[0].at > 0 && sql_int(db, sql) == 1,
+              "the event keeps its row and gains its at");
+        CHECK(sql_int(db, "SELECT at FROM event WHERE seq = 9") == 0,
+              "no DateTime: at 0");
+        CHECK(strcmp(q_text(db, "SELECT body FROM event WHERE seq = 7", buf,
+                            sizeof(buf)),
+                     body) == 0,
+              "body kept: %s", buf);
+        CHECK(sql_int(db, "SELECT count(*) FROM delivery WHERE seq = 7 AND "
+                          "state = 0") == 1,
+              "its delivery kept");
+        CHECK(strcmp(q_text(db,
+                            "SELECT group_concat(ii.name, ',') FROM "
+                            "pragma_index_list('event') il, "
+                            "pragma_index_info(il.name) ii WHERE il.[unique]",
+                            buf, sizeof(buf)),
+                     "at,id") == 0,
+              "unique on %s, not on id alone", buf);
+        CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 0,
+              "an event stored before the upgrade is a duplicate: %zu (%s)",
+              n_new, err.text);
+        CHECK(sql_int(db, "SELECT count(*) FROM event") == 2,
+              "2 events, no more");
+        slh_spool_close(sp);
+        sp = NULL;
+        CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK &&
+                  sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 2,
+              "reopens as version %d: %s", SLH_SPOOL_VERSION, err.text);
+        slh_spool_close(sp);
+    }
+    slh_batch_free(&b);
+    free(body);
+    free(text);
 }
 
 static void
@@ -1608,6 +1727,7 @@ main(void)
     test_busy_wait();
     test_writers_lock();
     test_put_fixture();
+    test_upgrade();
     test_kept_statements();
     test_deferred_checkpoints();
     test_disk_full();

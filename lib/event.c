@@ -435,6 +435,22 @@ http_time(const char *s, struct tm *t)
            clock_time(&s, t);
 }
 
+/* Days from 1970-01-01 to the proleptic Gregorian y-m-d (m 1..12). By hand
+ * rather than timegm(), whose first call reads /etc/localtime: a file read
+ * for every slhook.cgi process, for a zone this never uses. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
 int64_t
 slh_event_at(const json_t *datetime)
 {
@@ -442,7 +458,7 @@ slh_event_at(const json_t *datetime)
     const char *s = json_string_value(datetime);
     struct tm t = {0};
     int usec = 0, offset = 0;
-    time_t secs;
+    int64_t secs;
 
     if (s == NULL || (!iso_time(s, &t, &usec, &offset) && !http_time(s, &t)))
         return 0;
@@ -450,9 +466,8 @@ slh_event_at(const json_t *datetime)
         t.tm_mday > mdays[t.tm_mon - 1] || t.tm_hour > 23 || t.tm_min > 59 ||
         t.tm_sec > 60)
         return 0;
-    t.tm_year -= 1900;
-    t.tm_mon -= 1;
-    secs = timegm(&t) - offset;
+    secs = days_from_civil(t.tm_year, t.tm_mon, t.tm_mday) * 86400 +
+           t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec - offset;
     if (secs < 0)
         return 0;
     return (int64_t)secs * 1000000 + usec;

@@ -170,6 +170,17 @@ q_text(sqlite3 *db, const char *sql, char *buf, size_t size)
     return buf;
 }
 
+/* The columns of the event table's unique index, in order ("at,id"). */
+static const char *
+event_unique_on(sqlite3 *db, char *buf, size_t size)
+{
+    return q_text(db,
+                  "SELECT group_concat(name, ',') FROM (SELECT ii.name FROM "
+                  "pragma_index_list('event') il, pragma_index_info(il.name) "
+                  "ii WHERE il.[unique] ORDER BY ii.seqno)",
+                  buf, size);
+}
+
 /* As sql_int(), through a second connection of our own to the spool in dir:
  * what another process would see. */
 static int64_t
@@ -356,12 +367,7 @@ test_open(void)
                         buf, sizeof(buf)),
                  "seq,id,at,type,tracking,received,body") == 0,
           "event columns %s", buf);
-    CHECK(strcmp(q_text(db,
-                        "SELECT group_concat(ii.name, ',') FROM "
-                        "pragma_index_list('event') il, "
-                        "pragma_index_info(il.name) ii WHERE il.[unique]",
-                        buf, sizeof(buf)),
-                 "at,id") == 0,
+    CHECK(strcmp(event_unique_on(db, buf, sizeof(buf)), "at,id") == 0,
           "event is unique on %s", buf);
     CHECK(strcmp(q_text(db,
                         "SELECT group_concat(name, ',') FROM "
@@ -1079,12 +1085,7 @@ test_upgrade(void)
         CHECK(sql_int(db, "SELECT count(*) FROM delivery WHERE seq = 7 AND "
                           "state = 0") == 1,
               "its delivery kept");
-        CHECK(strcmp(q_text(db,
-                            "SELECT group_concat(ii.name, ',') FROM "
-                            "pragma_index_list('event') il, "
-                            "pragma_index_info(il.name) ii WHERE il.[unique]",
-                            buf, sizeof(buf)),
-                     "at,id") == 0,
+        CHECK(strcmp(event_unique_on(db, buf, sizeof(buf)), "at,id") == 0,
               "unique on %s, not on id alone", buf);
         CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 0,
               "an event stored before the upgrade is a duplicate: %zu (%s)",

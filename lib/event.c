@@ -470,7 +470,7 @@ slh_event_at(const json_t *datetime)
            t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec - offset;
     if (secs < 0)
         return 0;
-    return (int64_t)secs * 1000000 + usec;
+    return secs * 1000000 + usec;
 }
 
 char *

@@ -404,33 +404,31 @@ slh_spool_unlock(struct slh_spool *sp)
         (void)flock(sp->lock_fd, LOCK_UN);
 }
 
+/*
+ * Runs sql, which moves the schema from version `from` to the next one, in
+ * one IMMEDIATE transaction, unless the version read inside it is no longer
+ * `from`: two processes opening a spool at once must not both create or
+ * upgrade it. A crash midway leaves the old version whole.
+ */
 static enum slh_err
-create_schema(struct slh_spool *sp, struct slh_error *err)
+schema_step(struct slh_spool *sp, sqlite3_int64 from, const char *sql,
+            struct slh_error *err)
 {
     sqlite3_int64 version = 0;
-    char *msg = NULL;
-    enum slh_err e = SLH_OK;
 
-    /* IMMEDIATE, and the version read again inside: two processes opening a
-     * new spool at once must not both create the tables. */
     if (sqlite3_exec(sp->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
             SQLITE_OK ||
         pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
-            SQLITE_OK)
-        goto fail;
-    if (version == 0 &&
-        sqlite3_exec(sp->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK)
-        goto fail;
-    if (sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
-    sqlite3_free(msg);
+            SQLITE_OK ||
+        (version == from &&
+         sqlite3_exec(sp->db, sql, NULL, NULL, NULL) != SQLITE_OK) ||
+        sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        enum slh_err e = db_error(sp->db, sp->path, err);
+        if (!sqlite3_get_autocommit(sp->db))
+            sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
+        return e;
+    }
     return SLH_OK;
-fail:
-    e = db_error(sp->db, sp->path, err);
-    if (!sqlite3_get_autocommit(sp->db))
-        sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_free(msg);
-    return e;
 }
 
 /* slhook_event_at(body): slh_event_at() of the DateTime in a stored body. */
@@ -445,33 +443,20 @@ sql_event_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     json_decref(obj);
 }
 
-/* Brings a spool of an earlier schema version to this one, in one
- * transaction: a crash midway leaves the old version whole. */
+/* Creates the schema of a new spool (version 0), or upgrades version 1, with
+ * the SQL function its upgrade needs registered for the while. */
 static enum slh_err
-upgrade_schema(struct slh_spool *sp, struct slh_error *err)
+make_schema(struct slh_spool *sp, sqlite3_int64 version, struct slh_error *err)
 {
-    sqlite3_int64 version = 0;
-    enum slh_err e = SLH_OK;
+    enum slh_err e;
 
+    if (version == 0)
+        return schema_step(sp, 0, schema_sql, err);
     if (sqlite3_create_function(sp->db, "slhook_event_at", 1,
                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                sql_event_at, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(sp->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-            SQLITE_OK ||
-        pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
-            SQLITE_OK)
-        goto fail;
-    if (version == 1 &&
-        sqlite3_exec(sp->db, upgrade_1_sql, NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
-    if (sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
-    goto out;
-fail:
-    e = db_error(sp->db, sp->path, err);
-    if (!sqlite3_get_autocommit(sp->db))
-        sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
-out:
+                                sql_event_at, NULL, NULL) != SQLITE_OK)
+        return db_error(sp->db, sp->path, err);
+    e = schema_step(sp, 1, upgrade_1_sql, err);
     sqlite3_create_function(sp->db, "slhook_event_at", 1, SQLITE_UTF8, NULL,
                             NULL, NULL, NULL);
     return e;
@@ -585,7 +570,7 @@ open_db(struct slh_spool *sp, struct slh_error *err)
             SQLITE_OK)
         goto fail;
     if (version == 0 || version == 1) {
-        e = version == 0 ? create_schema(sp, err) : upgrade_schema(sp, err);
+        e = make_schema(sp, version, err);
         if (e != SLH_OK)
             goto out;
         if (pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=

@@ -100,6 +100,22 @@ check "man slhook.cgi renders without warnings" \
     render man8/slhook.cgi.8 'FastCGI'
 check "man slhook.fcgi is slhook.cgi's page" render man8/slhook.fcgi.8 'FastCGI responder'
 
+# From the repository too, as a reader of a checkout would open them: `man
+# -l` resolves a .so request from the current directory, not the page's.
+man_l() {
+    (cd "$T" && LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$ROOT/man/$1" \
+        2>"$T/man.err" >"$T/man.out") && ! [ -s "$T/man.err" ] &&
+        grep -q "$2" "$T/man.out" || { cat "$T/man.err"; return 1; }
+}
+check "man -l man/slhook.fcgi.8 from elsewhere" man_l slhook.fcgi.8 'FastCGI responder'
+for page in slhook.1 slhook.conf.5 slhook.cgi.8; do
+    check "man -l man/$page" man_l "$page" 'slhook'
+done
+# Debian 12 has no sudo unless someone installs it; runuser is in util-linux.
+check "no man page or example tells to use sudo" \
+    sh -c "! grep -rn 'sudo' '$ROOT/man' '$ROOT/README.md' '$ROOT/etc' \
+        '$ROOT/apache' '$ROOT/lighttpd' '$ROOT/nginx' '$ROOT/systemd'"
+
 # The units, pointed at the installed programs in DESTDIR, verify without a
 # word (unknown keys are only warnings).
 verify_units() {

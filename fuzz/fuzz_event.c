@@ -79,6 +79,11 @@ check_event(const struct slh_event *ev)
     slh_event_identity(ev->obj, id);
     FUZZ_ASSERT(strcmp(id, ev->id) == 0, "identity not stable: %s vs %s", id,
                 ev->id);
+    slh_event_legacy_id(ev->obj, id);
+    FUZZ_ASSERT(strcmp(id, ev->legacy_id) == 0 &&
+                    (id[0] == '\0' ||
+                     (is_hex_id(id) && strcmp(id, ev->id) != 0)),
+                "legacy id '%s' is not '' or another id than %s", id, ev->id);
     for (int f = 0; f < SLH_FIELDS; f++)
         FUZZ_ASSERT(ev->field[f] == slh_event_get(ev->obj, slh_field_name(f)),
                     "field %s is not the one slh_event_get() finds",

@@ -55,8 +55,11 @@ struct slh_event {
     const char *type; /* borrowed from obj: the Type value, as received */
     int tracking;     /* enum slh_tracking, from TrackingType as a number,
                          numeric string or name; NONE when absent */
-    bool is_validation;            /* Type is "Validation" (any case) */
-    char id[SLH_EVENT_ID_LEN + 1]; /* identity, hex, NUL-terminated */
+    bool is_validation;                   /* Type is "Validation" (any case) */
+    char id[SLH_EVENT_ID_LEN + 1];        /* identity, hex, NUL-terminated */
+    char legacy_id[SLH_EVENT_ID_LEN + 1]; /* the id slhook gave it before
+                                             ids were escaped, when that
+                                             differs from id; else "" */
     int64_t at; /* its DateTime, slh_event_at(): the spool's order key */
     char *body; /* owned: the relay body once slh_batch_bodies() made it */
     const json_t *field[SLH_FIELDS]; /* borrowed from obj: the value of each
@@ -120,12 +123,34 @@ char *slh_event_body(const struct slh_event *ev);
 enum slh_err slh_batch_bodies(struct slh_batch *batch);
 
 /*
- * Writes ev's identity into id: hex SHA-256 over
+ * Writes the identity of the event obj into id: hex SHA-256 over
  * Type|ServerId|MessageId|MailingId|Address|DateTime|TrackingType|Url,
  * each as received (strings as they are, numbers in their JSON form,
  * absent or null fields empty).
+ *
+ * That plain join is ambiguous once a field holds a '|' (MessageId "m|x"
+ * with MailingId "y" joins as MessageId "m" with MailingId "x|y"). So for an
+ * event with a '|' or '\' in any of the eight fields the digest is over
+ * another text: each field with '\' written "\\" and '|' written "\p",
+ * the fields separated by "\,". That text holds no '|' at all, while every
+ * plain join holds at least seven: no escaped text is the plain join of any
+ * event, and the id is unambiguous. Events without those two characters
+ * (nearly all) keep the id the plain join gave before, which spools already
+ * hold.
  */
 void slh_event_identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1]);
+
+/*
+ * Writes into legacy_id the id that slhook gave obj before ids were
+ * escaped (the digest of the plain join) when it differs from
+ * slh_event_identity()'s, that is when a field holds '|' or '\'; else "".
+ * A stored row under this id was stored by that older slhook: the current
+ * one stores the plain join's digest only for events whose join has exactly
+ * seven '|' and no '\', which an event with a '|' or '\' in a field never
+ * joins to (spool.h).
+ */
+void slh_event_legacy_id(const json_t *obj,
+                         char legacy_id[SLH_EVENT_ID_LEN + 1]);
 
 /*
  * The DateTime value of an event (NULL when absent) as unix microseconds:

@@ -29,6 +29,27 @@
 #define ID_ODD_TYPES                                                           \
     "1b84d636abfea927bef37838c48f32f284ace73008b6052cb4070759131eb73a"
 
+/*
+ * Events whose fields join to one text, "Delivered|40211|m|x|y||||": the
+ * id slhook gave both before ids were escaped (the legacy id), and each
+ * one's escaped id, from
+ * printf '%s' 'Delivered\,40211\,m\px\,y\,\,\,\,' | sha256sum
+ */
+#define ID_LEGACY_MXY                                                          \
+    "7a59205e504e26615ba52d2bc96a458b671fec969c20227c5b2c2186e6056dd0"
+#define ID_M_PIPE_X                                                            \
+    "1b0bdffc2677aaed9fabe530b5148eccbbd138bda765c5246e6ddd411570ec50"
+#define ID_X_PIPE_Y                                                            \
+    "cd5c8c43fd8a8ba7f3be19e9822aaf50c7cb96b5775ef0b46ec0b4ac8ce7ffc8"
+/* MessageId "x|y", MailingId "g": 'Delivered\,40211\,x\py\,g\,\,\,\,' */
+#define ID_XY_G                                                                \
+    "630e17467b8fc53ead64463ebf5d0df895469e7260a6428292a1cd07a6c9b230"
+/* 'Delivered|40211|x\|y|g||||': the legacy id of MessageId "x\", MailingId
+ * "y|g", and what MessageId "x|y", MailingId "g" would get if the escaped
+ * text kept '|' as its separator ("\|" for a '|'). */
+#define ID_LEGACY_XBS_YG                                                       \
+    "5462102cf1150119e8f513cc3d41931ce6d8e14069a93fae850d9f97145ddbef"
+
 static const char *const err_names[] = {
     "SLH_OK",      "SLH_ENOMEM", "SLH_EINVAL",   "SLH_ECONFIG",
     "SLH_EIO",     "SLH_EPARSE", "SLH_EEVENT",   "SLH_EAUTH",
@@ -835,6 +856,99 @@ test_identity(void)
     json_decref(base);
 }
 
+/* Two events whose fields join to one text. */
+#define A_TEXT                                                                 \
+    "{\"Type\":\"Delivered\",\"ServerId\":40211,\"MessageId\":\"m|x\","        \
+    "\"MailingId\":\"y\",\"SecretKey\":\"" SECRET "\"}"
+#define B_TEXT                                                                 \
+    "{\"Type\":\"Delivered\",\"ServerId\":40211,\"MessageId\":\"m\","          \
+    "\"MailingId\":\"x|y\",\"SecretKey\":\"" SECRET "\"}"
+
+/* Two events whose plain joins are one text get two ids; events without
+ * '|' or '\' keep the id they had (the ID_ values above were computed from
+ * the plain join before the escaping existed). */
+static void
+test_identity_escaped(void)
+{
+    char id[SLH_EVENT_ID_LEN + 1], legacy[SLH_EVENT_ID_LEN + 1];
+    struct slh_batch b = {0};
+    struct slh_error err = {0};
+    json_t *obj;
+
+    if (CHECK(slh_batch_parse(&b, LIT("[" A_TEXT "," B_TEXT "]"),
+                              SLH_MEDIA_JSON, &err) == SLH_OK,
+              "colliding pair: %s", err.text)) {
+        CHECK(strcmp(b.events[0].id, b.events[1].id) != 0,
+              "m|x + y and m + x|y share the id %s", b.events[0].id);
+        CHECK(strcmp(b.events[0].id, ID_M_PIPE_X) == 0, "m|x + y: %s",
+              b.events[0].id);
+        CHECK(strcmp(b.events[1].id, ID_X_PIPE_Y) == 0, "m + x|y: %s",
+              b.events[1].id);
+        CHECK(strcmp(b.events[0].legacy_id, ID_LEGACY_MXY) == 0 &&
+                  strcmp(b.events[1].legacy_id, ID_LEGACY_MXY) == 0,
+              "legacy ids: %s %s", b.events[0].legacy_id,
+              b.events[1].legacy_id);
+    }
+    slh_batch_free(&b);
+
+    /* Every fixture (no '|' or '\' in its fields) has no legacy id. */
+    if (CHECK(parse_fixture(&b, "batch-3.json", SLH_MEDIA_JSON, &err) == SLH_OK,
+              "batch-3: %s", err.text))
+        for (size_t i = 0; i < b.n; i++)
+            CHECK(b.events[i].legacy_id[0] == '\0' && is_hex_id(b.events[i].id),
+                  "batch-3 event %zu: legacy id %s", i + 1,
+                  b.events[i].legacy_id);
+    slh_batch_free(&b);
+    if (CHECK(parse_fixture(&b, "tracking-1.json", SLH_MEDIA_JSON, &err) ==
+                  SLH_OK,
+              "tracking-1: %s", err.text))
+        CHECK(strcmp(b.events[0].id, ID_TRACKING_1) == 0 &&
+                  b.events[0].legacy_id[0] == '\0',
+              "tracking-1 keeps its id: %s", b.events[0].id);
+    slh_batch_free(&b);
+
+    /* Why a row under a legacy id can only be an older slhook's: the
+     * escaped text has no '|' and a plain join has at least seven, so no
+     * escaped id is any event's legacy id. With '|' kept as the separator
+     * of the escaped text (and "\|" for a '|'), this event's escaped text
+     * would be the plain join of the next one, whose legacy lookup would
+     * find this event stored and drop itself as its duplicate. */
+    obj = load("{\"Type\":\"Delivered\",\"ServerId\":40211,"
+               "\"MessageId\":\"x|y\",\"MailingId\":\"g\"}");
+    slh_event_identity(obj, id);
+    CHECK(strcmp(id, ID_XY_G) == 0, "x|y + g: %s", id);
+    CHECK(strcmp(id, ID_LEGACY_XBS_YG) != 0,
+          "x|y + g has the legacy id of x\\ + y|g");
+    json_decref(obj);
+    obj = load("{\"Type\":\"Delivered\",\"ServerId\":40211,"
+               "\"MessageId\":\"x\\\\\",\"MailingId\":\"y|g\"}");
+    slh_event_legacy_id(obj, legacy);
+    CHECK(strcmp(legacy, ID_LEGACY_XBS_YG) == 0, "x\\ + y|g legacy id: %s",
+          legacy);
+    slh_event_identity(obj, id);
+    CHECK(strcmp(id, ID_XY_G) != 0 && strcmp(id, legacy) != 0, "x\\ + y|g: %s",
+          id);
+    json_decref(obj);
+
+    /* A '\' alone moves an event to the escaped text too (there it is the
+     * escape character), and so does a '|' inside a JSON value hashed as
+     * text. */
+    obj = load("{\"Type\":\"Delivered\",\"MessageId\":\"a\\\\\"}");
+    slh_event_legacy_id(obj, legacy);
+    slh_event_identity(obj, id);
+    CHECK(legacy[0] != '\0' && strcmp(id, legacy) != 0,
+          "a backslash gives a legacy id: %s", legacy);
+    json_decref(obj);
+    obj = load("{\"Type\":\"Delivered\",\"DateTime\":{\"a\":\"|\"}}");
+    slh_event_legacy_id(obj, legacy);
+    CHECK(legacy[0] != '\0', "a '|' inside an object value gives a legacy id");
+    json_decref(obj);
+    obj = load("{\"Type\":\"Delivered\",\"MessageId\":\"plain\"}");
+    slh_event_legacy_id(obj, legacy);
+    CHECK(legacy[0] == '\0', "a plain event has no legacy id: %s", legacy);
+    json_decref(obj);
+}
+
 static void
 test_get_and_body(void)
 {
@@ -1263,6 +1377,7 @@ main(void)
     test_bad();
     test_error_texts();
     test_identity();
+    test_identity_escaped();
     test_at();
     test_at_parsed();
     test_get_and_body();

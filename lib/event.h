@@ -79,6 +79,55 @@ struct slh_batch {
  */
 enum slh_media slh_media_parse(const char *content_type);
 
+/* Nesting of arrays and objects a JSON body may have: a SocketLabs event
+ * in an array has five (array, event, Data, Meta, a Meta entry). */
+#define SLH_MAX_DEPTH 32
+/* JSON values one event may hold (a SocketLabs event has a few dozen), and
+ * fields a form body may have. */
+#define SLH_MAX_EVENT_VALUES 1024
+/* Bytes of the longest JSON string or form field (name=value) of a body:
+ * SocketLabs' longest are a bounce's diagnostic text and a clicked Url, a
+ * few KiB. Jansson holds a string twice while reading it. */
+#define SLH_MAX_STRING 65536
+/* JSON values per event a request may hold on average: with max_events,
+ * the bound on how much tree Jansson builds for a body (slh_shape). */
+#define SLH_VALUES_PER_EVENT 64
+
+/*
+ * What a body would make, counted before anything is parsed: the handler
+ * turns a body over its caps away before Jansson builds a tree of it, so
+ * that what a request costs before it has proved its key is bounded by its
+ * counts, not by how small the values of a 1 MiB body can be.
+ */
+struct slh_shape {
+    size_t events;       /* events: an array's elements, else 1 */
+    size_t values;       /* JSON values of the events (containers and
+                            scalars; not keys, nor a batch's array), or
+                            form fields */
+    size_t event_values; /* the most values of any one event */
+    size_t big_event;    /* which event (from 1) has event_values */
+    size_t longest;      /* bytes of the longest JSON string (key or value,
+                            escapes as written) or form field */
+    size_t depth;        /* deepest nesting; counting stops (and the counts
+                            above are partial) past SLH_MAX_DEPTH */
+};
+
+/*
+ * Counts the shape of a body of len bytes as media (not NUL-terminated; may
+ * hold NULs) into *shape, allocating nothing. Exact for well-formed JSON
+ * (strings and their escapes are skipped, so a ']' inside a string is
+ * text); for anything else the counts are some numbers and
+ * slh_batch_parse() says what is wrong. A form body counts as one event
+ * with one value per field. The largest value count that
+ * max_events events may hold is slh_shape_max_values().
+ */
+void slh_body_shape(const char *body, size_t len, enum slh_media media,
+                    struct slh_shape *shape);
+
+/* The most JSON values a request of up to max_events events may hold:
+ * SLH_VALUES_PER_EVENT per event, and at least SLH_MAX_EVENT_VALUES. */
+size_t slh_shape_max_values(size_t max_events);
+
 /*
  * Parses a request body of len bytes (not NUL-terminated; may hold NULs) as
  * media into *batch: one event object, a non-empty array of them, or

@@ -1010,6 +1010,183 @@ test_free(void)
  * Files under tests/cases/event/: NAME.WANT.MEDIA, WANT one of ok, eparse,
  * eevent and MEDIA json or form. Adding a case is adding a file.
  */
+/* The values and depth of a parsed tree, as slh_body_shape() counts them:
+ * keys are not values. */
+static void
+tree_count(const json_t *v, size_t level, size_t *values, size_t *depth)
+{
+    const char *key;
+    json_t *m;
+    size_t i;
+
+    (*values)++;
+    if (json_is_object(v) || json_is_array(v)) {
+        if (level + 1 > *depth)
+            *depth = level + 1;
+    }
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)(uintptr_t)v, key, m)
+            tree_count(m, level + 1, values, depth);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m) tree_count(m, level + 1, values, depth);
+    }
+}
+
+/* slh_body_shape() of a JSON body Jansson accepts agrees with the tree. */
+static void
+check_shape_against_tree(const char *what, const char *body, size_t len)
+{
+    struct slh_shape sh;
+    size_t values = 0, depth = 0, events = 1, most = 0;
+    json_t *root =
+        json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+
+    if (root == NULL)
+        return;
+    slh_body_shape(body, len, SLH_MEDIA_JSON, &sh);
+    if (json_is_array(root)) {
+        json_t *m;
+        size_t i;
+
+        events = json_array_size(root);
+        depth = 1;
+        json_array_foreach(root, i, m)
+        {
+            size_t before = values;
+            tree_count(m, 1, &values, &depth);
+            if (values - before > most)
+                most = values - before;
+        }
+    } else {
+        tree_count(root, 0, &values, &depth);
+        most = values;
+    }
+    if (depth > SLH_MAX_DEPTH) {
+        /* Counting stopped there; the rest is partial. */
+        CHECK(sh.depth == SLH_MAX_DEPTH + 1, "%s: depth %zu of %zu", what,
+              sh.depth, depth);
+        json_decref(root);
+        return;
+    }
+    CHECK(sh.events == events && sh.values == values &&
+              sh.event_values == most && sh.depth == depth,
+          "%s: shape %zu events %zu values (%zu most) depth %zu; tree %zu "
+          "%zu (%zu) %zu",
+          what, sh.events, sh.values, sh.event_values, sh.depth, events, values,
+          most, depth);
+    json_decref(root);
+}
+
+/* Counting before parsing: exact about strings, keys and escapes. */
+static void
+test_shape(void)
+{
+    static const struct {
+        const char *body;
+        enum slh_media media;
+        size_t events, values, event_values, big_event, depth;
+    } cases[] = {
+        {"[{\"Type\":\"x\"},{\"Type\":\"y\"}]", SLH_MEDIA_JSON, 2, 4, 2, 1, 2},
+        {"{\"data\":{\"Type\":\"x\"}}", SLH_MEDIA_JSON, 1, 3, 3, 1, 2},
+        {"{\"a\":1,\"b\":[1,2]}", SLH_MEDIA_JSON, 1, 5, 5, 1, 2},
+        {"[{\"a\":1},{\"a\":[1,2,3]},{}]", SLH_MEDIA_JSON, 3, 8, 5, 2, 3},
+        /* Brackets, quotes and backslashes inside strings are text. */
+        {"[\"a]\\\"],[\", \"\\\\\", {\"k]\":\"{\\\"\"}]", SLH_MEDIA_JSON, 3, 4,
+         2, 3, 2},
+        {" [ true , null ,-1.5e3 ] ", SLH_MEDIA_JSON, 3, 3, 1, 1, 1},
+        {"\"one\"", SLH_MEDIA_JSON, 1, 1, 1, 1, 0},
+        {"[]", SLH_MEDIA_JSON, 0, 0, 0, 0, 1},
+        {"", SLH_MEDIA_JSON, 0, 0, 0, 0, 0},
+        {"a=1&b=2&c", SLH_MEDIA_FORM, 1, 3, 3, 1, 1},
+        {"[{]\"", SLH_MEDIA_JSON, 2, 2, 1, 1, 2}, /* junk: some counts */
+    };
+    struct slh_shape sh;
+    char deep[2 * SLH_MAX_DEPTH + 20];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        slh_body_shape(cases[i].body, strlen(cases[i].body), cases[i].media,
+                       &sh);
+        CHECK(sh.events == cases[i].events && sh.values == cases[i].values &&
+                  sh.event_values == cases[i].event_values &&
+                  sh.big_event == cases[i].big_event &&
+                  sh.depth == cases[i].depth,
+              "shape of %s: %zu events, %zu values, %zu in event %zu, depth "
+              "%zu",
+              cases[i].body, sh.events, sh.values, sh.event_values,
+              sh.big_event, sh.depth);
+        if (cases[i].media == SLH_MEDIA_JSON)
+            check_shape_against_tree(cases[i].body, cases[i].body,
+                                     strlen(cases[i].body));
+    }
+
+    /* Past the cap the count stops: no stack grows with the body. */
+    memset(deep, '[', sizeof(deep));
+    slh_body_shape(deep, sizeof(deep), SLH_MEDIA_JSON, &sh);
+    CHECK(sh.depth == SLH_MAX_DEPTH + 1, "deep: depth %zu", sh.depth);
+    memset(deep, '[', SLH_MAX_DEPTH);
+    memset(deep + SLH_MAX_DEPTH, ']', SLH_MAX_DEPTH);
+    slh_body_shape(deep, 2 * SLH_MAX_DEPTH, SLH_MEDIA_JSON, &sh);
+    CHECK(sh.depth == SLH_MAX_DEPTH && sh.events == 1,
+          "at the cap: depth %zu, %zu events", sh.depth, sh.events);
+
+    /* A string cut by the end of the body, an escape as the last byte. */
+    slh_body_shape(LIT("[\"abc\\"), SLH_MEDIA_JSON, &sh);
+    CHECK(sh.events == 1 && sh.values == 1, "cut string: %zu events",
+          sh.events);
+
+    /* The longest string, key or value, escapes as written. */
+    slh_body_shape(LIT("{\"Type\":\"ab\\\"c\",\"longest key\":1}"),
+                   SLH_MEDIA_JSON, &sh);
+    CHECK(sh.longest == 11, "longest string %zu, want 11", sh.longest);
+    slh_body_shape(LIT("[\"a\\\"\",\"\"]"), SLH_MEDIA_JSON, &sh);
+    CHECK(sh.longest == 3, "longest escaped string %zu, want 3", sh.longest);
+    slh_body_shape(LIT("a=1&bb=22&"), SLH_MEDIA_FORM, &sh);
+    CHECK(sh.longest == 5 && sh.values == 3, "longest form field %zu of %zu",
+          sh.longest, sh.values);
+
+    CHECK(slh_shape_max_values(1) == SLH_MAX_EVENT_VALUES &&
+              slh_shape_max_values(100) == 100 * SLH_VALUES_PER_EVENT &&
+              slh_shape_max_values((size_t)-1) == (size_t)-1,
+          "max values");
+}
+
+/* Every request case and fixture that Jansson parses is counted as its tree
+ * has it. */
+static void
+test_shape_files(void)
+{
+    const char *dirs[2] = {"tests/cases/requests", NULL};
+    char path[1024], fix[1024];
+    int n = 0;
+
+    snprintf(fix, sizeof(fix), "%s/socketlabs", check_fixtures());
+    dirs[1] = fix;
+    for (int k = 0; k < 2; k++) {
+        DIR *d = opendir(dirs[k]);
+        struct dirent *de;
+
+        if (!CHECK(d != NULL, "cannot open %s", dirs[k]))
+            continue;
+        while ((de = readdir(d)) != NULL) {
+            size_t len;
+            char *body;
+
+            if (strstr(de->d_name, ".json") == NULL)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dirs[k], de->d_name);
+            body = check_slurp(path, &len);
+            if (!CHECK(body != NULL, "cannot read %s", path))
+                continue;
+            check_shape_against_tree(de->d_name, body, len);
+            free(body);
+            n++;
+        }
+        closedir(d);
+    }
+    CHECK(n >= 60, "only %d JSON files counted", n);
+}
+
 static void
 test_case_files(void)
 {
@@ -1378,6 +1555,8 @@ main(void)
     test_error_texts();
     test_identity();
     test_identity_escaped();
+    test_shape();
+    test_shape_files();
     test_at();
     test_at_parsed();
     test_get_and_body();

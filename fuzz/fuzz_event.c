@@ -4,7 +4,8 @@
  * body. Besides crashes and sanitizer reports, it checks the parser's
  * contract: a failure leaves the batch empty with a printable reason; a
  * success gives events with a string Type, a stable hex id, and a relay body
- * that is JSON without any SecretKey. */
+ * that is JSON without any SecretKey; and the counts slh_body_shape() takes
+ * before parsing agree with the tree Jansson makes of any JSON it accepts. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,11 +80,80 @@ check_event(const struct slh_event *ev)
     slh_event_identity(ev->obj, id);
     FUZZ_ASSERT(strcmp(id, ev->id) == 0, "identity not stable: %s vs %s", id,
                 ev->id);
+    slh_event_legacy_id(ev->obj, id);
+    FUZZ_ASSERT(
+        strcmp(id, ev->legacy_id) == 0 &&
+            (id[0] == '\0' || (is_hex_id(id) && strcmp(id, ev->id) != 0)),
+        "legacy id '%s' is not '' or another id than %s", id, ev->id);
     for (int f = 0; f < SLH_FIELDS; f++)
         FUZZ_ASSERT(ev->field[f] == slh_event_get(ev->obj, slh_field_name(f)),
                     "field %s is not the one slh_event_get() finds",
                     slh_field_name(f));
     check_relay_body(ev);
+}
+
+/* Values and depth of a tree as slh_body_shape() counts them. */
+static void
+tree_count(json_t *v, size_t level, size_t *values, size_t *depth)
+{
+    const char *key;
+    json_t *m;
+    size_t i;
+
+    (*values)++;
+    if ((json_is_object(v) || json_is_array(v)) && level + 1 > *depth)
+        *depth = level + 1;
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, m) tree_count(m, level + 1, values, depth);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m) tree_count(m, level + 1, values, depth);
+    }
+}
+
+static void
+check_shape(const char *body, size_t len, enum slh_media media)
+{
+    struct slh_shape sh;
+    size_t values = 0, depth = 0, events = 1, most = 0, i;
+    json_t *root, *m;
+
+    slh_body_shape(body, len, media, &sh);
+    FUZZ_ASSERT(sh.depth <= SLH_MAX_DEPTH + 1 && sh.longest <= len &&
+                    sh.event_values <= sh.values &&
+                    (sh.events == 0 || sh.big_event >= 1) &&
+                    sh.big_event <= sh.events,
+                "shape out of bounds");
+    if (media != SLH_MEDIA_JSON)
+        return;
+    root =
+        json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+    if (root == NULL)
+        return;
+    if (json_is_array(root)) {
+        events = json_array_size(root);
+        depth = 1;
+        json_array_foreach(root, i, m)
+        {
+            size_t before = values;
+            tree_count(m, 1, &values, &depth);
+            if (values - before > most)
+                most = values - before;
+        }
+    } else {
+        tree_count(root, 0, &values, &depth);
+        most = values;
+    }
+    if (depth > SLH_MAX_DEPTH)
+        FUZZ_ASSERT(sh.depth == SLH_MAX_DEPTH + 1, "depth %zu counted %zu",
+                    depth, sh.depth);
+    else
+        FUZZ_ASSERT(sh.events == events && sh.values == values &&
+                        sh.event_values == most && sh.depth == depth,
+                    "shape %zu events %zu values (%zu) depth %zu; tree %zu "
+                    "%zu (%zu) %zu",
+                    sh.events, sh.values, sh.event_values, sh.depth, events,
+                    values, most, depth);
+    json_decref(root);
 }
 
 int
@@ -104,6 +174,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (body == NULL)
         return 0;
     memcpy(body, data + 1, size - 1);
+    check_shape(body, size - 1, media);
     rc = slh_batch_parse(&batch, body, size - 1, media, &err);
     if (rc != SLH_OK) {
         FUZZ_ASSERT(batch.n == 0 && batch.events == NULL,

@@ -37,7 +37,8 @@ enum {
     SEEN_EVENTS = 1u << 6,
     SEEN_SIGNING_SECRET = 1u << 7,
     SEEN_TIMEOUT = 1u << 8,
-    SEEN_MAX_AGE = 1u << 9
+    SEEN_MAX_AGE = 1u << 9,
+    SEEN_MAX_EVENTS = 1u << 10
 };
 
 struct parser {
@@ -54,6 +55,7 @@ struct parser {
     int receiver_line; /* first [receiver], 0 when none */
     char *file_key;    /* the key read from secret_key_file */
     bool has_max_body;
+    bool has_max_events;
     struct slh_error err;
 };
 
@@ -415,6 +417,19 @@ set_max_body(struct parser *p, const char *value)
 }
 
 static int
+set_max_events(struct parser *p, const char *value)
+{
+    uint64_t v;
+
+    if (!parse_uint(value, strlen(value), SLH_MAX_MAX_EVENTS, &v) || v == 0)
+        return fail(p, "bad max_events '%s' (a number from 1 to %d)", value,
+                    SLH_MAX_MAX_EVENTS);
+    p->cfg.max_events = (size_t)v;
+    p->has_max_events = true;
+    return 1;
+}
+
+static int
 set_str(struct parser *p, char **dst, const char *value)
 {
     *dst = strdup(value);
@@ -433,6 +448,8 @@ receiver_key(struct parser *p, const char *name, const char *value)
         bit = SEEN_VALIDATION_KEY;
     else if (strcmp(name, "max_body") == 0)
         bit = SEEN_MAX_BODY;
+    else if (strcmp(name, "max_events") == 0)
+        bit = SEEN_MAX_EVENTS;
     else if (strcmp(name, "spool") == 0)
         bit = SEEN_SPOOL;
     if (bit != 0 && (p->receiver_seen & bit) != 0)
@@ -460,6 +477,8 @@ receiver_key(struct parser *p, const char *name, const char *value)
         return add_allow(p, value);
     if (strcmp(name, "max_body") == 0)
         return set_max_body(p, value);
+    if (strcmp(name, "max_events") == 0)
+        return set_max_events(p, value);
     if (strcmp(name, "spool") == 0)
         return set_str(p, &cfg->spool, value);
     return fail(p, "unknown key '%s' in [receiver]", name);
@@ -892,6 +911,8 @@ finish(struct parser *p)
     }
     if (!p->has_max_body)
         cfg->max_body = SLH_DEFAULT_MAX_BODY;
+    if (!p->has_max_events)
+        cfg->max_events = SLH_DEFAULT_MAX_EVENTS;
     if (cfg->spool == NULL)
         cfg->spool = strdup(SLH_DEFAULT_SPOOL);
     cfg->path = strdup(p->name);

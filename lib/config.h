@@ -11,6 +11,8 @@
 
 #define SLH_CONFIG_DEFAULT_PATH "/etc/slhook/slhook.conf"
 #define SLH_DEFAULT_MAX_BODY 1048576
+#define SLH_DEFAULT_MAX_EVENTS 100 /* SocketLabs posts one; 3 seen batched */
+#define SLH_MAX_MAX_EVENTS 10000   /* highest max_events accepted */
 #define SLH_DEFAULT_SPOOL "/var/spool/slhook"
 #define SLH_DEFAULT_TIMEOUT 10              /* seconds */
 #define SLH_DEFAULT_MAX_AGE (4 * 24 * 3600) /* seconds: SocketLabs' horizon */
@@ -41,8 +43,9 @@ struct slh_config {
     size_t n_server_ids;
     struct slh_cidr *allow; /* allow_from blocks; n_allow 0 = anyone */
     size_t n_allow;
-    size_t max_body; /* bytes */
-    char *spool;     /* the spool's directory */
+    size_t max_body;   /* bytes */
+    size_t max_events; /* events in one request; more get 413 */
+    char *spool;       /* the spool's directory */
     struct slh_dest *dests;
     size_t n_dests;
 };

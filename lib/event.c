@@ -111,6 +111,168 @@ slh_media_parse(const char *content_type)
     return SLH_MEDIA_OTHER;
 }
 
+/* The running count of slh_body_shape(). */
+struct scan {
+    struct slh_shape *shape;
+    size_t depth;
+    uint64_t is_object; /* bit d: the container at depth d + 1 is an object */
+    bool in_array;      /* the current top-level value is an array */
+    size_t cur;         /* values of the current event so far */
+};
+
+_Static_assert(SLH_MAX_DEPTH <= 64, "is_object has a bit per level");
+
+/* A value starts at the current depth; is_array when it opens an array. */
+static void
+count_value(struct scan *s, bool is_array)
+{
+    struct slh_shape *sh = s->shape;
+
+    if (s->depth == 0) {
+        s->in_array = is_array;
+        if (is_array)
+            return; /* a batch: its elements are the events */
+    }
+    sh->values++;
+    if (s->depth == 0 || (s->depth == 1 && s->in_array)) {
+        sh->events++;
+        s->cur = 0;
+    }
+    if (++s->cur > sh->event_values) {
+        sh->event_values = s->cur;
+        sh->big_event = sh->events;
+    }
+}
+
+static bool
+is_delimiter(char c)
+{
+    switch (c) {
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
+    case ',':
+    case ':':
+    case '[':
+    case ']':
+    case '{':
+    case '}':
+    case '"':
+        return true;
+    }
+    return false;
+}
+
+/*
+ * One pass, no stack but a bit per level: a string is a key when it comes
+ * first in an object or after a ',' in one, and keys are not values.
+ */
+static void
+json_shape(const char *body, size_t len, struct slh_shape *shape)
+{
+    struct scan s = {.shape = shape};
+    bool want_key = false;
+    size_t start;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+
+        switch (c) {
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r':
+            break;
+        case '"':
+            start = i;
+            for (i++; i < len && body[i] != '"'; i++)
+                if (body[i] == '\\')
+                    i++;
+            if (i - start - 1 > shape->longest)
+                shape->longest = i - start - 1;
+            if (!want_key)
+                count_value(&s, false);
+            want_key = false;
+            break;
+        case '{':
+        case '[':
+            count_value(&s, c == '[');
+            if (s.depth == SLH_MAX_DEPTH) {
+                shape->depth = SLH_MAX_DEPTH + 1;
+                return;
+            }
+            if (c == '{')
+                s.is_object |= (uint64_t)1 << s.depth;
+            else
+                s.is_object &= ~((uint64_t)1 << s.depth);
+            if (++s.depth > shape->depth)
+                shape->depth = s.depth;
+            want_key = c == '{';
+            break;
+        case '}':
+        case ']':
+            if (s.depth > 0)
+                s.depth--;
+            want_key = false;
+            break;
+        case ',':
+            want_key = s.depth > 0 && (s.is_object >> (s.depth - 1) & 1) != 0;
+            break;
+        case ':':
+            want_key = false;
+            break;
+        default:
+            /* A number, true, false or null (or junk): one value. */
+            count_value(&s, false);
+            while (i + 1 < len && !is_delimiter(body[i + 1]))
+                i++;
+            want_key = false;
+            break;
+        }
+    }
+}
+
+void
+slh_body_shape(const char *body, size_t len, enum slh_media media,
+               struct slh_shape *shape)
+{
+    const char *p = body, *end = body + len;
+
+    memset(shape, 0, sizeof(*shape));
+    if (body == NULL || len == 0)
+        return;
+    if (media != SLH_MEDIA_FORM) {
+        json_shape(body, len, shape);
+        return;
+    }
+    for (;;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        size_t field = (size_t)((amp != NULL ? amp : end) - p);
+
+        shape->values++;
+        if (field > shape->longest)
+            shape->longest = field;
+        if (amp == NULL)
+            break;
+        p = amp + 1;
+    }
+    shape->events = 1;
+    shape->event_values = shape->values;
+    shape->big_event = 1;
+    shape->depth = 1;
+}
+
+size_t
+slh_shape_max_values(size_t max_events)
+{
+    if (max_events > SIZE_MAX / SLH_VALUES_PER_EVENT)
+        return SIZE_MAX;
+    return max_events * SLH_VALUES_PER_EVENT > SLH_MAX_EVENT_VALUES
+               ? max_events * SLH_VALUES_PER_EVENT
+               : SLH_MAX_EVENT_VALUES;
+}
+
 const char *
 slh_field_name(enum slh_field f)
 {
@@ -268,33 +430,64 @@ enum_value(const json_t *v, const char *const names[3])
     return -2;
 }
 
-static int
-digest_dump(const char *buf, size_t size, void *h)
+/*
+ * Where the bytes of the identity's fields go: into the digest, either as
+ * they are (the plain join) or escaped (event.h), noting whether a field
+ * held a '|' or '\' at all.
+ */
+struct id_sink {
+    struct slh_sha256 *h;
+    bool is_escaped; /* '\' -> "\\", '|' -> "\p" */
+    bool is_plain;   /* no '|' or '\' in the fields so far */
+};
+
+static void
+sink_put(struct id_sink *s, const char *p, size_t len)
 {
-    slh_sha256_update(h, buf, size);
+    const char *end = p + len, *q;
+
+    for (;;) {
+        for (q = p; q < end && *q != '|' && *q != '\\'; q++)
+            ;
+        slh_sha256_update(s->h, p, (size_t)(q - p));
+        if (q == end)
+            return;
+        s->is_plain = false;
+        if (s->is_escaped)
+            slh_sha256_update(s->h, *q == '|' ? "\\p" : "\\\\", 2);
+        else
+            slh_sha256_update(s->h, q, 1);
+        p = q + 1;
+    }
+}
+
+static int
+digest_dump(const char *buf, size_t size, void *sink)
+{
+    sink_put(sink, buf, size);
     return 0;
 }
 
 static bool
-digest_field(struct slh_sha256 *h, const json_t *v)
+digest_field(struct id_sink *s, const json_t *v)
 {
     char num[32];
     int n;
 
     switch (json_typeof(v)) {
     case JSON_STRING:
-        slh_sha256_update(h, json_string_value(v), json_string_length(v));
+        sink_put(s, json_string_value(v), json_string_length(v));
         return true;
     case JSON_INTEGER:
         n = snprintf(num, sizeof(num), "%lld",
                      (long long)json_integer_value(v));
-        slh_sha256_update(h, num, (size_t)n);
+        sink_put(s, num, (size_t)n);
         return true;
     case JSON_TRUE:
-        slh_sha256_update(h, "true", 4);
+        sink_put(s, "true", 4);
         return true;
     case JSON_FALSE:
-        slh_sha256_update(h, "false", 5);
+        sink_put(s, "false", 5);
         return true;
     case JSON_NULL:
         return true;
@@ -302,35 +495,41 @@ digest_field(struct slh_sha256 *h, const json_t *v)
     case JSON_OBJECT:
     case JSON_ARRAY:
         /* Streamed into the digest: no allocation, so no failure to
-         * report from a large Data-like value. */
-        return json_dump_callback(v, digest_dump, h,
+         * report from a large Data-like value. A JSON text may hold '|'
+         * and '\' too, so it goes through the sink like a string. */
+        return json_dump_callback(v, digest_dump, s,
                                   JSON_COMPACT | JSON_ENCODE_ANY) == 0;
     }
     return false;
 }
 
-/* The identity of an event whose fields are field[], telling whether memory
- * ran out. */
+/*
+ * The digest of the fields field[], joined with '|' (is_escaped false) or
+ * escaped and separated by "\," (true), into id; *is_plain tells whether no
+ * field held a '|' or '\'. False when memory ran out.
+ */
 static bool
-identity(const json_t *const field[SLH_FIELDS], char id[SLH_EVENT_ID_LEN + 1])
+identity(const json_t *const field[SLH_FIELDS], bool is_escaped,
+         char id[SLH_EVENT_ID_LEN + 1], bool *is_plain)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[SLH_SHA256_LEN];
-    struct slh_sha256 *h = slh_sha256_new();
+    struct id_sink s = {slh_sha256_new(), is_escaped, true};
     bool ok = true;
     size_t f, i;
 
     id[0] = '\0';
-    if (h == NULL)
+    *is_plain = true;
+    if (s.h == NULL)
         return false;
     for (f = 0; f < IDENTITY_FIELDS; f++) {
         const json_t *v = field[f];
         if (f > 0)
-            slh_sha256_update(h, "|", 1);
-        if (v != NULL && !digest_field(h, v))
+            slh_sha256_update(s.h, is_escaped ? "\\," : "|", is_escaped + 1U);
+        if (v != NULL && !digest_field(&s, v))
             ok = false;
     }
-    slh_sha256_final(h, md);
+    slh_sha256_final(s.h, md);
     if (!ok)
         return false;
     for (i = 0; i < SLH_SHA256_LEN; i++) {
@@ -338,16 +537,49 @@ identity(const json_t *const field[SLH_FIELDS], char id[SLH_EVENT_ID_LEN + 1])
         id[2 * i + 1] = hex[md[i] & 0xf];
     }
     id[SLH_EVENT_ID_LEN] = '\0';
+    *is_plain = s.is_plain;
     return true;
+}
+
+/*
+ * Both identities of the fields field[]: the plain join first, which is the
+ * id itself for the events it cannot confuse (no '|' or '\' in a field), so
+ * that those are hashed once; else that is the legacy id, and the id is the
+ * escaped text's.
+ */
+static bool
+identities(const json_t *const field[SLH_FIELDS], char id[SLH_EVENT_ID_LEN + 1],
+           char legacy_id[SLH_EVENT_ID_LEN + 1])
+{
+    bool is_plain;
+
+    legacy_id[0] = '\0';
+    if (!identity(field, false, id, &is_plain))
+        return false;
+    if (is_plain)
+        return true;
+    memcpy(legacy_id, id, SLH_EVENT_ID_LEN + 1);
+    return identity(field, true, id, &is_plain);
 }
 
 void
 slh_event_identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1])
 {
+    char legacy_id[SLH_EVENT_ID_LEN + 1];
     const json_t *field[SLH_FIELDS];
 
     find_fields(obj, field);
-    identity(field, id);
+    identities(field, id, legacy_id);
+}
+
+void
+slh_event_legacy_id(const json_t *obj, char legacy_id[SLH_EVENT_ID_LEN + 1])
+{
+    char id[SLH_EVENT_ID_LEN + 1];
+    const json_t *field[SLH_FIELDS];
+
+    find_fields(obj, field);
+    identities(field, id, legacy_id);
 }
 
 /* Reads exactly n digits at *s into *v, moving *s past them. */
@@ -561,7 +793,7 @@ event_fill(struct slh_event *ev, const char *where, struct slh_error *err)
                              "%sFailureType is not 0, 1, 2, Temporary, "
                              "Permanent or Suppressed",
                              where);
-    if (!identity(ev->field, ev->id))
+    if (!identities(ev->field, ev->id, ev->legacy_id))
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
     ev->at = slh_event_at(ev->field[SLH_FIELD_DATE_TIME]);
     return SLH_OK;

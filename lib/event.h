@@ -55,8 +55,11 @@ struct slh_event {
     const char *type; /* borrowed from obj: the Type value, as received */
     int tracking;     /* enum slh_tracking, from TrackingType as a number,
                          numeric string or name; NONE when absent */
-    bool is_validation;            /* Type is "Validation" (any case) */
-    char id[SLH_EVENT_ID_LEN + 1]; /* identity, hex, NUL-terminated */
+    bool is_validation;                   /* Type is "Validation" (any case) */
+    char id[SLH_EVENT_ID_LEN + 1];        /* identity, hex, NUL-terminated */
+    char legacy_id[SLH_EVENT_ID_LEN + 1]; /* the id slhook gave it before
+                                             ids were escaped, when that
+                                             differs from id; else "" */
     int64_t at; /* its DateTime, slh_event_at(): the spool's order key */
     char *body; /* owned: the relay body once slh_batch_bodies() made it */
     const json_t *field[SLH_FIELDS]; /* borrowed from obj: the value of each
@@ -75,6 +78,55 @@ struct slh_batch {
  * case ignored. NULL or empty is SLH_MEDIA_OTHER.
  */
 enum slh_media slh_media_parse(const char *content_type);
+
+/* Nesting of arrays and objects a JSON body may have: a SocketLabs event
+ * in an array has five (array, event, Data, Meta, a Meta entry). */
+#define SLH_MAX_DEPTH 32
+/* JSON values one event may hold (a SocketLabs event has a few dozen), and
+ * fields a form body may have. */
+#define SLH_MAX_EVENT_VALUES 1024
+/* Bytes of the longest JSON string or form field (name=value) of a body:
+ * SocketLabs' longest are a bounce's diagnostic text and a clicked Url, a
+ * few KiB. Jansson holds a string twice while reading it. */
+#define SLH_MAX_STRING 65536
+/* JSON values per event a request may hold on average: with max_events,
+ * the bound on how much tree Jansson builds for a body (slh_shape). */
+#define SLH_VALUES_PER_EVENT 64
+
+/*
+ * What a body would make, counted before anything is parsed: the handler
+ * turns a body over its caps away before Jansson builds a tree of it, so
+ * that what a request costs before it has proved its key is bounded by its
+ * counts, not by how small the values of a 1 MiB body can be.
+ */
+struct slh_shape {
+    size_t events;       /* events: an array's elements, else 1 */
+    size_t values;       /* JSON values of the events (containers and
+                            scalars; not keys, nor a batch's array), or
+                            form fields */
+    size_t event_values; /* the most values of any one event */
+    size_t big_event;    /* which event (from 1) has event_values */
+    size_t longest;      /* bytes of the longest JSON string (key or value,
+                            escapes as written) or form field */
+    size_t depth;        /* deepest nesting; counting stops (and the counts
+                            above are partial) past SLH_MAX_DEPTH */
+};
+
+/*
+ * Counts the shape of a body of len bytes as media (not NUL-terminated; may
+ * hold NULs) into *shape, allocating nothing. Exact for well-formed JSON
+ * (strings and their escapes are skipped, so a ']' inside a string is
+ * text); for anything else the counts are some numbers and
+ * slh_batch_parse() says what is wrong. A form body counts as one event
+ * with one value per field. The largest value count that
+ * max_events events may hold is slh_shape_max_values().
+ */
+void slh_body_shape(const char *body, size_t len, enum slh_media media,
+                    struct slh_shape *shape);
+
+/* The most JSON values a request of up to max_events events may hold:
+ * SLH_VALUES_PER_EVENT per event, and at least SLH_MAX_EVENT_VALUES. */
+size_t slh_shape_max_values(size_t max_events);
 
 /*
  * Parses a request body of len bytes (not NUL-terminated; may hold NULs) as
@@ -120,12 +172,34 @@ char *slh_event_body(const struct slh_event *ev);
 enum slh_err slh_batch_bodies(struct slh_batch *batch);
 
 /*
- * Writes ev's identity into id: hex SHA-256 over
+ * Writes the identity of the event obj into id: hex SHA-256 over
  * Type|ServerId|MessageId|MailingId|Address|DateTime|TrackingType|Url,
  * each as received (strings as they are, numbers in their JSON form,
  * absent or null fields empty).
+ *
+ * That plain join is ambiguous once a field holds a '|' (MessageId "m|x"
+ * with MailingId "y" joins as MessageId "m" with MailingId "x|y"). So for an
+ * event with a '|' or '\' in any of the eight fields the digest is over
+ * another text: each field with '\' written "\\" and '|' written "\p",
+ * the fields separated by "\,". That text holds no '|' at all, while every
+ * plain join holds at least seven: no escaped text is the plain join of any
+ * event, and the id is unambiguous. Events without those two characters
+ * (nearly all) keep the id the plain join gave before, which spools already
+ * hold.
  */
 void slh_event_identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1]);
+
+/*
+ * Writes into legacy_id the id that slhook gave obj before ids were
+ * escaped (the digest of the plain join) when it differs from
+ * slh_event_identity()'s, that is when a field holds '|' or '\'; else "".
+ * A stored row under this id was stored by that older slhook: the current
+ * one stores the plain join's digest only for events whose join has exactly
+ * seven '|' and no '\', which an event with a '|' or '\' in a field never
+ * joins to (spool.h).
+ */
+void slh_event_legacy_id(const json_t *obj,
+                         char legacy_id[SLH_EVENT_ID_LEN + 1]);
 
 /*
  * The DateTime value of an event (NULL when absent) as unix microseconds:

@@ -146,6 +146,54 @@ copy_type(char *dst, size_t size, const char *type)
     dst[i] = '\0';
 }
 
+/*
+ * The caps on what a body makes, checked on its counts before it is parsed:
+ * a request has not proved its key until every event is parsed, and a
+ * 1 MiB body of 80,000 tiny events made 47 MB of tree and events to throw
+ * away. Nesting and an event's size say the body is not SocketLabs' (400);
+ * the number of events and of values is the request's size (413).
+ */
+static bool
+over_caps(const struct slh_config *cfg, const struct slh_request *req,
+          enum slh_media media, struct slh_response *resp)
+{
+    struct slh_shape shape;
+    size_t max_values = slh_shape_max_values(cfg->max_events);
+
+    slh_body_shape(req->body, req->body_len, media, &shape);
+    resp->n_events = shape.events; /* for the log line of a refusal */
+    if (shape.depth > SLH_MAX_DEPTH)
+        return answer(resp, 400, "JSON nested deeper than %d levels\n",
+                      SLH_MAX_DEPTH);
+    if (shape.events > cfg->max_events)
+        return answer(resp, 413,
+                      "%zu events in one request is over the limit of %zu "
+                      "(max_events)\n",
+                      shape.events, cfg->max_events);
+    if (media == SLH_MEDIA_FORM && shape.values > SLH_MAX_EVENT_VALUES)
+        return answer(resp, 400,
+                      "form body of %zu fields is over the limit of %d\n",
+                      shape.values, SLH_MAX_EVENT_VALUES);
+    if (shape.longest > SLH_MAX_STRING)
+        return answer(resp, 400, "%s of %zu bytes is over the limit of %d\n",
+                      media == SLH_MEDIA_FORM ? "a form field"
+                                              : "a JSON string",
+                      shape.longest, SLH_MAX_STRING);
+    if (shape.event_values > SLH_MAX_EVENT_VALUES)
+        return answer(resp, 400,
+                      "event %zu holds %zu JSON values, over the limit of "
+                      "%d\n",
+                      shape.big_event, shape.event_values,
+                      SLH_MAX_EVENT_VALUES);
+    if (shape.values > max_values)
+        return answer(resp, 413,
+                      "%zu JSON values in one request is over the limit of "
+                      "%zu (%d per event of max_events)\n",
+                      shape.values, max_values, SLH_VALUES_PER_EVENT);
+    resp->n_events = 0;
+    return false;
+}
+
 bool
 slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
                  struct slh_batch *batch, struct slh_response *resp)
@@ -154,6 +202,7 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
     const char *key = NULL;
     size_t len = 0;
     bool all_validation = true;
+    enum slh_media media = slh_media_parse(req->content_type);
 
     memset(batch, 0, sizeof(*batch));
     (void)parse_length(req->content_length, &len);
@@ -161,8 +210,10 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
         return answer(resp, 400,
                       "body shorter than Content-Length: %zu of %zu bytes\n",
                       req->body_len, len);
-    if (slh_batch_parse(batch, req->body, req->body_len,
-                        slh_media_parse(req->content_type), &err) != SLH_OK) {
+    if (over_caps(cfg, req, media, resp))
+        return true;
+    if (slh_batch_parse(batch, req->body, req->body_len, media, &err) !=
+        SLH_OK) {
         /* Out of memory is ours, not the sender's: it should try again. */
         if (err.code == SLH_ENOMEM) {
             resp->retry_after = RETRY_AFTER_SECONDS;

@@ -59,6 +59,11 @@ bool slh_handler_head(const struct slh_config *cfg,
  * The checks that need the body: 400 (short body, bad JSON/form, not events,
  * no Type), 401 (SecretKey, compared in constant time against every
  * configured key), 403 (ServerId), and the Validation handshake (200).
+ * First, on the body's counts (slh_body_shape()) before anything is parsed:
+ * 413 for more events than max_events or more JSON values than
+ * slh_shape_max_values() of it, 400 for nesting past SLH_MAX_DEPTH, an
+ * event of more than SLH_MAX_EVENT_VALUES values (a form of more fields),
+ * or a string or form field longer than SLH_MAX_STRING.
  * Returns true when resp holds the answer and *batch is empty; false when
  * the events in *batch (owned by the caller: slh_batch_free()) are to be
  * stored, after which slh_handler_stored() gives the answer.

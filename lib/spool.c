@@ -63,6 +63,10 @@ static const char upgrade_1_sql[] =
     "ALTER TABLE event_v2 RENAME TO event;"
     "PRAGMA user_version = 2;";
 
+/* An event stored under the id an older slhook gave it (event.h). */
+static const char find_legacy_sql[] =
+    "SELECT 1 FROM event WHERE at = ?1 AND id = ?2";
+
 static const char insert_delivery_sql[] =
     "INSERT INTO delivery(dest, seq, state, due, attempts)"
     " VALUES (?1, ?2, 0, ?3, 0)"; /* 0: SLH_PENDING */
@@ -787,6 +791,30 @@ add_deliveries(struct slh_spool *sp, const struct slh_config *cfg,
     return rc;
 }
 
+/*
+ * Whether ev, whose id is new, was stored under its legacy id by an older
+ * slhook: only events with a '|' or '\\' in an identity field have one, so
+ * the others cost no lookup. Returns an SQLite result code: SQLITE_ROW when
+ * it was, SQLITE_DONE when not.
+ */
+static int
+find_legacy(struct slh_spool *sp, const struct slh_event *ev)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (ev->legacy_id[0] == '\0')
+        return SQLITE_DONE;
+    rc = slh_spool_prepare(sp, find_legacy_sql, &st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, ev->at);
+    sqlite3_bind_text(st, 2, ev->legacy_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    slh_spool_release(st);
+    return rc;
+}
+
 /* Whether sp's commits fsync (synchronous=FULL, as opened) or leave that
  * to the next one that does (NORMAL). Only outside a transaction. */
 static void
@@ -869,6 +897,16 @@ slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
                 continue;
             body = bodies[k];
             bodies[k++] = NULL;
+            switch (find_legacy(sp, ev)) {
+            case SQLITE_DONE:
+                break;
+            case SQLITE_ROW:
+                free(body);
+                continue; /* a duplicate, stored by an older slhook */
+            default:
+                free(body);
+                goto fail;
+            }
             sqlite3_bind_text(sp->insert_event, 1, ev->id, -1, SQLITE_STATIC);
             sqlite3_bind_text(sp->insert_event, 2, ev->type, -1, SQLITE_STATIC);
             sqlite3_bind_int(sp->insert_event, 3, ev->tracking);

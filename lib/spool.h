@@ -71,7 +71,9 @@ void slh_spool_close(struct slh_spool *sp);
  * SLH_OK, every event of the n batches except Validation ones: an event row
  * each, and a pending delivery row (due now_ms) for each destination of cfg
  * whose filter wants it. An event whose id is already stored is a duplicate
- * and adds nothing. *n_new (may be NULL) gets the number of new events.
+ * and adds nothing. So is one that an older slhook stored under its legacy
+ * id (slh_event_legacy_id(), looked up only for events that have one).
+ * *n_new (may be NULL) gets the number of new events.
  * On failure nothing at all is stored and the result is SLH_ESTORE with the
  * SQLite reason in err (disk full, read-only, I/O error, ...). When the
  * spool's files were removed or replaced since sp opened them (SQLite would

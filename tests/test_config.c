@@ -206,6 +206,8 @@ test_defaults(void)
               "any ServerId by default");
         CHECK(cfg.n_allow == 0, "anyone by default");
         CHECK(cfg.max_body == SLH_DEFAULT_MAX_BODY, "default max_body");
+        CHECK(cfg.max_events == SLH_DEFAULT_MAX_EVENTS && cfg.max_events == 100,
+              "default max_events %zu", cfg.max_events);
         CHECK(cfg.spool != NULL && strcmp(cfg.spool, SLH_DEFAULT_SPOOL) == 0,
               "default spool");
         CHECK(cfg.n_dests == 0 && cfg.dests == NULL, "no destinations");
@@ -322,6 +324,35 @@ test_max_body(void)
         snprintf(text, sizeof(text), RECV "max_body = %s\n", bad[i]);
         PARSE_BAD(text, NAME ":3: bad max_body");
     }
+}
+
+static void
+test_max_events(void)
+{
+    static const struct {
+        const char *v;
+        size_t want;
+    } good[] = {{"1", 1}, {"3", 3}, {"100", 100}, {"10000", 10000}};
+    static const char *const bad[] = {
+        "0", "-1", "10001", "1k", "1.5", "0x10", "+5", "99999999999999999999"};
+    struct slh_config cfg;
+    char text[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), RECV "max_events = %s\n", good[i].v);
+        if (PARSE_GOOD(&cfg, text)) {
+            CHECK(cfg.max_events == good[i].want, "max_events %s = %zu",
+                  good[i].v, cfg.max_events);
+            slh_config_free(&cfg);
+        }
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), RECV "max_events = %s\n", bad[i]);
+        PARSE_BAD(text, NAME ":3: bad max_events");
+    }
+    PARSE_BAD(RECV "max_events = 1\nmax_events = 2\n",
+              NAME ":4: duplicate key");
 }
 
 static void
@@ -950,6 +981,7 @@ main(void)
     test_defaults();
     test_lists();
     test_max_body();
+    test_max_events();
     test_durations();
     test_dest_values();
     test_signing_secret();

@@ -29,6 +29,27 @@
 #define ID_ODD_TYPES                                                           \
     "1b84d636abfea927bef37838c48f32f284ace73008b6052cb4070759131eb73a"
 
+/*
+ * Events whose fields join to one text, "Delivered|40211|m|x|y||||": the
+ * id slhook gave both before ids were escaped (the legacy id), and each
+ * one's escaped id, from
+ * printf '%s' 'Delivered\,40211\,m\px\,y\,\,\,\,' | sha256sum
+ */
+#define ID_LEGACY_MXY                                                          \
+    "7a59205e504e26615ba52d2bc96a458b671fec969c20227c5b2c2186e6056dd0"
+#define ID_M_PIPE_X                                                            \
+    "1b0bdffc2677aaed9fabe530b5148eccbbd138bda765c5246e6ddd411570ec50"
+#define ID_X_PIPE_Y                                                            \
+    "cd5c8c43fd8a8ba7f3be19e9822aaf50c7cb96b5775ef0b46ec0b4ac8ce7ffc8"
+/* MessageId "x|y", MailingId "g": 'Delivered\,40211\,x\py\,g\,\,\,\,' */
+#define ID_XY_G                                                                \
+    "630e17467b8fc53ead64463ebf5d0df895469e7260a6428292a1cd07a6c9b230"
+/* 'Delivered|40211|x\|y|g||||': the legacy id of MessageId "x\", MailingId
+ * "y|g", and what MessageId "x|y", MailingId "g" would get if the escaped
+ * text kept '|' as its separator ("\|" for a '|'). */
+#define ID_LEGACY_XBS_YG                                                       \
+    "5462102cf1150119e8f513cc3d41931ce6d8e14069a93fae850d9f97145ddbef"
+
 static const char *const err_names[] = {
     "SLH_OK",      "SLH_ENOMEM", "SLH_EINVAL",   "SLH_ECONFIG",
     "SLH_EIO",     "SLH_EPARSE", "SLH_EEVENT",   "SLH_EAUTH",
@@ -835,6 +856,99 @@ test_identity(void)
     json_decref(base);
 }
 
+/* Two events whose fields join to one text. */
+#define A_TEXT                                                                 \
+    "{\"Type\":\"Delivered\",\"ServerId\":40211,\"MessageId\":\"m|x\","        \
+    "\"MailingId\":\"y\",\"SecretKey\":\"" SECRET "\"}"
+#define B_TEXT                                                                 \
+    "{\"Type\":\"Delivered\",\"ServerId\":40211,\"MessageId\":\"m\","          \
+    "\"MailingId\":\"x|y\",\"SecretKey\":\"" SECRET "\"}"
+
+/* Two events whose plain joins are one text get two ids; events without
+ * '|' or '\' keep the id they had (the ID_ values above were computed from
+ * the plain join before the escaping existed). */
+static void
+test_identity_escaped(void)
+{
+    char id[SLH_EVENT_ID_LEN + 1], legacy[SLH_EVENT_ID_LEN + 1];
+    struct slh_batch b = {0};
+    struct slh_error err = {0};
+    json_t *obj;
+
+    if (CHECK(slh_batch_parse(&b, LIT("[" A_TEXT "," B_TEXT "]"),
+                              SLH_MEDIA_JSON, &err) == SLH_OK,
+              "colliding pair: %s", err.text)) {
+        CHECK(strcmp(b.events[0].id, b.events[1].id) != 0,
+              "m|x + y and m + x|y share the id %s", b.events[0].id);
+        CHECK(strcmp(b.events[0].id, ID_M_PIPE_X) == 0, "m|x + y: %s",
+              b.events[0].id);
+        CHECK(strcmp(b.events[1].id, ID_X_PIPE_Y) == 0, "m + x|y: %s",
+              b.events[1].id);
+        CHECK(strcmp(b.events[0].legacy_id, ID_LEGACY_MXY) == 0 &&
+                  strcmp(b.events[1].legacy_id, ID_LEGACY_MXY) == 0,
+              "legacy ids: %s %s", b.events[0].legacy_id,
+              b.events[1].legacy_id);
+    }
+    slh_batch_free(&b);
+
+    /* Every fixture (no '|' or '\' in its fields) has no legacy id. */
+    if (CHECK(parse_fixture(&b, "batch-3.json", SLH_MEDIA_JSON, &err) == SLH_OK,
+              "batch-3: %s", err.text))
+        for (size_t i = 0; i < b.n; i++)
+            CHECK(b.events[i].legacy_id[0] == '\0' && is_hex_id(b.events[i].id),
+                  "batch-3 event %zu: legacy id %s", i + 1,
+                  b.events[i].legacy_id);
+    slh_batch_free(&b);
+    if (CHECK(parse_fixture(&b, "tracking-1.json", SLH_MEDIA_JSON, &err) ==
+                  SLH_OK,
+              "tracking-1: %s", err.text))
+        CHECK(strcmp(b.events[0].id, ID_TRACKING_1) == 0 &&
+                  b.events[0].legacy_id[0] == '\0',
+              "tracking-1 keeps its id: %s", b.events[0].id);
+    slh_batch_free(&b);
+
+    /* Why a row under a legacy id can only be an older slhook's: the
+     * escaped text has no '|' and a plain join has at least seven, so no
+     * escaped id is any event's legacy id. With '|' kept as the separator
+     * of the escaped text (and "\|" for a '|'), this event's escaped text
+     * would be the plain join of the next one, whose legacy lookup would
+     * find this event stored and drop itself as its duplicate. */
+    obj = load("{\"Type\":\"Delivered\",\"ServerId\":40211,"
+               "\"MessageId\":\"x|y\",\"MailingId\":\"g\"}");
+    slh_event_identity(obj, id);
+    CHECK(strcmp(id, ID_XY_G) == 0, "x|y + g: %s", id);
+    CHECK(strcmp(id, ID_LEGACY_XBS_YG) != 0,
+          "x|y + g has the legacy id of x\\ + y|g");
+    json_decref(obj);
+    obj = load("{\"Type\":\"Delivered\",\"ServerId\":40211,"
+               "\"MessageId\":\"x\\\\\",\"MailingId\":\"y|g\"}");
+    slh_event_legacy_id(obj, legacy);
+    CHECK(strcmp(legacy, ID_LEGACY_XBS_YG) == 0, "x\\ + y|g legacy id: %s",
+          legacy);
+    slh_event_identity(obj, id);
+    CHECK(strcmp(id, ID_XY_G) != 0 && strcmp(id, legacy) != 0, "x\\ + y|g: %s",
+          id);
+    json_decref(obj);
+
+    /* A '\' alone moves an event to the escaped text too (there it is the
+     * escape character), and so does a '|' inside a JSON value hashed as
+     * text. */
+    obj = load("{\"Type\":\"Delivered\",\"MessageId\":\"a\\\\\"}");
+    slh_event_legacy_id(obj, legacy);
+    slh_event_identity(obj, id);
+    CHECK(legacy[0] != '\0' && strcmp(id, legacy) != 0,
+          "a backslash gives a legacy id: %s", legacy);
+    json_decref(obj);
+    obj = load("{\"Type\":\"Delivered\",\"DateTime\":{\"a\":\"|\"}}");
+    slh_event_legacy_id(obj, legacy);
+    CHECK(legacy[0] != '\0', "a '|' inside an object value gives a legacy id");
+    json_decref(obj);
+    obj = load("{\"Type\":\"Delivered\",\"MessageId\":\"plain\"}");
+    slh_event_legacy_id(obj, legacy);
+    CHECK(legacy[0] == '\0', "a plain event has no legacy id: %s", legacy);
+    json_decref(obj);
+}
+
 static void
 test_get_and_body(void)
 {
@@ -896,6 +1010,183 @@ test_free(void)
  * Files under tests/cases/event/: NAME.WANT.MEDIA, WANT one of ok, eparse,
  * eevent and MEDIA json or form. Adding a case is adding a file.
  */
+/* The values and depth of a parsed tree, as slh_body_shape() counts them:
+ * keys are not values. */
+static void
+tree_count(const json_t *v, size_t level, size_t *values, size_t *depth)
+{
+    const char *key;
+    json_t *m;
+    size_t i;
+
+    (*values)++;
+    if (json_is_object(v) || json_is_array(v)) {
+        if (level + 1 > *depth)
+            *depth = level + 1;
+    }
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)(uintptr_t)v, key, m)
+            tree_count(m, level + 1, values, depth);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, m) tree_count(m, level + 1, values, depth);
+    }
+}
+
+/* slh_body_shape() of a JSON body Jansson accepts agrees with the tree. */
+static void
+check_shape_against_tree(const char *what, const char *body, size_t len)
+{
+    struct slh_shape sh;
+    size_t values = 0, depth = 0, events = 1, most = 0;
+    json_t *root =
+        json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+
+    if (root == NULL)
+        return;
+    slh_body_shape(body, len, SLH_MEDIA_JSON, &sh);
+    if (json_is_array(root)) {
+        json_t *m;
+        size_t i;
+
+        events = json_array_size(root);
+        depth = 1;
+        json_array_foreach(root, i, m)
+        {
+            size_t before = values;
+            tree_count(m, 1, &values, &depth);
+            if (values - before > most)
+                most = values - before;
+        }
+    } else {
+        tree_count(root, 0, &values, &depth);
+        most = values;
+    }
+    if (depth > SLH_MAX_DEPTH) {
+        /* Counting stopped there; the rest is partial. */
+        CHECK(sh.depth == SLH_MAX_DEPTH + 1, "%s: depth %zu of %zu", what,
+              sh.depth, depth);
+        json_decref(root);
+        return;
+    }
+    CHECK(sh.events == events && sh.values == values &&
+              sh.event_values == most && sh.depth == depth,
+          "%s: shape %zu events %zu values (%zu most) depth %zu; tree %zu "
+          "%zu (%zu) %zu",
+          what, sh.events, sh.values, sh.event_values, sh.depth, events, values,
+          most, depth);
+    json_decref(root);
+}
+
+/* Counting before parsing: exact about strings, keys and escapes. */
+static void
+test_shape(void)
+{
+    static const struct {
+        const char *body;
+        enum slh_media media;
+        size_t events, values, event_values, big_event, depth;
+    } cases[] = {
+        {"[{\"Type\":\"x\"},{\"Type\":\"y\"}]", SLH_MEDIA_JSON, 2, 4, 2, 1, 2},
+        {"{\"data\":{\"Type\":\"x\"}}", SLH_MEDIA_JSON, 1, 3, 3, 1, 2},
+        {"{\"a\":1,\"b\":[1,2]}", SLH_MEDIA_JSON, 1, 5, 5, 1, 2},
+        {"[{\"a\":1},{\"a\":[1,2,3]},{}]", SLH_MEDIA_JSON, 3, 8, 5, 2, 3},
+        /* Brackets, quotes and backslashes inside strings are text. */
+        {"[\"a]\\\"],[\", \"\\\\\", {\"k]\":\"{\\\"\"}]", SLH_MEDIA_JSON, 3, 4,
+         2, 3, 2},
+        {" [ true , null ,-1.5e3 ] ", SLH_MEDIA_JSON, 3, 3, 1, 1, 1},
+        {"\"one\"", SLH_MEDIA_JSON, 1, 1, 1, 1, 0},
+        {"[]", SLH_MEDIA_JSON, 0, 0, 0, 0, 1},
+        {"", SLH_MEDIA_JSON, 0, 0, 0, 0, 0},
+        {"a=1&b=2&c", SLH_MEDIA_FORM, 1, 3, 3, 1, 1},
+        {"[{]\"", SLH_MEDIA_JSON, 2, 2, 1, 1, 2}, /* junk: some counts */
+    };
+    struct slh_shape sh;
+    char deep[2 * SLH_MAX_DEPTH + 20];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        slh_body_shape(cases[i].body, strlen(cases[i].body), cases[i].media,
+                       &sh);
+        CHECK(sh.events == cases[i].events && sh.values == cases[i].values &&
+                  sh.event_values == cases[i].event_values &&
+                  sh.big_event == cases[i].big_event &&
+                  sh.depth == cases[i].depth,
+              "shape of %s: %zu events, %zu values, %zu in event %zu, depth "
+              "%zu",
+              cases[i].body, sh.events, sh.values, sh.event_values,
+              sh.big_event, sh.depth);
+        if (cases[i].media == SLH_MEDIA_JSON)
+            check_shape_against_tree(cases[i].body, cases[i].body,
+                                     strlen(cases[i].body));
+    }
+
+    /* Past the cap the count stops: no stack grows with the body. */
+    memset(deep, '[', sizeof(deep));
+    slh_body_shape(deep, sizeof(deep), SLH_MEDIA_JSON, &sh);
+    CHECK(sh.depth == SLH_MAX_DEPTH + 1, "deep: depth %zu", sh.depth);
+    memset(deep, '[', SLH_MAX_DEPTH);
+    memset(deep + SLH_MAX_DEPTH, ']', SLH_MAX_DEPTH);
+    slh_body_shape(deep, 2 * SLH_MAX_DEPTH, SLH_MEDIA_JSON, &sh);
+    CHECK(sh.depth == SLH_MAX_DEPTH && sh.events == 1,
+          "at the cap: depth %zu, %zu events", sh.depth, sh.events);
+
+    /* A string cut by the end of the body, an escape as the last byte. */
+    slh_body_shape(LIT("[\"abc\\"), SLH_MEDIA_JSON, &sh);
+    CHECK(sh.events == 1 && sh.values == 1, "cut string: %zu events",
+          sh.events);
+
+    /* The longest string, key or value, escapes as written. */
+    slh_body_shape(LIT("{\"Type\":\"ab\\\"c\",\"longest key\":1}"),
+                   SLH_MEDIA_JSON, &sh);
+    CHECK(sh.longest == 11, "longest string %zu, want 11", sh.longest);
+    slh_body_shape(LIT("[\"a\\\"\",\"\"]"), SLH_MEDIA_JSON, &sh);
+    CHECK(sh.longest == 3, "longest escaped string %zu, want 3", sh.longest);
+    slh_body_shape(LIT("a=1&bb=22&"), SLH_MEDIA_FORM, &sh);
+    CHECK(sh.longest == 5 && sh.values == 3, "longest form field %zu of %zu",
+          sh.longest, sh.values);
+
+    CHECK(slh_shape_max_values(1) == SLH_MAX_EVENT_VALUES &&
+              slh_shape_max_values(100) == 100 * SLH_VALUES_PER_EVENT &&
+              slh_shape_max_values((size_t)-1) == (size_t)-1,
+          "max values");
+}
+
+/* Every request case and fixture that Jansson parses is counted as its tree
+ * has it. */
+static void
+test_shape_files(void)
+{
+    const char *dirs[2] = {"tests/cases/requests", NULL};
+    char path[1024], fix[1024];
+    int n = 0;
+
+    snprintf(fix, sizeof(fix), "%s/socketlabs", check_fixtures());
+    dirs[1] = fix;
+    for (int k = 0; k < 2; k++) {
+        DIR *d = opendir(dirs[k]);
+        struct dirent *de;
+
+        if (!CHECK(d != NULL, "cannot open %s", dirs[k]))
+            continue;
+        while ((de = readdir(d)) != NULL) {
+            size_t len;
+            char *body;
+
+            if (strstr(de->d_name, ".json") == NULL)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dirs[k], de->d_name);
+            body = check_slurp(path, &len);
+            if (!CHECK(body != NULL, "cannot read %s", path))
+                continue;
+            check_shape_against_tree(de->d_name, body, len);
+            free(body);
+            n++;
+        }
+        closedir(d);
+    }
+    CHECK(n >= 60, "only %d JSON files counted", n);
+}
+
 static void
 test_case_files(void)
 {
@@ -1263,6 +1554,9 @@ main(void)
     test_bad();
     test_error_texts();
     test_identity();
+    test_identity_escaped();
+    test_shape();
+    test_shape_files();
     test_at();
     test_at_parsed();
     test_get_and_body();

@@ -321,6 +321,151 @@ test_body_rules(const struct slh_config *cfg)
           "405 has Allow: %s", out);
 }
 
+/* A batch of n events that would each be stored, as JSON into buf. */
+static size_t
+batch_of(char *buf, size_t size, size_t n)
+{
+    size_t len = 0;
+
+    len += (size_t)snprintf(buf + len, size - len, "[");
+    for (size_t i = 0; i < n && len < size; i++)
+        len +=
+            (size_t)snprintf(buf + len, size - len,
+                             "%s{\"Type\":\"Delivered\",\"SecretKey\":\"" SECRET
+                             "\",\"ServerId\":40211,\"MessageId\":\"m%zu\"}",
+                             i > 0 ? "," : "", i);
+    if (len < size)
+        len += (size_t)snprintf(buf + len, size - len, "]");
+    return len < size ? len : 0;
+}
+
+/*
+ * The caps on a body's shape, checked before it is parsed: 413 for more
+ * events than max_events (the count and the cap in the answer), 400 for
+ * nesting or an event of too many values, and the fixtures within them.
+ */
+static void
+test_caps(const struct slh_config *cfg)
+{
+    static char body[65536];
+    struct slh_config small = {0};
+    struct slh_error err = {0};
+    struct fake_store fs = {0};
+    struct slh_response resp;
+    char line[512], path[1024];
+    struct slh_request req = {.remote_addr = "1.2.3.4"};
+    size_t len, n;
+
+    len = batch_of(body, sizeof(body), 101);
+    post(cfg, "application/json", body, len, &fs, &resp);
+    CHECK(resp.status == 413 &&
+              strcmp(resp.body, "101 events in one request is over the limit "
+                                "of 100 (max_events)\n") == 0,
+          "101 events: %d %s", resp.status, resp.body);
+    CHECK(fs.calls == 0, "413 stores nothing");
+    slh_response_logline(&req, &resp, 0.1, line, sizeof(line));
+    CHECK(strstr(line, " 413 - id=- events=101 new=0 ") != NULL,
+          "log line counts the events: %s", line);
+    len = batch_of(body, sizeof(body), 100);
+    post(cfg, "application/json", body, len, &fs, &resp);
+    CHECK(resp.status == 200 && fs.events == 100, "100 events: %d %s",
+          resp.status, resp.body);
+
+    /* Thousands of tiny events, no key: turned away on their count alone. */
+    body[0] = '[';
+    for (n = 0, len = 1; n < 4000; n++, len += 3)
+        memcpy(body + len, "{},", 3);
+    body[len - 1] = ']';
+    post(cfg, "application/json", body, len, &fs, &resp);
+    CHECK(resp.status == 413 && strncmp(resp.body, "4000 events", 11) == 0,
+          "4000 empty objects: %d %s", resp.status, resp.body);
+
+    memset(body, '[', 40);
+    post(cfg, "application/json", body, 40, &fs, &resp);
+    CHECK(resp.status == 400 && strcmp(resp.body, "JSON nested deeper than 32 "
+                                                  "levels\n") == 0,
+          "deep: %d %s", resp.status, resp.body);
+
+    len = (size_t)snprintf(body, sizeof(body),
+                           "{\"Type\":\"Delivered\",\"SecretKey\":\"" SECRET
+                           "\",\"Data\":[");
+    for (n = 0; n < 2000; n++)
+        len += (size_t)snprintf(body + len, sizeof(body) - len, "%s0",
+                                n > 0 ? "," : "");
+    len += (size_t)snprintf(body + len, sizeof(body) - len, "]}");
+    post(cfg, "application/json", body, len, &fs, &resp);
+    CHECK(resp.status == 400 &&
+              strcmp(resp.body, "event 1 holds 2004 JSON values, over the "
+                                "limit of 1024\n") == 0,
+          "big event: %d %s", resp.status, resp.body);
+
+    len = (size_t)snprintf(body, sizeof(body), "Type=Delivered");
+    for (n = 0; n < 2000; n++)
+        len += (size_t)snprintf(body + len, sizeof(body) - len, "&k%zu=", n);
+    post(cfg, "application/x-www-form-urlencoded", body, len, &fs, &resp);
+    CHECK(resp.status == 400 &&
+              strcmp(resp.body, "form body of 2001 fields is over the limit "
+                                "of 1024\n") == 0,
+          "many form fields: %d %s", resp.status, resp.body);
+
+    /* Strings up to 64 KiB, under a max_body that lets more through. */
+    if (CHECK(slh_config_parse(&small,
+                               "[receiver]\nsecret_key = " SECRET
+                               "\nmax_body = 1m\n",
+                               "t", &err) == SLH_OK,
+              "config: %s", err.text)) {
+        static char big[70000 + 200];
+        size_t head = (size_t)snprintf(big, sizeof(big),
+                                       "{\"Type\":\"Delivered\",\"SecretKey\":"
+                                       "\"" SECRET "\",\"Reason\":\"");
+
+        for (n = SLH_MAX_STRING; n <= SLH_MAX_STRING + 1; n++) {
+            memset(big + head, 'r', n);
+            len = head + n;
+            len += (size_t)snprintf(big + len, sizeof(big) - len, "\"}");
+            post(&small, "application/json", big, len, &fs, &resp);
+            CHECK(resp.status == (n == SLH_MAX_STRING ? 200 : 400),
+                  "a string of %zu bytes: %d %s", n, resp.status, resp.body);
+        }
+        CHECK(strcmp(resp.body, "a JSON string of 65537 bytes is over the "
+                                "limit of 65536\n") == 0,
+              "long string: %s", resp.body);
+        len = (size_t)snprintf(big, sizeof(big),
+                               "Type=Delivered&SecretKey=" SECRET "&Reason=");
+        memset(big + len, 'r', SLH_MAX_STRING);
+        len += SLH_MAX_STRING;
+        post(&small, "application/x-www-form-urlencoded", big, len, &fs, &resp);
+        CHECK(resp.status == 400 &&
+                  strcmp(resp.body, "a form field of 65543 bytes is over the "
+                                    "limit of 65536\n") == 0,
+              "long form field: %d %s", resp.status, resp.body);
+        slh_config_free(&small);
+    }
+
+    /* max_events as configured: batch-3 needs 3. */
+    snprintf(path, sizeof(path), "%s/socketlabs/batch-3.json",
+             check_fixtures());
+    char *batch3 = check_slurp(path, &len);
+    if (CHECK(batch3 != NULL, "read %s", path)) {
+        for (n = 2; n <= 3; n++) {
+            char text[256];
+
+            snprintf(text, sizeof(text),
+                     "[receiver]\nsecret_key = " SECRET "\nmax_events = %zu\n",
+                     n);
+            if (!CHECK(slh_config_parse(&small, text, "t", &err) == SLH_OK,
+                       "config: %s", err.text))
+                break;
+            post(&small, "application/json", batch3, len, &fs, &resp);
+            CHECK(resp.status == (n == 2 ? 413 : 200),
+                  "batch-3 with max_events = %zu: %d %s", n, resp.status,
+                  resp.body);
+            slh_config_free(&small);
+        }
+    }
+    free(batch3);
+}
+
 static void
 test_validation_key(void)
 {
@@ -383,6 +528,7 @@ main(void)
     test_validation_key();
     test_elapsed();
     test_fixtures(&cfg);
+    test_caps(&cfg);
     test_request_cases(&cfg);
     slh_config_free(&cfg);
     return check_summary();

@@ -124,6 +124,7 @@ make_event(struct slh_event *ev, const char *type, int tracking,
     ev->tracking = tracking;
     ev->is_validation = strcasecmp(type, "Validation") == 0;
     slh_event_identity(ev->obj, ev->id);
+    slh_event_legacy_id(ev->obj, ev->legacy_id);
 }
 
 static void
@@ -805,6 +806,105 @@ test_put(void)
     slh_batch_free(&b1);
     slh_batch_free(&b2);
     slh_batch_free(&b3);
+    slh_spool_close(sp);
+}
+
+/* put1() of b: the number of new events, -1 on failure (err says why). */
+static long long
+put_new(struct slh_spool *sp, const struct slh_batch *b, struct slh_error *err)
+{
+    size_t n_new = 0;
+
+    return put1(sp, b, &n_new, err) == SLH_OK ? (long long)n_new : -1;
+}
+
+/* Parses JSON text into *b, checking that it parses. */
+static bool
+parse_json(struct slh_batch *b, const char *text)
+{
+    struct slh_error err = {0};
+
+    return CHECK(slh_batch_parse(b, text, strlen(text), SLH_MEDIA_JSON, &err) ==
+                     SLH_OK,
+                 "parse %s: %s", text, err.text);
+}
+
+/*
+ * Ids with a '|' or '\' in a field (event.h): two events whose fields join
+ * to one text are both stored, and an event an older slhook stored under
+ * the plain join's id (its legacy id) is still a duplicate.
+ */
+static void
+test_legacy_ids(void)
+{
+    char dir[PATH_MAX], sql[512];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch a = {0}, b = {0}, c = {0};
+    long long got;
+    sqlite3 *db;
+
+    path_in(dir, "legacy");
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    db = slh_spool_db(sp);
+    if (!parse_json(&a, "{\"Type\":\"Delivered\",\"ServerId\":40211,"
+                        "\"DateTime\":\"2024-05-02T08:16:01Z\","
+                        "\"MessageId\":\"m|x\",\"MailingId\":\"y\"}") ||
+        !parse_json(&b, "{\"Type\":\"Delivered\",\"ServerId\":40211,"
+                        "\"DateTime\":\"2024-05-02T08:16:01Z\","
+                        "\"MessageId\":\"m\",\"MailingId\":\"x|y\"}"))
+        goto out;
+    got = put_new(sp, &a, &err);
+    CHECK(got == 1, "m|x + y stored: %lld new (%s)", got, err.text);
+    got = put_new(sp, &b, &err);
+    CHECK(got == 1, "m + x|y stored beside it: %lld new (%s)", got, err.text);
+    got = put_new(sp, &b, &err);
+    CHECK(got == 0, "m + x|y again is a duplicate: %lld new (%s)", got,
+          err.text);
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 2, "two events");
+
+    /* An older slhook stored this one under its plain join's id: a row
+     * written by hand as it did. Received again, it is a duplicate. */
+    slh_batch_free(&a);
+    if (!parse_json(&a, "{\"Type\":\"Failed\",\"ServerId\":40211,"
+                        "\"DateTime\":\"2024-05-03T07:00:00Z\","
+                        "\"MessageId\":\"a|b\\\\c\"}"))
+        goto out;
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO event(id, at, type, tracking, received, body) "
+             "VALUES ('%s', %lld, 'Failed', -1, 1, '{}')",
+             a.events[0].legacy_id, (long long)a.events[0].at);
+    CHECK(a.events[0].legacy_id[0] != '\0' &&
+              sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK,
+          "old row written: %s", sqlite3_errmsg(db));
+    got = put_new(sp, &a, &err);
+    CHECK(got == 0,
+          "stored under its legacy id, it is a duplicate: %lld new (%s)", got,
+          err.text);
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 3 &&
+              sql_int(db, "SELECT count(*) FROM delivery WHERE seq = (SELECT "
+                          "max(seq) FROM event)") == 0,
+          "nothing added for it");
+
+    /* Stored by this slhook, "x|y" + "g" has an escaped id, which is no
+     * event's legacy id: not even that of "x\" + "y|g", whose plain join is
+     * the text "x|y" + "g" would have with '|' as the escaped separator. */
+    slh_batch_free(&b);
+    if (!parse_json(&b, "{\"Type\":\"Delivered\",\"ServerId\":40211,"
+                        "\"MessageId\":\"x|y\",\"MailingId\":\"g\"}") ||
+        !parse_json(&c, "{\"Type\":\"Delivered\",\"ServerId\":40211,"
+                        "\"MessageId\":\"x\\\\\",\"MailingId\":\"y|g\"}"))
+        goto out;
+    got = put_new(sp, &b, &err);
+    CHECK(got == 1, "x|y + g stored: %lld new (%s)", got, err.text);
+    got = put_new(sp, &c, &err);
+    CHECK(got == 1, "x\\ + y|g stored beside it: %lld new (%s)", got, err.text);
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 5, "five events");
+out:
+    slh_batch_free(&a);
+    slh_batch_free(&b);
+    slh_batch_free(&c);
     slh_spool_close(sp);
 }
 
@@ -1728,6 +1828,7 @@ main(void)
     test_busy_wait();
     test_writers_lock();
     test_put_fixture();
+    test_legacy_ids();
     test_upgrade();
     test_kept_statements();
     test_deferred_checkpoints();

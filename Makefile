@@ -57,9 +57,14 @@ PROGRAMS = $(B)/slhook.cgi $(B)/slhook.fcgi $(B)/slhook
 
 all: $(PROGRAMS)
 
+# The tests run make with B absolute (tests/lib.sh), people with B=build:
+# each .d names its object both ways, or a header changed after a test run
+# rebuilt nothing that includes it (a stale struct layout, a crash).
+DEP_NAMES = -MT $(abspath $@) -MT $(patsubst $(CURDIR)/%,%,$(abspath $@))
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(SLH_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(SLH_CFLAGS) $(CFLAGS) $(DEP_NAMES) -c $< -o $@
 
 $(B)/libslhook.a: $(LIB_OBJ)
 	rm -f $@

@@ -232,8 +232,11 @@ main(void)
     puts("sanitizer build: peaks printed, not bounded");
     is_measured = false;
 #endif
-    CHECK(!is_measured || (floor > 0 && floor < base),
-          "floor %ld KiB below the CGI's %ld KiB", floor, base);
+    /* /bin/true (dynamic) and a small request (static) are both about 1
+     * MiB, either one the larger by 100 KiB from run to run; a mark taken
+     * over from this process would put both well above that. */
+    CHECK(!is_measured || (floor > 0 && floor <= base + 256),
+          "floor %ld KiB not above the CGI's %ld KiB", floor, base);
     for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
         path_of(path, sizeof(path), hostile[i].name);
         if (!CHECK(stat(path, &st) == 0 && st.st_size <= MIB &&

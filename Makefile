@@ -351,21 +351,21 @@ demo: all
 
 # --- reliability ---
 # Issue 6's tests that try to break it (tests/t_crash.sh, t_durability.sh,
-# t_faults.sh, t_disk.sh) run short in `make test`. `make crash` runs the
-# crash test long: more events and clients, more SIGKILLs, and the leases
-# of killed deliverers left to run out for real. `make reliability` runs
-# the four as `make test` does. They need root (mount), strace, openssl.
+# t_faults.sh, t_disk.sh), and issue 14's t_recover.sh, run short in `make
+# test`. `make crash` runs the crash test long: more events and clients,
+# more SIGKILLs. `make reliability` runs the five as `make test` does.
+# They need root (mount), strace, openssl.
 CRASH_EVENTS ?= 50000
 CRASH_CLIENTS ?= 12
 CRASH_KILLS ?= 25
 CRASH_DKILLS ?= 25
 RELIABILITY_SH = tests/t_crash.sh tests/t_durability.sh tests/t_faults.sh \
-                 tests/t_disk.sh
+                 tests/t_disk.sh tests/t_recover.sh
 
 crash: all
 	B=$(B) CRASH_EVENTS=$(CRASH_EVENTS) CRASH_CLIENTS=$(CRASH_CLIENTS) \
 	    CRASH_KILLS=$(CRASH_KILLS) CRASH_DKILLS=$(CRASH_DKILLS) \
-	    CRASH_REAL_LEASES=1 ./tests/t_crash.sh
+	    ./tests/t_crash.sh
 
 reliability: all
 	@B=$(B) ./tests/run $(RELIABILITY_SH)

@@ -45,6 +45,10 @@
 /* How often an idle deliverer looks whether another process stored rows:
  * a CGI that finds a deliverer running does not wake it. */
 #define IDLE_POLL_MS 250
+/* How often a deliverer looks for dead ones whose claims to take back (at
+ * start, then this often): an open() and a flock() per other deliverer. */
+#define RECOVER_EVERY_MS 1000
+#define RECOVER_MAX 16               /* dead owners taken back per look */
 #define PURGE_EVERY_MS (3600 * 1000) /* per spool, whoever delivers */
 #define PURGE_STAMP "purge.stamp"    /* its mtime: the last purge */
 #define STOP_GRACE_MS 1000 /* how long stop lets attempts in flight finish */
@@ -112,6 +116,8 @@ struct slh_deliverer {
     int64_t version;
     int64_t version_checked;
     int64_t purge_checked; /* when the purge stamp was last looked at */
+    int64_t recovered_at;  /* when dead deliverers were last looked for */
+    struct slh_queue_owner owner; /* whose claims these are (queue.h) */
     char *db_path; /* the spool's database file, and the one sp has open */
     dev_t db_dev;
     ino_t db_ino;
@@ -199,6 +205,7 @@ write_spool(struct slh_deliverer *d,
 
 struct claim_args {
     const struct slh_dest *dest;
+    int64_t owner;
     int64_t now;
     size_t max;
     struct slh_claim *claims;
@@ -214,8 +221,9 @@ claim_task(struct slh_spool *sp, void *arg, struct slh_error *err)
     /* What a run of this task rolled back since had claimed. */
     for (size_t i = 0; i < *a->n; i++)
         slh_queue_claim_free(&a->claims[i]);
-    return slh_queue_claim(sp, a->dest->name, a->now, lease_ms(a->dest), a->max,
-                           a->claims, a->n, a->next_due, err);
+    return slh_queue_claim(sp, a->dest->name, a->owner, a->now,
+                           lease_ms(a->dest), a->max, a->claims, a->n,
+                           a->next_due, err);
 }
 
 /* slh_queue_claim() through write_spool(). */
@@ -224,7 +232,7 @@ claim(struct slh_deliverer *d, const struct slh_dest *dest, int64_t now,
       size_t max, struct slh_claim *claims, size_t *n, int64_t *next_due,
       struct slh_error *err)
 {
-    struct claim_args a = {dest, now, max, claims, n, next_due};
+    struct claim_args a = {dest, d->owner.token, now, max, claims, n, next_due};
     enum slh_err rc;
 
     *n = 0;
@@ -265,6 +273,50 @@ unclaim_task(struct slh_spool *sp, void *arg, struct slh_error *err)
     struct unclaim_args *a = arg;
 
     return slh_queue_unclaim(sp, a->dest, a->seqs, a->n, a->now, err);
+}
+
+struct take_back_args {
+    const struct slh_queue_owner *dead;
+    size_t n;
+    int64_t now;
+};
+
+static enum slh_err
+take_back_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+{
+    struct take_back_args *a = arg;
+
+    return slh_queue_take_back(sp, a->dead, a->n, a->now, NULL, err);
+}
+
+/*
+ * Takes back at once what dead deliverers had claimed (queue.h), rather
+ * than leaving it to their leases: at the first look of a run, then every
+ * RECOVER_EVERY_MS. True when rows may be due now. A take-back that fails
+ * leaves the lock files for the next look.
+ */
+static bool
+recover(struct slh_deliverer *d, int64_t now)
+{
+    struct slh_queue_owner dead[RECOVER_MAX];
+    size_t n;
+    enum slh_err rc;
+
+    if (now - d->recovered_at < RECOVER_EVERY_MS)
+        return false;
+    d->recovered_at = now;
+    n = slh_queue_owners_dead(d->cfg->spool, d->owner.token, dead, RECOVER_MAX);
+    if (n == 0)
+        return false;
+    rc = write_spool(d, take_back_task, &(struct take_back_args){dead, n, now},
+                     NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == SLH_OK)
+            slh_queue_owner_close(&dead[i], d->cfg->spool);
+        else
+            slh_queue_owner_drop(&dead[i]);
+    }
+    return rc == SLH_OK;
 }
 
 /* Queues the outcome of attempt c of ds for recording. status 0 with a
@@ -702,6 +754,10 @@ follow_spool(struct slh_deliverer *d)
     slh_spool_close(d->sp);
     d->sp = sp;
     note_spool(d);
+    /* A lock file in the directory that was replaced tells no one here. */
+    slh_queue_owner_close(&d->owner, d->cfg->spool);
+    (void)slh_queue_owner_open(&d->owner, d->cfg->spool, NULL);
+    d->recovered_at = 0; /* now */
     return true;
 }
 
@@ -752,6 +808,7 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
         d->ds[i].next_due = INT64_MIN;
     d->version = slh_queue_data_version(d->sp);
     d->version_checked = slh_now_ms();
+    d->recovered_at = 0; /* now */
     for (;;) {
         int64_t now = slh_now_ms();
         bool stopping = atomic_load(&d->stop);
@@ -759,6 +816,8 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
 
         if (!stopping)
             purge_now_and_then(d, now);
+        if (!stopping && recover(d, now))
+            look = true;
         if (!stopping && now - d->version_checked >= IDLE_POLL_MS) {
             int64_t v;
             if (follow_spool(d))
@@ -878,6 +937,7 @@ slh_deliverer_new(struct slh_deliverer **out, const struct slh_config *cfg,
     if (d == NULL)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
     d->cfg = cfg;
+    d->owner.fd = -1;
     atomic_init(&d->stop, false);
     atomic_init(&d->wake, false);
     d->rnd = (uint32_t)slh_now_ms() ^ ((uint32_t)getpid() << 16) ^
@@ -903,6 +963,10 @@ slh_deliverer_new(struct slh_deliverer **out, const struct slh_config *cfg,
     }
     snprintf(d->db_path, len, "%s/%s", cfg->spool, SLH_SPOOL_FILE);
     note_spool(d);
+    /* Without a lock file of its own (a full inode table, too many open
+     * files) it claims for no owner: what it holds when killed waits for
+     * the lease, as it always did. */
+    (void)slh_queue_owner_open(&d->owner, cfg->spool, NULL);
     d->multi = curl_multi_init();
     d->ds = calloc(cfg->n_dests > 0 ? cfg->n_dests : 1, sizeof(*d->ds));
     d->n_ds = cfg->n_dests;
@@ -966,6 +1030,8 @@ slh_deliverer_free(struct slh_deliverer *d)
     }
     if (d->multi != NULL)
         curl_multi_cleanup(d->multi);
+    /* Its claims are given back (run's end) or finished: nothing to take. */
+    slh_queue_owner_close(&d->owner, d->cfg->spool);
     slh_spool_close(d->sp);
     free(d->db_path);
     free(d->ds);

@@ -8,6 +8,13 @@
  * a file, and records each outcome: 2xx delivered; 410 dead at once; else a
  * retry on a backoff with jitter that honours Retry-After, until the
  * destination's max_age since receipt has passed, then dead.
+ *
+ * Each deliverer claims as an owner of its own (queue.h), made by
+ * slh_deliverer_new() and removed by slh_deliverer_free() (a deliverer that
+ * cannot make one claims for no owner, and relies on the lease alone). When
+ * a run starts, and every second while it runs, it takes back what dead
+ * deliverers of the spool had claimed, so a restarted one resumes at once
+ * what its killed predecessor held.
  */
 #ifndef SLH_DELIVER_H
 #define SLH_DELIVER_H

@@ -1,12 +1,24 @@
 #include "queue.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
+
+#define OWNER_TRIES 8 /* lock files made before giving up on one */
+#define LOCK_SUFFIX ".lock"
 
 static enum slh_err
 db_fail(sqlite3 *db, struct slh_error *err, const char *what)
@@ -110,6 +122,219 @@ out:
     return rc;
 }
 
+/* dir/claims, or with a token dir/claims/<token>.lock, into buf; false
+ * when it does not fit. */
+static bool
+claims_path(char *buf, size_t size, const char *dir, int64_t token)
+{
+    int n;
+
+    if (token == 0)
+        n = snprintf(buf, size, "%s/%s", dir, SLH_QUEUE_CLAIMS);
+    else
+        n = snprintf(buf, size, "%s/%s/%016" PRIx64 "%s", dir, SLH_QUEUE_CLAIMS,
+                     (uint64_t)token, LOCK_SUFFIX);
+    return n >= 0 && (size_t)n < size;
+}
+
+/* The token a lock file's name holds, 0 when it is no lock file's. */
+static int64_t
+token_of(const char *name)
+{
+    uint64_t t = 0;
+    size_t i;
+
+    for (i = 0; i < 16; i++) {
+        char c = name[i];
+        int v = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+        if (v < 0)
+            return 0;
+        t = t << 4 | (uint64_t)v;
+    }
+    if (strcmp(name + i, LOCK_SUFFIX) != 0 || t > INT64_MAX)
+        return 0;
+    return (int64_t)t;
+}
+
+/* Random, so that tokens never repeat across processes, boots and hosts
+ * sharing a spool's history; without getrandom() the pid and the clock
+ * make one unique enough, as O_EXCL catches any clash with a file still
+ * there. */
+static int64_t
+new_token(void)
+{
+    uint64_t t = 0;
+
+    if (getrandom(&t, sizeof(t), 0) != (ssize_t)sizeof(t)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = ((uint64_t)getpid() << 40) ^ (uint64_t)ts.tv_sec << 20 ^
+            (uint64_t)ts.tv_nsec;
+        t *= 0x9e3779b97f4a7c15u;
+    }
+    t &= (uint64_t)INT64_MAX;
+    return t != 0 ? (int64_t)t : 1;
+}
+
+/* Whether the file at path is the one open on fd. */
+static bool
+is_same_file(int fd, const char *path)
+{
+    struct stat a, b;
+
+    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+enum slh_err
+slh_queue_owner_open(struct slh_queue_owner *o, const char *dir,
+                     struct slh_error *err)
+{
+    char path[PATH_MAX];
+
+    o->token = 0;
+    o->fd = -1;
+    if (!claims_path(path, sizeof(path), dir, INT64_MAX))
+        return slh_error_set(err, SLH_EIO, "%s/%s: path too long", dir,
+                             SLH_QUEUE_CLAIMS);
+    claims_path(path, sizeof(path), dir, 0);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return slh_error_set(err, SLH_EIO, "%s: %s", path, strerror(errno));
+    for (int i = 0; i < OWNER_TRIES; i++) {
+        int64_t token = new_token();
+        int fd;
+
+        claims_path(path, sizeof(path), dir, token);
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST)
+            continue;
+        if (fd < 0)
+            return slh_error_set(err, SLH_EIO, "%s: %s", path, strerror(errno));
+        /* Between the open and the lock, a deliverer looking for the dead
+         * may take the lock of the new file and remove it: then the lock
+         * we get is on a file no one will look at, and we start over. */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && is_same_file(fd, path)) {
+            o->token = token;
+            o->fd = fd;
+            return SLH_OK;
+        }
+        if (is_same_file(fd, path))
+            (void)unlink(path);
+        close(fd);
+    }
+    claims_path(path, sizeof(path), dir, 0);
+    return slh_error_set(err, SLH_EIO, "%s: no lock file of our own", path);
+}
+
+void
+slh_queue_owner_close(struct slh_queue_owner *o, const char *dir)
+{
+    char path[PATH_MAX];
+
+    if (o == NULL || o->token == 0)
+        return;
+    /* Removed while still locked: whoever opens it before then finds it
+     * dead only after this, when its rows are given back already. */
+    if (claims_path(path, sizeof(path), dir, o->token))
+        (void)unlink(path);
+    slh_queue_owner_drop(o);
+}
+
+void
+slh_queue_owner_drop(struct slh_queue_owner *o)
+{
+    if (o == NULL || o->token == 0)
+        return;
+    if (o->fd >= 0)
+        close(o->fd);
+    o->token = 0;
+    o->fd = -1;
+}
+
+size_t
+slh_queue_owners_dead(const char *dir, int64_t self,
+                      struct slh_queue_owner *dead, size_t max)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    DIR *dp;
+    size_t n = 0;
+
+    if (!claims_path(path, sizeof(path), dir, 0))
+        return 0;
+    dp = opendir(path);
+    if (dp == NULL)
+        return 0;
+    while (n < max && (de = readdir(dp)) != NULL) {
+        int64_t token = token_of(de->d_name);
+        int fd;
+
+        if (token == 0 || token == self ||
+            !claims_path(path, sizeof(path), dir, token))
+            continue;
+        /* Read-only: flock needs no more, and a lock file another user
+         * made (root running `slhook deliver`) is still looked at. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd); /* alive, or another deliverer is burying it */
+            continue;
+        }
+        dead[n].token = token;
+        dead[n].fd = fd;
+        n++;
+    }
+    closedir(dp);
+    return n;
+}
+
+enum slh_err
+slh_queue_take_back(struct slh_spool *sp, const struct slh_queue_owner *dead,
+                    size_t n, int64_t now_ms, size_t *taken,
+                    struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    sqlite3_stmt *upd = NULL;
+    enum slh_err rc = SLH_OK;
+    size_t count = 0;
+    bool own;
+
+    if (taken != NULL)
+        *taken = 0;
+    if (n == 0)
+        return SLH_OK;
+    if (begin_tx(sp, "take back", &own, err) != SLH_OK)
+        return SLH_ESTORE;
+    /* owner = ?1 implies owner IS NOT NULL: the partial index serves. */
+    if (prepare(db,
+                "UPDATE delivery SET due = ?2,"
+                " attempts = MAX(attempts - 1, 0), owner = NULL"
+                " WHERE owner = ?1 AND state = 0",
+                &upd) != SQLITE_OK) {
+        rc = db_fail(db, err, "take back");
+        goto out;
+    }
+    sqlite3_bind_int64(upd, 2, now_ms);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(upd, 1, dead[i].token);
+        if (sqlite3_step(upd) != SQLITE_DONE) {
+            rc = db_fail(db, err, "take back");
+            goto out;
+        }
+        count += (size_t)sqlite3_changes(db);
+        sqlite3_reset(upd);
+    }
+out:
+    sqlite3_finalize(upd);
+    rc = end_tx(sp, own, rc, err);
+    if (rc == SLH_OK && taken != NULL)
+        *taken = count;
+    return rc;
+}
+
 static enum slh_err
 claim_row(sqlite3_stmt *sel, struct slh_claim *c, struct slh_error *err)
 {
@@ -135,9 +360,10 @@ claim_row(sqlite3_stmt *sel, struct slh_claim *c, struct slh_error *err)
 }
 
 enum slh_err
-slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
-                int64_t lease_ms, size_t max, struct slh_claim *claims,
-                size_t *n, int64_t *next_due, struct slh_error *err)
+slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t owner,
+                int64_t now_ms, int64_t lease_ms, size_t max,
+                struct slh_claim *claims, size_t *n, int64_t *next_due,
+                struct slh_error *err)
 {
     sqlite3 *db = slh_spool_db(sp);
     sqlite3_stmt *sel = NULL, *upd = NULL;
@@ -159,8 +385,8 @@ slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
             &sel) != SQLITE_OK ||
         slh_spool_prepare(
             sp,
-            "UPDATE delivery SET due = ?3, attempts = attempts + 1"
-            " WHERE dest = ?1 AND seq = ?2",
+            "UPDATE delivery SET due = ?3, attempts = attempts + 1,"
+            " owner = ?4 WHERE dest = ?1 AND seq = ?2",
             &upd) != SQLITE_OK) {
         rc = db_fail(db, err, "claim");
         goto out;
@@ -180,6 +406,8 @@ slh_queue_claim(struct slh_spool *sp, const char *dest, int64_t now_ms,
     }
     sqlite3_bind_text(upd, 1, dest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(upd, 3, now_ms + lease_ms);
+    if (owner != 0)
+        sqlite3_bind_int64(upd, 4, owner);
     for (size_t i = 0; i < got; i++) {
         sqlite3_bind_int64(upd, 2, claims[i].seq);
         if (sqlite3_step(upd) != SQLITE_DONE) {
@@ -229,7 +457,7 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
     if (slh_spool_prepare(
             sp,
             "UPDATE delivery SET state = ?3, due = ?4, last_status = ?5,"
-            " last_error = ?6,"
+            " last_error = ?6, owner = NULL,"
             " done = CASE WHEN ?3 = 0 THEN done ELSE ?7 END"
             " WHERE dest = ?1 AND seq = ?2 AND state = 0"
             " AND ?8 = (SELECT id FROM event WHERE seq = ?2)",
@@ -279,7 +507,7 @@ slh_queue_unclaim(struct slh_spool *sp, const char *dest, const int64_t *seqs,
         return SLH_ESTORE;
     if (slh_spool_prepare(sp,
                           "UPDATE delivery SET due = ?3,"
-                          " attempts = MAX(attempts - 1, 0)"
+                          " attempts = MAX(attempts - 1, 0), owner = NULL"
                           " WHERE dest = ?1 AND seq = ?2 AND state = 0",
                           &upd) != SQLITE_OK) {
         rc = db_fail(db, err, "unclaim");

@@ -4,8 +4,20 @@
  * IMMEDIATE transaction it takes up to k pending rows whose due time has
  * come and moves their due past the attempt (now + lease) while counting the
  * attempt. Racing deliverers, in threads or processes, therefore never take
- * the same row; the rows of one that crashed become due again when the lease
- * ends. Finishing records the outcome of each attempt.
+ * the same row. Finishing records the outcome of each attempt.
+ *
+ * A claimed row also names its owner: the claiming deliverer's token, whose
+ * lock file (SLH_QUEUE_CLAIMS/<token>.lock in the spool directory) it holds
+ * locked (flock) from before its first claim until it exits, when the kernel
+ * lets go of the lock however it exits. Another deliverer that can take that
+ * lock therefore knows the owner is dead, and takes back at once what it
+ * held (slh_queue_owners_dead(), slh_queue_take_back()): a restarted
+ * responder resumes the deliveries its killed predecessor had claimed
+ * without waiting out their lease. A live owner holds its lock, so no one
+ * takes its rows. The lease still covers the rest: an owner alive but stuck
+ * (a hung thread, a stopped process), a row claimed with no owner (a lock
+ * file that could not be made; a row leased before the spool's upgrade to
+ * version 3), and a lock file removed by hand.
  *
  * One use of the schema beyond spool.h's comment: for a pending row, done
  * holds the unix ms at which slh_queue_retry() revived it from the dead (NULL
@@ -84,37 +96,93 @@ enum slh_err slh_queue_setup(struct slh_spool *sp, struct slh_error *err);
  * stands or falls with it.
  */
 
+/* The directory of the deliverers' lock files, inside the spool's. */
+#define SLH_QUEUE_CLAIMS "claims"
+
+/* A deliverer's identity in the rows it claims, or a dead one's. */
+struct slh_queue_owner {
+    int64_t token; /* > 0; 0: none (rows claimed so are owned by no one) */
+    int fd;        /* holding the lock on its lock file; -1: none */
+};
+
+/*
+ * Makes *o a new owner in the spool directory dir: a random token, and its
+ * lock file made (the SLH_QUEUE_CLAIMS directory too, mode 0700) and locked,
+ * so that slh_queue_owners_dead() never counts it while o's process lives.
+ * Close-on-exec: a program the process runs does not keep it alive. On
+ * failure *o is {0, -1}, fit to claim with, and err says why (SLH_EIO).
+ */
+enum slh_err slh_queue_owner_open(struct slh_queue_owner *o, const char *dir,
+                                  struct slh_error *err);
+
+/*
+ * Removes o's lock file from dir and lets go of its lock; *o becomes
+ * {0, -1}. For an owner about to exit, whose claims are given back or
+ * finished, and for a dead one whose rows were taken back. {0, -1} is fine.
+ */
+void slh_queue_owner_close(struct slh_queue_owner *o, const char *dir);
+
+/*
+ * Lets go of o's lock and leaves its file, for the next look to find again
+ * (a take-back that failed). *o becomes {0, -1}.
+ */
+void slh_queue_owner_drop(struct slh_queue_owner *o);
+
+/*
+ * Looks for dead owners in the spool directory dir: lock files other than
+ * self's (a token, 0 for none) that no one holds. Each one found is locked
+ * now, by the caller, so that no other deliverer takes its rows back at the
+ * same time; dead[0..n) get up to max of them, n returned. Hand each to
+ * slh_queue_owner_close() once its rows are taken back, or to
+ * slh_queue_owner_drop(). A directory that cannot be read holds none.
+ */
+size_t slh_queue_owners_dead(const char *dir, int64_t self,
+                             struct slh_queue_owner *dead, size_t max);
+
+/*
+ * Gives back every pending row that the n owners claimed, as unclaim does:
+ * due at now_ms, the claimed attempt uncounted, owned by no one. *taken
+ * (may be NULL) gets how many rows.
+ */
+enum slh_err slh_queue_take_back(struct slh_spool *sp,
+                                 const struct slh_queue_owner *dead, size_t n,
+                                 int64_t now_ms, size_t *taken,
+                                 struct slh_error *err);
+
 /*
  * Claims up to max pending rows of destination dest that are due at now_ms
- * (earliest due first), leasing them until now_ms + lease_ms and counting an
- * attempt on each. claims[0..*n) are filled in (release each with
+ * (earliest due first), leasing them until now_ms + lease_ms to owner (a
+ * token of slh_queue_owner_open(), 0 for none) and counting an attempt on
+ * each. claims[0..*n) are filled in (release each with
  * slh_queue_claim_free()); *next_due (may be NULL) gets the earliest due of
  * dest's pending rows after the claim, leased ones included, or INT64_MAX
  * when none is pending. On failure nothing is claimed, *n is 0 and err says
  * why (SLH_ESTORE with SQLite's reason, SLH_ENOMEM).
  */
 enum slh_err slh_queue_claim(struct slh_spool *sp, const char *dest,
-                             int64_t now_ms, int64_t lease_ms, size_t max,
-                             struct slh_claim *claims, size_t *n,
+                             int64_t owner, int64_t now_ms, int64_t lease_ms,
+                             size_t max, struct slh_claim *claims, size_t *n,
                              int64_t *next_due, struct slh_error *err);
 
 /* Releases what c owns and zeroes it. NULL is fine. */
 void slh_queue_claim_free(struct slh_claim *c);
 
 /*
- * Records n outcomes in one transaction; now_ms stamps done on delivered
- * and dead rows. A row that is no longer pending (finished by a deliverer
- * whose lease it outlived) is left as it is, and so is one whose seq now
- * names an event other than id: the spool was replaced since the claim
- * (a writer reconnects to a new spool at the path), and seqs start over. On
- * failure nothing is recorded and err says why (SLH_ESTORE).
+ * Records n outcomes in one transaction, each row then owned by no one;
+ * now_ms stamps done on delivered and dead rows. A row that is no longer
+ * pending (finished by a deliverer whose lease it outlived) is left as it is,
+ * and so is one whose seq now names an event other than id: the spool was
+ * replaced since the claim (a writer reconnects to a new spool at the path),
+ * and seqs start over. On failure nothing is recorded and err says why
+ * (SLH_ESTORE).
  */
 enum slh_err slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o,
                               size_t n, int64_t now_ms, struct slh_error *err);
 
 /*
  * Gives back n claimed rows of dest (seqs) that were not attempted after
- * all, a deliverer stopping: due at now_ms, the claimed attempt uncounted.
+ * all, a deliverer stopping: due at now_ms, the claimed attempt uncounted,
+ * owned by no one.
  */
 enum slh_err slh_queue_unclaim(struct slh_spool *sp, const char *dest,
                                const int64_t *seqs, size_t n, int64_t now_ms,

@@ -41,8 +41,10 @@ static const char schema_sql[] =
     " last_status INTEGER,"
     " last_error TEXT,"
     " done INTEGER,"
+    " owner INTEGER,"
     " PRIMARY KEY (dest, seq)) WITHOUT ROWID;"
     "CREATE INDEX delivery_due ON delivery(dest, state, due);"
+    "CREATE INDEX delivery_owner ON delivery(owner) WHERE owner IS NOT NULL;"
     "PRAGMA user_version = " STR(SLH_SPOOL_VERSION) ";";
 
 /* ON CONFLICT rather than INSERT OR IGNORE: OR IGNORE would also swallow a
@@ -66,6 +68,14 @@ static const char upgrade_1_sql[] =
 /* An event stored under the id an older slhook gave it (event.h). */
 static const char find_legacy_sql[] =
     "SELECT 1 FROM event WHERE at = ?1 AND id = ?2";
+
+/* Version 2 had no owner: its leased rows keep their lease, owned by no
+ * one. Adding a column with no default rewrites nothing, and the index
+ * starts empty. */
+static const char upgrade_2_sql[] =
+    "ALTER TABLE delivery ADD COLUMN owner INTEGER;"
+    "CREATE INDEX delivery_owner ON delivery(owner) WHERE owner IS NOT NULL;"
+    "PRAGMA user_version = 3;";
 
 static const char insert_delivery_sql[] =
     "INSERT INTO delivery(dest, seq, state, due, attempts)"
@@ -447,8 +457,9 @@ sql_event_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     json_decref(obj);
 }
 
-/* Creates the schema of a new spool (version 0), or upgrades version 1, with
- * the SQL function its upgrade needs registered for the while. */
+/* Creates the schema of a new spool (version 0), or upgrades an older one a
+ * step at a time, version 1 with the SQL function its step needs registered
+ * for the while. */
 static enum slh_err
 make_schema(struct slh_spool *sp, sqlite3_int64 version, struct slh_error *err)
 {
@@ -456,14 +467,18 @@ make_schema(struct slh_spool *sp, sqlite3_int64 version, struct slh_error *err)
 
     if (version == 0)
         return schema_step(sp, 0, schema_sql, err);
-    if (sqlite3_create_function(sp->db, "slhook_event_at", 1,
-                                SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
-                                sql_event_at, NULL, NULL) != SQLITE_OK)
-        return db_error(sp->db, sp->path, err);
-    e = schema_step(sp, 1, upgrade_1_sql, err);
-    sqlite3_create_function(sp->db, "slhook_event_at", 1, SQLITE_UTF8, NULL,
-                            NULL, NULL, NULL);
-    return e;
+    if (version == 1) {
+        if (sqlite3_create_function(sp->db, "slhook_event_at", 1,
+                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                    sql_event_at, NULL, NULL) != SQLITE_OK)
+            return db_error(sp->db, sp->path, err);
+        e = schema_step(sp, 1, upgrade_1_sql, err);
+        sqlite3_create_function(sp->db, "slhook_event_at", 1, SQLITE_UTF8, NULL,
+                                NULL, NULL, NULL);
+        if (e != SLH_OK)
+            return e;
+    }
+    return schema_step(sp, 2, upgrade_2_sql, err);
 }
 
 static int
@@ -573,7 +588,7 @@ open_db(struct slh_spool *sp, struct slh_error *err)
         pragma_query(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
             SQLITE_OK)
         goto fail;
-    if (version == 0 || version == 1) {
+    if (version >= 0 && version < SLH_SPOOL_VERSION) {
         e = make_schema(sp, version, err);
         if (e != SLH_OK)
             goto out;

@@ -26,8 +26,14 @@
  *            last_status INTEGER,      -- HTTP status of the last attempt
  *            last_error TEXT,          -- why the last attempt failed
  *            done INTEGER,             -- unix ms delivered or declared dead
+ *            owner INTEGER,            -- while leased: the claiming
+ *                                      -- deliverer's token, whose lock file
+ *                                      -- tells whether it still lives
+ *                                      -- (queue.h); NULL otherwise
  *            PRIMARY KEY (dest, seq)) WITHOUT ROWID
  *   index delivery_due ON delivery(dest, state, due)  -- "what is due for X"
+ *   index delivery_owner ON delivery(owner) WHERE owner IS NOT NULL
+ *                                      -- "what did this dead one hold"
  *
  * PRAGMA user_version holds the schema version (SLH_SPOOL_VERSION).
  * The secret key is never written to the spool.
@@ -45,7 +51,8 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-#define SLH_SPOOL_VERSION 2 /* 1 (no at, id UNIQUE) is upgraded on open */
+/* Older versions are upgraded on open: 1 (no at, id UNIQUE), 2 (no owner). */
+#define SLH_SPOOL_VERSION 3
 #define SLH_SPOOL_FILE "slhook.db"  /* inside the spool directory */
 #define SLH_SPOOL_LOCK "write.lock" /* the writers' lock, beside it */
 
@@ -56,7 +63,7 @@ struct slh_spool; /* opaque; one per thread (a SQLite connection) */
 /*
  * Opens the spool in directory dir, creating the directory (mode 0700) and
  * the database (mode 0600, WAL, synchronous=FULL, busy timeout) and schema
- * as needed; a version 1 spool is upgraded in place, in one transaction.
+ * as needed; an older version is upgraded in place, one transaction a step.
  * *out is a new handle, released with slh_spool_close(). On
  * failure *out is NULL and err says why, naming the path.
  */

@@ -13,7 +13,7 @@
       event of the request to the ok-log at once. Prints a summary line.
 
   load_client.py tally --ok-log FILE --receiver-log FILE --dest NAME
-                 [--file FILE --file-types T,T] [--spool DB]
+                 [--file FILE --file-types T,T] [--spool DB] [--since T]
       Counts what the crash test reports: events answered 200, delivered
       (unique webhook-id among the receiver's records for destination NAME,
       tests/receiver.py logging a post once it has read the whole body;
@@ -21,8 +21,11 @@
       lost (a 200'd event missing from a destination that wants it),
       duplicates (posts or lines beyond the first), torn lines; with
       --spool, the 200'd events missing from the spool and the delivery
-      rows not delivered, dead, or attempted more than once. Prints "key
-      value" lines; exit 1 when anything is lost.
+      rows not delivered, dead, or attempted more than once. With --since
+      (unix seconds), for the hook: the seconds from T to the first post
+      of the 200'd event that got there last, and how many first got
+      there more than 10 s after T ("late": those a restart left waiting).
+      Prints "key value" lines; exit 1 when anything is lost.
 """
 import argparse
 import collections
@@ -143,14 +146,15 @@ def cmd_tally(a):
             acked[mid] = typ
     recs, torn_recv = read_jsonl(a.receiver_log)
     posts = collections.Counter()
-    hook = set()
+    hook = {}  # MessageId: when first posted
     for r in recs:
         if r.get("name") != a.dest:
             continue
         wid = r["headers"].get("webhook-id", "")
         posts[wid] += 1
         try:
-            hook.add(json.loads(r["body"])["MessageId"])
+            mid = json.loads(r["body"])["MessageId"]
+            hook[mid] = min(hook.get(mid, r["time"]), r["time"])
         except (ValueError, KeyError):
             pass
     out = collections.OrderedDict()
@@ -159,6 +163,10 @@ def cmd_tally(a):
     out["hook_duplicates"] = sum(posts.values()) - len(posts)
     lost_hook = [m for m in acked if m not in hook]
     out["hook_lost"] = len(lost_hook)
+    if a.since is not None:
+        got = [hook[m] for m in acked if m in hook]
+        out["hook_last_after"] = "%.1f" % (max(got) - a.since if got else 0)
+        out["hook_late"] = sum(1 for t in got if t > a.since + 10)
     lost_file = []
     if a.file:
         types = set(a.file_types.split(",")) if a.file_types else None
@@ -215,6 +223,7 @@ def main():
     t.add_argument("--file")
     t.add_argument("--file-types")
     t.add_argument("--spool")
+    t.add_argument("--since", type=float)
     a = p.parse_args()
     return {"load": cmd_load, "tally": cmd_tally}[a.cmd](a)
 

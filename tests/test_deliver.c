@@ -2,7 +2,8 @@
  * (tests/receiver.py, which checks signatures with Python's hmac module):
  * routing by filter, bodies and headers, file destinations, down then up,
  * flapping, 410 and retry, Retry-After, max_age, a hanging destination,
- * redirects, two deliverers racing, and slh_deliver_post(). */
+ * redirects, two deliverers racing, a dead deliverer's claims taken back,
+ * and slh_deliver_post(). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -954,6 +955,90 @@ out:
     teardown(&s);
 }
 
+/* n rows of dest claimed by a new owner that then dies (its lock let go,
+ * its file left, as a SIGKILL leaves them), leased for a minute. */
+static bool
+claim_and_die(struct setup *s, const char *dest, size_t n)
+{
+    struct slh_queue_owner o;
+    struct slh_claim c[64];
+    struct slh_error err = {0};
+    size_t got = 0;
+    bool ok;
+
+    ok = CHECK(slh_queue_owner_open(&o, s->spool, &err) == SLH_OK, "owner: %s",
+               err.text) &&
+         CHECK(slh_queue_claim(s->sp, dest, o.token, slh_now_ms(), 60000, n, c,
+                               &got, NULL, &err) == SLH_OK &&
+                   got == n,
+               "claimed %zu of %zu: %s", got, n, err.text);
+    for (size_t i = 0; i < got; i++)
+        slh_queue_claim_free(&c[i]);
+    slh_queue_owner_drop(&o);
+    return ok;
+}
+
+/* What a killed deliverer had claimed is delivered at once, not after its
+ * lease: by a deliverer starting (deliver --once, a restarted responder),
+ * and by one already running, which looks every second; a live owner's
+ * claims are left alone. */
+static void
+test_dead_owner(void)
+{
+    struct setup s;
+    struct runner r;
+    struct slh_queue_owner live = {0, -1};
+    struct slh_claim c[5];
+    struct slh_error err = {0};
+    size_t got = 0;
+    int64_t took;
+    char path[256];
+
+    if (!setup(&s, "[destination dead]\n"
+                   "url = http://127.0.0.1:{port}/dead\n"))
+        goto out;
+    put_synthetic(&s, 25);
+    if (!claim_and_die(&s, "dead", 20) ||
+        !CHECK(slh_queue_owner_open(&live, s.spool, &err) == SLH_OK &&
+                   slh_queue_claim(s.sp, "dead", live.token, slh_now_ms(),
+                                   60000, 5, c, &got, NULL, &err) == SLH_OK &&
+                   got == 5,
+               "a live owner claims 5: %s", err.text))
+        goto out;
+    for (size_t i = 0; i < got; i++)
+        slh_queue_claim_free(&c[i]);
+    run_once(&s, &r);
+    CHECK(stats(&s, "dead").delivered == 20 && stats(&s, "dead").pending == 5,
+          "a starting deliverer delivered the dead one's 20 (%" PRId64
+          "), left the live one's 5",
+          stats(&s, "dead").delivered);
+    snprintf(path, sizeof(path), "%s/%s", s.spool, SLH_QUEUE_CLAIMS);
+    {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "test $(ls '%s' | wc -l) -eq 1", path);
+        CHECK(system(cmd) == 0, "the dead one's lock file removed");
+    }
+    /* A running deliverer, idle, while another dies holding claims. */
+    if (!start_runner(&r, &s, false))
+        goto out;
+    put_synthetic(&s, 10);
+    WAIT_FOR(&s, "dead", delivered, 30, 5000);
+    slh_queue_owner_close(&live, s.spool); /* gives its 5 to no one */
+    put_synthetic(&s, 8);
+    if (claim_and_die(&s, "dead", 8)) {
+        took = WAIT_FOR(&s, "dead", delivered, 38, 10000);
+        CHECK(stats(&s, "dead").delivered == 38 && took < 5000,
+              "a running deliverer took the next dead one's 8 back in %" PRId64
+              " ms",
+              took);
+    }
+    finish_runner(&r);
+    CHECK(stats(&s, "dead").pending == 5, "the live one's 5 still leased");
+out:
+    slh_queue_owner_close(&live, s.spool);
+    teardown(&s);
+}
+
 static void
 test_post(void)
 {
@@ -1097,6 +1182,7 @@ main(void)
     test_hanging();
     test_redirect();
     test_two_deliverers();
+    test_dead_owner();
     test_torn_tail();
     test_post();
     test_write_through();

@@ -1,12 +1,16 @@
 /* test_queue: the delivering side of the spool, through queue.h: claims and
  * their leases, outcomes, stats, dead letters brought back, two claimers
- * racing, and the retry policy. */
+ * racing, the claims of dead owners taken back, and the retry policy. */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -156,8 +160,8 @@ test_claim_finish_stats(void)
           "setup: synchronous=NORMAL, a 256 KiB page cache");
 
     /* Everything is due for a; its claim leases every row. */
-    CHECK(slh_queue_claim(sp, "a", T0, LEASE, MAX_EVENTS, c, &n, &next, &err) ==
-              SLH_OK,
+    CHECK(slh_queue_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, &next,
+                          &err) == SLH_OK,
           "claim: %s", err.text);
     CHECK(n == n_events, "claimed %zu of %zu", n, n_events);
     CHECK(next == T0 + LEASE, "next due is the lease's end: %" PRId64,
@@ -174,19 +178,19 @@ test_claim_finish_stats(void)
     free_claims(c, n);
 
     /* Leased: nobody else gets them until the lease ends. */
-    CHECK(slh_queue_claim(sp, "a", T0 + LEASE - 1, LEASE, MAX_EVENTS, c, &n,
+    CHECK(slh_queue_claim(sp, "a", 0, T0 + LEASE - 1, LEASE, MAX_EVENTS, c, &n,
                           NULL, &err) == SLH_OK &&
               n == 0,
           "leased rows are not claimed again (%zu)", n);
     /* A crashed deliverer's rows come back after the lease. */
-    CHECK(slh_queue_claim(sp, "a", T0 + LEASE, LEASE, MAX_EVENTS, c, &n, NULL,
-                          &err) == SLH_OK &&
+    CHECK(slh_queue_claim(sp, "a", 0, T0 + LEASE, LEASE, MAX_EVENTS, c, &n,
+                          NULL, &err) == SLH_OK &&
               n == n_events && c[0].attempts == 2,
           "after the lease: %zu rows, attempt %d", n,
           n > 0 ? c[0].attempts : -1);
 
     /* b wants only Failed events. */
-    CHECK(slh_queue_claim(sp, "b", T0, LEASE, MAX_EVENTS, c + n, &n2, NULL,
+    CHECK(slh_queue_claim(sp, "b", 0, T0, LEASE, MAX_EVENTS, c + n, &n2, NULL,
                           &err) == SLH_OK &&
               n2 == count_type("Failed"),
           "b's filter: %zu claimed, %zu Failed", n2, count_type("Failed"));
@@ -234,14 +238,14 @@ test_claim_finish_stats(void)
 
     /* Given-back rows are due at once with their attempt uncounted; the
      * retrying one waits for its due time. */
-    CHECK(slh_queue_claim(sp, "a", T0 + LEASE + 5, LEASE, MAX_EVENTS, c, &n,
+    CHECK(slh_queue_claim(sp, "a", 0, T0 + LEASE + 5, LEASE, MAX_EVENTS, c, &n,
                           &next, &err) == SLH_OK &&
               n == n_events - 3 && c[0].attempts == 2,
           "given back: %zu rows, attempt %d", n, n > 0 ? c[0].attempts : -1);
     CHECK(next == T0 + 2 * LEASE + 5, "next due %" PRId64, next - T0);
     free_claims(c, n);
-    CHECK(slh_queue_claim(sp, "a", T0 + 3 * LEASE, 1, MAX_EVENTS, c, &n, NULL,
-                          &err) == SLH_OK &&
+    CHECK(slh_queue_claim(sp, "a", 0, T0 + 3 * LEASE, 1, MAX_EVENTS, c, &n,
+                          NULL, &err) == SLH_OK &&
               n >= 1,
           "the retrying row is due at its time");
     {
@@ -272,7 +276,7 @@ test_claim_finish_stats(void)
               st.pending == (int64_t)n_events - 1,
           "after retry: dead %" PRId64 " pending %" PRId64, st.dead,
           st.pending);
-    CHECK(slh_queue_claim(sp, "a", T0 + 5 * LEASE, LEASE, MAX_EVENTS, c, &n,
+    CHECK(slh_queue_claim(sp, "a", 0, T0 + 5 * LEASE, LEASE, MAX_EVENTS, c, &n,
                           NULL, &err) == SLH_OK,
           "claim after retry");
     {
@@ -324,8 +328,8 @@ race(void *arg)
     r->ok = slh_spool_open(&sp, r->spool, NULL) == SLH_OK;
     pthread_barrier_wait(&race_start);
     while (r->ok) {
-        r->ok =
-            slh_queue_claim(sp, "a", T0, LEASE, 4, c, &n, NULL, NULL) == SLH_OK;
+        r->ok = slh_queue_claim(sp, "a", 0, T0, LEASE, 4, c, &n, NULL, NULL) ==
+                SLH_OK;
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++)
@@ -520,7 +524,8 @@ test_purge(void)
     CHECK(stored >= 15, "fixture events stored: %lld", (long long)stored);
 
     /* Every event delivered to a, at T0; b: first one dead, rest pending. */
-    CHECK(slh_queue_claim(sp, "a", T0, 1000, 64, c, &n, NULL, &err) == SLH_OK &&
+    CHECK(slh_queue_claim(sp, "a", 0, T0, 1000, 64, c, &n, NULL, &err) ==
+                  SLH_OK &&
               (int64_t)n == stored,
           "claim a: %zu %s", n, err.text);
     for (size_t i = 0; i < n; i++) {
@@ -533,7 +538,8 @@ test_purge(void)
     CHECK(slh_queue_finish(sp, o, n, T0, &err) == SLH_OK, "finish a: %s",
           err.text);
     free_claims(c, n);
-    CHECK(slh_queue_claim(sp, "b", T0, 1000, 1, c, &n, NULL, &err) == SLH_OK &&
+    CHECK(slh_queue_claim(sp, "b", 0, T0, 1000, 1, c, &n, NULL, &err) ==
+                  SLH_OK &&
               n == 1,
           "claim b");
     memset(&o[0], 0, sizeof(o[0]));
@@ -562,7 +568,7 @@ test_purge(void)
           "every event kept while b holds it");
 
     /* b delivers all but its dead letter: those events go, it stays. */
-    CHECK(slh_queue_claim(sp, "b", T0 + day, 1000, 64, c, &n, NULL, &err) ==
+    CHECK(slh_queue_claim(sp, "b", 0, T0 + day, 1000, 64, c, &n, NULL, &err) ==
                   SLH_OK &&
               (int64_t)n == stored - 1,
           "claim b's pending: %zu", n);
@@ -604,7 +610,7 @@ test_finish_names_event(void)
     if (!fixture_spool(&cfg, &sp, "names",
                        "[destination a]\nurl = http://127.0.0.1:9/a\n"))
         goto out;
-    if (!CHECK(slh_queue_claim(sp, "a", T0, LEASE, MAX_EVENTS, c, &n, NULL,
+    if (!CHECK(slh_queue_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, NULL,
                                &err) == SLH_OK &&
                    n >= 2,
                "claim: %zu %s", n, err.text))
@@ -632,6 +638,240 @@ out:
     slh_config_free(&cfg);
 }
 
+/* How many of dest's pending rows name owner (0: none) and are leased
+ * (due after at). */
+static int64_t
+owned(struct slh_spool *sp, int64_t owner, int64_t at)
+{
+    char sql[200];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM delivery WHERE state = 0 AND due > %" PRId64
+             " AND owner IS %s%" PRId64,
+             at, owner != 0 ? "" : "NULL AND 0 = ", owner);
+    return sql_int(slh_spool_db(sp), sql);
+}
+
+static bool
+is_file(const char *dir_, int64_t token)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s/%s/%016" PRIx64 ".lock", dir_,
+             SLH_QUEUE_CLAIMS, (uint64_t)token);
+    return access(path, F_OK) == 0;
+}
+
+/* A child process that makes an owner in spool, says its token on the
+ * pipe, and lives until killed: a deliverer alive in another process. */
+static pid_t
+live_owner(const char *spool, int64_t *token)
+{
+    int fds[2];
+    pid_t pid;
+
+    *token = 0;
+    if (pipe(fds) != 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        struct slh_queue_owner o;
+        close(fds[0]);
+        if (slh_queue_owner_open(&o, spool, NULL) == SLH_OK &&
+            write(fds[1], &o.token, sizeof(o.token)) ==
+                (ssize_t)sizeof(o.token))
+            for (;;)
+                pause();
+        _exit(1);
+    }
+    close(fds[1]);
+    if (pid < 0 ||
+        read(fds[0], token, sizeof(*token)) != (ssize_t)sizeof(*token))
+        *token = 0;
+    close(fds[0]);
+    return pid;
+}
+
+/*
+ * The owners of claims: a deliverer that dies (its lock let go, by closing
+ * its fd or by being killed) has its claims taken back at once by the next
+ * one that looks, claimable again before their lease ends; a live owner's
+ * (its lock held, in another process or by another open file in this one)
+ * are left alone; finishing and giving back clear the owner.
+ */
+static void
+test_owners(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_queue_owner a = {0, -1}, b = {0, -1}, c = {0, -1};
+    struct slh_queue_owner dead[4];
+    struct slh_claim cl[MAX_EVENTS];
+    struct slh_outcome o;
+    char spool[128], path[256];
+    size_t n = 0, n_dead, taken = 99;
+    int64_t child_token = 0;
+    pid_t child = -1;
+    struct stat st;
+
+    snprintf(spool, sizeof(spool), "%s/owners", dir);
+    if (!fixture_spool(&cfg, &sp, "owners",
+                       "[destination a]\nurl = http://127.0.0.1:9/a\n"))
+        goto out;
+    CHECK(slh_queue_owner_open(&a, spool, &err) == SLH_OK && a.token > 0 &&
+              a.fd >= 0,
+          "owner a: %s", err.text);
+    CHECK(slh_queue_owner_open(&b, spool, &err) == SLH_OK && b.token > 0 &&
+              b.token != a.token,
+          "owner b, another token: %s", err.text);
+    snprintf(path, sizeof(path), "%s/%s", spool, SLH_QUEUE_CLAIMS);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700,
+          "claims directory, mode 0700");
+    snprintf(path, sizeof(path), "%s/%s/%016" PRIx64 ".lock", spool,
+             SLH_QUEUE_CLAIMS, (uint64_t)a.token);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
+          "a's lock file, mode 0600");
+    CHECK(fcntl(a.fd, F_GETFD) & FD_CLOEXEC, "close-on-exec");
+    /* Not lock files: left alone. */
+    snprintf(path, sizeof(path), "%s/%s/notes.txt", spool, SLH_QUEUE_CLAIMS);
+    close(open(path, O_CREAT | O_WRONLY, 0600));
+    snprintf(path, sizeof(path), "%s/%s/12ab.lock", spool, SLH_QUEUE_CLAIMS);
+    close(open(path, O_CREAT | O_WRONLY, 0600));
+
+    /* a claims 3 rows, which name it. */
+    CHECK(slh_queue_claim(sp, "a", a.token, T0, LEASE, 3, cl, &n, NULL, &err) ==
+                  SLH_OK &&
+              n == 3,
+          "a claims 3: %zu %s", n, err.text);
+    CHECK(owned(sp, a.token, T0) == 3, "3 rows owned by a");
+    free_claims(cl, n);
+    /* Alive (its lock held by another open file of this process): no one
+     * takes them, and b does not count itself. */
+    CHECK(slh_queue_owners_dead(spool, b.token, dead, 4) == 0,
+          "a alive, b itself: no one dead");
+    /* a dies: its lock let go, its file left behind. */
+    slh_queue_owner_drop(&a);
+    CHECK(a.token == 0 && a.fd == -1, "dropped");
+    n_dead = slh_queue_owners_dead(spool, b.token, dead, 4);
+    if (CHECK(n_dead == 1, "a found dead: %zu", n_dead)) {
+        int64_t a_token = dead[0].token;
+        /* While b buries it, no one else finds it dead. */
+        CHECK(slh_queue_owners_dead(spool, 0, dead + 1, 3) == 0,
+              "being buried: not found twice");
+        CHECK(slh_queue_take_back(sp, dead, 1, T0 + 5, &taken, &err) ==
+                      SLH_OK &&
+                  taken == 3,
+              "a's 3 rows taken back: %zu %s", taken, err.text);
+        CHECK(owned(sp, a_token, 0) == 0 && owned(sp, 0, T0 + 5) == 0,
+              "a owns nothing, nothing leased");
+        CHECK(sql_int(slh_spool_db(sp),
+                      "SELECT count(*) FROM delivery WHERE attempts > 0") == 0,
+              "the attempts a claimed are uncounted");
+        slh_queue_owner_close(&dead[0], spool);
+        CHECK(!is_file(spool, a_token), "a's lock file removed");
+        CHECK(slh_queue_owners_dead(spool, b.token, dead, 4) == 0,
+              "buried: no one dead");
+    }
+    /* Claimable at once, long before a's lease would have ended. */
+    CHECK(slh_queue_claim(sp, "a", b.token, T0 + 10, LEASE, MAX_EVENTS, cl, &n,
+                          NULL, &err) == SLH_OK &&
+              n == n_events,
+          "b claims all %zu at once: %zu %s", n_events, n, err.text);
+    CHECK(owned(sp, b.token, T0 + 10) == (int64_t)n_events, "all b's");
+
+    /* b finishes one row and gives back another: both no longer b's. */
+    memset(&o, 0, sizeof(o));
+    o.dest = "a";
+    o.seq = cl[0].seq;
+    memcpy(o.id, cl[0].id, sizeof(o.id));
+    o.state = SLH_PENDING;
+    o.due = T0 + 500;
+    CHECK(slh_queue_finish(sp, &o, 1, T0 + 20, &err) == SLH_OK, "finish: %s",
+          err.text);
+    CHECK(slh_queue_unclaim(sp, "a", &cl[1].seq, 1, T0 + 20, &err) == SLH_OK,
+          "unclaim: %s", err.text);
+    CHECK(owned(sp, b.token, 0) == (int64_t)n_events - 2 &&
+              sql_int(slh_spool_db(sp), "SELECT count(*) FROM delivery WHERE "
+                                        "owner IS NULL") == 2,
+          "finished and given back: owned by no one");
+    free_claims(cl, n);
+
+    /* A live owner in another process: its rows are not taken, until it is
+     * killed. */
+    child = live_owner(spool, &child_token);
+    if (!CHECK(child > 0 && child_token > 0, "live owner in a child"))
+        goto out;
+    CHECK(sqlite3_exec(slh_spool_db(sp),
+                       "UPDATE delivery SET owner = NULL, due = 0", NULL, NULL,
+                       NULL) == SQLITE_OK,
+          "every row due, no one's");
+    CHECK(slh_queue_claim(sp, "a", child_token, T0 + 30, LEASE, 4, cl, &n, NULL,
+                          &err) == SLH_OK &&
+              n == 4,
+          "the child's 4 claims: %s", err.text);
+    free_claims(cl, n);
+    CHECK(slh_queue_owner_open(&c, spool, &err) == SLH_OK, "owner c: %s",
+          err.text);
+    CHECK(slh_queue_owners_dead(spool, c.token, dead, 4) == 0,
+          "the child and b alive: no one dead");
+    CHECK(owned(sp, child_token, T0 + 30) == 4, "the child's rows untouched");
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    child = -1;
+    n_dead = slh_queue_owners_dead(spool, c.token, dead, 4);
+    if (CHECK(n_dead == 1 && dead[0].token == child_token,
+              "the killed child found dead: %zu", n_dead)) {
+        CHECK(slh_queue_take_back(sp, dead, n_dead, T0 + 40, &taken, &err) ==
+                      SLH_OK &&
+                  taken == 4,
+              "its 4 taken back: %zu %s", taken, err.text);
+        slh_queue_owner_close(&dead[0], spool);
+    }
+    CHECK(owned(sp, b.token, 0) == 0 && owned(sp, child_token, 0) == 0,
+          "b's untouched (none), the child's gone");
+    CHECK(slh_queue_claim(sp, "a", c.token, T0 + 41, LEASE, MAX_EVENTS, cl, &n,
+                          NULL, &err) == SLH_OK &&
+              n == n_events,
+          "all claimable by c at once: %zu", n);
+    free_claims(cl, n);
+
+    /* Closing removes one's own file. */
+    {
+        int64_t bt = b.token;
+        slh_queue_owner_close(&b, spool);
+        CHECK(!is_file(spool, bt) && b.token == 0 && b.fd == -1,
+              "b closed: file removed");
+    }
+    slh_queue_owner_close(&c, spool);
+    snprintf(path, sizeof(path), "%s/%s/12ab.lock", spool, SLH_QUEUE_CLAIMS);
+    CHECK(access(path, F_OK) == 0, "a file not named as ours is left alone");
+    /* A zeroed owner, and one that failed to open, are fine to close. */
+    {
+        struct slh_queue_owner z = {0};
+        slh_queue_owner_close(&z, spool);
+        slh_queue_owner_drop(&z);
+        slh_queue_owner_close(NULL, spool);
+        snprintf(path, sizeof(path), "%s/no/such/dir", dir);
+        slh_error_clear(&err);
+        CHECK(slh_queue_owner_open(&z, path, &err) == SLH_EIO && z.token == 0 &&
+                  z.fd == -1 && err.text[0] != '\0',
+              "no directory: %s", err.text);
+        CHECK(slh_queue_owners_dead(path, 0, dead, 4) == 0,
+              "no directory: no one dead");
+    }
+out:
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    slh_queue_owner_close(&a, spool);
+    slh_queue_owner_close(&b, spool);
+    slh_queue_owner_close(&c, spool);
+    slh_spool_close(sp);
+    slh_config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -649,6 +889,7 @@ main(void)
     test_decide();
     test_purge();
     test_finish_names_event();
+    test_owners();
     for (size_t i = 0; i < n_events; i++)
         free(events[i].body);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

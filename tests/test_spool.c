@@ -374,9 +374,17 @@ test_open(void)
                         "SELECT group_concat(name, ',') FROM "
                         "pragma_table_info('delivery')",
                         buf, sizeof(buf)),
-                 "dest,seq,state,due,attempts,last_status,last_error,done") ==
-              0,
+                 "dest,seq,state,due,attempts,last_status,last_error,done,"
+                 "owner") == 0,
           "delivery columns %s", buf);
+    CHECK(sql_int(db, "SELECT count(*) FROM pragma_index_list('delivery') "
+                      "WHERE name = 'delivery_owner' AND partial = 1") == 1 &&
+              strcmp(q_text(db,
+                            "SELECT group_concat(name, ',') FROM "
+                            "pragma_index_info('delivery_owner')",
+                            buf, sizeof(buf)),
+                     "owner") == 0,
+          "delivery_owner: partial, on %s", buf);
 
     /* A second handle while the first is open, and reopening. */
     CHECK(slh_spool_open(&sp2, dir, &err) == SLH_OK, "second open: %s",
@@ -394,16 +402,22 @@ test_open(void)
     {
         sqlite3 *raw = NULL;
         sqlite3_open(path, &raw);
-        sqlite3_exec(raw, "PRAGMA user_version = 3", NULL, NULL, NULL);
+        char newer[64];
+        snprintf(newer, sizeof(newer), "PRAGMA user_version = %d",
+                 SLH_SPOOL_VERSION + 1);
+        sqlite3_exec(raw, newer, NULL, NULL, NULL);
         sqlite3_close(raw);
         slh_error_clear(&err);
         sp = (struct slh_spool *)1;
+        snprintf(newer, sizeof(newer), "version %d", SLH_SPOOL_VERSION + 1);
         CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE &&
-                  contains(err.text, "version 3") && contains(err.text, path),
+                  contains(err.text, newer) && contains(err.text, path),
               "newer schema refused: %s", err.text);
         CHECK(sp == NULL, "failed open leaves *out NULL");
         sqlite3_open(path, &raw);
-        sqlite3_exec(raw, "PRAGMA user_version = 2", NULL, NULL, NULL);
+        snprintf(newer, sizeof(newer), "PRAGMA user_version = %d",
+                 SLH_SPOOL_VERSION);
+        sqlite3_exec(raw, newer, NULL, NULL, NULL);
         sqlite3_close(raw);
     }
 
@@ -1187,6 +1201,9 @@ test_upgrade(void)
               "its delivery kept");
         CHECK(strcmp(event_unique_on(db, buf, sizeof(buf)), "at,id") == 0,
               "unique on %s, not on id alone", buf);
+        CHECK(sql_int(db, "SELECT count(*) FROM pragma_table_info('delivery')"
+                          " WHERE name = 'owner'") == 1,
+              "and on to version 3: delivery has an owner");
         CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 0,
               "an event stored before the upgrade is a duplicate: %zu (%s)",
               n_new, err.text);
@@ -1202,6 +1219,77 @@ test_upgrade(void)
     slh_batch_free(&b);
     free(body);
     free(text);
+}
+
+/* A spool of schema version 2 (no owner), with a row leased by a deliverer
+ * of that version, upgraded on open: every row kept as it was, the leased
+ * one still leased (owned by no one, it waits out its lease), and the
+ * owner column and index added. */
+static void
+test_upgrade_2(void)
+{
+    static const char v2_sql[] =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE event(seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+        " at INTEGER NOT NULL, type TEXT NOT NULL,"
+        " tracking INTEGER NOT NULL, received INTEGER NOT NULL,"
+        " body TEXT NOT NULL, UNIQUE (at, id));"
+        "CREATE TABLE delivery(dest TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " state INTEGER NOT NULL, due INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL, last_status INTEGER, last_error TEXT,"
+        " done INTEGER, PRIMARY KEY (dest, seq)) WITHOUT ROWID;"
+        "CREATE INDEX delivery_due ON delivery(dest, state, due);"
+        "INSERT INTO event VALUES (1, 'a', 10, 'Delivered', -1, 5, '{}');"
+        "INSERT INTO event VALUES (2, 'b', 11, 'Failed', -1, 6, '{}');"
+        "INSERT INTO delivery VALUES ('x', 1, 0, 99000, 1, NULL, NULL, NULL);"
+        "INSERT INTO delivery VALUES ('x', 2, 0, 6, 0, NULL, NULL, NULL);"
+        "INSERT INTO delivery VALUES ('y', 2, 1, 7, 1, 200, NULL, 7);"
+        "PRAGMA user_version = 2;";
+    char dir[PATH_MAX], path[PATH_MAX], buf[256];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    sqlite3 *raw = NULL, *db;
+
+    path_in(dir, "upgrade2");
+    db_path(path, dir);
+    if (!CHECK(mkdir(dir, 0700) == 0, "set-up"))
+        return;
+    sqlite3_open(path, &raw);
+    CHECK(sqlite3_exec(raw, v2_sql, NULL, NULL, NULL) == SQLITE_OK,
+          "version 2 spool: %s", sqlite3_errmsg(raw));
+    sqlite3_close(raw);
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open v2: %s",
+               err.text))
+        return;
+    db = slh_spool_db(sp);
+    CHECK(sql_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
+          "upgraded to %d", SLH_SPOOL_VERSION);
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(name, ',') FROM "
+                        "pragma_table_info('delivery')",
+                        buf, sizeof(buf)),
+                 "dest,seq,state,due,attempts,last_status,last_error,done,"
+                 "owner") == 0,
+          "delivery columns %s", buf);
+    CHECK(sql_int(db, "SELECT count(*) FROM pragma_index_list('delivery') "
+                      "WHERE name = 'delivery_owner' AND partial = 1") == 1,
+          "delivery_owner index made");
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(dest || seq || ':' || state || "
+                        "',' || due || ',' || attempts || ',' || "
+                        "ifnull(owner, '-'), ' ') FROM (SELECT * FROM "
+                        "delivery ORDER BY dest, seq)",
+                        buf, sizeof(buf)),
+                 "x1:0,99000,1,- x2:0,6,0,- y2:1,7,1,-") == 0,
+          "rows kept, the leased one still leased: %s", buf);
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 2, "events kept");
+    slh_spool_close(sp);
+    sp = NULL;
+    CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK &&
+              sql_int(slh_spool_db(sp), "PRAGMA user_version") ==
+                  SLH_SPOOL_VERSION,
+          "reopens as version %d: %s", SLH_SPOOL_VERSION, err.text);
+    slh_spool_close(sp);
 }
 
 static void
@@ -1830,6 +1918,7 @@ main(void)
     test_put_fixture();
     test_legacy_ids();
     test_upgrade();
+    test_upgrade_2();
     test_kept_statements();
     test_deferred_checkpoints();
     test_disk_full();

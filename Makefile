@@ -284,8 +284,8 @@ bench-profile: bench-build
 # --- install, uninstall, demo ---
 # `make install` (PREFIX, DESTDIR, and the *DIR variables above): slhook
 # into $(BINDIR); the two handlers, which web servers run rather than
-# people, into $(LIBEXECDIR) beside a link to slhook (slhook.cgi starts
-# `slhook deliver` from its own directory); man pages; systemd units and a
+# people, into $(LIBEXECDIR) (slhook.cgi carries the slhook it starts to
+# deliver); man pages; systemd units and a
 # tmpfiles.d entry for the spool; the server configs of apache/, lighttpd/,
 # nginx/ and the commented slhook.conf into $(DOCDIR)/examples; and
 # slhook.conf into $(SYSCONFDIR)/slhook/ unless one is there already (mode
@@ -315,7 +315,6 @@ install: all
 	    $(DESTDIR)$(DOCDIR)/examples/nginx
 	$(INSTALL) -m 0755 $(B)/slhook $(DESTDIR)$(BINDIR)/slhook
 	$(INSTALL) -m 0755 $(B)/slhook.cgi $(B)/slhook.fcgi $(DESTDIR)$(LIBEXECDIR)/
-	ln -sf $(BINDIR)/slhook $(DESTDIR)$(LIBEXECDIR)/slhook
 	for f in $(MAN_PAGES); do \
 	    $(SUBST) $$f >$(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} && \
 	    chmod 0644 $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} || exit 1; \
@@ -340,6 +339,7 @@ install: all
 	    exit 1; \
 	fi
 
+# $(LIBEXECDIR)/slhook: the link that earlier versions installed.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/slhook $(DESTDIR)$(LIBEXECDIR)/slhook \
 	    $(DESTDIR)$(LIBEXECDIR)/slhook.cgi $(DESTDIR)$(LIBEXECDIR)/slhook.fcgi \

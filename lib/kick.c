@@ -68,7 +68,11 @@ tool_memfd(const void *tool, size_t len, char *why, size_t size)
     if (fd < 0 && errno == EINVAL)
         fd = memfd_create("slhook", MFD_CLOEXEC);
     if (fd < 0) {
-        snprintf(why, size, "memfd_create: %s", strerror(errno));
+        int saved = errno;
+        snprintf(why, size, "memfd_create: %s%s", strerror(saved),
+                 saved == EACCES ? " (vm.memfd_noexec forbids running "
+                                   "programs from memory)"
+                                 : "");
         return -1;
     }
     while (len > 0) {

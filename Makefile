@@ -36,7 +36,7 @@ CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl)
 FCGI_LIBS = -lfcgi -lpthread
 
 SLH_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-             -DSLH_VERSION='"$(VERSION)"' -DSLH_BINDIR='"$(BINDIR)"' \
+             -DSLH_VERSION='"$(VERSION)"' \
              -Ilib $(WARN) $(CORE_CFLAGS) $(SAN_FLAGS) -MMD -MP
 SLH_LDFLAGS = $(SAN_FLAGS)
 
@@ -46,7 +46,7 @@ LIB_SRC := $(filter-out lib/deliver.c,$(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 DELIVER_SRC := $(wildcard lib/deliver.c)
 DELIVER_OBJ := $(DELIVER_SRC:%.c=$(B)/%.o)
-CGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cgi/*.c))
+CGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cgi/*.c)) $(B)/cgi/tool.o
 FCGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard fcgi/*.c))
 CLI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cli/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -77,21 +77,35 @@ $(B)/libslhook-deliver.a: $(DELIVER_OBJ)
 # A CGI process is started for every request, and the dynamic loader's work
 # was most of what it paid over a trivial CGI: resolving four shared
 # libraries cost about 1 ms of 3 (libcrypto alone 1.25 ms), and glibc's own
-# loading 0.35-0.5 ms more. slhook.cgi is linked fully static (-static);
-# the linker warns that SQLite's extension loader (dlopen) would need this
-# glibc at run time, which slhook never uses. Sanitizer builds cannot be
-# static: there the four libraries are static and glibc is not.
-# CGI_STATIC=0 links everything dynamically.
+# loading 0.35-0.5 ms more. slhook.cgi is linked fully static (-static).
+# SQLite's extension loader, which slhook never uses, calls dlopen(); in a
+# static program that would need this very glibc's shared libraries at run
+# time, and the linker warned so. --wrap=dlopen sends SQLite's calls to a
+# stub that fails (cgi/nodl.c): nothing to warn about, nothing hidden.
+# Sanitizer builds cannot be static: there the four libraries are static
+# and glibc is not. CGI_STATIC=0 links everything dynamically.
 CGI_STATIC ?= 1
 ifeq ($(CGI_STATIC),1)
 ifeq ($(SANITIZE),)
-CGI_LIBS = -static $(CORE_LIBS) -lm -lpthread -ldl
+CGI_LIBS = -static -Wl,--wrap=dlopen $(CORE_LIBS) -lm -lpthread
 else
 CGI_LIBS = -Wl,-Bstatic $(CORE_LIBS) -Wl,-Bdynamic -lm -ldl -lpthread
 endif
 else
 CGI_LIBS = $(CORE_LIBS)
 endif
+
+# slhook.cgi carries the slhook tool, which it runs from memory to deliver
+# (cgi/tool.S, lib/kick.h): copied alone into a cgi-bin, it still relays,
+# and never with a tool of another version. Its debug information is left
+# out (build/slhook keeps it); the receive path never touches these bytes.
+STRIP ?= strip
+$(B)/slhook.embed: $(B)/slhook
+	$(STRIP) --strip-debug -o $@ $<
+
+$(B)/cgi/tool.o: cgi/tool.S $(B)/slhook.embed
+	@mkdir -p $(dir $@)
+	$(CC) -DSLH_TOOL_FILE='"$(B)/slhook.embed"' $(CFLAGS) -c $< -o $@
 
 $(B)/slhook.cgi: $(CGI_OBJ) $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CGI_LIBS)
@@ -275,8 +289,8 @@ bench-profile: bench-build
 # --- install, uninstall, demo ---
 # `make install` (PREFIX, DESTDIR, and the *DIR variables above): slhook
 # into $(BINDIR); the two handlers, which web servers run rather than
-# people, into $(LIBEXECDIR) beside a link to slhook (slhook.cgi starts
-# `slhook deliver` from its own directory); man pages; systemd units and a
+# people, into $(LIBEXECDIR) (slhook.cgi carries the slhook it starts to
+# deliver); man pages; systemd units and a
 # tmpfiles.d entry for the spool; the server configs of apache/, lighttpd/,
 # nginx/ and the commented slhook.conf into $(DOCDIR)/examples; and
 # slhook.conf into $(SYSCONFDIR)/slhook/ unless one is there already (mode
@@ -306,7 +320,6 @@ install: all
 	    $(DESTDIR)$(DOCDIR)/examples/nginx
 	$(INSTALL) -m 0755 $(B)/slhook $(DESTDIR)$(BINDIR)/slhook
 	$(INSTALL) -m 0755 $(B)/slhook.cgi $(B)/slhook.fcgi $(DESTDIR)$(LIBEXECDIR)/
-	ln -sf $(BINDIR)/slhook $(DESTDIR)$(LIBEXECDIR)/slhook
 	for f in $(MAN_PAGES); do \
 	    $(SUBST) $$f >$(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} && \
 	    chmod 0644 $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} || exit 1; \
@@ -331,6 +344,7 @@ install: all
 	    exit 1; \
 	fi
 
+# $(LIBEXECDIR)/slhook: the link that earlier versions installed.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/slhook $(DESTDIR)$(LIBEXECDIR)/slhook \
 	    $(DESTDIR)$(LIBEXECDIR)/slhook.cgi $(DESTDIR)$(LIBEXECDIR)/slhook.fcgi \

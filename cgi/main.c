@@ -5,16 +5,16 @@
  * '{' or '[', else form), so that `slhook sample Delivered | slhook.cgi`
  * works. After a 200 it hands delivery to a detached `slhook deliver
  * --kicked` unless a deliverer already holds the spool's kick lock: the
- * receive path itself never loads libcurl.
+ * slhook tool it carries (cgi/tool.S), run from memory, so that this
+ * program alone relays, wherever it was copied. The receive path itself
+ * never loads libcurl, nor touches those bytes.
  */
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,9 +25,8 @@
 
 #define DRAIN_CAP ((size_t)64 << 20)
 
-#ifndef SLH_BINDIR
-#define SLH_BINDIR "/usr/local/bin"
-#endif
+/* The slhook tool's ELF image, which the Makefile embeds (cgi/tool.S). */
+extern const unsigned char slh_tool_elf[], slh_tool_elf_end[];
 
 struct store_ctx {
     const struct slh_config *cfg;
@@ -88,57 +87,65 @@ drain_stdin(size_t len)
     }
 }
 
-/* The slhook tool: beside this program, else where `make install` put it. */
+/* Points stdin at /dev/null, closing what it was. */
 static void
-tool_path(char *path, size_t size)
+close_stdin(void)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 16);
+    int null = open("/dev/null", O_RDONLY);
 
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            int n2 = snprintf(path, size, "%s/slhook", self);
-            if (n2 > 0 && (size_t)n2 < size && access(path, X_OK) == 0)
-                return;
-        }
+    if (null >= 0 && null != STDIN_FILENO) {
+        dup2(null, STDIN_FILENO);
+        close(null);
     }
-    snprintf(path, size, "%s/slhook", SLH_BINDIR);
 }
 
 /*
- * Starts `slhook -c CONFIG deliver --kicked` detached (double fork, new
- * session, stdio on /dev/null) so the web server sees the response end now.
+ * Starts a deliverer unless one holds the kick lock. Always the tool this
+ * program carries, never one found on disk: one path, always the one
+ * tested, and a deliverer of the very version that stored the events.
+ * Whatever keeps it from starting goes to the web server's error log, on
+ * every request that meets it.
  */
 static void
 kick_deliverer(const struct slh_config *cfg)
 {
-    char tool[PATH_MAX];
-    pid_t pid;
+    struct slh_error err = {0};
 
     if (slh_kick_held(cfg->spool))
         return;
-    tool_path(tool, sizeof(tool));
-    pid = fork();
-    if (pid < 0)
-        return;
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        if (null < 0 || setsid() < 0)
-            _exit(1);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        if (fork() != 0)
-            _exit(0);
-        signal(SIGTERM, SIG_DFL); /* an ignored signal would stay ignored */
-        execl(tool, "slhook", "-c", cfg->path, "deliver", "--kicked",
-              (char *)NULL);
-        _exit(127);
+    if (slh_kick_start(cfg->path, cfg->spool, slh_tool_elf,
+                       (size_t)(slh_tool_elf_end - slh_tool_elf),
+                       SLH_KICK_WAIT_MS, &err) != SLH_OK)
+        fprintf(stderr,
+                "slhook: delivery could not start: %s (the events wait in "
+                "%s; `slhook status` shows them)\n",
+                err.text, cfg->spool);
+}
+
+/* CONTENT_LENGTH when it is plain decimal digits, else 0. */
+static size_t
+content_length(void)
+{
+    const char *p = getenv("CONTENT_LENGTH");
+    size_t len = 0;
+
+    for (; p != NULL && *p >= '0' && *p <= '9'; p++) {
+        if (len > DRAIN_CAP)
+            return DRAIN_CAP;
+        len = len * 10 + (size_t)(*p - '0');
     }
-    waitpid(pid, NULL, 0);
+    return p != NULL && *p == '\0' ? len : 0;
+}
+
+/*
+ * Every 503 this program writes, through the handler's formatter: a
+ * complete answer (Content-Length, Retry-After), which SocketLabs retries.
+ */
+static size_t
+unavailable(struct slh_response *resp, const char *body, char *out, size_t size)
+{
+    slh_response_unavailable(resp, body);
+    return slh_response_format(resp, out, size);
 }
 
 static void
@@ -178,14 +185,24 @@ main(int argc, char **argv)
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
+    if (!is_cgi && isatty(STDIN_FILENO)) {
+        /* Waiting silently for a body nobody types helps nobody. */
+        usage(stderr);
+        return 2;
+    }
     if (path == NULL || *path == '\0')
         path = SLH_CONFIG_DEFAULT_PATH;
     if (slh_config_load(&cfg, path, &err) != SLH_OK) {
         fprintf(stderr, "slhook: %s\n", err.text);
-        /* SocketLabs retries a 503: nothing is lost to a broken config. */
-        if (is_cgi)
-            printf("Status: 503 Service Unavailable\r\nRetry-After: 60\r\n"
-                   "Content-Type: text/plain\r\n\r\nnot configured\n");
+        /* SocketLabs retries a 503: nothing is lost to a broken config. The
+         * body is read first, as for any answer given without it. */
+        if (is_cgi) {
+            drain_stdin(content_length());
+            memset(&resp, 0, sizeof(resp));
+            n = unavailable(&resp, "not configured\n", out, sizeof(out));
+            fwrite(out, 1, n, stdout);
+            fflush(stdout);
+        }
         return is_cgi ? 0 : 1;
     }
 
@@ -227,18 +244,21 @@ main(int argc, char **argv)
         else
             slh_handle(&cfg, &req, store, &ctx, &resp);
     }
-    n = slh_response_format(&resp, out, sizeof(out));
-    if (resp.status == 0 || n == 0) {
-        n = (size_t)snprintf(out, sizeof(out),
-                             "Status: 503 Service Unavailable\r\n"
-                             "Retry-After: 30\r\n\r\n");
-    }
+    n = resp.status != 0 ? slh_response_format(&resp, out, sizeof(out)) : 0;
+    if (n == 0)
+        n = unavailable(&resp, "out of memory; try again later\n", out,
+                        sizeof(out));
     /* lighttpd sends SIGTERM about 1 ms after a CGI closes stdout; the log
      * line and the kick still have to happen (4-8 % of them were lost). */
     signal(SIGTERM, SIG_IGN);
     fwrite(out, 1, n, stdout);
     fflush(stdout);
     fclose(stdout);
+    /* Under mod_cgid stdin is the same socket as stdout: the client sees
+     * the answer end only once both are closed, and a kick may take a
+     * moment (it waits for the deliverer to say it started). */
+    if (is_cgi)
+        close_stdin();
 
     slh_response_logline(&req, &resp, slh_elapsed_ms(&t0), line, sizeof(line));
     if (ctx.detail[0] != '\0')
@@ -249,5 +269,6 @@ main(int argc, char **argv)
         kick_deliverer(&cfg);
     free(body);
     slh_config_free(&cfg);
-    return 0;
+    /* From a shell, say how it went; a web server reads the Status. */
+    return is_cgi || resp.status == 200 ? 0 : 1;
 }

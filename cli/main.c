@@ -9,6 +9,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "kick.h"
 #include "sample.h"
 #include "spool.h"
 
@@ -89,9 +90,30 @@ check_spool(const char *dir)
     return 0;
 }
 
+/* A CGI's last failure to start a deliverer, if none started since. */
+static int
+check_deliverer(const struct slh_config *cfg)
+{
+    char text[SLH_ERROR_TEXT], iso[32] = "";
+    time_t when;
+    struct tm tm;
+
+    if (!slh_kick_failure(cfg->spool, &when, text, sizeof(text)))
+        return 0;
+    if (gmtime_r(&when, &tm) != NULL)
+        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("delivery: could not start (last tried %s): %s\n"
+           "  events are stored but not relayed; the note goes once a "
+           "deliverer starts\n",
+           iso, text);
+    return 1;
+}
+
 static int
 cmd_check(const struct slh_config *cfg)
 {
+    int rc;
+
     printf("%s: ok: %zu secret key(s), %zu destination(s)\n", cfg->path,
            cfg->n_secret_keys, cfg->n_dests);
     for (size_t i = 0; i < cfg->n_dests; i++) {
@@ -100,7 +122,10 @@ cmd_check(const struct slh_config *cfg)
                d->url != NULL ? d->url : d->file,
                d->signing_key != NULL ? " (signed)" : "");
     }
-    return check_spool(cfg->spool);
+    rc = check_spool(cfg->spool);
+    if (check_deliverer(cfg) != 0)
+        rc = 1;
+    return rc;
 }
 
 static int

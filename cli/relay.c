@@ -127,9 +127,11 @@ deliver_until_empty(struct slh_deliverer *d, struct slh_spool *sp,
     }
 }
 
+/* ready_fd: where the CGI that started this deliverer waits to hear that
+ * it started (slh_kick_ready()), or -1. */
 static int
 deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
-               struct sig_ctx *sig)
+               struct sig_ctx *sig, int ready_fd)
 {
     struct slh_error err = {0};
     struct slh_spool *sp = NULL;
@@ -141,6 +143,10 @@ deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
     while (rc == SLH_OK && !sig->caught) {
         int64_t due = INT64_MAX;
         int lock = slh_kick_lock(cfg->spool);
+        if (ready_fd >= 0 && lock != -2) {
+            slh_kick_ready(ready_fd, cfg->spool);
+            ready_fd = -1;
+        }
         if (lock == -1)
             break; /* another deliverer has it */
         if (lock < 0) {
@@ -174,13 +180,15 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
     sigset_t old;
     pthread_t thread;
     bool once = false, kicked = false, have_thread = false;
-    int lock = -1, rc = 1;
+    int lock = -1, rc = 1, ready_fd = -1;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--once") == 0) {
             once = true;
         } else if (strcmp(argv[i], "--kicked") == 0) {
             kicked = true;
+        } else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) {
+            ready_fd = atoi(argv[++i]);
         } else {
             fprintf(stderr, "usage: slhook deliver [--once]\n");
             return 2;
@@ -204,7 +212,7 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
     }
     have_thread = true;
     if (kicked) {
-        rc = deliver_kicked(d, cfg, &sig);
+        rc = deliver_kicked(d, cfg, &sig, ready_fd);
         goto out;
     }
     /* A looping deliverer holds the kick lock when it can, so receivers
@@ -279,10 +287,33 @@ prom_sample(const char *name, const char *dest, const char *state, double v)
     printf("\"} %.15g\n", v);
 }
 
+/* The last failure of a CGI to start a deliverer, while no deliverer has
+ * started since (lib/kick.h): found false when there is none. */
+struct kick_note {
+    bool found;
+    time_t when;
+    char iso[32]; /* when, as 2026-12-02T14:40:12Z */
+    char text[SLH_ERROR_TEXT];
+};
+
+static void
+kick_note_read(const struct slh_config *cfg, struct kick_note *note)
+{
+    struct tm tm;
+
+    memset(note, 0, sizeof(*note));
+    note->found = slh_kick_failure(cfg->spool, &note->when, note->text,
+                                   sizeof(note->text));
+    if (note->found && gmtime_r(&note->when, &tm) != NULL)
+        strftime(note->iso, sizeof(note->iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 static void
 print_prometheus(const struct slh_config *cfg, const struct slh_queue_stats *st,
                  int64_t now)
 {
+    struct kick_note note;
+
     static const char *const states[] = {"pending", "dead", "delivered"};
     size_t i;
 
@@ -314,6 +345,12 @@ print_prometheus(const struct slh_config *cfg, const struct slh_queue_stats *st,
     for (i = 0; i < cfg->n_dests; i++)
         prom_sample("slhook_last_error_status", cfg->dests[i].name, NULL,
                     (double)st[i].last_status);
+    kick_note_read(cfg, &note);
+    prom_header("slhook_deliver_start_failure_timestamp_seconds",
+                "When a CGI last failed to start a deliverer, 0 when a "
+                "deliverer started since (or none ever failed).");
+    printf("slhook_deliver_start_failure_timestamp_seconds %lld\n",
+           note.found ? (long long)note.when : 0LL);
 }
 
 static int
@@ -321,6 +358,7 @@ print_json(const struct slh_config *cfg, const struct slh_queue_stats *st,
            int64_t now)
 {
     json_t *root = json_object(), *list = json_array();
+    struct kick_note note;
     int rc = 1;
 
     if (root == NULL || list == NULL ||
@@ -328,6 +366,12 @@ print_json(const struct slh_config *cfg, const struct slh_queue_stats *st,
         json_decref(list);
         goto out;
     }
+    kick_note_read(cfg, &note);
+    if (json_object_set_new(root, "deliver_start_error",
+                            note.found ? json_pack("{s:s, s:s}", "time",
+                                                   note.iso, "error", note.text)
+                                       : json_null()) != 0)
+        goto out;
     for (size_t i = 0; i < cfg->n_dests; i++) {
         const struct slh_queue_stats *s = &st[i];
         json_t *o = json_pack(
@@ -361,6 +405,8 @@ static void
 print_text(const struct slh_config *cfg, const struct slh_queue_stats *st,
            int64_t now)
 {
+    struct kick_note note;
+
     printf("%-16s %9s %9s %9s %10s %8s  %s\n", "DESTINATION", "PENDING",
            "RETRYING", "DEAD", "DELIVERED", "OLDEST", "LAST ERROR");
     for (size_t i = 0; i < cfg->n_dests; i++) {
@@ -374,6 +420,10 @@ print_text(const struct slh_config *cfg, const struct slh_queue_stats *st,
                s->delivered, age,
                s->last_error[0] != '\0' ? s->last_error : "-");
     }
+    kick_note_read(cfg, &note);
+    if (note.found)
+        printf("\ndelivery could not start (last tried %s): %s\n", note.iso,
+               note.text);
 }
 
 int

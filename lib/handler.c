@@ -216,8 +216,8 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
         SLH_OK) {
         /* Out of memory is ours, not the sender's: it should try again. */
         if (err.code == SLH_ENOMEM) {
-            resp->retry_after = RETRY_AFTER_SECONDS;
-            return answer(resp, 503, "out of memory; try again later\n");
+            slh_response_unavailable(resp, "out of memory; try again later\n");
+            return true;
         }
         return answer(resp, 400, "%s\n", err.text);
     }
@@ -251,8 +251,8 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
     }
     if (slh_batch_bodies(batch) != SLH_OK) {
         slh_batch_free(batch);
-        resp->retry_after = RETRY_AFTER_SECONDS;
-        return answer(resp, 503, "out of memory; try again later\n");
+        slh_response_unavailable(resp, "out of memory; try again later\n");
+        return true;
     }
     return false;
 }
@@ -264,8 +264,8 @@ slh_handler_stored(const struct slh_config *cfg, const struct slh_batch *batch,
     (void)batch;
     resp->n_new = n_new;
     if (stored != SLH_OK) {
-        resp->retry_after = RETRY_AFTER_SECONDS;
-        answer(resp, 503, "events could not be stored; try again later\n");
+        slh_response_unavailable(
+            resp, "events could not be stored; try again later\n");
         return;
     }
     if (cfg->validation_key != NULL)
@@ -289,6 +289,14 @@ slh_handle(const struct slh_config *cfg, const struct slh_request *req,
     stored = store(store_ctx, &batch, &n_new);
     slh_handler_stored(cfg, &batch, stored, n_new, resp);
     slh_batch_free(&batch);
+}
+
+void
+slh_response_unavailable(struct slh_response *resp, const char *body)
+{
+    resp->allow_post = false;
+    resp->retry_after = RETRY_AFTER_SECONDS;
+    answer(resp, 503, "%s", body);
 }
 
 static const char *

@@ -92,6 +92,14 @@ void slh_handle(const struct slh_config *cfg, const struct slh_request *req,
                 slh_store_fn store, void *store_ctx, struct slh_response *resp);
 
 /*
+ * Makes resp the answer to anything SocketLabs should send again later (the
+ * events could not be stored, out of memory, a broken configuration): 503
+ * with Retry-After, and body (a line for the sender; never a secret). The
+ * fields kept for the log are left as they are.
+ */
+void slh_response_unavailable(struct slh_response *resp, const char *body);
+
+/*
  * Writes resp as a CGI response (Status line, Content-Type, Allow,
  * Retry-After, Content-Length, blank line, body) into buf of size bytes.
  * Returns the length written, or 0 if buf is too small.

@@ -1,7 +1,8 @@
 #!/bin/sh
-# slhook.cgi on its own: pipe mode (`slhook sample TYPE | slhook.cgi`), CGI
-# mode, a config error answered 503, an unread body drained, and the receive
-# path never loading libcurl.
+# slhook.cgi on its own: pipe mode (`slhook sample TYPE | slhook.cgi`, its
+# exit status, a terminal on stdin), CGI mode, a config error answered with
+# a complete 503, an unread body drained, and the receive path never
+# loading libcurl.
 . "$(dirname "$0")/lib.sh"
 lib_init cgi
 need sqlite3
@@ -24,11 +25,33 @@ done
 expect "pipe: events stored once each" 18 "$(sql "$DB" 'SELECT count(*) FROM event')"
 
 "$B/slhook" -c "$CONF" sample Failed | "$B/slhook.cgi" -c "$CONF" >"$T/out" 2>>"$T/cgi.log"
+expect "pipe: a 200 exits 0" 0 "$?"
 check "sample | slhook.cgi answers 200 OK" grep -q '^OK' "$T/out"
 expect "the sample is stored" 19 "$(sql "$DB" 'SELECT count(*) FROM event')"
 printf '{"Type":"Delivered","SecretKey":"nope"}' | "$B/slhook.cgi" -c "$CONF" \
     >"$T/out" 2>>"$T/cgi.log"
+rc=$?
 check "pipe: wrong key is 401" grep -q '^Status: 401' "$T/out"
+expect "pipe: a 401 exits 1" 1 "$rc"
+printf 'neither JSON nor form' | "$B/slhook.cgi" -c "$CONF" >"$T/out" 2>>"$T/cgi.log"
+rc=$?
+check "pipe: a bad body is 400" grep -q '^Status: 400' "$T/out"
+expect "pipe: a 400 exits 1" 1 "$rc"
+# A terminal on stdin: the usage, at once, rather than silent waiting.
+check "a terminal on stdin: usage on stderr, exit 2" python3 -c '
+import os, pty, subprocess, sys
+m, s = pty.openpty()
+p = subprocess.Popen([sys.argv[1], "-c", sys.argv[2]], stdin=s,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+os.close(s)
+try:
+    out, err = p.communicate(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill()
+    sys.exit("still waiting on the terminal after 10 s")
+sys.exit(0 if p.returncode == 2 and err.startswith(b"usage: slhook.cgi")
+         and out == b"" else "exit %d, stderr %r" % (p.returncode, err))' \
+    "$B/slhook.cgi" "$CONF"
 check "the log line names status and Type" \
     grep -q '^slhook: 200 Failed id=[0-9a-f]* events=1 new=1 ' "$T/cgi.log"
 check "no secret in the log" sh -c "! grep -q '$SECRET' '$T/cgi.log'"
@@ -38,6 +61,7 @@ cgi "$CONF" "$FIX/tracking-3.json"
 expect "CGI: a duplicate is 200" 200 "$STATUS"
 SLHOOK_CONFIG=$CONF GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET \
     "$B/slhook.cgi" </dev/null >"$T/out" 2>>"$T/cgi.log"
+expect "CGI: exits 0 whatever it answers (the server reads the Status)" 0 "$?"
 check "CGI: GET is 405 with Allow" grep -q '^Allow: POST' "$T/out"
 
 # A body answered before it is read (415 here) is read to its end first:
@@ -54,6 +78,27 @@ printf '[receiver]\nsecret_key = %s\nbogus = 1\n' "$SECRET" >"$T/bad.conf"
 cgi "$T/bad.conf" "$FIX/delivered-1.json"
 expect "CGI: broken config is 503" 503 "$STATUS"
 check "the log names path:line" grep -q "bad.conf:3: " "$T/cgi.log"
+# The 503 of a broken or missing config is a complete answer (Status,
+# Retry-After, a Content-Length that matches), sent after reading the body:
+# under mod_cgid stdin and stdout are one socket, and anything less was cut
+# off (curl: "transfer closed with outstanding read data remaining").
+for c in "$T/bad.conf" "$T/no-such.conf"; do
+    name=${c##*/}
+    SLHOOK_CONFIG=$c GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
+        CONTENT_TYPE=application/json CONTENT_LENGTH=200000 \
+        sh -c "'$B/slhook.cgi' >'$T/out' 2>>'$T/cgi.log'; cat >'$T/rest'" \
+        <"$T/big"
+    check "CGI, $name: a complete 503 with Retry-After" python3 -c '
+import re, sys
+head, sep, body = open(sys.argv[1], "rb").read().partition(b"\r\n\r\n")
+h = head.decode().split("\r\n")
+lengths = [int(l.split(":")[1]) for l in h if l.lower().startswith("content-length:")]
+ok = (sep and h[0] == "Status: 503 Service Unavailable"
+      and any(re.match(r"(?i)retry-after: [1-9][0-9]*$", l) for l in h)
+      and lengths == [len(body)] and body == b"not configured\n")
+sys.exit(0 if ok else "answer: %r" % (head + sep + body))' "$T/out"
+    expect "CGI, $name: the body was read first" 0 "$(wc -c <"$T/rest")"
+done
 
 # lighttpd sends SIGTERM right after the CGI closes stdout: the log line and
 # the kicked deliverer must still follow.

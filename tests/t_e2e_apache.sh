@@ -47,10 +47,37 @@ start_apache() {
     fi
 }
 
+# broken_config_suite: with the config broken (an unknown key) or missing,
+# every request gets a complete 503 with Retry-After, five times each, its
+# body read: mod_cgid used to cut that answer off (curl exit 18, "transfer
+# closed with outstanding read data remaining"; Apache AH00574).
+broken_config_suite() {
+    cp "$D/slhook.conf" "$D/slhook.conf.good"
+    python3 -c 'import sys
+sys.stdout.write("{\"Type\":\"Delivered\",\"Pad\":\"%s\"}" % ("x" * 300000))' \
+        >"$D/big.json"
+    printf 'bogus = 1\n' >>"$D/slhook.conf"
+    post_repeat 5 "$URL" application/json "$D/big.json"
+    expect_answer "unknown config key: a complete 503 (5 times)" 503 \
+        "not configured"
+    check "unknown config key: Retry-After" grep -qi '^Retry-After: *[1-9]' \
+        "$D/resp.h"
+    mv "$D/slhook.conf" "$D/slhook.conf.bad"
+    post_repeat 5 "$URL" application/json "$D/big.json"
+    expect_answer "missing config: a complete 503 (5 times)" 503 \
+        "not configured"
+    cp "$D/slhook.conf.good" "$D/slhook.conf"
+    chown "$RUN_USER" "$D/slhook.conf"
+    chmod 600 "$D/slhook.conf"
+}
+
 mode_begin apache-cgi
 ship_conf apache/slhook-cgi.conf
 apache_conf cgid "ScriptSock $D/run/cgid.sock"
-start_apache && contract_suite
+if start_apache; then
+    contract_suite
+    broken_config_suite
+fi
 mode_end
 
 mode_begin apache-fcgid

@@ -161,12 +161,13 @@ sys.exit(0 if ok else "json: %r" % d)' "$T/status.json"
 check "status --prometheus: exposition format" py '
 import re, sys
 text = open(sys.argv[1]).read()
-sample = re.compile(r"^[a-z_]+\{destination=\"[a-z]+\"(,state=\"[a-z]+\")?\} [0-9.e+-]+$")
+sample = re.compile(r"^[a-z_]+(\{destination=\"[a-z]+\"(,state=\"[a-z]+\")?\})? [0-9.e+-]+$")
 bad = [l for l in text.splitlines() if not l.startswith("# HELP ")
        and not l.startswith("# TYPE ") and not sample.match(l)]
 ok = (not bad and "# TYPE slhook_deliveries gauge" in text
       and re.search(r"^slhook_deliveries\{destination=\"gone\",state=\"dead\"\} [1-9]", text, re.M)
-      and "slhook_deliveries{destination=\"signed\",state=\"pending\"} 0" in text)
+      and "slhook_deliveries{destination=\"signed\",state=\"pending\"} 0" in text
+      and "\nslhook_deliver_start_failure_timestamp_seconds 0\n" in text)
 sys.exit(0 if ok else "prometheus: bad lines %r" % bad)' "$T/status.prom"
 "$B/slhook" -c "$CONF" status --yaml >/dev/null 2>&1
 check "status: unknown option is a usage error" test $? -eq 2

@@ -55,7 +55,8 @@ begin_tx(struct slh_spool *sp, const char *what, bool *own,
     *own = sqlite3_get_autocommit(db) != 0;
     if (!*own)
         return SLH_OK;
-    slh_spool_lock(sp);
+    if (slh_spool_lock(sp, err) != SLH_OK)
+        return SLH_ESTORE;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
         return SLH_OK;
     slh_spool_unlock(sp);
@@ -441,7 +442,9 @@ slh_queue_retry(struct slh_spool *sp, const char *dest, int64_t now_ms,
     }
     sqlite3_bind_text(upd, 1, dest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(upd, 2, now_ms);
-    slh_spool_lock(sp);
+    rc = slh_spool_lock(sp, err);
+    if (rc != SLH_OK)
+        goto out;
     r = sqlite3_step(upd);
     slh_spool_unlock(sp);
     if (r != SQLITE_DONE) {
@@ -474,7 +477,9 @@ purge_chunks(struct slh_spool *sp, const char *sql, int64_t cutoff_ms,
     sqlite3_bind_int(del, 2, PURGE_CHUNK);
     do {
         int r;
-        slh_spool_lock(sp);
+        rc = slh_spool_lock(sp, err);
+        if (rc != SLH_OK)
+            break;
         r = sqlite3_step(del);
         slh_spool_unlock(sp);
         if (r != SQLITE_DONE) {

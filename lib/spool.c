@@ -862,6 +862,26 @@ fail:
     return e;
 }
 
+enum slh_err
+slh_spool_verify(struct slh_spool *sp, struct slh_error *err)
+{
+    char result[200];
+
+    if (sp == NULL || sp->db == NULL)
+        return slh_error_set(err, SLH_EINVAL, "spool: no handle");
+    if (pragma_query(sp->db, "PRAGMA quick_check(1)", NULL, result,
+                     sizeof(result)) != SQLITE_OK)
+        return db_error(sp->db, sp->path, err);
+    if (strcmp(result, "ok") != 0) {
+        /* One line for a message: SQLite's has one per problem found. */
+        for (char *nl = strchr(result, '\n'); nl != NULL; nl = strchr(nl, '\n'))
+            *nl = ' ';
+        return slh_error_set(err, SLH_ESTORE, "spool %s: damaged: %s", sp->path,
+                             result);
+    }
+    return SLH_OK;
+}
+
 void
 slh_spool_close(struct slh_spool *sp)
 {

@@ -92,6 +92,14 @@ enum slh_err slh_spool_open_how(struct slh_spool **out, const char *dir,
                                 enum slh_spool_create how,
                                 struct slh_error *err);
 
+/*
+ * SQLite's PRAGMA quick_check of sp's database (slhook check): SLH_OK when
+ * it finds nothing wrong, else SLH_ESTORE with the first problem it names,
+ * or why it could not look, in err. Reads the whole database: not for the
+ * request path.
+ */
+enum slh_err slh_spool_verify(struct slh_spool *sp, struct slh_error *err);
+
 /* Closes the handle. NULL is fine. */
 void slh_spool_close(struct slh_spool *sp);
 

@@ -130,6 +130,13 @@ check_spool(const char *dir)
                (long)st.st_uid, (unsigned)(st.st_mode & 07777));
         /* Root may write anywhere: what counts is the web server's user,
          * and root opens no spool of theirs (spool.h). */
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+            printf("error: spool %s is writable by %s (mode %04o): others "
+                   "could add events to relay; chmod go-w it\n",
+                   dir, (st.st_mode & S_IWOTH) != 0 ? "others" : "its group",
+                   (unsigned)(st.st_mode & 07777));
+            return 1;
+        }
         if (geteuid() == 0 && st.st_uid != 0) {
             struct passwd *pw = getpwuid(st.st_uid);
             printf("warning: spool %s is uid %ld's: its database is not "

@@ -113,8 +113,18 @@ cli "$T/theirs.conf" retry a
 refused "root's retry"
 expect "nothing of root's left in nobody's spool" "" \
     "$(find "$T/theirs" -uid 0)"
+cli "$T/theirs.conf" check
+expect "root's check of nobody's spool: exit 0" 0 "$RC"
+check "... warns that it did not open it, and how to check" \
+    grep -q "^warning: spool $T/theirs is uid 65534's: its database is not checked as root; check as that user: runuser -u nobody -- slhook check" \
+    "$T/out"
+expect "nothing of root's left in nobody's spool" "" \
+    "$(find "$T/theirs" -uid 0)"
 runuser -u nobody -- "$B/slhook" -c "$T/theirs.conf" status >"$T/out" 2>&1
 check "nobody's status works" grep -Eq '^a +1 ' "$T/out"
+runuser -u nobody -- "$B/slhook" -c "$T/theirs.conf" check >"$T/out" 2>&1
+check "nobody's check finds the database sound" grep -q "slhook.db: sound" \
+    "$T/out"
 
 # ---- 13. a world-writable spool ----
 mkdir -m 1777 "$T/wide"

@@ -30,7 +30,8 @@ extern const unsigned char slh_tool_elf[], slh_tool_elf_end[];
 
 struct store_ctx {
     const struct slh_config *cfg;
-    char detail[SLH_ERROR_TEXT];
+    enum slh_spool_create how; /* what a store may make */
+    char detail[SLH_ERROR_TEXT + 256];
 };
 
 static enum slh_err
@@ -41,10 +42,19 @@ store(void *arg, const struct slh_batch *batch, size_t *n_new)
     struct slh_spool *sp = NULL;
     enum slh_err rc;
 
-    rc = slh_spool_open(&sp, ctx->cfg->spool, &err);
+    rc = slh_spool_open_how(&sp, ctx->cfg->spool, ctx->how, &err);
     if (rc == SLH_OK)
         rc = slh_spool_put(sp, ctx->cfg, &batch, 1, slh_now_ms(), n_new, &err);
     slh_spool_close(sp);
+    if (rc == SLH_ENOTFOUND) {
+        snprintf(ctx->detail, sizeof(ctx->detail),
+                 "%s; root makes none from a shell: the web server's user "
+                 "could not write in it. Run as that user (e.g. runuser -u "
+                 "www-data -- slhook.cgi), or make it theirs first: install "
+                 "-d -m 0700 -o www-data %s",
+                 err.text, ctx->cfg->spool);
+        return SLH_ESTORE;
+    }
     if (rc != SLH_OK)
         snprintf(ctx->detail, sizeof(ctx->detail), "%s", err.text);
     return rc;
@@ -206,6 +216,12 @@ main(int argc, char **argv)
         return is_cgi ? 0 : 1;
     }
 
+    /* Under a web server the first request makes the spool, as its user.
+     * Root running the pipe test from a shell would make it root's, and
+     * every request after that would fail: root uses a spool directory
+     * that is there (its own; another user's is refused, spool.h), and
+     * makes none. */
+    ctx.how = is_cgi || geteuid() != 0 ? SLH_SPOOL_CREATE : SLH_SPOOL_CREATE_DB;
     if (is_cgi) {
         req.method = getenv("REQUEST_METHOD");
         req.content_type = getenv("CONTENT_TYPE");

@@ -4,11 +4,21 @@
 #ifndef SLH_CMD_H
 #define SLH_CMD_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
 int cmd_deliver(int argc, char **argv, const struct slh_config *cfg);
 int cmd_status(int argc, char **argv, const struct slh_config *cfg);
 int cmd_retry(int argc, char **argv, const struct slh_config *cfg);
 int cmd_send(int argc, char **argv, const struct slh_config *cfg);
+
+/*
+ * Whether command cmd may make the spool directory dir: not when it is
+ * missing and this runs as root, which would make it root's, where the web
+ * server's user could then store nothing (a directory root made on purpose
+ * is root's choice, and is used). false has been explained on stderr.
+ */
+bool cmd_may_make_spool(const char *dir, const char *cmd);
 
 #endif

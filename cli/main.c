@@ -1,5 +1,6 @@
 /* slhook: the operator's tool. Loads the config, then runs one command. */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "deliver.h"
 #include "kick.h"
 #include "sample.h"
 #include "spool.h"
@@ -47,6 +49,66 @@ usage(FILE *out)
     fputc('\n', out);
 }
 
+/* Whether the spool's database, if there is one yet, opens (it is the
+ * user's own, not writable by others) and is sound: a damaged one answers
+ * every POST 503. Opens it without making anything. */
+static int
+check_db(const char *dir)
+{
+    struct slh_error err = {0};
+    struct slh_spool *sp = NULL;
+    enum slh_err e;
+
+    e = slh_spool_open_how(&sp, dir, SLH_SPOOL_EXISTING, &err);
+    if (e == SLH_ENOTFOUND) {
+        printf("spool %s: no database yet: made on first use\n", dir);
+        return 0;
+    }
+    if (e == SLH_OK)
+        e = slh_spool_verify(sp, &err);
+    slh_spool_close(sp);
+    if (e != SLH_OK) {
+        printf("error: %s\n", err.text);
+        return 1;
+    }
+    printf("spool %s/%s: sound (quick_check)\n", dir, SLH_SPOOL_FILE);
+    return 0;
+}
+
+/* A file destination is written by appending to its file: the directory
+ * must be there. */
+static int
+check_file_dest(const struct slh_dest *d)
+{
+    char dir[4096];
+    char *slash;
+    struct stat st = {0};
+
+    snprintf(dir, sizeof(dir), "%s", d->file);
+    slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        printf("error: destination %s: %s cannot be written: directory %s: "
+               "%s\n",
+               d->name, d->file, dir,
+               strerror(S_ISDIR(st.st_mode) || errno == 0 ? ENOTDIR : errno));
+        return 1;
+    }
+    if (stat(d->file, &st) == 0 ? access(d->file, W_OK) != 0
+                                : access(dir, W_OK | X_OK) != 0) {
+        printf("error: destination %s: %s cannot be written by uid %ld: "
+               "%s\n",
+               d->name, d->file, (long)geteuid(), strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 /* What the user the tool runs as can do with the spool directory. */
 static int
 check_spool(const char *dir)
@@ -67,11 +129,27 @@ check_spool(const char *dir)
         }
         printf("spool %s: writable (owner uid %ld, mode %04o)\n", dir,
                (long)st.st_uid, (unsigned)(st.st_mode & 07777));
-        /* Root may write anywhere: what counts is the web server's user. */
+        /* Root may write anywhere: what counts is the web server's user,
+         * and root opens no spool of theirs (spool.h). */
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+            printf("error: spool %s is writable by %s (mode %04o): others "
+                   "could add events to relay; chmod go-w it\n",
+                   dir, (st.st_mode & S_IWOTH) != 0 ? "others" : "its group",
+                   (unsigned)(st.st_mode & 07777));
+            return 1;
+        }
+        if (geteuid() == 0 && st.st_uid != 0) {
+            struct passwd *pw = getpwuid(st.st_uid);
+            printf("warning: spool %s is uid %ld's: its database is not "
+                   "checked as root; check as that user: runuser -u %s -- "
+                   "slhook check\n",
+                   dir, (long)st.st_uid, pw != NULL ? pw->pw_name : "www-data");
+            return 0;
+        }
         if (geteuid() == 0)
             printf("  checked as root: check again as the web server's user "
                    "(e.g. runuser -u www-data -- slhook check)\n");
-        return 0;
+        return check_db(dir);
     }
     snprintf(parent, sizeof(parent), "%s", dir);
     slash = strrchr(parent, '/');
@@ -109,23 +187,34 @@ check_deliverer(const struct slh_config *cfg)
     return 1;
 }
 
+/* Errors make the exit status 1; warnings ("warning: ...") leave it 0. */
 static int
 cmd_check(const struct slh_config *cfg)
 {
-    int rc;
+    int errors = 0;
 
     printf("%s: ok: %zu secret key(s), %zu destination(s)\n", cfg->path,
            cfg->n_secret_keys, cfg->n_dests);
+    if (cfg->n_dests == 0)
+        printf("warning: no destination: events would be stored but relayed "
+               "nowhere\n");
     for (size_t i = 0; i < cfg->n_dests; i++) {
         const struct slh_dest *d = &cfg->dests[i];
+        /* A URL may carry credentials: never printed whole. */
+        char *shown = d->url != NULL ? slh_deliver_url_masked(d->url) : NULL;
+
         printf("  destination %s: %s%s\n", d->name,
-               d->url != NULL ? d->url : d->file,
+               d->url == NULL  ? d->file
+               : shown != NULL ? shown
+                               : "(out of memory)",
                d->signing_key != NULL ? " (signed)" : "");
+        free(shown);
+        if (d->file != NULL)
+            errors += check_file_dest(d);
     }
-    rc = check_spool(cfg->spool);
-    if (check_deliverer(cfg) != 0)
-        rc = 1;
-    return rc;
+    errors += check_spool(cfg->spool);
+    errors += check_deliverer(cfg);
+    return errors > 0 ? 1 : 0;
 }
 
 static int

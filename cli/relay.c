@@ -1,4 +1,5 @@
 /* The relay commands of the operator's tool: deliver, status, retry, send. */
+#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,6 +27,22 @@
 #define SEND_ANSWER_MAX 65536    /* bytes of an answer printed by send */
 #define SEND_FILE_MAX (16 << 20) /* bytes of a file send posts */
 #define TICK_MS 250 /* how often a kicked deliverer looks for new rows */
+
+bool
+cmd_may_make_spool(const char *dir, const char *cmd)
+{
+    struct stat st;
+
+    if (geteuid() != 0 || stat(dir, &st) == 0 || errno != ENOENT)
+        return true;
+    fprintf(stderr,
+            "slhook: %s: no spool yet at %s, and root makes none from the "
+            "command line: the web server's user could not write in it. Run "
+            "as that user (e.g. runuser -u www-data -- slhook %s), or make "
+            "it theirs first: install -d -m 0700 -o www-data %s\n",
+            cmd, dir, cmd, dir);
+    return false;
+}
 
 /* ---- deliver ---- */
 
@@ -194,6 +211,9 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
             return 2;
         }
     }
+    /* A kicked one follows a receiver that made the spool already. */
+    if (!kicked && !cmd_may_make_spool(cfg->spool, "deliver"))
+        return 1;
     memset(&sig, 0, sizeof(sig));
     atomic_init(&sig.caught, 0);
     sigemptyset(&sig.set);
@@ -451,9 +471,23 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
         fprintf(stderr, "slhook: status: out of memory\n");
         return 1;
     }
-    if (slh_spool_open(&sp, cfg->spool, &err) != SLH_OK)
+    /* Reading never makes a spool: one made here, by root say, would be
+     * one the web server's user cannot write. No spool yet is no event
+     * yet: zeros, and a word on stderr, not a failure that would page
+     * whoever monitors a fresh install. */
+    switch (slh_spool_open_how(&sp, cfg->spool, SLH_SPOOL_EXISTING, &err)) {
+    case SLH_OK:
+        break;
+    case SLH_ENOTFOUND:
+        fprintf(stderr,
+                "slhook: status: no spool yet at %s: nothing received "
+                "so far\n",
+                cfg->spool);
+        break;
+    default:
         goto fail;
-    for (size_t i = 0; i < cfg->n_dests; i++)
+    }
+    for (size_t i = 0; sp != NULL && i < cfg->n_dests; i++)
         if (slh_queue_stats(sp, cfg->dests[i].name, &st[i], &err) != SLH_OK)
             goto fail;
     now = slh_now_ms();
@@ -484,6 +518,7 @@ cmd_retry(int argc, char **argv, const struct slh_config *cfg)
 {
     struct slh_error err = {0};
     struct slh_spool *sp = NULL;
+    enum slh_err e;
     size_t n = 0;
     int rc = 1;
 
@@ -496,7 +531,13 @@ cmd_retry(int argc, char **argv, const struct slh_config *cfg)
                 cfg->path);
         return 1;
     }
-    if (slh_spool_open(&sp, cfg->spool, &err) != SLH_OK ||
+    /* No spool is no dead letter: nothing to make one for. */
+    e = slh_spool_open_how(&sp, cfg->spool, SLH_SPOOL_EXISTING, &err);
+    if (e == SLH_ENOTFOUND) {
+        printf("no spool yet at %s: no dead letters\n", cfg->spool);
+        return 0;
+    }
+    if (e != SLH_OK ||
         slh_queue_retry(sp, argv[1], slh_now_ms(), &n, &err) != SLH_OK) {
         fprintf(stderr, "slhook: retry: %s\n", err.text);
         goto out;

@@ -1109,3 +1109,60 @@ slh_deliver_yield_priority(void)
     if (errno == 0)
         (void)setpriority(PRIO_PROCESS, tid, now + SLH_DELIVER_NICE);
 }
+
+char *
+slh_deliver_url_masked(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *user = NULL, *password = NULL, *host = NULL;
+    char *port = NULL, *path = NULL, *query = NULL, *out = NULL;
+    size_t size, n = 0;
+
+    if (u == NULL)
+        return NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        out = strdup("(a URL that does not parse)");
+        goto out;
+    }
+    (void)curl_url_get(u, CURLUPART_USER, &user, 0);
+    (void)curl_url_get(u, CURLUPART_PASSWORD, &password, 0);
+    (void)curl_url_get(u, CURLUPART_PORT, &port, 0);
+    (void)curl_url_get(u, CURLUPART_PATH, &path, 0);
+    (void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    /* Each query item shrinks to its key and "=***", at most 4 bytes
+     * more than itself (a bare item becomes "***"). */
+    size = strlen(scheme) + strlen(host) + (port != NULL ? strlen(port) : 0) +
+           (path != NULL ? strlen(path) : 0) +
+           (query != NULL ? strlen(query) * 5 : 0) + 16;
+    out = malloc(size);
+    if (out == NULL)
+        goto out;
+    n = (size_t)snprintf(out, size, "%s://%s%s%s%s%s", scheme,
+                         user != NULL || password != NULL ? "***@" : "", host,
+                         port != NULL ? ":" : "", port != NULL ? port : "",
+                         path != NULL ? path : "/");
+    for (char *item = query, *next; item != NULL && n < size; item = next) {
+        char *eq;
+
+        next = strchr(item, '&');
+        if (next != NULL)
+            *next++ = '\0';
+        eq = strchr(item, '=');
+        n += (size_t)snprintf(out + n, size - n, "%s%.*s%s",
+                              item == query ? "?" : "&",
+                              eq != NULL ? (int)(eq - item) : 0, item,
+                              eq != NULL ? "=***" : "***");
+    }
+out:
+    curl_free(scheme);
+    curl_free(user);
+    curl_free(password);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_free(query);
+    curl_url_cleanup(u);
+    return out;
+}

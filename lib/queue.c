@@ -67,11 +67,63 @@ begin_tx(struct slh_spool *sp, const char *what, bool *own,
     *own = sqlite3_get_autocommit(db) != 0;
     if (!*own)
         return SLH_OK;
-    slh_spool_lock(sp);
+    if (slh_spool_lock(sp, err) != SLH_OK)
+        return SLH_ESTORE;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
         return SLH_OK;
     slh_spool_unlock(sp);
     return db_fail(db, err, what);
+}
+
+/*
+ * Makes the NUL-terminated s valid UTF-8, in place, never longer: a
+ * sequence cut off by the end of s (an error text truncated to its buffer
+ * mid-character) is dropped, and any other byte that begins no valid
+ * sequence (overlong forms, surrogates and beyond U+10FFFF included, as
+ * Jansson and JSON readers refuse them) becomes '?'. last_error is written
+ * through this, and read through it too, for spools written before.
+ */
+static void
+utf8_mend(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+
+    while (*p != '\0') {
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t n, k;
+
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        if (*p >= 0xc2 && *p <= 0xdf)
+            n = 2;
+        else if (*p >= 0xe0 && *p <= 0xef)
+            n = 3;
+        else if (*p >= 0xf0 && *p <= 0xf4)
+            n = 4;
+        else
+            n = 0;
+        if (*p == 0xe0)
+            lo = 0xa0;
+        else if (*p == 0xed)
+            hi = 0x9f;
+        else if (*p == 0xf0)
+            lo = 0x90;
+        else if (*p == 0xf4)
+            hi = 0x8f;
+        for (k = 1; k < n; k++) {
+            if (p[k] < (k == 1 ? lo : 0x80) || p[k] > (k == 1 ? hi : 0xbf))
+                break;
+        }
+        if (n > 0 && k == n) {
+            p += n;
+        } else if (n > 0 && p[k] == '\0') {
+            *p = '\0'; /* cut off mid-character */
+        } else {
+            *p++ = '?';
+        }
+    }
 }
 
 enum slh_err
@@ -477,10 +529,14 @@ slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o, size_t n,
             sqlite3_bind_int(upd, 5, o[i].status);
         else
             sqlite3_bind_null(upd, 5);
-        if (o[i].error[0] != '\0')
-            sqlite3_bind_text(upd, 6, o[i].error, -1, SQLITE_STATIC);
-        else
+        if (o[i].error[0] != '\0') {
+            char error[SLH_QUEUE_ERROR_LEN];
+            snprintf(error, sizeof(error), "%s", o[i].error);
+            utf8_mend(error);
+            sqlite3_bind_text(upd, 6, error, -1, SQLITE_TRANSIENT);
+        } else {
             sqlite3_bind_null(upd, 6);
+        }
         if (sqlite3_step(upd) != SQLITE_DONE) {
             rc = db_fail(db, err, "finish");
             goto out;
@@ -624,6 +680,7 @@ stats_tx(sqlite3 *db, const char *dest, struct slh_queue_stats *s,
         s->last_status = sqlite3_column_int(st, 0);
         snprintf(s->last_error, sizeof(s->last_error), "%s",
                  text != NULL ? (const char *)text : "");
+        utf8_mend(s->last_error);
     }
     sqlite3_finalize(st);
     if (r != SQLITE_ROW && r != SQLITE_DONE)
@@ -669,7 +726,9 @@ slh_queue_retry(struct slh_spool *sp, const char *dest, int64_t now_ms,
     }
     sqlite3_bind_text(upd, 1, dest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(upd, 2, now_ms);
-    slh_spool_lock(sp);
+    rc = slh_spool_lock(sp, err);
+    if (rc != SLH_OK)
+        goto out;
     r = sqlite3_step(upd);
     slh_spool_unlock(sp);
     if (r != SQLITE_DONE) {
@@ -702,7 +761,9 @@ purge_chunks(struct slh_spool *sp, const char *sql, int64_t cutoff_ms,
     sqlite3_bind_int(del, 2, PURGE_CHUNK);
     do {
         int r;
-        slh_spool_lock(sp);
+        rc = slh_spool_lock(sp, err);
+        if (rc != SLH_OK)
+            break;
         r = sqlite3_step(del);
         slh_spool_unlock(sp);
         if (r != SQLITE_DONE) {

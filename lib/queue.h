@@ -173,8 +173,9 @@ void slh_queue_claim_free(struct slh_claim *c);
  * pending (finished by a deliverer whose lease it outlived) is left as it is,
  * and so is one whose seq now names an event other than id: the spool was
  * replaced since the claim (a writer reconnects to a new spool at the path),
- * and seqs start over. On failure nothing is recorded and err says why
- * (SLH_ESTORE).
+ * and seqs start over. An error text is stored as valid UTF-8: a character
+ * cut off by the end of the buffer is dropped, any other invalid byte
+ * becomes '?'. On failure nothing is recorded and err says why (SLH_ESTORE).
  */
 enum slh_err slh_queue_finish(struct slh_spool *sp, const struct slh_outcome *o,
                               size_t n, int64_t now_ms, struct slh_error *err);
@@ -198,6 +199,8 @@ enum slh_err slh_queue_next_due(struct slh_spool *sp, const char *dest,
 
 /*
  * Fills *st with dest's numbers. A destination without rows gets zeros.
+ * last_error is valid UTF-8 whatever was stored (older spools kept texts cut
+ * mid-character): mended as slh_queue_finish() stores it.
  */
 enum slh_err slh_queue_stats(struct slh_spool *sp, const char *dest,
                              struct slh_queue_stats *st, struct slh_error *err);

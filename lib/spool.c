@@ -2,12 +2,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,7 +20,13 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-#define BUSY_TIMEOUT_MS 5000
+#define BUSY_TIMEOUT_MS 5000 /* SQLite's busy wait and the writers' lock */
+
+/* Linux's name for the thread a timer signals; glibc headers before 2.37
+ * spell out only the union member. */
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
 
 /* The event table's columns, for the schema and for upgrading version 1. */
 #define EVENT_COLUMNS                                                          \
@@ -83,6 +93,7 @@ static const char insert_delivery_sql[] =
 
 struct slh_spool {
     sqlite3 *db;
+    enum slh_spool_create how; /* what open_db() may create */
     int lock_fd;    /* SLH_SPOOL_LOCK, or -1 where it cannot be opened */
     int lock_depth; /* slh_spool_lock() calls not yet let go */
     struct timespec busy_since; /* when the current wait for a lock began */
@@ -256,18 +267,79 @@ sync_dir(const char *dir, struct slh_error *err)
     return e;
 }
 
-/* mkdir of the last component only: a missing parent is a configuration
- * mistake worth reporting, not something to paper over. */
+/* The login name of uid into buf, else its number. From /etc/passwd read as a
+ * file (fgetpwent), not getpwuid(): slhook.cgi is linked statically, where
+ * NSS would load shared libraries at run time; only messages use the name. */
+static void
+user_name(uid_t uid, char *buf, size_t size)
+{
+    FILE *f = fopen("/etc/passwd", "re");
+    struct passwd *pw;
+
+    snprintf(buf, size, "%ld", (long)uid);
+    if (f == NULL)
+        return;
+    while ((pw = fgetpwent(f)) != NULL) {
+        if (pw->pw_uid == uid) {
+            snprintf(buf, size, "%s", pw->pw_name);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/*
+ * Whether the spool directory or database at path (st its stat) may be
+ * trusted: owned by the running user, writable by nobody else (spool.h).
+ * Group or other write lets another user slip in events to be relayed,
+ * signed; another owner (root running a command on the web server's spool)
+ * would leave files that owner cannot write. The text names the path, its
+ * owner and its mode, and what to do.
+ */
 static enum slh_err
-make_dir(const char *dir, struct slh_error *err)
+check_owner(const char *path, const struct stat *st, struct slh_error *err)
+{
+    char owner[64];
+    uid_t euid = geteuid();
+
+    if (st->st_uid == euid && (st->st_mode & (S_IWGRP | S_IWOTH)) == 0)
+        return SLH_OK; /* every request's case: no name looked up */
+    user_name(st->st_uid, owner, sizeof(owner));
+    if (st->st_uid != euid)
+        return slh_error_set(err, SLH_ESTORE,
+                             "spool %s is owned by %s (uid %ld, mode %04o), "
+                             "not by uid %ld; run as that user: runuser -u %s "
+                             "-- ...",
+                             path, owner, (long)st->st_uid,
+                             (unsigned)(st->st_mode & 07777), (long)euid,
+                             owner);
+    if ((st->st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return slh_error_set(
+            err, SLH_ESTORE,
+            "spool %s is writable by %s (owner %s, uid %ld, "
+            "mode %04o): others could add events to relay; "
+            "chmod go-w it",
+            path, (st->st_mode & S_IWOTH) != 0 ? "others" : "its group", owner,
+            (long)st->st_uid, (unsigned)(st->st_mode & 07777));
+    return SLH_OK;
+}
+
+/* mkdir of the last component only: a missing parent is a configuration
+ * mistake worth reporting, not something to paper over. Unless how allows
+ * it, a missing directory is SLH_ENOTFOUND; one that is there must pass
+ * check_owner(). */
+static enum slh_err
+make_dir(const char *dir, enum slh_spool_create how, struct slh_error *err)
 {
     struct stat st;
     char *parent = NULL;
     char *slash;
     enum slh_err e = SLH_OK;
 
-    if (mkdir(dir, 0700) != 0) {
-        if (errno != EEXIST)
+    if (how != SLH_SPOOL_CREATE && stat(dir, &st) != 0 && errno == ENOENT)
+        return slh_error_set(err, SLH_ENOTFOUND, "spool %s: no spool yet", dir);
+    if (how != SLH_SPOOL_CREATE || mkdir(dir, 0700) != 0) {
+        if (how == SLH_SPOOL_CREATE && errno != EEXIST)
             return slh_error_set(err, SLH_ESTORE, "spool %s: mkdir: %s", dir,
                                  strerror(errno));
         if (stat(dir, &st) != 0)
@@ -276,7 +348,7 @@ make_dir(const char *dir, struct slh_error *err)
         if (!S_ISDIR(st.st_mode))
             return slh_error_set(err, SLH_ESTORE, "spool %s: %s", dir,
                                  strerror(ENOTDIR));
-        return SLH_OK;
+        return check_owner(dir, &st, err);
     }
     /* The umask may have taken more than the mode allowed; 0700 exactly. */
     if (chmod(dir, 0700) != 0)
@@ -402,19 +474,139 @@ open_lock(struct slh_spool *sp)
         sp->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
 }
 
-void
-slh_spool_lock(struct slh_spool *sp)
+static void
+lock_alarm(int sig)
 {
-    if (sp == NULL || sp->lock_fd < 0 || sp->lock_depth++ > 0)
-        return;
-    while (flock(sp->lock_fd, LOCK_EX) != 0 && errno == EINTR)
+    (void)sig; /* only there to interrupt flock() */
+}
+
+static pthread_once_t lock_alarm_once = PTHREAD_ONCE_INIT;
+static bool is_lock_alarm_set;
+
+static void
+set_lock_alarm(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = lock_alarm;
+    sigemptyset(&sa.sa_mask);
+    /* No SA_RESTART: the kernel must give up the flock() with EINTR. */
+    is_lock_alarm_set = sigaction(SLH_SPOOL_LOCK_SIGNAL, &sa, NULL) == 0;
+}
+
+static bool
+is_past(const struct timespec *deadline)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/*
+ * A blocking flock() given up after BUSY_TIMEOUT_MS (errno ETIMEDOUT). Not
+ * a poll with sleeps: that is what flock() replaced (spool.h). The waiter
+ * sleeps in the kernel, which wakes it as the lock is let go, and a timer
+ * signalling this thread alone interrupts the wait at the bound; the timer
+ * repeats, in case its first signal came before the thread was in flock().
+ * An uncontended lock costs the one LOCK_NB call.
+ */
+static int
+flock_bounded(int fd)
+{
+    struct sigevent sev;
+    struct itimerspec its;
+    struct timespec deadline;
+    const struct timespec zero = {0, 0};
+    sigset_t one, old;
+    timer_t timer;
+    int rc = -1, saved;
+
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    if (errno != EWOULDBLOCK && errno != EINTR)
+        return -1;
+    pthread_once(&lock_alarm_once, set_lock_alarm);
+    if (!is_lock_alarm_set)
+        return -1;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += BUSY_TIMEOUT_MS / 1000;
+    deadline.tv_nsec += (long)(BUSY_TIMEOUT_MS % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    sigemptyset(&one);
+    sigaddset(&one, SLH_SPOOL_LOCK_SIGNAL);
+    pthread_sigmask(SIG_BLOCK, &one, &old);
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = SLH_SPOOL_LOCK_SIGNAL;
+    sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &timer) != 0) {
+        saved = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        errno = saved;
+        return -1;
+    }
+    its.it_value = deadline;
+    its.it_interval.tv_sec = 0;
+    its.it_interval.tv_nsec = 50 * 1000000;
+    timer_settime(timer, TIMER_ABSTIME, &its, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    for (;;) {
+        if (flock(fd, LOCK_EX) == 0) {
+            rc = 0;
+            break;
+        }
+        if (errno != EINTR)
+            break;
+        if (is_past(&deadline)) {
+            errno = ETIMEDOUT;
+            break;
+        }
+    }
+    saved = errno;
+    pthread_sigmask(SIG_BLOCK, &one, NULL);
+    timer_delete(timer);
+    /* A signal sent after the wait ended would interrupt whatever system
+     * call this thread makes next: take it while it is still blocked. */
+    while (sigtimedwait(&one, NULL, &zero) == SLH_SPOOL_LOCK_SIGNAL)
         ;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return rc;
+}
+
+enum slh_err
+slh_spool_lock(struct slh_spool *sp, struct slh_error *err)
+{
+    if (sp == NULL || sp->lock_fd < 0)
+        return SLH_OK;
+    if (sp->lock_depth > 0) {
+        sp->lock_depth++;
+        return SLH_OK;
+    }
+    if (flock_bounded(sp->lock_fd) != 0) {
+        if (errno == ETIMEDOUT)
+            return slh_error_set(err, SLH_ESTORE,
+                                 "spool %s/%s: held by another writer for "
+                                 "%d ms; gave up waiting",
+                                 sp->dir, SLH_SPOOL_LOCK, BUSY_TIMEOUT_MS);
+        return slh_error_set(err, SLH_ESTORE, "spool %s/%s: flock: %s", sp->dir,
+                             SLH_SPOOL_LOCK, strerror(errno));
+    }
+    sp->lock_depth = 1;
+    return SLH_OK;
 }
 
 void
 slh_spool_unlock(struct slh_spool *sp)
 {
-    if (sp != NULL && sp->lock_fd >= 0 && --sp->lock_depth == 0)
+    if (sp != NULL && sp->lock_fd >= 0 && sp->lock_depth > 0 &&
+        --sp->lock_depth == 0)
         (void)flock(sp->lock_fd, LOCK_UN);
 }
 
@@ -534,15 +726,29 @@ open_db(struct slh_spool *sp, struct slh_error *err)
     char mode[16];
     enum slh_err e = SLH_OK;
 
-    e = make_dir(sp->dir, err);
+    e = make_dir(sp->dir, sp->how, err);
     if (e != SLH_OK)
         return e;
+    /* Before SQLite opens it (and makes its -wal and -shm files), and
+     * before the lock file is made. */
+    if (stat(sp->path, &st) == 0) {
+        is_new = false;
+        e = check_owner(sp->path, &st, err);
+        if (e != SLH_OK)
+            return e;
+    } else {
+        is_new = errno == ENOENT;
+        if (is_new && sp->how == SLH_SPOOL_EXISTING)
+            return slh_error_set(err, SLH_ENOTFOUND, "spool %s: no spool yet",
+                                 sp->dir);
+    }
     open_lock(sp);
-    is_new = stat(sp->path, &st) != 0 && errno == ENOENT;
-    if (sqlite3_open_v2(sp->path, &sp->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                            SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(
+            sp->path, &sp->db,
+            SQLITE_OPEN_READWRITE |
+                (sp->how == SLH_SPOOL_EXISTING ? 0 : SQLITE_OPEN_CREATE) |
+                SQLITE_OPEN_NOMUTEX,
+            NULL) != SQLITE_OK) {
         if (sp->db == NULL) {
             e = slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory",
                               sp->path);
@@ -634,6 +840,13 @@ out:
 enum slh_err
 slh_spool_open(struct slh_spool **out, const char *dir, struct slh_error *err)
 {
+    return slh_spool_open_how(out, dir, SLH_SPOOL_CREATE, err);
+}
+
+enum slh_err
+slh_spool_open_how(struct slh_spool **out, const char *dir,
+                   enum slh_spool_create how, struct slh_error *err)
+{
     struct slh_spool *sp = NULL;
     size_t len;
     enum slh_err e = SLH_OK;
@@ -649,6 +862,7 @@ slh_spool_open(struct slh_spool **out, const char *dir, struct slh_error *err)
     len = strlen(dir);
     sp->dir = strdup(dir);
     sp->lock_fd = -1;
+    sp->how = how;
     sp->path = malloc(len + sizeof("/" SLH_SPOOL_FILE));
     sp->wal_path = malloc(len + sizeof("/" SLH_SPOOL_FILE "-wal"));
     if (sp->dir == NULL || sp->path == NULL || sp->wal_path == NULL) {
@@ -667,6 +881,26 @@ slh_spool_open(struct slh_spool **out, const char *dir, struct slh_error *err)
 fail:
     slh_spool_close(sp);
     return e;
+}
+
+enum slh_err
+slh_spool_verify(struct slh_spool *sp, struct slh_error *err)
+{
+    char result[200];
+
+    if (sp == NULL || sp->db == NULL)
+        return slh_error_set(err, SLH_EINVAL, "spool: no handle");
+    if (pragma_query(sp->db, "PRAGMA quick_check(1)", NULL, result,
+                     sizeof(result)) != SQLITE_OK)
+        return db_error(sp->db, sp->path, err);
+    if (strcmp(result, "ok") != 0) {
+        /* One line for a message: SQLite's has one per problem found. */
+        for (char *nl = strchr(result, '\n'); nl != NULL; nl = strchr(nl, '\n'))
+            *nl = ' ';
+        return slh_error_set(err, SLH_ESTORE, "spool %s: damaged: %s", sp->path,
+                             result);
+    }
+    return SLH_OK;
 }
 
 void
@@ -898,7 +1132,13 @@ slh_spool_put_tasks(struct slh_spool *sp, const struct slh_config *cfg,
     }
     if (is_tasks_only)
         set_full_sync(sp, false);
-    slh_spool_lock(sp);
+    e = slh_spool_lock(sp, err);
+    if (e != SLH_OK) {
+        if (is_tasks_only)
+            set_full_sync(sp, true);
+        free_bodies(bodies, n_bodies);
+        return e;
+    }
     if (step_reset(sp->begin) != SQLITE_DONE)
         goto fail;
     for (size_t i = 0; i < n; i++) {

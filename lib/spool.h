@@ -41,6 +41,7 @@
 #ifndef SLH_SPOOL_H
 #define SLH_SPOOL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,9 +67,45 @@ struct slh_spool; /* opaque; one per thread (a SQLite connection) */
  * as needed; an older version is upgraded in place, one transaction a step.
  * *out is a new handle, released with slh_spool_close(). On
  * failure *out is NULL and err says why, naming the path.
+ *
+ * A spool is trusted only when it is the running user's own: the directory
+ * and, when there is one, the database must be owned by the effective uid
+ * and writable by nobody else (no group or other write bit). Otherwise,
+ * before anything is opened or created in it, the open fails (SLH_ESTORE)
+ * with a text naming the path, its owner and its mode: anybody who can write
+ * there could slip in events that would then be relayed, signed, and a
+ * root-owned file left in a web server's spool stops it from storing.
  */
 enum slh_err slh_spool_open(struct slh_spool **out, const char *dir,
                             struct slh_error *err);
+
+/* What slh_spool_open_how() may create. */
+enum slh_spool_create {
+    SLH_SPOOL_CREATE,    /* the directory and the database, as needed */
+    SLH_SPOOL_CREATE_DB, /* the database, in a directory that exists */
+    SLH_SPOOL_EXISTING   /* nothing: the database must exist */
+};
+
+/*
+ * slh_spool_open(), creating only what how allows: what it may not create
+ * and is missing fails the open with SLH_ENOTFOUND ("spool DIR: no spool
+ * yet", or "no directory"), leaving everything as it was (not even the lock
+ * file is made). For the commands that only read a spool (status, check),
+ * and for those that must not make a spool of their own where the web
+ * server's user should (a command run as root). A reconnection after the
+ * spool was removed (slh_spool_put()) obeys the same how.
+ */
+enum slh_err slh_spool_open_how(struct slh_spool **out, const char *dir,
+                                enum slh_spool_create how,
+                                struct slh_error *err);
+
+/*
+ * SQLite's PRAGMA quick_check of sp's database (slhook check): SLH_OK when
+ * it finds nothing wrong, else SLH_ESTORE with the first problem it names,
+ * or why it could not look, in err. Reads the whole database: not for the
+ * request path.
+ */
+enum slh_err slh_spool_verify(struct slh_spool *sp, struct slh_error *err);
 
 /* Closes the handle. NULL is fine. */
 void slh_spool_close(struct slh_spool *sp);
@@ -147,16 +184,26 @@ int slh_spool_prepare(struct slh_spool *sp, const char *sql,
 void slh_spool_release(struct sqlite3_stmt *st);
 
 /*
- * Takes and lets go of the spool's writers' lock: a blocking flock() on
+ * Takes and lets go of the spool's writers' lock: a flock() on
  * SLH_SPOOL_LOCK, which every writer of ours (slh_spool_put, the delivering
  * side) holds from before BEGIN IMMEDIATE to after COMMIT or ROLLBACK. A
  * waiter sleeps in the kernel and wakes as the lock is let go, where
  * SQLite's busy handler could only poll: under 16 concurrent CGI requests
- * that polling cost 73 sleeps and 277 fcntl calls a request. Threads and
- * processes alike, each with its own handle. Calls nest: only the outermost
- * pair takes and lets go of the lock. NULL is fine.
+ * that polling cost 73 sleeps and 277 fcntl calls a request. The wait is
+ * bounded by the busy timeout SQLite's own waits have (5 s): a writer
+ * stopped while holding the lock must not hold every request with it. Past
+ * the bound slh_spool_lock() returns SLH_ESTORE (the handler's 503 with
+ * Retry-After) and takes nothing; so it does when flock() fails. To end a
+ * wait the calling thread alone is sent SLH_SPOOL_LOCK_SIGNAL from a timer,
+ * with a handler that does nothing, installed on first contention: no
+ * program linking this library may use that signal for anything else.
+ * Threads and processes alike, each with its own handle. Calls nest: only
+ * the outermost pair takes and lets go of the lock; call slh_spool_unlock()
+ * only after SLH_OK. NULL is fine (SLH_OK), and so is a spool whose lock
+ * file cannot be opened (SQLite's busy handler then waits).
  */
-void slh_spool_lock(struct slh_spool *sp);
+#define SLH_SPOOL_LOCK_SIGNAL (SIGRTMAX - 1)
+enum slh_err slh_spool_lock(struct slh_spool *sp, struct slh_error *err);
 void slh_spool_unlock(struct slh_spool *sp);
 
 /*

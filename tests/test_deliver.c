@@ -1162,6 +1162,32 @@ test_torn_tail(void)
     }
 }
 
+/* What slhook check prints of a URL: never its credentials. */
+static void
+test_url_masked(void)
+{
+    static const char *const cases[][2] = {
+        {"http://127.0.0.1:9/a", "http://127.0.0.1:9/a"},
+        {"https://crm.example", "https://crm.example/"},
+        {"https://bob:pw@crm.example/h", "https://***@crm.example/h"},
+        {"https://bob@crm.example/h", "https://***@crm.example/h"},
+        {"https://:pw@crm.example:8443/h", "https://***@crm.example:8443/h"},
+        {"https://crm.example/h?token=abc&x=1",
+         "https://crm.example/h?token=***&x=***"},
+        {"https://crm.example/h?abc&=v#frag", "https://crm.example/h?***&=***"},
+        {"https://u:p@[::1]:8080/p?k=v", "https://***@[::1]:8080/p?k=***"},
+        {"http://exa mple/ x", "(a URL that does not parse)"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = slh_deliver_url_masked(cases[i][0]);
+        CHECK(got != NULL && strcmp(got, cases[i][1]) == 0,
+              "masked %s: want %s, got %s", cases[i][0], cases[i][1],
+              got != NULL ? got : "(null)");
+        free(got);
+    }
+}
+
 int
 main(void)
 {
@@ -1186,6 +1212,7 @@ main(void)
     test_torn_tail();
     test_post();
     test_write_through();
+    test_url_masked();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     rc = check_summary();
     if (system(cmd) != 0)

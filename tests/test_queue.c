@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "check.h"
@@ -872,6 +873,93 @@ out:
     slh_config_free(&cfg);
 }
 
+/* Whether s is text Jansson takes (valid UTF-8), as status --json needs. */
+static bool
+is_json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    bool ok = j != NULL;
+
+    json_decref(j);
+    return ok;
+}
+
+/* An error text cut mid-character by its buffer is stored cut on the
+ * character's boundary; one stored invalid already (older spools) is read
+ * back mended, so that status --json can print it. */
+static void
+test_utf8_error(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_claim c[MAX_EVENTS];
+    struct slh_outcome o;
+    struct slh_queue_stats st;
+    char text[400], sql[600];
+    sqlite3 *db;
+    size_t n = 0;
+
+    if (!fixture_spool(&cfg, &sp, "utf8",
+                       "[destination a]\nurl = http://127.0.0.1:9/a\n"))
+        goto out;
+    db = slh_spool_db(sp);
+    if (!CHECK(slh_queue_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, NULL,
+                               &err) == SLH_OK &&
+                   n >= 1,
+               "claim: %zu %s", n, err.text))
+        goto out;
+    /* 254 bytes, then "é" (C3 A9) straddling the 255 the buffer keeps. */
+    memset(text, 'x', 254);
+    snprintf(text + 254, sizeof(text) - 254, "\xc3\xa9\xc3\xa9 and more");
+    memset(&o, 0, sizeof(o));
+    o.dest = "a";
+    o.seq = c[0].seq;
+    memcpy(o.id, c[0].id, sizeof(o.id));
+    o.state = SLH_PENDING;
+    o.due = T0 + 1000;
+    memcpy(o.error, text, sizeof(o.error) - 1); /* as snprintf would cut */
+    o.error[sizeof(o.error) - 1] = '\0';
+    CHECK((unsigned char)o.error[254] == 0xc3 && o.error[255] == '\0',
+          "the outcome's text is cut mid-character");
+    CHECK(slh_queue_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
+          err.text);
+    snprintf(sql, sizeof(sql),
+             "SELECT length(CAST(last_error AS BLOB)) FROM delivery"
+             " WHERE dest = 'a' AND seq = %lld",
+             (long long)c[0].seq);
+    CHECK(sql_int(db, sql) == 254, "stored cut before the character: %lld",
+          (long long)sql_int(db, sql));
+    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
+    CHECK(strlen(st.last_error) == 254 && is_json_text(st.last_error),
+          "read back whole, valid: %zu", strlen(st.last_error));
+
+    /* Stored by an older slhook: invalid bytes, and a character cut. */
+    CHECK(sqlite3_exec(db,
+                       "UPDATE delivery SET last_error = CAST(X'6162FF63C328"
+                       "64E282' AS TEXT), attempts = 1 WHERE dest = 'a'",
+                       NULL, NULL, NULL) == SQLITE_OK,
+          "store invalid UTF-8: %s", sqlite3_errmsg(db));
+    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
+    CHECK(strcmp(st.last_error, "ab?c?(d") == 0 && is_json_text(st.last_error),
+          "invalid bytes replaced, the cut one dropped: '%s'", st.last_error);
+    /* Longer than the buffer, a character across its end. */
+    snprintf(sql, sizeof(sql),
+             "UPDATE delivery SET last_error = '%.254s' || X'C3A9' ||"
+             " 'tail' WHERE dest = 'a'",
+             text);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK,
+          "store a long text: %s", sqlite3_errmsg(db));
+    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
+    CHECK(strlen(st.last_error) == 254 && is_json_text(st.last_error),
+          "a long stored text is cut on a character: %zu",
+          strlen(st.last_error));
+    free_claims(c, n);
+out:
+    slh_spool_close(sp);
+    slh_config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -890,6 +978,7 @@ main(void)
     test_purge();
     test_finish_names_event();
     test_owners();
+    test_utf8_error();
     for (size_t i = 0; i < n_events; i++)
         free(events[i].body);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

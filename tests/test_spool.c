@@ -539,6 +539,239 @@ test_writers_lock(void)
 
 /* A put waits for another writer's lock, and gets it soon after it is let
  * go: SQLite's own busy timeout would sleep up to 100 ms at a time. */
+static bool lock_is_free(const char *path);
+
+static double
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* A child process that takes the writers' lock of dir, says so on the
+ * pipe, holds it held_s seconds (as a writer stopped with it would) and
+ * exits; -1 when it could not be started. */
+static pid_t
+hold_writers_lock(const char *dir, int held_s)
+{
+    char path[PATH_MAX], c = 0;
+    int fds[2];
+    pid_t pid;
+
+    pathf(path, "%s/" SLH_SPOOL_LOCK, dir);
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        close(fds[0]);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0)
+            _exit(1);
+        if (write(fds[1], "h", 1) != 1)
+            _exit(1);
+        sleep((unsigned)held_s);
+        _exit(0);
+    }
+    close(fds[1]);
+    if (pid < 0 || read(fds[0], &c, 1) != 1 || c != 'h') {
+        close(fds[0]);
+        return -1;
+    }
+    close(fds[0]);
+    return pid;
+}
+
+/* The writers' lock is waited for within the busy timeout (5 s), not for
+ * as long as a writer stopped with it holds it: the put fails (the 503
+ * with Retry-After) and leaves the lock alone; a lock let go within the
+ * bound is still taken at once. */
+static void
+test_writers_lock_bound(void)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b = {0};
+    size_t n_new = 0;
+    double t0, ms;
+    enum slh_err rc;
+    pid_t pid;
+    int status = 0;
+
+    path_in(dir, "lockbound");
+    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        return;
+    pathf(path, "%s/" SLH_SPOOL_LOCK, dir);
+    pid = hold_writers_lock(dir, 20);
+    if (!CHECK(pid > 0, "a process holds the writers' lock"))
+        goto out;
+    batch_fill(&b, 1, "bound", 0);
+    t0 = mono_ms();
+    rc = put1(sp, &b, &n_new, &err);
+    ms = mono_ms() - t0;
+    CHECK(rc == SLH_ESTORE && strstr(err.text, "gave up") != NULL,
+          "put under a lock held 20 s fails: %d %s", rc, err.text);
+    CHECK(ms >= 4500 && ms < 9000, "within about the 5 s bound: %.0f ms", ms);
+    printf("writers' lock held 20 s: put gave up after %.0f ms: %s\n", ms,
+           err.text);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    CHECK(lock_is_free(path), "the failed put holds no lock");
+    CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 1,
+          "the next put stores: %s", err.text);
+    slh_batch_free(&b);
+
+    /* Let go within the bound: taken as it is let go. */
+    pid = hold_writers_lock(dir, 1);
+    if (!CHECK(pid > 0, "a process holds the writers' lock 1 s"))
+        goto out;
+    batch_fill(&b, 1, "bound-late", 0);
+    t0 = mono_ms();
+    rc = put1(sp, &b, &n_new, &err);
+    ms = mono_ms() - t0;
+    CHECK(rc == SLH_OK && n_new == 1, "put after a 1 s hold stores: %s",
+          err.text);
+    CHECK(ms >= 500 && ms < 3000, "waited for it: %.0f ms", ms);
+    waitpid(pid, &status, 0);
+    slh_batch_free(&b);
+out:
+    slh_spool_close(sp);
+}
+
+/* What slh_spool_open_how() creates, and what it leaves alone. */
+static void
+test_open_how(void)
+{
+    char dir[PATH_MAX], db[PATH_MAX], lock[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    enum slh_err rc;
+
+    path_in(dir, "how");
+    db_path(db, dir);
+    pathf(lock, "%s/" SLH_SPOOL_LOCK, dir);
+    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_EXISTING, &err);
+    CHECK(rc == SLH_ENOTFOUND && sp == NULL && !exists(dir),
+          "existing only, no directory: not found, nothing made: %d %s", rc,
+          err.text);
+    CHECK(strstr(err.text, "no spool yet") != NULL, "says so: %s", err.text);
+    slh_error_clear(&err);
+    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_CREATE_DB, &err);
+    CHECK(rc == SLH_ENOTFOUND && sp == NULL && !exists(dir),
+          "database only, no directory: not found, nothing made: %d %s", rc,
+          err.text);
+    CHECK(mkdir(dir, 0700) == 0, "mkdir");
+    slh_error_clear(&err);
+    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_EXISTING, &err);
+    CHECK(rc == SLH_ENOTFOUND && sp == NULL && !exists(db) && !exists(lock),
+          "existing only, empty directory: not found, nothing made: %d %s", rc,
+          err.text);
+    slh_error_clear(&err);
+    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_CREATE_DB, &err);
+    CHECK(rc == SLH_OK && exists(db),
+          "database only: made in the directory: %s", err.text);
+    slh_spool_close(sp);
+    sp = NULL;
+    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_EXISTING, &err);
+    CHECK(rc == SLH_OK, "existing only: opens the spool: %s", err.text);
+    slh_spool_close(sp);
+}
+
+/* slh_spool_open() of dir fails naming it and want; nothing is made in
+ * it. */
+static void
+check_refused(const char *dir, const char *named, const char *want,
+              const char *what)
+{
+    char db[PATH_MAX], lock[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    bool had_db;
+    enum slh_err rc;
+
+    db_path(db, dir);
+    pathf(lock, "%s/" SLH_SPOOL_LOCK, dir);
+    had_db = exists(db);
+    unlink(lock);
+    rc = slh_spool_open(&sp, dir, &err);
+    CHECK(rc == SLH_ESTORE && sp == NULL, "%s: refused: %d %s", what, rc,
+          err.text);
+    CHECK(strstr(err.text, named) != NULL && strstr(err.text, want) != NULL,
+          "%s: the message names %s and '%s': %s", what, named, want, err.text);
+    CHECK(exists(db) == had_db && !exists(lock), "%s: nothing made in it",
+          what);
+    slh_spool_close(sp);
+}
+
+/* A spool directory or database that is not the running user's own, or
+ * that others may write, is not opened (spool.h): another user could have
+ * slipped in events to relay, signed. */
+static void
+test_trust(void)
+{
+    char dir[PATH_MAX], db[PATH_MAX];
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    mode_t old = umask(0);
+    int status = -1;
+    pid_t pid;
+
+    path_in(dir, "wide");
+    CHECK(mkdir(dir, 0777) == 0, "mkdir 0777");
+    check_refused(dir, dir, "mode 0777", "a world-writable directory");
+    path_in(dir, "sticky");
+    CHECK(mkdir(dir, 01777) == 0 && chmod(dir, 01777) == 0, "mkdir 1777");
+    check_refused(dir, dir, "others", "a /tmp-like directory");
+    path_in(dir, "group");
+    CHECK(mkdir(dir, 0770) == 0, "mkdir 0770");
+    check_refused(dir, dir, "its group", "a group-writable directory");
+    umask(old);
+
+    path_in(dir, "dbwide");
+    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        slh_spool_close(sp);
+    sp = NULL;
+    db_path(db, dir);
+    CHECK(chmod(db, 0666) == 0, "chmod the database 0666");
+    check_refused(dir, db, "mode 0666", "a world-writable database");
+    CHECK(chmod(db, 0600) == 0 && chown(db, 65534, 65534) == 0,
+          "chown the database to nobody");
+    check_refused(dir, db, "uid 65534", "a database of another user");
+    path_in(dir, "theirs");
+    CHECK(mkdir(dir, 0700) == 0 && chown(dir, 65534, 65534) == 0,
+          "a directory of nobody's");
+    check_refused(dir, dir, "uid 65534", "a directory of another user");
+
+    /* The other way round: nobody meets root's spool. The base directory
+     * must let it look in. */
+    path_in(dir, "root");
+    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+        slh_spool_close(sp);
+    sp = NULL;
+    chmod(base, 0711);
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        struct slh_spool *child = NULL;
+        struct slh_error e2 = {0};
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(2);
+        if (slh_spool_open(&child, dir, &e2) == SLH_ESTORE &&
+            strstr(e2.text, "owned by root (uid 0") != NULL &&
+            strstr(e2.text, "not by uid 65534") != NULL)
+            _exit(0);
+        printf("child: %s\n", e2.text);
+        _exit(1);
+    }
+    waitpid(pid, &status, 0);
+    chmod(base, 0700);
+    CHECK(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "another user is refused root's spool, told whose it is: %d", status);
+}
+
 static void
 test_busy_wait(void)
 {
@@ -598,8 +831,8 @@ probe_task(struct slh_spool *sp, void *arg, struct slh_error *err)
     p->sync = sql_int(db, "PRAGMA synchronous");
     p->events = sql_int(db, "SELECT count(*) FROM event");
     p->lock_held = !lock_is_free(p->lock_path);
-    slh_spool_lock(sp);
-    slh_spool_unlock(sp);
+    if (slh_spool_lock(sp, NULL) == SLH_OK)
+        slh_spool_unlock(sp);
     p->nested_held = !lock_is_free(p->lock_path);
     if (p->update != NULL &&
         sqlite3_exec(db, p->update, NULL, NULL, NULL) != SQLITE_OK)
@@ -1915,6 +2148,9 @@ main(void)
     test_put_tasks();
     test_busy_wait();
     test_writers_lock();
+    test_writers_lock_bound();
+    test_open_how();
+    test_trust();
     test_put_fixture();
     test_legacy_ids();
     test_upgrade();

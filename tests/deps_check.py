@@ -182,6 +182,8 @@ def command_words(text):
                 toks = toks[1:]
             if toks and toks[0] == "timeout":
                 toks = toks[2:] if len(toks) > 2 else []
+            if len(toks) > 1 and toks[1] == "=":
+                continue  # an INI line inside a quoted string: "file = x"
             if toks and re.fullmatch(r"[a-z][a-z0-9_.+-]*", toks[0]):
                 words.add(toks[0])
         if m is not None:

@@ -55,6 +55,7 @@ cat >"$CONF" <<EOF
 [receiver]
 secret_key = $SECRET
 spool = $T/spool
+max_events = 400
 
 [destination signed]
 url = http://127.0.0.1:$PORT/signed/hook

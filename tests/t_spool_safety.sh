@@ -189,7 +189,7 @@ expect "check, a file destination without its directory: exit 1" 1 "$RC"
 check "... says so" grep -q "^error: destination f: $T/no/such/dir/events.jsonl cannot be written" "$T/out"
 
 # A damaged database: every POST would be 503 "malformed".
-conf "$T/bad.conf" "$T/bad"
+conf "$T/bad.conf" "$T/bad" "max_events = 300"
 events "$T/many.json" bad 200 "$FIX/delivered-1.json" 300
 cgi "$T/bad.conf" "$T/many.json"
 expect "damaged: stored first" 200 "$STATUS"

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "handler.h"
 #include "kick.h"
+#include "log.h"
 #include "spool.h"
 
 #define DRAIN_CAP ((size_t)64 << 20)
@@ -181,13 +182,18 @@ main(int argc, char **argv)
     if (path == NULL || *path == '\0')
         path = SLH_CONFIG_DEFAULT_PATH;
     if (slh_config_load(&cfg, path, &err) != SLH_OK) {
-        fprintf(stderr, "slhook: %s\n", err.text);
+        slh_log_early("slhook", err.text);
         /* SocketLabs retries a 503: nothing is lost to a broken config. */
         if (is_cgi)
             printf("Status: 503 Service Unavailable\r\nRetry-After: 60\r\n"
                    "Content-Type: text/plain\r\n\r\nnot configured\n");
         return is_cgi ? 0 : 1;
     }
+    /* The default (stderr, the web server's error log) costs nothing: no
+     * system call. A log file that cannot be opened does not cost the
+     * request its answer: the line goes to stderr then. */
+    if (slh_log_to(cfg.log, "slhook", &err) != SLH_OK)
+        fprintf(stderr, "slhook: %s\n", err.text);
 
     if (is_cgi) {
         req.method = getenv("REQUEST_METHOD");

@@ -61,8 +61,15 @@ check "after mv and SIGHUP a new file" wait_for 10 grep -q "threads on fd 0" "$T
 post "$A" --body "$FIX/delivered-2.json"
 expect "a request after the reload" 200 "$STATUS"
 check "its line is in the new file" wait_for 5 grep -q "^slhook: 200 Delivered id=" "$T/fcgi.log"
+: >"$T/fcgi.log"
 expect "the old file got no more requests" 1 "$(count '^slhook: 200' "$T/fcgi.log.1")"
 check "the reload is in the old file" grep -q "reloading" "$T/fcgi.log.1"
+# Lines of 16 request threads at once: each whole, on a line of its own.
+$CLIENT "$A" load --body "$FIX/delivered-1.json" --requests 400 \
+    --clients 8 >"$T/load.out"
+check "400 requests from 8 clients" grep -q "^requests 400 ok 400 " "$T/load.out"
+expect "a line per request, each whole" 400 \
+    "$(grep -c '^slhook: 200 Delivered id=[0-9a-f]* events=1 new=[01] [0-9.]*ms from 127.0.0.1\( (new: counted per shared commit)\)\?$' "$T/fcgi.log")"
 stop_spawned "$SPID"
 check "the stop is logged to the file" grep -q "slhook.fcgi: stopped" "$T/fcgi.log"
 

@@ -274,17 +274,20 @@ open_listener(const char *addr)
 }
 
 /*
- * What a reload would run on: the config at path loads, its spool opens and
- * its log can be written. SLH_OK, or the reason to keep the running config.
+ * What a reload would run on: the config at path loads, its spool opens
+ * (unless it is the running one's, which is open) and its log can be
+ * written. SLH_OK, or the reason to keep the running config.
  */
 static enum slh_err
-check_reload(const char *path, struct slh_error *err)
+check_reload(const char *path, const char *running_spool, struct slh_error *err)
 {
     struct slh_config cfg = {0};
     struct slh_spool *sp = NULL;
     enum slh_err rc = slh_config_load(&cfg, path, err);
 
-    if (rc == SLH_OK)
+    /* Opening the running spool once more would only contend with its
+     * checkpointer for nothing. */
+    if (rc == SLH_OK && strcmp(cfg.spool, running_spool) != 0)
         rc = slh_spool_open(&sp, cfg.spool, err);
     slh_spool_close(sp);
     if (rc == SLH_OK)
@@ -394,7 +397,7 @@ main(int argc, char **argv)
 
     while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
         struct slh_error why = {0};
-        if (check_reload(opt.config, &why) == SLH_OK) {
+        if (check_reload(opt.config, cfg.spool, &why) == SLH_OK) {
             is_reloading = true;
             break;
         }

@@ -37,7 +37,7 @@ FCGI_LIBS = -lfcgi -lpthread
 
 SLH_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
              -DSLH_VERSION='"$(VERSION)"' \
-             -Ilib $(WARN) $(CORE_CFLAGS) $(SAN_FLAGS) -MMD -MP
+             -Ilib -Ifront $(WARN) $(CORE_CFLAGS) $(SAN_FLAGS) -MMD -MP
 SLH_LDFLAGS = $(SAN_FLAGS)
 
 # The receive path (lib objects the CGI needs) never pulls in libcurl:
@@ -49,6 +49,9 @@ DELIVER_OBJ := $(DELIVER_SRC:%.c=$(B)/%.o)
 CGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cgi/*.c)) $(B)/cgi/tool.o
 FCGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard fcgi/*.c))
 CLI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cli/*.c))
+# What the three front ends share and lib/ must not do (front/log.c: where
+# log lines go).
+FRONT_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard front/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_SH := $(sort $(wildcard tests/t_*.sh))
@@ -107,13 +110,13 @@ $(B)/cgi/tool.o: cgi/tool.S $(B)/slhook.embed
 	@mkdir -p $(dir $@)
 	$(CC) -DSLH_TOOL_FILE='"$(B)/slhook.embed"' $(CFLAGS) -c $< -o $@
 
-$(B)/slhook.cgi: $(CGI_OBJ) $(B)/libslhook.a
+$(B)/slhook.cgi: $(CGI_OBJ) $(FRONT_OBJ) $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CGI_LIBS)
 
-$(B)/slhook.fcgi: $(FCGI_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
+$(B)/slhook.fcgi: $(FCGI_OBJ) $(FRONT_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(FCGI_LIBS)
 
-$(B)/slhook: $(CLI_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
+$(B)/slhook: $(CLI_OBJ) $(FRONT_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) -lpthread
 
 $(B)/tests/%: $(B)/tests/%.o $(B)/libslhook-deliver.a $(B)/libslhook.a
@@ -131,10 +134,10 @@ check: test
 	$(MAKE) test SANITIZE=address,undefined
 
 format:
-	clang-format -i lib/*.[ch] cgi/*.c fcgi/*.c fcgi/*.h cli/*.[ch] tests/*.[ch]
+	clang-format -i lib/*.[ch] front/*.[ch] cgi/*.c fcgi/*.c fcgi/*.h cli/*.[ch] tests/*.[ch]
 
 format-check:
-	clang-format --dry-run --Werror lib/*.[ch] cgi/*.c fcgi/*.c fcgi/*.h cli/*.[ch] tests/*.[ch]
+	clang-format --dry-run --Werror lib/*.[ch] front/*.[ch] cgi/*.c fcgi/*.c fcgi/*.h cli/*.[ch] tests/*.[ch]
 
 clean:
 	rm -rf build build-san

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "handler.h"
 #include "kick.h"
+#include "log.h"
 #include "spool.h"
 
 #define DRAIN_CAP ((size_t)64 << 20)
@@ -203,7 +204,7 @@ main(int argc, char **argv)
     if (path == NULL || *path == '\0')
         path = SLH_CONFIG_DEFAULT_PATH;
     if (slh_config_load(&cfg, path, &err) != SLH_OK) {
-        fprintf(stderr, "slhook: %s\n", err.text);
+        slh_log_early("slhook", err.text);
         /* SocketLabs retries a 503: nothing is lost to a broken config. The
          * body is read first, as for any answer given without it. */
         if (is_cgi) {
@@ -215,6 +216,11 @@ main(int argc, char **argv)
         }
         return is_cgi ? 0 : 1;
     }
+    /* The default (stderr, the web server's error log) costs nothing: no
+     * system call. A log file that cannot be opened does not cost the
+     * request its answer: the line goes to stderr then. */
+    if (slh_log_to(cfg.log, "slhook", &err) != SLH_OK)
+        fprintf(stderr, "slhook: %s\n", err.text);
 
     /* Under a web server the first request makes the spool, as its user.
      * Root running the pipe test from a shell would make it root's, and

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "kick.h"
+#include "log.h"
 #include "sample.h"
 #include "spool.h"
 
@@ -273,7 +274,7 @@ main(int argc, char **argv)
     if (path == NULL || *path == '\0')
         path = SLH_CONFIG_DEFAULT_PATH;
     if (slh_config_load(&cfg, path, &err) != SLH_OK) {
-        fprintf(stderr, "slhook: %s\n", err.text);
+        slh_log_early("slhook", err.text);
         return 1;
     }
     argc -= i;

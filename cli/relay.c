@@ -19,6 +19,7 @@
 #include "cmd.h"
 #include "deliver.h"
 #include "kick.h"
+#include "log.h"
 #include "queue.h"
 #include "sample.h"
 #include "spool.h"
@@ -48,23 +49,115 @@ cmd_may_make_spool(const char *dir, const char *cmd)
 
 struct sig_ctx {
     sigset_t set;
-    struct slh_deliverer *d;
-    atomic_int caught; /* the signal taken, 0 before */
+    pthread_mutex_t mu;      /* guards d and the next_ pair */
+    struct slh_deliverer *d; /* the one running */
+    atomic_int caught;       /* the stopping signal taken, 0 before */
+    bool is_reloading;       /* SIGHUP reloads; else it stops, as SIGTERM */
+    const char *path;        /* the config file to reload */
+    struct slh_deliverer *next_d; /* a reloaded config and its deliverer, */
+    struct slh_config *next_cfg;  /* ready to take over; NULL before */
 };
 
-/* SIGINT and SIGTERM are blocked in every thread and taken here, so the
- * deliverer is stopped from an ordinary thread, not a signal handler. */
+static void log_attempt(const struct slh_attempt *a, void *arg);
+
+/* Frees a reloaded config and its deliverer (which borrows it). */
+static void
+drop_reload(struct slh_deliverer *d, struct slh_config *cfg)
+{
+    slh_deliverer_free(d);
+    slh_config_free(cfg);
+    free(cfg);
+}
+
+/*
+ * Loads the config again and readies a deliverer on it; only then stops the
+ * running one, for cmd_deliver to swap them. A config that does not load
+ * (or whose spool does not open) is refused and the running one goes on.
+ */
+static void
+reload(struct sig_ctx *ctx)
+{
+    struct slh_error err = {0};
+    struct slh_config *cfg = calloc(1, sizeof(*cfg));
+    struct slh_deliverer *d = NULL;
+
+    if (cfg == NULL)
+        slh_error_set(&err, SLH_ENOMEM, "out of memory");
+    else if (slh_config_load(cfg, ctx->path, &err) == SLH_OK &&
+             slh_log_check(cfg->log, &err) == SLH_OK &&
+             slh_deliverer_new(&d, cfg, &err) == SLH_OK)
+        slh_deliverer_on_attempt(d, log_attempt, NULL);
+    if (d == NULL) {
+        fprintf(stderr,
+                "slhook: deliver: reload refused, the running config kept: "
+                "%s\n",
+                err.text);
+        drop_reload(NULL, cfg);
+        return;
+    }
+    pthread_mutex_lock(&ctx->mu);
+    drop_reload(ctx->next_d, ctx->next_cfg); /* a reload not yet taken */
+    ctx->next_d = d;
+    ctx->next_cfg = cfg;
+    slh_deliverer_stop(ctx->d);
+    pthread_mutex_unlock(&ctx->mu);
+}
+
+/* SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken here,
+ * so the deliverer is stopped from an ordinary thread, not a signal
+ * handler. */
 static void *
 sig_thread(void *arg)
 {
     struct sig_ctx *ctx = arg;
     int sig;
 
-    if (sigwait(&ctx->set, &sig) == 0) {
+    for (;;) {
+        if (sigwait(&ctx->set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP && ctx->is_reloading) {
+            reload(ctx);
+            continue;
+        }
+        pthread_mutex_lock(&ctx->mu);
         atomic_store(&ctx->caught, sig);
         slh_deliverer_stop(ctx->d);
+        pthread_mutex_unlock(&ctx->mu);
+        return NULL;
     }
-    return NULL;
+}
+
+/*
+ * After a run that a reload stopped: the deliverer readied on the new
+ * config replaces *d, and the config *owned (NULL: the caller's). Returns
+ * false when no reload is waiting (or a stop came too).
+ */
+static bool
+take_reload(struct sig_ctx *ctx, struct slh_deliverer **d,
+            struct slh_config **owned)
+{
+    struct slh_deliverer *next;
+    struct slh_config *cfg;
+
+    pthread_mutex_lock(&ctx->mu);
+    next = atomic_load(&ctx->caught) ? NULL : ctx->next_d;
+    cfg = ctx->next_cfg;
+    if (next != NULL) {
+        ctx->d = next;
+        ctx->next_d = NULL;
+        ctx->next_cfg = NULL;
+    }
+    pthread_mutex_unlock(&ctx->mu);
+    if (next == NULL)
+        return false;
+    slh_deliverer_free(*d);
+    if (*owned != NULL) {
+        slh_config_free(*owned);
+        free(*owned);
+    }
+    *d = next;
+    *owned = cfg;
+    return true;
 }
 
 static void
@@ -194,6 +287,7 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
     struct sig_ctx sig;
     struct slh_error err = {0};
     struct slh_deliverer *d = NULL;
+    struct slh_config *owned = NULL; /* a reloaded config */
     sigset_t old;
     pthread_t thread;
     bool once = false, kicked = false, have_thread = false;
@@ -216,11 +310,18 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
         return 1;
     memset(&sig, 0, sizeof(sig));
     atomic_init(&sig.caught, 0);
+    pthread_mutex_init(&sig.mu, NULL);
+    /* A kicked deliverer ends when nothing is pending, and the next one
+     * reads the config afresh: SIGHUP only stops it. */
+    sig.is_reloading = !kicked;
+    sig.path = cfg->path;
     sigemptyset(&sig.set);
     sigaddset(&sig.set, SIGINT);
     sigaddset(&sig.set, SIGTERM);
+    sigaddset(&sig.set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sig.set, &old);
-    if (slh_deliverer_new(&d, cfg, &err) != SLH_OK) {
+    if (slh_log_to(cfg->log, "slhook", &err) != SLH_OK ||
+        slh_deliverer_new(&d, cfg, &err) != SLH_OK) {
         fprintf(stderr, "slhook: deliver: %s\n", err.text);
         goto out;
     }
@@ -239,19 +340,46 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
      * do not start kicked ones beside it; it finds their rows itself. */
     if (!once)
         lock = slh_kick_lock(cfg->spool);
-    if (slh_deliverer_run(d, once, &err) != SLH_OK) {
-        fprintf(stderr, "slhook: deliver: %s\n", err.text);
-        goto out;
+    for (;;) {
+        if (slh_deliverer_run(d, once, &err) != SLH_OK) {
+            fprintf(stderr, "slhook: deliver: %s\n", err.text);
+            goto out;
+        }
+        if (!take_reload(&sig, &d, &owned))
+            break;
+        /* Checked before the swap: this fails only if the file went
+         * since. */
+        if (slh_log_to(owned->log, "slhook", &err) != SLH_OK)
+            fprintf(stderr, "slhook: deliver: %s\n", err.text);
+        if (lock >= 0 && strcmp(cfg->spool, owned->spool) != 0) {
+            close(lock);
+            lock = -1;
+        }
+        if (!once && lock < 0)
+            lock = slh_kick_lock(owned->spool);
+        cfg = owned;
+        fprintf(stderr,
+                "slhook: deliver: reloaded %s: %zu destination(s), spool "
+                "%s\n",
+                cfg->path, cfg->n_dests, cfg->spool);
     }
     rc = 0;
 out:
     if (have_thread) {
-        pthread_cancel(thread);
+        /* Not pthread_cancel(): the thread may be in the middle of a
+         * reload, holding the lock. */
+        pthread_kill(thread, SIGTERM);
         pthread_join(thread, NULL);
     }
     if (lock >= 0)
         close(lock);
     slh_deliverer_free(d);
+    drop_reload(sig.next_d, sig.next_cfg);
+    if (owned != NULL) {
+        slh_config_free(owned);
+        free(owned);
+    }
+    pthread_mutex_destroy(&sig.mu);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
@@ -328,57 +456,67 @@ kick_note_read(const struct slh_config *cfg, struct kick_note *note)
         strftime(note->iso, sizeof(note->iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void
-print_prometheus(const struct slh_config *cfg, const struct slh_queue_stats *st,
-                 int64_t now)
-{
-    struct kick_note note;
+/* One row of the status: a configured destination, or one that has rows
+ * in the spool but is no longer in the config. */
+struct status_row {
+    const char *name;
+    const char *kind; /* "url", "file", or NULL when not configured */
+    struct slh_queue_stats st;
+};
 
+static void
+print_prometheus(const struct status_row *rows, size_t n, int64_t now,
+                 const struct kick_note *note)
+{
     static const char *const states[] = {"pending", "dead", "delivered"};
     size_t i;
 
     prom_header("slhook_deliveries",
                 "Deliveries per destination and state (pending includes "
                 "retrying).");
-    for (i = 0; i < cfg->n_dests; i++) {
-        int64_t v[] = {st[i].pending, st[i].dead, st[i].delivered};
+    for (i = 0; i < n; i++) {
+        const struct slh_queue_stats *st = &rows[i].st;
+        int64_t v[] = {st->pending, st->dead, st->delivered};
         for (size_t k = 0; k < 3; k++)
-            prom_sample("slhook_deliveries", cfg->dests[i].name, states[k],
+            prom_sample("slhook_deliveries", rows[i].name, states[k],
                         (double)v[k]);
     }
     prom_header("slhook_deliveries_retrying",
                 "Pending deliveries whose last attempt failed.");
-    for (i = 0; i < cfg->n_dests; i++)
-        prom_sample("slhook_deliveries_retrying", cfg->dests[i].name, NULL,
-                    (double)st[i].retrying);
+    for (i = 0; i < n; i++)
+        prom_sample("slhook_deliveries_retrying", rows[i].name, NULL,
+                    (double)rows[i].st.retrying);
     prom_header("slhook_oldest_pending_age_seconds",
                 "Age of the oldest pending event, 0 when none is pending.");
-    for (i = 0; i < cfg->n_dests; i++)
-        prom_sample("slhook_oldest_pending_age_seconds", cfg->dests[i].name,
-                    NULL,
-                    st[i].oldest_pending > 0
-                        ? (double)(now - st[i].oldest_pending) / 1000.0
+    for (i = 0; i < n; i++)
+        prom_sample("slhook_oldest_pending_age_seconds", rows[i].name, NULL,
+                    rows[i].st.oldest_pending > 0
+                        ? (double)(now - rows[i].st.oldest_pending) / 1000.0
                         : 0.0);
     prom_header("slhook_last_error_status",
                 "HTTP status of the latest failure still standing, 0 for "
                 "none or no answer.");
-    for (i = 0; i < cfg->n_dests; i++)
-        prom_sample("slhook_last_error_status", cfg->dests[i].name, NULL,
-                    (double)st[i].last_status);
-    kick_note_read(cfg, &note);
+    for (i = 0; i < n; i++)
+        prom_sample("slhook_last_error_status", rows[i].name, NULL,
+                    (double)rows[i].st.last_status);
+    prom_header("slhook_destination_configured",
+                "1 for a destination in the config, 0 for one that only "
+                "has rows left in the spool (nothing delivers them).");
+    for (i = 0; i < n; i++)
+        prom_sample("slhook_destination_configured", rows[i].name, NULL,
+                    rows[i].kind != NULL ? 1.0 : 0.0);
     prom_header("slhook_deliver_start_failure_timestamp_seconds",
                 "When a CGI last failed to start a deliverer, 0 when a "
                 "deliverer started since (or none ever failed).");
     printf("slhook_deliver_start_failure_timestamp_seconds %lld\n",
-           note.found ? (long long)note.when : 0LL);
+           note->found ? (long long)note->when : 0LL);
 }
 
 static int
-print_json(const struct slh_config *cfg, const struct slh_queue_stats *st,
-           int64_t now)
+print_json(const struct status_row *rows, size_t n, int64_t now,
+           const struct kick_note *note)
 {
     json_t *root = json_object(), *list = json_array();
-    struct kick_note note;
     int rc = 1;
 
     if (root == NULL || list == NULL ||
@@ -386,18 +524,19 @@ print_json(const struct slh_config *cfg, const struct slh_queue_stats *st,
         json_decref(list);
         goto out;
     }
-    kick_note_read(cfg, &note);
     if (json_object_set_new(root, "deliver_start_error",
-                            note.found ? json_pack("{s:s, s:s}", "time",
-                                                   note.iso, "error", note.text)
-                                       : json_null()) != 0)
+                            note->found
+                                ? json_pack("{s:s, s:s}", "time", note->iso,
+                                            "error", note->text)
+                                : json_null()) != 0)
         goto out;
-    for (size_t i = 0; i < cfg->n_dests; i++) {
-        const struct slh_queue_stats *s = &st[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct slh_queue_stats *s = &rows[i].st;
         json_t *o = json_pack(
-            "{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "name",
-            cfg->dests[i].name, "kind",
-            cfg->dests[i].url != NULL ? "url" : "file", "pending",
+            "{s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "name",
+            rows[i].name, "kind",
+            rows[i].kind != NULL ? json_string(rows[i].kind) : json_null(),
+            "configured", rows[i].kind != NULL, "pending",
             (json_int_t)s->pending, "retrying", (json_int_t)s->retrying, "dead",
             (json_int_t)s->dead, "delivered", (json_int_t)s->delivered,
             "oldest_pending_seconds",
@@ -422,28 +561,69 @@ out:
 }
 
 static void
-print_text(const struct slh_config *cfg, const struct slh_queue_stats *st,
-           int64_t now)
+print_text(const struct status_row *rows, size_t n, int64_t now,
+           const struct kick_note *note)
 {
-    struct kick_note note;
-
     printf("%-16s %9s %9s %9s %10s %8s  %s\n", "DESTINATION", "PENDING",
            "RETRYING", "DEAD", "DELIVERED", "OLDEST", "LAST ERROR");
-    for (size_t i = 0; i < cfg->n_dests; i++) {
-        const struct slh_queue_stats *s = &st[i];
-        char age[32] = "-";
+    for (size_t i = 0; i < n; i++) {
+        const struct slh_queue_stats *s = &rows[i].st;
+        char age[32] = "-", name[256];
         if (s->oldest_pending > 0)
             age_text(age, sizeof(age), (now - s->oldest_pending) / 1000);
+        snprintf(name, sizeof(name), "%s%s", rows[i].name,
+                 rows[i].kind != NULL ? "" : " (not configured)");
         printf("%-16s %9" PRId64 " %9" PRId64 " %9" PRId64 " %10" PRId64
                " %8s  %s\n",
-               cfg->dests[i].name, s->pending, s->retrying, s->dead,
-               s->delivered, age,
+               name, s->pending, s->retrying, s->dead, s->delivered, age,
                s->last_error[0] != '\0' ? s->last_error : "-");
     }
-    kick_note_read(cfg, &note);
-    if (note.found)
-        printf("\ndelivery could not start (last tried %s): %s\n", note.iso,
-               note.text);
+    if (note->found)
+        printf("\ndelivery could not start (last tried %s): %s\n", note->iso,
+               note->text);
+}
+
+/*
+ * The configured destinations in the config's order, then those that only
+ * the spool still names: their rows stay until the destination comes back
+ * (nothing delivers, retries or purges a pending or dead row meanwhile),
+ * and a status that left them out would hide undelivered events. With no
+ * spool yet (sp NULL), the configured ones with zeros.
+ */
+static enum slh_err
+status_rows(struct slh_spool *sp, const struct slh_config *cfg,
+            struct status_row **out, size_t *n, char ***names, size_t *n_names,
+            struct slh_error *err)
+{
+    struct status_row *rows;
+    size_t k = 0;
+    enum slh_err rc = SLH_OK;
+
+    *out = NULL;
+    *n = 0;
+    *names = NULL;
+    *n_names = 0;
+    if (sp != NULL && (rc = slh_queue_dests(sp, names, n_names, err)) != SLH_OK)
+        return rc;
+    rows = calloc(cfg->n_dests + *n_names + 1, sizeof(*rows));
+    if (rows == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < cfg->n_dests; i++) {
+        rows[k].name = cfg->dests[i].name;
+        rows[k++].kind = cfg->dests[i].url != NULL ? "url" : "file";
+    }
+    for (size_t i = 0; i < *n_names; i++)
+        if (slh_config_dest(cfg, (*names)[i]) == NULL)
+            rows[k++].name = (*names)[i];
+    for (size_t i = 0; sp != NULL && i < k && rc == SLH_OK; i++)
+        rc = slh_queue_stats(sp, rows[i].name, &rows[i].st, err);
+    if (rc != SLH_OK) {
+        free(rows);
+        return rc;
+    }
+    *out = rows;
+    *n = k;
+    return SLH_OK;
 }
 
 int
@@ -451,7 +631,10 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
 {
     struct slh_error err = {0};
     struct slh_spool *sp = NULL;
-    struct slh_queue_stats *st = NULL;
+    struct status_row *rows = NULL;
+    struct kick_note note;
+    char **names = NULL;
+    size_t n = 0, n_names = 0;
     enum format fmt = TEXT;
     int64_t now;
     int rc = 1;
@@ -465,11 +648,6 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
             fprintf(stderr, "usage: slhook status [--json|--prometheus]\n");
             return 2;
         }
-    }
-    st = calloc(cfg->n_dests > 0 ? cfg->n_dests : 1, sizeof(*st));
-    if (st == NULL) {
-        fprintf(stderr, "slhook: status: out of memory\n");
-        return 1;
     }
     /* Reading never makes a spool: one made here, by root say, would be
      * one the web server's user cannot write. No spool yet is no event
@@ -487,17 +665,17 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
     default:
         goto fail;
     }
-    for (size_t i = 0; sp != NULL && i < cfg->n_dests; i++)
-        if (slh_queue_stats(sp, cfg->dests[i].name, &st[i], &err) != SLH_OK)
-            goto fail;
+    if (status_rows(sp, cfg, &rows, &n, &names, &n_names, &err) != SLH_OK)
+        goto fail;
+    kick_note_read(cfg, &note);
     now = slh_now_ms();
     if (fmt == JSON) {
-        rc = print_json(cfg, st, now);
+        rc = print_json(rows, n, now, &note);
     } else if (fmt == PROMETHEUS) {
-        print_prometheus(cfg, st, now);
+        print_prometheus(rows, n, now, &note);
         rc = 0;
     } else {
-        print_text(cfg, st, now);
+        print_text(rows, n, now, &note);
         rc = 0;
     }
     if (fflush(stdout) != 0)
@@ -507,7 +685,8 @@ fail:
     fprintf(stderr, "slhook: status: %s\n", err.text);
 out:
     slh_spool_close(sp);
-    free(st);
+    free(rows);
+    slh_queue_dests_free(names, n_names);
     return rc;
 }
 

@@ -6,9 +6,12 @@
  * unless --no-deliver one more thread relays what was stored, its spool
  * writes made in the committer's transactions. The main thread
  * waits for SIGTERM (or SIGINT, or libfcgi's SIGUSR1), then stops accepting,
- * lets the requests in flight finish, and exits 0.
+ * lets the requests in flight finish, and exits 0. SIGHUP reloads the
+ * config: a config that loads is taken by stopping the same way and
+ * executing the program again on the same listening socket.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -18,8 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <fastcgi.h>
 #include <fcgiapp.h>
@@ -27,12 +32,17 @@
 #include "commit.h"
 #include "config.h"
 #include "deliver.h"
+#include "log.h"
+#include "spool.h"
 #include "workers.h"
 
 #define DEFAULT_THREADS 16
 #define MAX_THREADS 256
 #define LISTEN_BACKLOG 1024
 #define DELIVER_RESTART_S 10 /* after the deliverer stopped on an error */
+/* The listening socket a reloading slhook.fcgi hands to itself across
+ * exec (fd 0 needs no telling: it stays fd 0). */
+#define LISTEN_FD_ENV "SLHOOK_FCGI_LISTEN_FD"
 
 struct options {
     const char *config;
@@ -154,7 +164,9 @@ usage(FILE *out)
             "  -h, --help     print this\n"
             "  --version      print the version\n"
             "SIGTERM, SIGINT or SIGUSR1: stop accepting, finish what is in "
-            "flight, exit 0.\n",
+            "flight, exit 0.\n"
+            "SIGHUP: reload the config (one that does not load is refused "
+            "and logged).\n",
             SLH_CONFIG_DEFAULT_PATH, DEFAULT_THREADS);
 }
 
@@ -211,13 +223,36 @@ parse_options(int argc, char **argv, struct options *opt)
     return -1;
 }
 
+/* The socket this process had before it reloaded itself, else -1. */
+static int
+inherited_listener(void)
+{
+    const char *env = getenv(LISTEN_FD_ENV);
+    struct stat st;
+    char *end;
+    long fd;
+
+    if (env == NULL)
+        return -1;
+    errno = 0;
+    fd = strtol(env, &end, 10);
+    unsetenv(LISTEN_FD_ENV);
+    if (errno != 0 || *end != '\0' || fd < 0 || fd > 65535 ||
+        fstat((int)fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return -1;
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    return (int)fd;
+}
+
 /* The listening socket: --listen, else the one the server gave on fd 0. */
 static int
 open_listener(const char *addr)
 {
     struct sockaddr_un un;
-    int fd;
+    int fd = inherited_listener();
 
+    if (fd >= 0)
+        return fd;
     if (addr == NULL) {
         if (FCGX_IsCGI()) {
             fprintf(stderr, "slhook.fcgi: fd 0 is not a listening socket: "
@@ -238,6 +273,55 @@ open_listener(const char *addr)
     return fd;
 }
 
+/*
+ * What a reload would run on: the config at path loads, its spool opens
+ * (unless it is the running one's, which is open) and its log can be
+ * written. SLH_OK, or the reason to keep the running config.
+ */
+static enum slh_err
+check_reload(const char *path, const char *running_spool, struct slh_error *err)
+{
+    struct slh_config cfg = {0};
+    struct slh_spool *sp = NULL;
+    enum slh_err rc = slh_config_load(&cfg, path, err);
+
+    /* Opening the running spool once more would only contend with its
+     * checkpointer for nothing. */
+    if (rc == SLH_OK && strcmp(cfg.spool, running_spool) != 0)
+        rc = slh_spool_open(&sp, cfg.spool, err);
+    slh_spool_close(sp);
+    if (rc == SLH_OK)
+        rc = slh_log_check(cfg.log, err);
+    slh_config_free(&cfg);
+    return rc;
+}
+
+/*
+ * Becomes slhook.fcgi again, on the same listening socket, once everything
+ * has stopped. Starting afresh takes up a new config whole (the request
+ * threads, the committer and the deliverer all borrow the config), and
+ * libfcgi has no way back from its shutdown flag, which stopping the
+ * request threads sets. Connections wait in the listen backlog meanwhile;
+ * blocked signals stay blocked, and pending ones pending, across exec, so a
+ * SIGTERM that comes now stops the new process. Returns only on failure.
+ */
+static void
+reexec(char **argv, int listen_fd)
+{
+    char fd_text[16];
+
+    fcntl(listen_fd, F_SETFD, 0);
+    if (listen_fd != FCGI_LISTENSOCK_FILENO) {
+        snprintf(fd_text, sizeof(fd_text), "%d", listen_fd);
+        setenv(LISTEN_FD_ENV, fd_text, 1);
+    }
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    execvp(argv[0], argv);
+    fprintf(stderr, "slhook.fcgi: reload: cannot execute %s: %s\n", argv[0],
+            strerror(errno));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -249,7 +333,7 @@ main(int argc, char **argv)
     struct delivery dl = {0};
     sigset_t stop, blocked;
     unsigned long n_batches = 0, n_commits = 0;
-    bool is_ok = true;
+    bool is_ok = true, is_reloading = false;
     int rc, sig, listen_fd = -1;
 
     /* glibc gives each thread that allocates an arena of its own, up to 16
@@ -265,8 +349,12 @@ main(int argc, char **argv)
         opt.config = getenv("SLHOOK_CONFIG");
     if (opt.config == NULL || *opt.config == '\0')
         opt.config = SLH_CONFIG_DEFAULT_PATH;
-    if (slh_config_load(&cfg, opt.config, &err) != SLH_OK) {
-        fprintf(stderr, "slhook.fcgi: %s\n", err.text);
+    /* Under spawn-fcgi, stderr is /dev/null until the config says where
+     * lines go: this one goes to syslog too. */
+    if (slh_config_load(&cfg, opt.config, &err) != SLH_OK ||
+        slh_log_to(cfg.log, "slhook.fcgi", &err) != SLH_OK) {
+        slh_log_early("slhook.fcgi", err.text);
+        slh_config_free(&cfg);
         return 1;
     }
     if (FCGX_Init() != 0)
@@ -286,6 +374,7 @@ main(int argc, char **argv)
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGUSR1);
+    sigaddset(&stop, SIGHUP);
     blocked = stop;
     sigaddset(&blocked, SLH_WAKE_SIGNAL);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
@@ -306,7 +395,16 @@ main(int argc, char **argv)
             opt.threads, opt.listen != NULL ? opt.listen : "fd 0",
             dl.d != NULL ? ", delivering" : "");
 
-    sigwait(&stop, &sig);
+    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
+        struct slh_error why = {0};
+        if (check_reload(opt.config, cfg.spool, &why) == SLH_OK) {
+            is_reloading = true;
+            break;
+        }
+        fprintf(stderr,
+                "slhook.fcgi: reload refused, the running config kept: %s\n",
+                why.text);
+    }
     is_ok = slh_workers_stop(workers);
 
 done:
@@ -316,9 +414,10 @@ done:
     if (err.code != SLH_OK)
         fprintf(stderr, "slhook.fcgi: %s\n", err.text);
     else
-        fprintf(stderr,
-                "slhook.fcgi: stopped; %lu requests stored in %lu commits\n",
-                n_batches, n_commits);
+        fprintf(stderr, "slhook.fcgi: %s; %lu requests stored in %lu commits\n",
+                is_reloading ? "reloading" : "stopped", n_batches, n_commits);
     slh_config_free(&cfg);
-    return err.code == SLH_OK && is_ok ? 0 : 1;
+    if (is_reloading && is_ok && err.code == SLH_OK)
+        reexec(argv, listen_fd);
+    return err.code == SLH_OK && is_ok && !is_reloading ? 0 : 1;
 }

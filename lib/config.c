@@ -38,7 +38,8 @@ enum {
     SEEN_SIGNING_SECRET = 1u << 7,
     SEEN_TIMEOUT = 1u << 8,
     SEEN_MAX_AGE = 1u << 9,
-    SEEN_MAX_EVENTS = 1u << 10
+    SEEN_MAX_EVENTS = 1u << 10,
+    SEEN_LOG = 1u << 11
 };
 
 struct parser {
@@ -172,6 +173,7 @@ slh_config_free(struct slh_config *cfg)
     free(cfg->server_ids);
     free(cfg->allow);
     free(cfg->spool);
+    free(cfg->log);
     for (i = 0; i < cfg->n_dests; i++)
         free_dest(&cfg->dests[i]);
     free(cfg->dests);
@@ -436,6 +438,19 @@ set_str(struct parser *p, char **dst, const char *value)
     return *dst != NULL ? 1 : fail_nomem(p);
 }
 
+/* A relative log file would land wherever the process happens to run. */
+static int
+set_log(struct parser *p, const char *value)
+{
+    if (strcmp(value, "stderr") != 0 && strcmp(value, "syslog") != 0 &&
+        value[0] != '/')
+        return fail(p,
+                    "bad log '%.60s' (stderr, syslog or an absolute file "
+                    "path)",
+                    value);
+    return set_str(p, &p->cfg.log, value);
+}
+
 static int
 receiver_key(struct parser *p, const char *name, const char *value)
 {
@@ -452,6 +467,8 @@ receiver_key(struct parser *p, const char *name, const char *value)
         bit = SEEN_MAX_EVENTS;
     else if (strcmp(name, "spool") == 0)
         bit = SEEN_SPOOL;
+    else if (strcmp(name, "log") == 0)
+        bit = SEEN_LOG;
     if (bit != 0 && (p->receiver_seen & bit) != 0)
         return fail(p, "duplicate key '%s' in [receiver]", name);
     p->receiver_seen |= bit;
@@ -481,6 +498,8 @@ receiver_key(struct parser *p, const char *name, const char *value)
         return set_max_events(p, value);
     if (strcmp(name, "spool") == 0)
         return set_str(p, &cfg->spool, value);
+    if (strcmp(name, "log") == 0)
+        return set_log(p, value);
     return fail(p, "unknown key '%s' in [receiver]", name);
 }
 

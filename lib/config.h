@@ -48,6 +48,8 @@ struct slh_config {
     char *spool;       /* the spool's directory */
     struct slh_dest *dests;
     size_t n_dests;
+    char *log; /* [receiver] log: "stderr", "syslog" or an absolute path;
+                  NULL when not set (stderr) */
 };
 
 /*

@@ -860,3 +860,63 @@ slh_queue_decide(struct slh_outcome *o, const struct slh_claim *c,
         wait = retry_after_ms;
     o->due = wait < horizon - now_ms ? now_ms + wait : horizon;
 }
+
+void
+slh_queue_dests_free(char **names, size_t n)
+{
+    if (names == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+enum slh_err
+slh_queue_dests(struct slh_spool *sp, char ***names, size_t *n,
+                struct slh_error *err)
+{
+    sqlite3 *db = slh_spool_db(sp);
+    sqlite3_stmt *st = NULL;
+    enum slh_err rc = SLH_OK;
+    char **list = NULL;
+    size_t count = 0;
+    int r;
+
+    *names = NULL;
+    *n = 0;
+    /* One index seek per destination, not a scan of every row that a
+     * SELECT DISTINCT would make: there may be millions, and a few names. */
+    if (prepare(db,
+                "WITH RECURSIVE d(name) AS ("
+                " SELECT min(dest) FROM delivery"
+                " UNION ALL"
+                " SELECT (SELECT min(dest) FROM delivery WHERE dest > d.name)"
+                " FROM d WHERE d.name IS NOT NULL)"
+                " SELECT name FROM d WHERE name IS NOT NULL",
+                &st) != SQLITE_OK)
+        return db_fail(db, err, "destinations");
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        char **grown = realloc(list, (count + 1) * sizeof(*list));
+        if (grown == NULL || name == NULL ||
+            (grown[count] = strdup(name)) == NULL) {
+            if (grown != NULL)
+                list = grown;
+            rc = slh_error_set(err, SLH_ENOMEM, "destinations: out of memory");
+            goto out;
+        }
+        list = grown;
+        count++;
+    }
+    if (r != SQLITE_DONE)
+        rc = db_fail(db, err, "destinations");
+out:
+    sqlite3_finalize(st);
+    if (rc != SLH_OK) {
+        slh_queue_dests_free(list, count);
+        return rc;
+    }
+    *names = list;
+    *n = count;
+    return SLH_OK;
+}

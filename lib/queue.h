@@ -254,4 +254,19 @@ void slh_queue_decide(struct slh_outcome *o, const struct slh_claim *c,
                       int64_t max_age, int status, int64_t retry_after_ms,
                       int64_t now_ms, uint32_t rnd);
 
+/*
+ * Added by the operations work (append only): a destination removed from
+ * the config leaves its rows in the spool, and `slhook status` shows them.
+ *
+ * *names gets a new array of the *n distinct destination names that have
+ * delivery rows in sp (any state), in byte order, each a new string;
+ * release with slh_queue_dests_free(). On failure *names is NULL, *n is 0
+ * and err says why (SLH_ESTORE, SLH_ENOMEM).
+ */
+enum slh_err slh_queue_dests(struct slh_spool *sp, char ***names, size_t *n,
+                             struct slh_error *err);
+
+/* Releases what slh_queue_dests() gave. NULL is fine. */
+void slh_queue_dests_free(char **names, size_t n);
+
 #endif

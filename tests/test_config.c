@@ -213,6 +213,7 @@ test_defaults(void)
         CHECK(cfg.n_dests == 0 && cfg.dests == NULL, "no destinations");
         CHECK(cfg.path != NULL && strcmp(cfg.path, NAME) == 0,
               "name stands for the path");
+        CHECK(cfg.log == NULL, "no log target by default (stderr)");
         slh_config_free(&cfg);
     }
     if (PARSE_GOOD(&cfg, RECV "[destination log]\nfile = /tmp/x.jsonl\n")) {
@@ -857,6 +858,34 @@ test_errors(void)
         parse_bad(cases[i].text, cases[i].want, __LINE__);
 }
 
+/* [receiver] log: stderr, syslog or an absolute path, once. */
+static void
+test_log(void)
+{
+    static const char *const good[] = {"stderr", "syslog",
+                                       "/var/log/slhook/slhook.log"};
+    struct slh_config cfg;
+    char text[256];
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), RECV "log = %s\n", good[i]);
+        if (PARSE_GOOD(&cfg, text)) {
+            CHECK(cfg.log != NULL && strcmp(cfg.log, good[i]) == 0, "log = %s",
+                  good[i]);
+            slh_config_free(&cfg);
+        }
+    }
+    parse_bad(RECV "log = slhook.log\n",
+              NAME ":3: bad log 'slhook.log' (stderr, syslog or an absolute "
+                   "file path)",
+              __LINE__);
+    parse_bad(RECV "log = Syslog\n", NAME ":3: bad log 'Syslog'", __LINE__);
+    parse_bad(RECV "log = syslog\nlog = stderr\n",
+              NAME ":4: duplicate key 'log' in [receiver]", __LINE__);
+    parse_bad(RECV "[destination d]\nfile = /x\nlog = syslog\n",
+              NAME ":5: unknown key 'log' in [destination d]", __LINE__);
+}
+
 static void
 test_syntax(void)
 {
@@ -991,6 +1020,7 @@ main(void)
     test_keys();
     test_key_files();
     test_errors();
+    test_log();
     test_syntax();
     test_load_errors();
     test_lost_equals();

@@ -960,6 +960,60 @@ out:
     slh_config_free(&cfg);
 }
 
+/*
+ * The destinations named in the spool, configured or not, and what the
+ * purge leaves of a destination's pending rows: all of them, at any age
+ * (slhook(1) says so of a destination removed from the config).
+ */
+static void
+test_dests(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_spool *sp = NULL;
+    struct slh_error err = {0};
+    char **names = NULL;
+    size_t n = 99;
+    int64_t pending;
+
+    if (!fixture_spool(&cfg, &sp, "dests", ""))
+        goto out;
+    CHECK(slh_queue_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
+          err.text);
+    CHECK(n == 0 && names == NULL, "no destination, no names: %zu", n);
+    slh_spool_close(sp);
+    sp = NULL;
+    slh_config_free(&cfg);
+    if (!fixture_spool(&cfg, &sp, "dests2",
+                       "[destination zeta]\nurl = http://127.0.0.1:9/z\n"
+                       "[destination alpha]\nfile = /dev/null\n"
+                       "events = Failed\n"))
+        goto out;
+    if (CHECK(slh_queue_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
+              err.text) &&
+        CHECK(n == 2, "two destinations: %zu", n))
+        CHECK(strcmp(names[0], "alpha") == 0 && strcmp(names[1], "zeta") == 0,
+              "in byte order: %s %s", names[0], names[1]);
+    slh_queue_dests_free(names, n);
+    names = NULL;
+    pending = sql_int(slh_spool_db(sp),
+                      "SELECT count(*) FROM delivery WHERE state = 0");
+    CHECK(slh_queue_purge(sp, INT64_MAX / 2, NULL, &err) == SLH_OK, "purge: %s",
+          err.text);
+    CHECK(sql_int(slh_spool_db(sp),
+                  "SELECT count(*) FROM delivery WHERE state = 0") == pending &&
+              pending > 0,
+          "the purge keeps every pending row, however old: %lld",
+          (long long)pending);
+    if (CHECK(slh_queue_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
+              err.text))
+        CHECK(n == 2, "both still named after the purge: %zu", n);
+    slh_queue_dests_free(names, n);
+    slh_queue_dests_free(NULL, 0);
+out:
+    slh_spool_close(sp);
+    slh_config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -979,6 +1033,7 @@ main(void)
     test_finish_names_event();
     test_owners();
     test_utf8_error();
+    test_dests();
     for (size_t i = 0; i < n_events; i++)
         free(events[i].body);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -37,7 +37,8 @@ enum {
     SEEN_EVENTS = 1u << 6,
     SEEN_SIGNING_SECRET = 1u << 7,
     SEEN_TIMEOUT = 1u << 8,
-    SEEN_MAX_AGE = 1u << 9
+    SEEN_MAX_AGE = 1u << 9,
+    SEEN_READ_TIMEOUT = 1u << 10
 };
 
 struct parser {
@@ -435,6 +436,8 @@ receiver_key(struct parser *p, const char *name, const char *value)
         bit = SEEN_MAX_BODY;
     else if (strcmp(name, "spool") == 0)
         bit = SEEN_SPOOL;
+    else if (strcmp(name, "read_timeout") == 0)
+        bit = SEEN_READ_TIMEOUT;
     if (bit != 0 && (p->receiver_seen & bit) != 0)
         return fail(p, "duplicate key '%s' in [receiver]", name);
     p->receiver_seen |= bit;
@@ -462,6 +465,16 @@ receiver_key(struct parser *p, const char *name, const char *value)
         return set_max_body(p, value);
     if (strcmp(name, "spool") == 0)
         return set_str(p, &cfg->spool, value);
+    if (strcmp(name, "read_timeout") == 0) {
+        int64_t secs;
+
+        if (!slh_duration_parse(value, &secs) || secs <= 0 ||
+            secs > SLH_MAX_READ_TIMEOUT)
+            return fail(p, "bad read_timeout '%s' (1 to %d seconds)", value,
+                        SLH_MAX_READ_TIMEOUT);
+        cfg->read_timeout = (long)secs;
+        return 1;
+    }
     return fail(p, "unknown key '%s' in [receiver]", name);
 }
 
@@ -892,6 +905,8 @@ finish(struct parser *p)
     }
     if (!p->has_max_body)
         cfg->max_body = SLH_DEFAULT_MAX_BODY;
+    if (cfg->read_timeout == 0)
+        cfg->read_timeout = SLH_DEFAULT_READ_TIMEOUT;
     if (cfg->spool == NULL)
         cfg->spool = strdup(SLH_DEFAULT_SPOOL);
     cfg->path = strdup(p->name);

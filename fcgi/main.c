@@ -1,6 +1,6 @@
 /* slhook.fcgi: the core handler as a FastCGI responder.
  *
- * Request threads (workers.c) accept requests and handle them; those with
+ * Request threads (workers.c) read requests and handle them; those with
  * events to store share disk commits through one committer thread, which
  * answers them once stored, helped by a checkpointer thread (commit.c);
  * unless --no-deliver one more thread relays what was stored, its spool
@@ -247,7 +247,7 @@ main(int argc, char **argv)
     struct slh_commit *commit = NULL;
     struct slh_workers *workers = NULL;
     struct delivery dl = {0};
-    sigset_t stop, blocked;
+    sigset_t stop;
     unsigned long n_batches = 0, n_commits = 0;
     bool is_ok = true;
     int rc, sig, listen_fd = -1;
@@ -279,16 +279,14 @@ main(int argc, char **argv)
     }
 
     /* Every thread inherits this mask: the stop signals reach only the
-     * main thread's sigwait(), the wake signal only a waiting request
-     * thread. SIGUSR1 is libfcgi's own graceful stop. A web server gone
-     * away must not kill the process: writes to it fail instead. */
+     * main thread's sigwait(). SIGUSR1 is libfcgi's own graceful stop,
+     * kept for servers that send it. A web server gone away must not kill
+     * the process: writes to it fail instead. */
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGUSR1);
-    blocked = stop;
-    sigaddset(&blocked, SLH_WAKE_SIGNAL);
-    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     if (opt.is_delivering && cfg.n_dests > 0 &&

@@ -1,0 +1,126 @@
+#!/bin/sh
+# slhook.fcgi against clients that connect and say nothing, or send their
+# request a byte a second (issue 14, items 4 and 5): a normal request is
+# still answered 200 within a second, the slow ones are closed (or
+# answered 400, when their params came) after read_timeout, and SIGTERM
+# exits at once however many are held open. Also the records a web server
+# may send that need no handler: FCGI_GET_VALUES, a second request id.
+. "$(dirname "$0")/lib.sh"
+lib_init fcgi-starve
+FCGI=$B/slhook.fcgi
+CLIENT="python3 $ROOT/tests/fcgi_client.py"
+IDLE=64
+TRICKLE=64
+
+# conf FILE READ_TIMEOUT
+conf() {
+    cat >"$1" <<EOF
+[receiver]
+secret_key = $SECRET
+max_body = 65536
+spool = $T/spool
+read_timeout = $2
+EOF
+}
+
+# exited_within SECONDS PID: waits for PID (a child) at most SECONDS;
+# true, with its exit status in $RC, when it ended in time.
+exited_within() {
+    n=$(($1 * 10))
+    while [ $n -gt 0 ] && kill -0 "$2" 2>/dev/null; do
+        [ "$(ps -o stat= -p "$2" 2>/dev/null | cut -c1)" = Z ] && break
+        sleep 0.1
+        n=$((n - 1))
+    done
+    if kill -0 "$2" 2>/dev/null &&
+        [ "$(ps -o stat= -p "$2" 2>/dev/null | cut -c1)" != Z ]; then
+        kill -KILL "$2"
+        wait "$2"
+        RC=timeout
+        return 1
+    fi
+    wait "$2"
+    RC=$?
+    return 0
+}
+
+# -- read_timeout 3 s: the slow connections are let go -----------------------
+conf "$T/short.conf" 3s
+PORT=$(free_port)
+A=127.0.0.1:$PORT
+start_fcgi "$T/short.log" "$A" -c "$T/short.conf" --no-deliver
+SRV=$FPID
+check "listening on $A" fcgi_ready "$A"
+
+$CLIENT "$A" values >"$T/values.out"
+expect "FCGI_GET_VALUES: FCGI_MPXS_CONNS" FCGI_MPXS_CONNS=0 \
+    "$(grep MPXS "$T/values.out")"
+check "FCGI_GET_VALUES: FCGI_MAX_CONNS" grep -q '^FCGI_MAX_CONNS=[1-9]' "$T/values.out"
+check "FCGI_GET_VALUES: FCGI_MAX_REQS" grep -q '^FCGI_MAX_REQS=[1-9]' "$T/values.out"
+$CLIENT "$A" mpx --body "$FIX/delivered-1.json" >"$T/mpx.out"
+expect "a second request id: FCGI_CANT_MPX_CONN (1)" "2 END_REQUEST 1" \
+    "$(head -1 "$T/mpx.out")"
+expect "the first request on that connection" "1 200" "$(sed -n 2p "$T/mpx.out")"
+
+# 64 idle, 64 trickling (half with their params sent at once); after 2 s,
+# one normal request. Bound: 1 s (it takes milliseconds when nothing
+# starves it; before, it waited until the idle connections were closed).
+$CLIENT "$A" starve --body "$FIX/delivered-1.json" --idle $IDLE \
+    --trickle $TRICKLE --wait 2 --seconds 8 >"$T/short.out"
+cat "$T/short.out"
+set -- $(grep '^normal' "$T/short.out")
+expect "normal request beside $IDLE idle and $TRICKLE trickling" 200 "${2:-}"
+check "answered within 1 s (${3:-?} s)" \
+    awk -v t="${3:-99}" 'BEGIN { exit !(t < 1.0) }'
+# Each closed after read_timeout (3 s) from its opening, and before the
+# next sweeps (every 0.5 s) plus a generous margin: 6 s.
+set -- $(grep '^idle' "$T/short.out")
+expect "idle connections closed" "$IDLE of $IDLE" "${3:-} ${4:-} ${5:-}"
+check "idle closed after 3-6 s (${7:-?} s)" \
+    awk -v t="${7:-99}" 'BEGIN { exit !(t >= 2.9 && t < 6) }'
+set -- $(grep '^trickle' "$T/short.out")
+expect "trickling connections closed" "$TRICKLE of $TRICKLE" "${3:-} ${4:-} ${5:-}"
+check "trickling closed after 3-6 s (${7:-?} s)" \
+    awk -v t="${7:-99}" 'BEGIN { exit !(t >= 2.9 && t < 6) }'
+expect "those with their params answered 400" $((TRICKLE / 2)) "${9:-}"
+check "timeouts logged" grep -q 'read_timeout' "$T/short.log"
+check "a timed-out request's log line" grep -q '^slhook: 400 .*read_timeout' "$T/short.log"
+kill -TERM "$SRV"
+exited_within 20 "$SRV"
+expect "SIGTERM exit (idle)" 0 "$RC"
+
+# -- read_timeout 30 s: SIGTERM does not wait for them ---------------------
+conf "$T/long.conf" 30s
+PORT=$(free_port)
+A=127.0.0.1:$PORT
+start_fcgi "$T/long.log" "$A" -c "$T/long.conf" --no-deliver
+SRV=$FPID
+check "listening on $A" fcgi_ready "$A"
+$CLIENT "$A" starve --body "$FIX/delivered-2.json" --idle $IDLE \
+    --trickle $TRICKLE --wait 2 --seconds 30 >"$T/long.out" &
+STARVE=$!
+track $STARVE
+wait_for 20 grep -q '^normal' "$T/long.out"
+set -- $(grep '^normal' "$T/long.out")
+expect "normal request, read_timeout 30 s" 200 "${2:-}"
+check "answered within 1 s (${3:-?} s)" \
+    awk -v t="${3:-99}" 'BEGIN { exit !(t < 1.0) }'
+t0=$(date +%s.%N)
+kill -TERM "$SRV"
+exited_within 20 "$SRV"
+t1=$(date +%s.%N)
+secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+echo "SIGTERM with $IDLE idle and $TRICKLE trickling connections: exit in $secs s"
+expect "SIGTERM exit with trickling connections" 0 "$RC"
+check "exit within 3 s ($secs s), not read_timeout (30 s)" \
+    awk -v t="$secs" 'BEGIN { exit !(t < 3) }'
+wait "$STARVE"
+cat "$T/long.out"
+set -- $(grep '^trickle' "$T/long.out")
+expect "trickling connections closed at the stop" "$TRICKLE of $TRICKLE" \
+    "${3:-} ${4:-} ${5:-}"
+check "stop logged the connections it closed" \
+    grep -q 'closed at the stop' "$T/long.log"
+
+check "no sanitizer reports" sh -c "! grep -E 'Sanitizer|runtime error' '$T'/*.log"
+finish

@@ -28,6 +28,9 @@ socket, as a web server would, with nothing but the standard library.
       or until the server closes them, then prints "idle closed K of N
       after MAX" and "trickle closed K of N after MAX answered-400 A"
       (MAX: the latest close, in seconds from opening)
+  fcgi_client.py ADDR hog --body FILE --conns N --bytes K --seconds S
+      opens N connections that each send a request's params and the first
+      K bytes of its body, then nothing more; holds them S seconds
   fcgi_client.py ADDR values
       sends FCGI_GET_VALUES; prints each NAME=VALUE of the result
   fcgi_client.py ADDR mpx --body FILE
@@ -350,6 +353,26 @@ def cmd_starve(a):
     return 0
 
 
+def cmd_hog(a):
+    with open(a.body, "rb") as f:
+        body = f.read()
+    params = make_params("POST", "application/json", len(body))
+    head = (record(BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, 0))
+            + b"".join(record(PARAMS, c) for c in
+                       chunks(encode_params(params))))
+    part = b"".join(record(STDIN, c) for c in chunks(body[:a.bytes])[:-1])
+    conns = []
+    for _ in range(a.conns):
+        s = connect(a.addr)
+        s.sendall(head + part)
+        conns.append(s)
+    print("hogging", flush=True)
+    time.sleep(a.seconds)
+    for s in conns:
+        s.close()
+    return 0
+
+
 def cmd_values(a):
     names = [b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS"]
     with connect(a.addr) as s:
@@ -439,12 +462,17 @@ def main():
     st.add_argument("--trickle", type=int, default=64)
     st.add_argument("--seconds", type=float, default=10)
     st.add_argument("--wait", type=float, default=2)
+    hg = sub.add_parser("hog")
+    hg.add_argument("--body", required=True)
+    hg.add_argument("--conns", type=int, default=3)
+    hg.add_argument("--bytes", type=int, default=60000)
+    hg.add_argument("--seconds", type=float, default=10)
     sub.add_parser("values")
     mp = sub.add_parser("mpx")
     mp.add_argument("--body", required=True)
     a = p.parse_args()
     return {"request": cmd_request, "each": cmd_each, "load": cmd_load,
-            "hold": cmd_hold, "starve": cmd_starve, "values": cmd_values,
+            "hold": cmd_hold, "starve": cmd_starve, "hog": cmd_hog, "values": cmd_values,
             "mpx": cmd_mpx}[a.cmd](a)
 
 

@@ -122,5 +122,34 @@ expect "trickling connections closed at the stop" "$TRICKLE of $TRICKLE" \
 check "stop logged the connections it closed" \
     grep -q 'closed at the stop' "$T/long.log"
 
+# -- bodies held in memory are bounded --------------------------------------
+# One thread, max_body 64 KiB: 3 bodies' worth (192 KiB) may be held. Three
+# connections that send 60,000 of a body's bytes and stall hold that; a
+# fourth body is then dropped and answered 503 (Retry-After), and once the
+# three are let go (read_timeout 3 s) the same body is read again (400: it
+# is not JSON).
+PORT=$(free_port)
+A=127.0.0.1:$PORT
+start_fcgi "$T/hog.log" "$A" -c "$T/short.conf" --no-deliver --threads 1
+SRV=$FPID
+check "listening on $A" fcgi_ready "$A"
+head -c 60000 /dev/zero | tr '\0' ' ' >"$T/spaces.json"
+$CLIENT "$A" hog --body "$T/spaces.json" --conns 3 --bytes 59000 \
+    --seconds 8 >"$T/hog.out" &
+HOG=$!
+track $HOG
+wait_for 10 grep -q hogging "$T/hog.out"
+sleep 0.5
+post "$A" --body "$T/spaces.json" --type application/json
+expect "a body over the memory bound" 503 "$STATUS"
+check "503 says Retry-After" grep -qi '^retry-after:' "$ANSWER"
+check "logged as over the bound" grep -q 'memory bound' "$T/hog.log"
+sleep 4
+post "$A" --body "$T/spaces.json" --type application/json
+expect "the same body once the stalled ones are closed" 400 "$STATUS"
+kill -TERM "$SRV"
+exited_within 20 "$SRV"
+expect "SIGTERM exit (bound)" 0 "$RC"
+
 check "no sanitizer reports" sh -c "! grep -E 'Sanitizer|runtime error' '$T'/*.log"
 finish

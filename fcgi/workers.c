@@ -112,6 +112,7 @@ struct slh_workers {
     atomic_long held;
     long held_max;
     atomic_long n_large;
+    atomic_bool is_trim_due;
 };
 
 /*
@@ -171,13 +172,12 @@ request_free(struct slh_workers *ws, struct request *rq)
     slh_batch_free(&rq->batch);
     sem_destroy(&rq->committed);
     /* glibc keeps what a large request's parse freed (hundreds of MiB for
-     * a few hostile 1 MiB bodies) in its arenas for the next; give it back
-     * once no large request is left to reuse it. */
-    if (rq->is_large && atomic_fetch_sub(&ws->n_large, 1) == 1) {
-        free(rq);
-        rq = NULL;
-        malloc_trim(0);
-    }
+     * a few hostile 1 MiB bodies) in its arenas for the next; it is given
+     * back once no large request is left to reuse it, by the next sweep:
+     * malloc_trim() took 25-110 ms after 16 such bodies, too long for the
+     * committer, which may be the one freeing. */
+    if (rq->is_large && atomic_fetch_sub(&ws->n_large, 1) == 1)
+        atomic_store(&ws->is_trim_due, true);
     free(rq);
     /* Last: once every slot is back, slh_workers_stop() frees ws. */
     if (has_slot)
@@ -185,8 +185,7 @@ request_free(struct slh_workers *ws, struct request *rq)
 }
 
 /* Frees c and what it holds; its descriptor is closed and out of the
- * table. Params and body go before the request, so that the trim sees
- * them freed. */
+ * table. */
 static void
 conn_free(struct slh_workers *ws, struct conn *c)
 {
@@ -695,6 +694,9 @@ sweep(struct slh_workers *ws)
         next = c->next;
         expire(ws, c);
     }
+    if (atomic_exchange(&ws->is_trim_due, false) &&
+        atomic_load(&ws->n_large) == 0)
+        malloc_trim(0);
 }
 
 /*
@@ -801,6 +803,7 @@ slh_workers_start(struct slh_workers **out, const struct slh_config *cfg,
     atomic_init(&ws->is_failed, false);
     atomic_init(&ws->held, 0);
     atomic_init(&ws->n_large, 0);
+    atomic_init(&ws->is_trim_due, false);
     pthread_mutex_init(&ws->mu, NULL);
     pthread_mutex_init(&ws->wait_mu, NULL);
     pthread_cond_init(&ws->unparked, NULL);

@@ -23,6 +23,33 @@
 #include "handler.h"
 #include "proto.h"
 
+/*
+ * Why it is built this way.
+ *
+ * libfcgi's FCGX_Accept_r() reads a request's params and body with
+ * blocking reads: two idle connections held both accepting threads, and
+ * a slow body its thread, for as long as the client liked. libfcgi has no
+ * non-blocking interface, so requests are read here: every connection is
+ * non-blocking, and its bytes go through the record parser (proto.c) as
+ * they come. No thread waits on a client: reads never block, an answer's
+ * write waits at most WRITE_WAIT_MS, and a request not complete by its
+ * deadline is expired by the sweep (a timer event every SWEEP_MS).
+ *
+ * The request threads share one epoll set (leader/follower: at most
+ * POLLING_MAX wait in it, the rest park) rather than a reader thread that
+ * hands requests over: the thread that completes a request handles it, so
+ * a request costs no extra context switch. Every descriptor is armed
+ * one-shot, so that one thread at a time has a connection; its key is its
+ * descriptor and a generation, and claim() takes it only if the table
+ * still holds that generation armed: an event for a connection the sweep
+ * or the stop closed meanwhile (its descriptor perhaps reused) is dropped.
+ *
+ * A request whose connection ends with it goes to the committer whole,
+ * connection and all, out of the table; the committer answers on it and
+ * closes it. A kept connection's thread waits for the commit instead and
+ * answers itself, then goes on with the connection's next request.
+ */
+
 /* Requests handed to the committer (or waiting for it) per request thread:
  * each holds its body and parsed events. 3 rather than 4: after 200,000
  * requests at 64 connections, 14.5-14.6 MiB against 14.8, the same

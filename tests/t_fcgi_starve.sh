@@ -100,7 +100,7 @@ $CLIENT "$A" starve --body "$FIX/delivered-2.json" --idle $IDLE \
     --trickle $TRICKLE --wait 2 --seconds 30 >"$T/long.out" &
 STARVE=$!
 track $STARVE
-wait_for 20 grep -q '^normal' "$T/long.out"
+wait_for 20 grep -qs '^normal' "$T/long.out"
 set -- $(grep '^normal' "$T/long.out")
 expect "normal request, read_timeout 30 s" 200 "${2:-}"
 check "answered within 1 s (${3:-?} s)" \

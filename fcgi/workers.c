@@ -465,6 +465,7 @@ expire(struct slh_workers *ws, struct conn *c)
     if (rq != NULL) {
         if (!rq->is_answered) {
             rq->resp.status = 400;
+            snprintf(rq->resp.type, sizeof(rq->resp.type), "-");
             snprintf(rq->resp.body, sizeof(rq->resp.body),
                      "request not received within %ld s\n",
                      ws->cfg->read_timeout);

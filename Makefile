@@ -122,6 +122,9 @@ $(B)/slhook: $(CLI_OBJ) $(FRONT_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
 $(B)/tests/%: $(B)/tests/%.o $(B)/libslhook-deliver.a $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(FCGI_LIBS)
 
+# The FastCGI record parser is fcgi/'s (lib/ never sees a FastCGI header).
+$(B)/tests/test_fcgi_proto: $(B)/fcgi/proto.o
+
 tests: $(TEST_BIN)
 
 # Every test program and script prints "N passed, N failed" last; the

@@ -1,6 +1,6 @@
 /* slhook.fcgi: the core handler as a FastCGI responder.
  *
- * Request threads (workers.c) accept requests and handle them; those with
+ * Request threads (workers.c) read requests and handle them; those with
  * events to store share disk commits through one committer thread, which
  * answers them once stored, helped by a checkpointer thread (commit.c);
  * unless --no-deliver one more thread relays what was stored, its spool
@@ -299,9 +299,9 @@ check_reload(const char *path, const char *running_spool, struct slh_error *err)
 /*
  * Becomes slhook.fcgi again, on the same listening socket, once everything
  * has stopped. Starting afresh takes up a new config whole (the request
- * threads, the committer and the deliverer all borrow the config), and
- * libfcgi has no way back from its shutdown flag, which stopping the
- * request threads sets. Connections wait in the listen backlog meanwhile;
+ * threads, the committer and the deliverer all borrow the config, and a
+ * new process starts from nothing of the old). Connections wait in the
+ * listen backlog meanwhile;
  * blocked signals stay blocked, and pending ones pending, across exec, so a
  * SIGTERM that comes now stops the new process. Returns only on failure.
  */
@@ -331,7 +331,7 @@ main(int argc, char **argv)
     struct slh_commit *commit = NULL;
     struct slh_workers *workers = NULL;
     struct delivery dl = {0};
-    sigset_t stop, blocked;
+    sigset_t stop;
     unsigned long n_batches = 0, n_commits = 0;
     bool is_ok = true, is_reloading = false;
     int rc, sig, listen_fd = -1;
@@ -367,17 +367,15 @@ main(int argc, char **argv)
     }
 
     /* Every thread inherits this mask: the stop signals reach only the
-     * main thread's sigwait(), the wake signal only a waiting request
-     * thread. SIGUSR1 is libfcgi's own graceful stop. A web server gone
-     * away must not kill the process: writes to it fail instead. */
+     * main thread's sigwait(). SIGUSR1 is libfcgi's own graceful stop,
+     * kept for servers that send it. A web server gone away must not kill
+     * the process: writes to it fail instead. */
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGUSR1);
     sigaddset(&stop, SIGHUP);
-    blocked = stop;
-    sigaddset(&blocked, SLH_WAKE_SIGNAL);
-    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     if (opt.is_delivering && cfg.n_dests > 0 &&

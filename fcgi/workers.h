@@ -1,17 +1,20 @@
 /* workers.h: the request threads of the FastCGI responder.
  *
- * Each thread accepts requests on the listening socket (libfcgi's
- * thread-safe fcgiapp.h interface, an FCGX_Request per request) and handles
- * them with the core handler. A request whose events are to be stored goes
- * to the group committer, whose thread answers it once they are on disk;
- * the rest are answered at once. At most three times as many requests as
- * threads exist at once. One log line per request goes to stderr.
+ * The threads share one epoll set holding the listening socket and every
+ * connection not being handled, each armed for one event at a time. A
+ * thread takes a connection's bytes as they come, non-blockingly, through
+ * the record parser (proto.h), and the thread that completes a request
+ * handles it with the core handler: no thread ever blocks on a client. A
+ * request whose events are to be stored goes to the group committer, whose
+ * thread answers it once they are on disk; the rest are answered at once.
+ * A request that is not complete within [receiver] read_timeout of its
+ * first byte (of the connection's opening, for a new one) is answered 400
+ * if its params came, and closed. One log line per request goes to stderr.
  */
 #ifndef SLH_FCGI_WORKERS_H
 #define SLH_FCGI_WORKERS_H
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -19,23 +22,14 @@
 #include "config.h"
 #include "err.h"
 
-/*
- * Interrupts a request thread waiting for its next request. The caller of
- * slh_workers_start() blocks it (the threads inherit the mask); each thread
- * unblocks it only while it waits, so that it never cuts a request short.
- * SIGURG, since nobody sends it to a process that owns no socket with
- * out-of-band data (SIGUSR1 is libfcgi's graceful stop).
- */
-#define SLH_WAKE_SIGNAL SIGURG
-
 struct slh_workers; /* opaque */
 
 /*
- * Starts n request threads on listen_fd, after FCGX_Init(), and installs
- * the handler of SLH_WAKE_SIGNAL. cfg and commit are borrowed and must
- * outlive the threads. If accepting fails for good (not for a moment, as
- * when out of descriptors), the threads end and SIGTERM is sent to thread
- * notify. On failure *out is NULL and no thread is left running.
+ * Starts n request threads on listen_fd (made non-blocking). cfg and
+ * commit are borrowed and must outlive the threads. If accepting fails for
+ * good (not for a moment, as when out of descriptors), the threads end and
+ * SIGTERM is sent to thread notify. On failure *out is NULL and no thread
+ * is left running.
  */
 enum slh_err slh_workers_start(struct slh_workers **out,
                                const struct slh_config *cfg,
@@ -44,7 +38,11 @@ enum slh_err slh_workers_start(struct slh_workers **out,
                                struct slh_error *err);
 
 /*
- * Stops accepting, joins the threads, waits until the committer has
+ * Stops accepting (connections in the listen backlog stay there), closes
+ * kept connections idle between requests, gives requests already begun a
+ * second (at most read_timeout) to arrive and be answered, then lets every
+ * thread finish the request it handles, closes the connections still being
+ * read, waits until the committer has
  * answered every request handed to it (so the committer must still run),
  * and frees w. Returns false when the threads had ended because accepting
  * failed. NULL is fine.

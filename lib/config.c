@@ -39,7 +39,8 @@ enum {
     SEEN_TIMEOUT = 1u << 8,
     SEEN_MAX_AGE = 1u << 9,
     SEEN_MAX_EVENTS = 1u << 10,
-    SEEN_LOG = 1u << 11
+    SEEN_LOG = 1u << 11,
+    SEEN_READ_TIMEOUT = 1u << 12
 };
 
 struct parser {
@@ -469,6 +470,8 @@ receiver_key(struct parser *p, const char *name, const char *value)
         bit = SEEN_SPOOL;
     else if (strcmp(name, "log") == 0)
         bit = SEEN_LOG;
+    else if (strcmp(name, "read_timeout") == 0)
+        bit = SEEN_READ_TIMEOUT;
     if (bit != 0 && (p->receiver_seen & bit) != 0)
         return fail(p, "duplicate key '%s' in [receiver]", name);
     p->receiver_seen |= bit;
@@ -500,6 +503,16 @@ receiver_key(struct parser *p, const char *name, const char *value)
         return set_str(p, &cfg->spool, value);
     if (strcmp(name, "log") == 0)
         return set_log(p, value);
+    if (strcmp(name, "read_timeout") == 0) {
+        int64_t secs;
+
+        if (!slh_duration_parse(value, &secs) || secs <= 0 ||
+            secs > SLH_MAX_READ_TIMEOUT)
+            return fail(p, "bad read_timeout '%s' (1 to %d seconds)", value,
+                        SLH_MAX_READ_TIMEOUT);
+        cfg->read_timeout = (long)secs;
+        return 1;
+    }
     return fail(p, "unknown key '%s' in [receiver]", name);
 }
 
@@ -932,6 +945,8 @@ finish(struct parser *p)
         cfg->max_body = SLH_DEFAULT_MAX_BODY;
     if (!p->has_max_events)
         cfg->max_events = SLH_DEFAULT_MAX_EVENTS;
+    if (cfg->read_timeout == 0)
+        cfg->read_timeout = SLH_DEFAULT_READ_TIMEOUT;
     if (cfg->spool == NULL)
         cfg->spool = strdup(SLH_DEFAULT_SPOOL);
     cfg->path = strdup(p->name);

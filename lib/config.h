@@ -17,6 +17,8 @@
 #define SLH_DEFAULT_TIMEOUT 10              /* seconds */
 #define SLH_DEFAULT_MAX_AGE (4 * 24 * 3600) /* seconds: SocketLabs' horizon */
 #define SLH_MAX_KEY_LEN 256                 /* longest secret accepted */
+#define SLH_DEFAULT_READ_TIMEOUT 30         /* seconds */
+#define SLH_MAX_READ_TIMEOUT 3600           /* seconds */
 
 /* One [destination NAME] section. Exactly one of url and file is set. */
 struct slh_dest {
@@ -46,6 +48,8 @@ struct slh_config {
     size_t max_body;   /* bytes */
     size_t max_events; /* events in one request; more get 413 */
     char *spool;       /* the spool's directory */
+    long read_timeout; /* seconds from a request's first byte to its last
+                          (slhook.fcgi; the CGI leaves it to the server) */
     struct slh_dest *dests;
     size_t n_dests;
     char *log; /* [receiver] log: "stderr", "syslog" or an absolute path;

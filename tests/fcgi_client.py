@@ -19,6 +19,23 @@ socket, as a web server would, with nothing but the standard library.
       A client whose connection is refused stops: the responder is gone.
   fcgi_client.py ADDR hold --body FILE --seconds S
       one request on a kept-alive connection, then holds it open idle
+  fcgi_client.py ADDR starve --body FILE [--idle N] [--trickle N]
+                 [--seconds S] [--wait S]
+      opens N idle connections and N that send a request 1 byte a second
+      (half of them send their params at once and trickle the body), waits
+      --wait seconds, then times one normal request: prints
+      "normal STATUS SECONDS"; keeps the rest open (trickling) for --seconds
+      or until the server closes them, then prints "idle closed K of N
+      after MAX" and "trickle closed K of N after MAX answered-400 A"
+      (MAX: the latest close, in seconds from opening)
+  fcgi_client.py ADDR hog --body FILE --conns N --bytes K --seconds S
+      opens N connections that each send a request's params and the first
+      K bytes of its body, then nothing more; holds them S seconds
+  fcgi_client.py ADDR values
+      sends FCGI_GET_VALUES; prints each NAME=VALUE of the result
+  fcgi_client.py ADDR mpx --body FILE
+      begins request 2 while request 1 is being sent on one connection;
+      prints "2 END_REQUEST STATUS" and "1 HTTP-STATUS"
 
 ADDR is HOST:PORT or a Unix socket path.
 """
@@ -259,6 +276,162 @@ def cmd_hold(a):
     return 0
 
 
+def cmd_starve(a):
+    import select
+    with open(a.body, "rb") as f:
+        body = f.read()
+    params = make_params("POST", "application/json", len(body))
+    whole = (record(BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, 0))
+             + b"".join(record(PARAMS, c) for c in
+                        chunks(encode_params(params)))
+             + b"".join(record(STDIN, c) for c in chunks(body)))
+    head_len = len(whole) - sum(len(record(STDIN, c)) for c in chunks(body))
+    conns = []  # [socket, kind, opened, data, sent, closed_at, answer]
+    for _ in range(a.idle):
+        conns.append([connect(a.addr), "idle", time.monotonic(), b"", 0,
+                      None, b""])
+    for i in range(a.trickle):
+        s = connect(a.addr)
+        sent = 0
+        if i % 2 == 1:
+            s.sendall(whole[:head_len])
+            sent = head_len
+        conns.append([s, "trickle", time.monotonic(), whole, sent, None,
+                      b""])
+    for c in conns:
+        c[0].setblocking(False)
+
+    def tick(until):
+        next_byte = time.monotonic()
+        while time.monotonic() < until:
+            now = time.monotonic()
+            if now >= next_byte:
+                for c in conns:
+                    if c[1] == "trickle" and c[5] is None and c[4] < len(c[3]):
+                        try:
+                            c[0].send(c[3][c[4]:c[4] + 1])
+                            c[4] += 1
+                        except OSError:
+                            pass
+                next_byte = now + 1
+            open_ = [c[0] for c in conns if c[5] is None]
+            if not open_:
+                return
+            r, _, _ = select.select(open_, [], [],
+                                    max(0, min(next_byte, until)
+                                        - time.monotonic()))
+            for c in conns:
+                if c[0] in r:
+                    try:
+                        got = c[0].recv(65536)
+                    except OSError:
+                        got = b""
+                    if got:
+                        c[6] += got
+                    else:
+                        c[5] = time.monotonic() - c[2]
+
+    tick(time.monotonic() + a.wait)
+    t0 = time.monotonic()
+    try:
+        with connect(a.addr) as s:
+            s.settimeout(30)
+            status, _, _ = roundtrip(s, params, body, False)
+    except (OSError, ValueError) as e:
+        status = "error:%s" % e
+    print("normal %s %.3f" % (status, time.monotonic() - t0), flush=True)
+    tick(time.monotonic() + a.seconds)
+    for kind, n in (("idle", a.idle), ("trickle", a.trickle)):
+        closed = [c[5] for c in conns if c[1] == kind and c[5] is not None]
+        answered = sum(1 for c in conns
+                       if c[1] == kind and b"Status: 400" in c[6])
+        print("%s closed %d of %d after %.1f answered-400 %d" % (
+            kind, len(closed), n, max(closed) if closed else -1, answered),
+            flush=True)
+    for c in conns:
+        c[0].close()
+    return 0
+
+
+def cmd_hog(a):
+    with open(a.body, "rb") as f:
+        body = f.read()
+    params = make_params("POST", "application/json", len(body))
+    head = (record(BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, 0))
+            + b"".join(record(PARAMS, c) for c in
+                       chunks(encode_params(params))))
+    part = b"".join(record(STDIN, c) for c in chunks(body[:a.bytes])[:-1])
+    conns = []
+    for _ in range(a.conns):
+        s = connect(a.addr)
+        s.sendall(head + part)
+        conns.append(s)
+    print("hogging", flush=True)
+    time.sleep(a.seconds)
+    for s in conns:
+        s.close()
+    return 0
+
+
+def cmd_values(a):
+    names = [b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS"]
+    with connect(a.addr) as s:
+        s.sendall(record(9, b"".join(pair_len(len(n)) + pair_len(0) + n
+                                     for n in names), 0))
+        s.settimeout(10)
+        _, rtype, rid, clen, plen, _ = struct.unpack(
+            ">BBHHBB", recv_exact(s, 8))
+        content = recv_exact(s, clen + plen)[:clen]
+        if rtype != 10 or rid != 0:
+            print("unexpected record type %d id %d" % (rtype, rid))
+            return 1
+        at = 0
+        while at < len(content):
+            nl, vl = content[at], content[at + 1]
+            at += 2
+            print("%s=%s" % (content[at:at + nl].decode(),
+                             content[at + nl:at + nl + vl].decode()))
+            at += nl + vl
+    return 0
+
+
+def cmd_mpx(a):
+    with open(a.body, "rb") as f:
+        body = f.read()
+    params = make_params("POST", "application/json", len(body))
+    with connect(a.addr) as s:
+        s.settimeout(10)
+        s.sendall(record(BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, 0), 1)
+                  + record(BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, 0),
+                           2))
+        _, rtype, rid, clen, plen, _ = struct.unpack(
+            ">BBHHBB", recv_exact(s, 8))
+        content = recv_exact(s, clen + plen)[:clen]
+        print("%d %s %d" % (rid, "END_REQUEST" if rtype == END_REQUEST
+                            else "type-%d" % rtype, content[4]), flush=True)
+        status, _, _ = roundtrip_rest(s, params, body)
+        print("1 %d" % status)
+    return 0
+
+
+def roundtrip_rest(s, params, body):
+    """The rest of request 1 (its BEGIN_REQUEST already sent)."""
+    s.sendall(b"".join(record(PARAMS, c) for c in
+                       chunks(encode_params(params)))
+              + b"".join(record(STDIN, c) for c in chunks(body)))
+    out = b""
+    while True:
+        _, rtype, rid, clen, plen, _ = struct.unpack(
+            ">BBHHBB", recv_exact(s, 8))
+        content = recv_exact(s, clen + plen)[:clen]
+        if rtype == STDOUT:
+            out += content
+        elif rtype == END_REQUEST:
+            break
+    status = int(out.split(b"\r\n")[0].split()[1])
+    return status, None, None
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("addr")
@@ -283,9 +456,24 @@ def main():
     h = sub.add_parser("hold")
     h.add_argument("--body", required=True)
     h.add_argument("--seconds", type=float, default=10)
+    st = sub.add_parser("starve")
+    st.add_argument("--body", required=True)
+    st.add_argument("--idle", type=int, default=64)
+    st.add_argument("--trickle", type=int, default=64)
+    st.add_argument("--seconds", type=float, default=10)
+    st.add_argument("--wait", type=float, default=2)
+    hg = sub.add_parser("hog")
+    hg.add_argument("--body", required=True)
+    hg.add_argument("--conns", type=int, default=3)
+    hg.add_argument("--bytes", type=int, default=60000)
+    hg.add_argument("--seconds", type=float, default=10)
+    sub.add_parser("values")
+    mp = sub.add_parser("mpx")
+    mp.add_argument("--body", required=True)
     a = p.parse_args()
     return {"request": cmd_request, "each": cmd_each, "load": cmd_load,
-            "hold": cmd_hold}[a.cmd](a)
+            "hold": cmd_hold, "starve": cmd_starve, "hog": cmd_hog, "values": cmd_values,
+            "mpx": cmd_mpx}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -191,6 +191,9 @@ url = http://127.0.0.1:$RPORT/keep
 url = http://127.0.0.1:$RPORT/gone
 EOF
 mode "$RPORT" gone 500
+# Root makes no spool from a shell (slhook(1)): the directory is made here,
+# as an operator would for the user the programs run as.
+mkdir -m 0700 "$T/dspool"
 "$B/slhook" -c "$DCONF" deliver 2>"$T/deliver.log" &
 DPID=$!
 track $DPID

@@ -208,6 +208,8 @@ test_defaults(void)
         CHECK(cfg.max_body == SLH_DEFAULT_MAX_BODY, "default max_body");
         CHECK(cfg.max_events == SLH_DEFAULT_MAX_EVENTS && cfg.max_events == 100,
               "default max_events %zu", cfg.max_events);
+        CHECK(cfg.read_timeout == SLH_DEFAULT_READ_TIMEOUT,
+              "default read_timeout");
         CHECK(cfg.spool != NULL && strcmp(cfg.spool, SLH_DEFAULT_SPOOL) == 0,
               "default spool");
         CHECK(cfg.n_dests == 0 && cfg.dests == NULL, "no destinations");
@@ -325,6 +327,34 @@ test_max_body(void)
         snprintf(text, sizeof(text), RECV "max_body = %s\n", bad[i]);
         PARSE_BAD(text, NAME ":3: bad max_body");
     }
+}
+
+static void
+test_read_timeout(void)
+{
+    static const struct {
+        const char *v;
+        long want;
+    } good[] = {{"1", 1}, {"3s", 3}, {"30", 30}, {"2m", 120}, {"1h", 3600}};
+    static const char *const bad[] = {"0", "-1", "2h", "1.5", "x", "3 s"};
+    struct slh_config cfg;
+    char text[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), RECV "read_timeout = %s\n", good[i].v);
+        if (PARSE_GOOD(&cfg, text)) {
+            CHECK(cfg.read_timeout == good[i].want, "read_timeout %s = %ld",
+                  good[i].v, cfg.read_timeout);
+            slh_config_free(&cfg);
+        }
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), RECV "read_timeout = %s\n", bad[i]);
+        PARSE_BAD(text, NAME ":3: bad read_timeout");
+    }
+    PARSE_BAD(RECV "read_timeout = 1\nread_timeout = 2\n",
+              NAME ":4: duplicate key");
 }
 
 static void
@@ -1011,6 +1041,7 @@ main(void)
     test_lists();
     test_max_body();
     test_max_events();
+    test_read_timeout();
     test_durations();
     test_dest_values();
     test_signing_secret();

@@ -15,6 +15,7 @@
 
 #include "event.h"
 #include "fuzz.h"
+#include "../tests/tree_shape.h"
 
 static bool
 is_hex_id(const char *id)
@@ -92,30 +93,12 @@ check_event(const struct slh_event *ev)
     check_relay_body(ev);
 }
 
-/* Values and depth of a tree as slh_body_shape() counts them. */
-static void
-tree_count(json_t *v, size_t level, size_t *values, size_t *depth)
-{
-    const char *key;
-    json_t *m;
-    size_t i;
-
-    (*values)++;
-    if ((json_is_object(v) || json_is_array(v)) && level + 1 > *depth)
-        *depth = level + 1;
-    if (json_is_object(v)) {
-        json_object_foreach(v, key, m) tree_count(m, level + 1, values, depth);
-    } else if (json_is_array(v)) {
-        json_array_foreach(v, i, m) tree_count(m, level + 1, values, depth);
-    }
-}
-
 static void
 check_shape(const char *body, size_t len, enum slh_media media)
 {
     struct slh_shape sh;
-    size_t values = 0, depth = 0, events = 1, most = 0, i;
-    json_t *root, *m;
+    struct tree_shape t;
+    json_t *root;
 
     slh_body_shape(body, len, media, &sh);
     FUZZ_ASSERT(sh.depth <= SLH_MAX_DEPTH + 1 && sh.longest <= len &&
@@ -129,30 +112,18 @@ check_shape(const char *body, size_t len, enum slh_media media)
         json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
     if (root == NULL)
         return;
-    if (json_is_array(root)) {
-        events = json_array_size(root);
-        depth = 1;
-        json_array_foreach(root, i, m)
-        {
-            size_t before = values;
-            tree_count(m, 1, &values, &depth);
-            if (values - before > most)
-                most = values - before;
-        }
-    } else {
-        tree_count(root, 0, &values, &depth);
-        most = values;
-    }
-    if (depth > SLH_MAX_DEPTH)
+    tree_shape(root, &t);
+    if (t.depth > SLH_MAX_DEPTH)
         FUZZ_ASSERT(sh.depth == SLH_MAX_DEPTH + 1, "depth %zu counted %zu",
-                    depth, sh.depth);
+                    t.depth, sh.depth);
     else
-        FUZZ_ASSERT(sh.events == events && sh.values == values &&
-                        sh.event_values == most && sh.depth == depth,
+        FUZZ_ASSERT(sh.events == t.events && sh.values == t.values &&
+                        sh.event_values == t.event_values &&
+                        sh.depth == t.depth,
                     "shape %zu events %zu values (%zu) depth %zu; tree %zu "
                     "%zu (%zu) %zu",
-                    sh.events, sh.values, sh.event_values, sh.depth, events,
-                    values, most, depth);
+                    sh.events, sh.values, sh.event_values, sh.depth, t.events,
+                    t.values, t.event_values, t.depth);
     json_decref(root);
 }
 

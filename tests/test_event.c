@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "check.h"
+#include "tree_shape.h"
 #include "event.h"
 
 #define SECRET "q7Rt2mXw9LpB4sKd8Zf3"
@@ -1010,70 +1011,32 @@ test_free(void)
  * Files under tests/cases/event/: NAME.WANT.MEDIA, WANT one of ok, eparse,
  * eevent and MEDIA json or form. Adding a case is adding a file.
  */
-/* The values and depth of a parsed tree, as slh_body_shape() counts them:
- * keys are not values. */
-static void
-tree_count(const json_t *v, size_t level, size_t *values, size_t *depth)
-{
-    const char *key;
-    json_t *m;
-    size_t i;
-
-    (*values)++;
-    if (json_is_object(v) || json_is_array(v)) {
-        if (level + 1 > *depth)
-            *depth = level + 1;
-    }
-    if (json_is_object(v)) {
-        json_object_foreach((json_t *)(uintptr_t)v, key, m)
-            tree_count(m, level + 1, values, depth);
-    } else if (json_is_array(v)) {
-        json_array_foreach(v, i, m) tree_count(m, level + 1, values, depth);
-    }
-}
-
 /* slh_body_shape() of a JSON body Jansson accepts agrees with the tree. */
 static void
 check_shape_against_tree(const char *what, const char *body, size_t len)
 {
     struct slh_shape sh;
-    size_t values = 0, depth = 0, events = 1, most = 0;
+    struct tree_shape t;
     json_t *root =
         json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
 
     if (root == NULL)
         return;
     slh_body_shape(body, len, SLH_MEDIA_JSON, &sh);
-    if (json_is_array(root)) {
-        json_t *m;
-        size_t i;
-
-        events = json_array_size(root);
-        depth = 1;
-        json_array_foreach(root, i, m)
-        {
-            size_t before = values;
-            tree_count(m, 1, &values, &depth);
-            if (values - before > most)
-                most = values - before;
-        }
-    } else {
-        tree_count(root, 0, &values, &depth);
-        most = values;
-    }
-    if (depth > SLH_MAX_DEPTH) {
+    tree_shape(root, &t);
+    if (t.depth > SLH_MAX_DEPTH) {
         /* Counting stopped there; the rest is partial. */
         CHECK(sh.depth == SLH_MAX_DEPTH + 1, "%s: depth %zu of %zu", what,
-              sh.depth, depth);
+              sh.depth, t.depth);
         json_decref(root);
         return;
     }
-    CHECK(sh.events == events && sh.values == values &&
-              sh.event_values == most && sh.depth == depth,
+    CHECK(sh.events == t.events && sh.values == t.values &&
+              sh.event_values == t.event_values && sh.depth == t.depth,
           "%s: shape %zu events %zu values (%zu most) depth %zu; tree %zu "
           "%zu (%zu) %zu",
-          what, sh.events, sh.values, sh.event_values, sh.depth, events, values,
-          most, depth);
+          what, sh.events, sh.values, sh.event_values, sh.depth, t.events,
+          t.values, t.event_values, t.depth);
     json_decref(root);
 }
 

@@ -256,6 +256,11 @@ deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
         if (ready_fd >= 0 && lock != -2) {
             slh_kick_ready(ready_fd, cfg->spool);
             ready_fd = -1;
+            /* Only now: until the starter heard, stderr was its pipe, and
+             * what went wrong went to it. A log file that will not open is
+             * the starter's to report too, as it logs to the same file. */
+            (void)slh_log_to(cfg->log, "slhook", &err);
+            slh_error_clear(&err);
         }
         if (lock == -1)
             break; /* another deliverer has it */
@@ -320,7 +325,9 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
     sigaddset(&sig.set, SIGTERM);
     sigaddset(&sig.set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sig.set, &old);
-    if (slh_log_to(cfg->log, "slhook", &err) != SLH_OK ||
+    /* A kicked deliverer's stderr leads back to the CGI that started it,
+     * which waits to hear that it started: the log target comes after. */
+    if ((ready_fd < 0 && slh_log_to(cfg->log, "slhook", &err) != SLH_OK) ||
         slh_deliverer_new(&d, cfg, &err) != SLH_OK) {
         fprintf(stderr, "slhook: deliver: %s\n", err.text);
         goto out;

@@ -47,6 +47,7 @@
 struct options {
     const char *config;
     const char *listen;
+    const char *log; /* --log: in place of the config's [receiver] log */
     long threads;
     bool is_delivering;
 };
@@ -159,6 +160,9 @@ usage(FILE *out)
             "                 default: the socket on fd 0 (spawn-fcgi,\n"
             "                 lighttpd bin-path, mod_fcgid)\n"
             "  --threads N    request threads (default %d)\n"
+            "  --log TARGET   stderr, syslog or /path/to/file, in place of\n"
+            "                 the config's [receiver] log (spawn-fcgi gives\n"
+            "                 a stderr that leads nowhere)\n"
             "  --no-deliver   only receive; leave relaying to `slhook "
             "deliver`\n"
             "  -h, --help     print this\n"
@@ -177,6 +181,7 @@ parse_options(int argc, char **argv, struct options *opt)
     static const struct option longs[] = {
         {"listen", required_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 't'},
+        {"log", required_argument, NULL, 'L'},
         {"no-deliver", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -204,6 +209,15 @@ parse_options(int argc, char **argv, struct options *opt)
             break;
         case 'n':
             opt->is_delivering = false;
+            break;
+        case 'L':
+            if (strcmp(optarg, "stderr") != 0 &&
+                strcmp(optarg, "syslog") != 0 && optarg[0] != '/') {
+                fprintf(stderr, "slhook.fcgi: --log: stderr, syslog or an "
+                                "absolute path\n");
+                return 2;
+            }
+            opt->log = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -279,7 +293,8 @@ open_listener(const char *addr)
  * written. SLH_OK, or the reason to keep the running config.
  */
 static enum slh_err
-check_reload(const char *path, const char *running_spool, struct slh_error *err)
+check_reload(const char *path, const char *log, const char *running_spool,
+             struct slh_error *err)
 {
     struct slh_config cfg = {0};
     struct slh_spool *sp = NULL;
@@ -291,7 +306,7 @@ check_reload(const char *path, const char *running_spool, struct slh_error *err)
         rc = slh_spool_open(&sp, cfg.spool, err);
     slh_spool_close(sp);
     if (rc == SLH_OK)
-        rc = slh_log_check(cfg.log, err);
+        rc = slh_log_check(log != NULL ? log : cfg.log, err);
     slh_config_free(&cfg);
     return rc;
 }
@@ -352,7 +367,8 @@ main(int argc, char **argv)
     /* Under spawn-fcgi, stderr is /dev/null until the config says where
      * lines go: this one goes to syslog too. */
     if (slh_config_load(&cfg, opt.config, &err) != SLH_OK ||
-        slh_log_to(cfg.log, "slhook.fcgi", &err) != SLH_OK) {
+        slh_log_to(opt.log != NULL ? opt.log : cfg.log, "slhook.fcgi", &err) !=
+            SLH_OK) {
         slh_log_early("slhook.fcgi", err.text);
         slh_config_free(&cfg);
         return 1;
@@ -395,7 +411,7 @@ main(int argc, char **argv)
 
     while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
         struct slh_error why = {0};
-        if (check_reload(opt.config, cfg.spool, &why) == SLH_OK) {
+        if (check_reload(opt.config, opt.log, cfg.spool, &why) == SLH_OK) {
             is_reloading = true;
             break;
         }

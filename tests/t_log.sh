@@ -18,15 +18,17 @@ count() { # PATTERN FILE: the lines of FILE matching PATTERN
 
 # spawn LOG PORT CONF [COMMAND...]: spawn-fcgi starts slhook.fcgi on
 # 127.0.0.1:PORT (its pid in $SPID, spawn-fcgi's own output in LOG), as
-# the given COMMAND prefix (e.g. the namespace's) runs it.
+# the given COMMAND prefix (e.g. the namespace's) runs it; $FCGI_ARGS, when
+# set, go after its -c CONF.
 spawn() {
     out=$1
     port=$2
     conf=$3
     shift 3
     rm -f "$T/spawn.pid"
+    # shellcheck disable=SC2086
     "$@" spawn-fcgi -a 127.0.0.1 -p "$port" -P "$T/spawn.pid" -- \
-        "$B/slhook.fcgi" -c "$conf" >"$out" 2>&1
+        "$B/slhook.fcgi" -c "$conf" ${FCGI_ARGS:-} >"$out" 2>&1
     SPID=$(cat "$T/spawn.pid" 2>/dev/null)
     [ -n "$SPID" ] && LIB_PIDS="$LIB_PIDS $SPID"
 }
@@ -73,6 +75,25 @@ expect "a line per request, each whole" 400 \
 stop_spawned "$SPID"
 check "the stop is logged to the file" grep -q "slhook.fcgi: stopped" "$T/fcgi.log"
 
+# --log on the command line, as the shipped spawn-fcgi examples start it:
+# in place of the config's log (here none: stderr, /dev/null under
+# spawn-fcgi), and kept across a reload.
+sed '/^log = /d' "$CONF" >"$T/nolog.conf"
+PORT=$(free_port)
+FCGI_ARGS="--log $T/opt.log" spawn "$T/spawn.out" "$PORT" "$T/nolog.conf"
+check "--log: listening" fcgi_ready "127.0.0.1:$PORT"
+post "127.0.0.1:$PORT" --body "$FIX/delivered-1.json"
+check "--log FILE: the request's line there" \
+    wait_for 5 grep -q "^slhook: 200 Delivered id=" "$T/opt.log"
+kill -HUP "$SPID"
+check "--log FILE: kept across a reload" \
+    wait_for 10 grep -q "reloading" "$T/opt.log"
+stop_spawned "$SPID"
+"$B/slhook.fcgi" -c "$T/nolog.conf" --log relative.log \
+    --listen 127.0.0.1:1 >/dev/null 2>"$T/opt.err"
+expect "--log with a relative path: usage error" 2 "$?"
+check "... says why" grep -q "absolute path" "$T/opt.err"
+
 # slhook.cgi and slhook deliver write to it too.
 "$B/slhook.cgi" -c "$CONF" <"$FIX/failed-1.json" >/dev/null 2>"$T/cgi.err"
 check "slhook.cgi: its line in the file" grep -q "^slhook: 200 Failed .*from 127.0.0.1" "$T/fcgi.log"
@@ -89,6 +110,14 @@ log = $T/deliver.log
 file = $T/events.jsonl
 EOF
 "$B/slhook.cgi" -c "$T/deliver.conf" <"$FIX/failed-2.json" >/dev/null 2>&1
+# The deliverer the CGI starts hears from it on stderr until it has said
+# it started; only then does its own log target apply.
+check "slhook.cgi: the deliverer it started relayed" \
+    wait_for 10 test -s "$T/events.jsonl"
+check "slhook.cgi: no 'could not start' with log = FILE" \
+    sh -c "! grep -q 'could not start' '$T/deliver.log'"
+check "the started deliverer's line in the file" \
+    wait_for 5 grep -q "^slhook: f [0-9a-f]*: delivered" "$T/deliver.log"
 "$B/slhook" -c "$T/deliver.conf" deliver --once 2>"$T/deliver.err"
 check "slhook deliver: its lines in the file" grep -q "^slhook: f [0-9a-f]*: delivered" "$T/deliver.log"
 check "slhook deliver: nothing on its stderr" test ! -s "$T/deliver.err"

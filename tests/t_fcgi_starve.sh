@@ -151,19 +151,23 @@ kill -TERM "$SRV"
 exited_within 20 "$SRV"
 expect "SIGTERM exit (bound)" 0 "$RC"
 
-# -- memory is given back after large bodies --------------------------------
-# 8 bodies of 1 MiB, each a JSON array of tiny events, at once: their parse
-# takes a hundred MiB or more, which glibc kept after they were answered
-# (before: 107 MiB still resident 3 s after). It is to be given back
-# within a few sweeps. Not under a sanitizer: its allocator is not glibc's.
+# -- 16 hostile bodies at once cost little, and it is given back ------------
+# 16 bodies of 1 MiB, each a JSON array of tiny events with no key, at once
+# (issue 14: 617 MB resident before, 573 MB still held 20 s later). The
+# events are counted before the body is parsed (413), so the peak is the
+# bodies themselves; what parsing did take is given back within a few
+# sweeps. Not under a sanitizer: its allocator is not glibc's.
 case $B in
 *san*) ;;
 *)
-    python3 "$ROOT/bench/mem_bodies.py" "$FCGI" --clients 8 --idle 3 \
+    python3 "$ROOT/bench/mem_bodies.py" "$FCGI" --clients 16 --idle 3 \
         >"$T/mem.out" 2>&1
     cat "$T/mem.out"
+    set -- $(grep '^burst' "$T/mem.out") # burst: VmRSS N MiB VmHWM N MiB
+    check "peak with 16 hostile 1 MiB bodies under 64 MiB (${6:-?} MiB)" \
+        awk -v m="${6:-999}" 'BEGIN { exit !(m < 64) }'
     set -- $(grep '^after' "$T/mem.out")
-    check "resident 3 s after 8 large bodies under 20 MiB (${5:-?} MiB)" \
+    check "resident 3 s after them under 20 MiB (${5:-?} MiB)" \
         awk -v m="${5:-999}" 'BEGIN { exit !(m < 20) }'
     ;;
 esac

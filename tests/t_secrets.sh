@@ -27,7 +27,7 @@ done >"$T/pieces"
 
 # leaks FILE...: prints the lines of the files that hold a piece.
 leaks() {
-    grep -a -n -F -f "$T/pieces" "$@" /dev/null
+    grep -a -n -r -F -f "$T/pieces" "$@" /dev/null
 }
 # no_leak DESCRIPTION FILE...: one test.
 no_leak() {
@@ -287,11 +287,13 @@ no_leak "the deliverer's log" "$T/deliver.log" "$T/deliver.out"
 no_leak "status and check" "$T/status.out" "$T/check.out"
 # The deliverer a CGI starts gets only a config path: its arguments as
 # strace shows them (the one event sent here is new, so it kicks one).
+# LeakSanitizer cannot run under ptrace: a sanitizer build leaves leaks to
+# the other runs of the CGI here.
 events_json=$(printf '{"Type":"Delivered","SecretKey":"%s","ServerId":40211,"MessageId":"kick-args","Address":"a@example.com","DateTime":"2026-01-01T00:00:00Z"}' "$SECRET")
 printf '%s' "$events_json" >"$T/req/kick-args"
 env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
     CONTENT_TYPE=application/json CONTENT_LENGTH=${#events_json} \
-    SLHOOK_CONFIG="$conf" strace -f -e trace=execve,execveat -s 4096 \
+    ASAN_OPTIONS=detect_leaks=0 SLHOOK_CONFIG="$conf" strace -f -e trace=execve,execveat -s 4096 \
     -o "$T/kick.trace" "$T/bin/slhook.cgi" <"$T/req/kick-args" \
     >"$T/out/kick-args" 2>>"$T/cgi.log"
 check "the kick: a deliverer was started" \

@@ -125,6 +125,15 @@ run_detached(int mem, int report, const char *config_path)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     fexecve(mem, argv, environ);
+    /* glibc's fexecve() is execveat(AT_EMPTY_PATH), which valgrind (3.19)
+     * and older kernels refuse; the descriptor's /proc path is the same
+     * file. */
+    if (errno == ENOENT || errno == ENOSYS) {
+        char path[32];
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", mem);
+        execve(path, argv, environ);
+    }
     dprintf(2, "cannot run the slhook tool it carries: %s\n", strerror(errno));
     _exit(127);
 }

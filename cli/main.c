@@ -11,7 +11,6 @@
 #include "cmd.h"
 #include "config.h"
 #include "deliver.h"
-#include "kick.h"
 #include "log.h"
 #include "sample.h"
 #include "spool.h"
@@ -76,23 +75,31 @@ check_db(const char *dir)
     return 0;
 }
 
+/* The directory path is in ("/" for /x, "." for a bare name), into buf. */
+static void
+parent_dir(char *buf, size_t size, const char *path)
+{
+    char *slash;
+
+    snprintf(buf, size, "%s", path);
+    slash = strrchr(buf, '/');
+    if (slash == buf)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    else
+        snprintf(buf, size, ".");
+}
+
 /* A file destination is written by appending to its file: the directory
  * must be there. */
 static int
 check_file_dest(const struct slh_dest *d)
 {
     char dir[4096];
-    char *slash;
     struct stat st = {0};
 
-    snprintf(dir, sizeof(dir), "%s", d->file);
-    slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash != NULL)
-        *slash = '\0';
-    else
-        strcpy(dir, ".");
+    parent_dir(dir, sizeof(dir), d->file);
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         printf("error: destination %s: %s cannot be written: directory %s: "
                "%s\n",
@@ -116,7 +123,6 @@ check_spool(const char *dir)
 {
     struct stat st;
     char parent[4096];
-    char *slash;
 
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {
@@ -152,14 +158,7 @@ check_spool(const char *dir)
                    "(e.g. runuser -u www-data -- slhook check)\n");
         return check_db(dir);
     }
-    snprintf(parent, sizeof(parent), "%s", dir);
-    slash = strrchr(parent, '/');
-    if (slash == parent)
-        slash[1] = '\0';
-    else if (slash != NULL)
-        *slash = '\0';
-    else
-        strcpy(parent, ".");
+    parent_dir(parent, sizeof(parent), dir);
     if (access(parent, W_OK | X_OK) != 0) {
         printf("spool %s: missing, and %s is not writable by uid %ld\n", dir,
                parent, (long)geteuid());
@@ -173,18 +172,15 @@ check_spool(const char *dir)
 static int
 check_deliverer(const struct slh_config *cfg)
 {
-    char text[SLH_ERROR_TEXT], iso[32] = "";
-    time_t when;
-    struct tm tm;
+    struct kick_note note;
 
-    if (!slh_kick_failure(cfg->spool, &when, text, sizeof(text)))
+    kick_note_read(cfg, &note);
+    if (!note.found)
         return 0;
-    if (gmtime_r(&when, &tm) != NULL)
-        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
     printf("delivery: could not start (last tried %s): %s\n"
            "  events are stored but not relayed; the note goes once a "
            "deliverer starts\n",
-           iso, text);
+           note.iso, note.text);
     return 1;
 }
 

@@ -150,11 +150,7 @@ take_reload(struct sig_ctx *ctx, struct slh_deliverer **d,
     pthread_mutex_unlock(&ctx->mu);
     if (next == NULL)
         return false;
-    slh_deliverer_free(*d);
-    if (*owned != NULL) {
-        slh_config_free(*owned);
-        free(*owned);
-    }
+    drop_reload(*d, *owned);
     *d = next;
     *owned = cfg;
     return true;
@@ -442,16 +438,7 @@ prom_sample(const char *name, const char *dest, const char *state, double v)
     printf("\"} %.15g\n", v);
 }
 
-/* The last failure of a CGI to start a deliverer, while no deliverer has
- * started since (lib/kick.h): found false when there is none. */
-struct kick_note {
-    bool found;
-    time_t when;
-    char iso[32]; /* when, as 2026-12-02T14:40:12Z */
-    char text[SLH_ERROR_TEXT];
-};
-
-static void
+void
 kick_note_read(const struct slh_config *cfg, struct kick_note *note)
 {
     struct tm tm;

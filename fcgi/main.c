@@ -211,8 +211,7 @@ parse_options(int argc, char **argv, struct options *opt)
             opt->is_delivering = false;
             break;
         case 'L':
-            if (strcmp(optarg, "stderr") != 0 &&
-                strcmp(optarg, "syslog") != 0 && optarg[0] != '/') {
+            if (!slh_log_target_valid(optarg)) {
                 fprintf(stderr, "slhook.fcgi: --log: stderr, syslog or an "
                                 "absolute path\n");
                 return 2;
@@ -316,9 +315,9 @@ check_reload(const char *path, const char *log, const char *running_spool,
  * has stopped. Starting afresh takes up a new config whole (the request
  * threads, the committer and the deliverer all borrow the config, and a
  * new process starts from nothing of the old). Connections wait in the
- * listen backlog meanwhile;
- * blocked signals stay blocked, and pending ones pending, across exec, so a
- * SIGTERM that comes now stops the new process. Returns only on failure.
+ * listen backlog meanwhile; blocked signals stay blocked, and pending ones
+ * pending, across exec, so a SIGTERM that comes now stops the new process.
+ * Returns only on failure.
  */
 static void
 reexec(char **argv, int listen_fd)

@@ -439,12 +439,31 @@ set_str(struct parser *p, char **dst, const char *value)
     return *dst != NULL ? 1 : fail_nomem(p);
 }
 
+static int
+set_read_timeout(struct parser *p, const char *value)
+{
+    int64_t secs;
+
+    if (!slh_duration_parse(value, &secs) || secs <= 0 ||
+        secs > SLH_MAX_READ_TIMEOUT)
+        return fail(p, "bad read_timeout '%s' (1 to %d seconds)", value,
+                    SLH_MAX_READ_TIMEOUT);
+    p->cfg.read_timeout = (long)secs;
+    return 1;
+}
+
 /* A relative log file would land wherever the process happens to run. */
+bool
+slh_log_target_valid(const char *target)
+{
+    return strcmp(target, "stderr") == 0 || strcmp(target, "syslog") == 0 ||
+           target[0] == '/';
+}
+
 static int
 set_log(struct parser *p, const char *value)
 {
-    if (strcmp(value, "stderr") != 0 && strcmp(value, "syslog") != 0 &&
-        value[0] != '/')
+    if (!slh_log_target_valid(value))
         return fail(p,
                     "bad log '%.60s' (stderr, syslog or an absolute file "
                     "path)",
@@ -503,16 +522,8 @@ receiver_key(struct parser *p, const char *name, const char *value)
         return set_str(p, &cfg->spool, value);
     if (strcmp(name, "log") == 0)
         return set_log(p, value);
-    if (strcmp(name, "read_timeout") == 0) {
-        int64_t secs;
-
-        if (!slh_duration_parse(value, &secs) || secs <= 0 ||
-            secs > SLH_MAX_READ_TIMEOUT)
-            return fail(p, "bad read_timeout '%s' (1 to %d seconds)", value,
-                        SLH_MAX_READ_TIMEOUT);
-        cfg->read_timeout = (long)secs;
-        return 1;
-    }
+    if (strcmp(name, "read_timeout") == 0)
+        return set_read_timeout(p, value);
     return fail(p, "unknown key '%s' in [receiver]", name);
 }
 

@@ -99,4 +99,10 @@ bool slh_dest_wants(const struct slh_dest *dest, const char *type,
  */
 bool slh_duration_parse(const char *text, int64_t *seconds);
 
+/*
+ * Whether target is a log target [receiver] log accepts: "stderr",
+ * "syslog" or an absolute file path (slhook.fcgi --log takes the same).
+ */
+bool slh_log_target_valid(const char *target);
+
 #endif

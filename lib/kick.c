@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "handler.h" /* slh_elapsed_ms() */
+
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U /* Linux 6.3; older headers lack it */
 #endif
@@ -167,16 +169,6 @@ said_ready(const char *words)
     return false;
 }
 
-static long
-ms_since(const struct timespec *t0)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)(t.tv_sec - t0->tv_sec) * 1000 +
-           (t.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 /*
  * Reads the deliverer's words on fd until it says it is ready (why gets
  * ""), it exits (the pipe's end: why gets its first line), or wait_ms
@@ -193,7 +185,7 @@ wait_ready(int fd, int wait_ms, char *why, size_t size)
     words[0] = '\0';
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        long left = wait_ms - ms_since(&t0);
+        long left = wait_ms - (long)slh_elapsed_ms(&t0);
         ssize_t got;
         int rc = poll(&p, 1, left > 0 ? (int)left : 0);
 
@@ -224,6 +216,15 @@ wait_ready(int fd, int wait_ms, char *why, size_t size)
         snprintf(why, size, "the deliverer exited without a word");
 }
 
+/* The spool's SLH_KICK_NOTE into path; false when it does not fit. */
+static bool
+note_path(char *path, size_t size, const char *dir)
+{
+    int n = snprintf(path, size, "%s/%s", dir, SLH_KICK_NOTE);
+
+    return n >= 0 && (size_t)n < size;
+}
+
 /* Records why in the spool's note, replaced whole (rename), best effort:
  * the caller logs why anyway. */
 static void
@@ -233,8 +234,7 @@ note_failure(const char *dir, const char *why)
     FILE *f;
     int fd;
 
-    if (snprintf(path, sizeof(path), "%s/%s", dir, SLH_KICK_NOTE) >=
-            (int)sizeof(path) ||
+    if (!note_path(path, sizeof(path), dir) ||
         snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
         return;
     fd = mkstemp(tmp);
@@ -300,8 +300,7 @@ slh_kick_ready(int fd, const char *dir)
     char path[PATH_MAX];
     int null;
 
-    if (snprintf(path, sizeof(path), "%s/%s", dir, SLH_KICK_NOTE) <
-        (int)sizeof(path))
+    if (note_path(path, sizeof(path), dir))
         unlink(path);
     /* A starter that gave up waiting closed its end: EPIPE, not death. */
     sigemptyset(&ignore.sa_mask);
@@ -326,8 +325,7 @@ slh_kick_failure(const char *dir, time_t *when, char *text, size_t size)
     FILE *f;
     bool found = false;
 
-    if (snprintf(path, sizeof(path), "%s/%s", dir, SLH_KICK_NOTE) >=
-        (int)sizeof(path))
+    if (!note_path(path, sizeof(path), dir))
         return false;
     f = fopen(path, "re");
     if (f == NULL)

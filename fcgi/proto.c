@@ -40,6 +40,9 @@ end_request(struct slh_fcgi_conn *c, int id, int status, unsigned char *out,
 size_t
 slh_fcgi_answer(unsigned char *buf, int id, const char *out, size_t n)
 {
+    _Static_assert(SLH_FCGI_ANSWER_EXTRA ==
+                       3 * FCGI_HEADER_LEN + sizeof(FCGI_EndRequestBody),
+                   "proto.h's count of what an answer adds");
     FCGI_EndRequestBody end = {.protocolStatus = FCGI_REQUEST_COMPLETE};
     size_t len = 0;
 

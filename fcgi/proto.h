@@ -107,8 +107,13 @@ void slh_fcgi_next(struct slh_fcgi_conn *c);
 /* Frees what c owns. A zeroed c is fine. */
 void slh_fcgi_conn_free(struct slh_fcgi_conn *c);
 
+/* What slh_fcgi_answer() adds to an answer: three record headers and the
+ * FCGI_END_REQUEST body. */
+#define SLH_FCGI_ANSWER_EXTRA (3 * 8 + 8)
+
 /*
- * Writes into buf (at least 3 * 8 + 8 bytes plus n) the end of request id:
+ * Writes into buf (at least SLH_FCGI_ANSWER_EXTRA bytes plus n) the end of
+ * request id:
  * out as FCGI_STDOUT, the empty FCGI_STDOUT, and FCGI_END_REQUEST (request
  * complete). n must be below 65536. Returns the length.
  */

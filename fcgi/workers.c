@@ -334,8 +334,8 @@ send_all(int fd, const unsigned char *buf, size_t len, int wait_ms)
 static void
 answer(struct request *rq, int wait_ms)
 {
-    unsigned char buf[3 * 8 + 16 + SLH_RESPONSE_BODY + 256];
     char out[SLH_RESPONSE_BODY + 256], line[1024];
+    unsigned char buf[SLH_FCGI_ANSWER_EXTRA + sizeof(out)];
     size_t n = slh_response_format(&rq->resp, out, sizeof(out));
 
     slh_response_logline(&rq->req, &rq->resp, slh_elapsed_ms(&rq->t0), line,

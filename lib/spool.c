@@ -336,15 +336,17 @@ make_dir(const char *dir, enum slh_spool_create how, struct slh_error *err)
     char *slash;
     enum slh_err e = SLH_OK;
 
-    if (how != SLH_SPOOL_CREATE && stat(dir, &st) != 0 && errno == ENOENT)
-        return slh_error_set(err, SLH_ENOTFOUND, "spool %s: no spool yet", dir);
     if (how != SLH_SPOOL_CREATE || mkdir(dir, 0700) != 0) {
         if (how == SLH_SPOOL_CREATE && errno != EEXIST)
             return slh_error_set(err, SLH_ESTORE, "spool %s: mkdir: %s", dir,
                                  strerror(errno));
-        if (stat(dir, &st) != 0)
+        if (stat(dir, &st) != 0) {
+            if (errno == ENOENT && how != SLH_SPOOL_CREATE)
+                return slh_error_set(err, SLH_ENOTFOUND,
+                                     "spool %s: no spool yet", dir);
             return slh_error_set(err, SLH_ESTORE, "spool %s: %s", dir,
                                  strerror(errno));
+        }
         if (!S_ISDIR(st.st_mode))
             return slh_error_set(err, SLH_ESTORE, "spool %s: %s", dir,
                                  strerror(ENOTDIR));

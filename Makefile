@@ -41,10 +41,11 @@ SLH_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
 SLH_LDFLAGS = $(SAN_FLAGS)
 
 # The receive path (lib objects the CGI needs) never pulls in libcurl:
-# only deliver.c includes <curl/curl.h>, and it lives in its own archive.
-LIB_SRC := $(filter-out lib/deliver.c,$(wildcard lib/*.c))
+# the delivering side, lib/deliver*.c (the only files that include
+# <curl/curl.h> or call a deliverer), lives in an archive of its own.
+DELIVER_SRC := $(wildcard lib/deliver*.c)
+LIB_SRC := $(filter-out $(DELIVER_SRC),$(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
-DELIVER_SRC := $(wildcard lib/deliver.c)
 DELIVER_OBJ := $(DELIVER_SRC:%.c=$(B)/%.o)
 CGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cgi/*.c)) $(B)/cgi/tool.o
 FCGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard fcgi/*.c))

@@ -22,7 +22,7 @@
 #include "handler.h"
 #include "kick.h"
 #include "log.h"
-#include "spool.h"
+#include "store.h"
 
 #define DRAIN_CAP ((size_t)64 << 20)
 
@@ -31,7 +31,7 @@ extern const unsigned char slh_tool_elf[], slh_tool_elf_end[];
 
 struct store_ctx {
     const struct slh_config *cfg;
-    enum slh_spool_create how; /* what a store may make */
+    enum slh_store_create how; /* what a store may make */
     char detail[SLH_ERROR_TEXT + 256];
 };
 
@@ -40,13 +40,13 @@ store(void *arg, const struct slh_batch *batch, size_t *n_new)
 {
     struct store_ctx *ctx = arg;
     struct slh_error err = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     enum slh_err rc;
 
-    rc = slh_spool_open_how(&sp, ctx->cfg->spool, ctx->how, &err);
+    rc = slh_store_open(&sp, ctx->cfg->spool, ctx->how, &err);
     if (rc == SLH_OK)
-        rc = slh_spool_put(sp, ctx->cfg, &batch, 1, slh_now_ms(), n_new, &err);
-    slh_spool_close(sp);
+        rc = slh_store_put(sp, ctx->cfg, &batch, 1, slh_now_ms(), n_new, &err);
+    slh_store_close(sp);
     if (rc == SLH_ENOTFOUND) {
         snprintf(ctx->detail, sizeof(ctx->detail),
                  "%s; root makes none from a shell: the web server's user "
@@ -227,7 +227,7 @@ main(int argc, char **argv)
      * every request after that would fail: root uses a spool directory
      * that is there (its own; another user's is refused, spool.h), and
      * makes none. */
-    ctx.how = is_cgi || geteuid() != 0 ? SLH_SPOOL_CREATE : SLH_SPOOL_CREATE_DB;
+    ctx.how = is_cgi || geteuid() != 0 ? SLH_STORE_CREATE : SLH_STORE_CREATE_DB;
     if (is_cgi) {
         req.method = getenv("REQUEST_METHOD");
         req.content_type = getenv("CONTENT_TYPE");

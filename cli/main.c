@@ -13,7 +13,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "sample.h"
-#include "spool.h"
+#include "store.h"
 
 static void
 usage(FILE *out)
@@ -56,22 +56,23 @@ static int
 check_db(const char *dir)
 {
     struct slh_error err = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     enum slh_err e;
 
-    e = slh_spool_open_how(&sp, dir, SLH_SPOOL_EXISTING, &err);
+    e = slh_store_open(&sp, dir, SLH_STORE_EXISTING, &err);
     if (e == SLH_ENOTFOUND) {
         printf("spool %s: no database yet: made on first use\n", dir);
         return 0;
     }
     if (e == SLH_OK)
-        e = slh_spool_verify(sp, &err);
-    slh_spool_close(sp);
+        e = slh_store_verify(sp, &err);
     if (e != SLH_OK) {
+        slh_store_close(sp);
         printf("error: %s\n", err.text);
         return 1;
     }
-    printf("spool %s/%s: sound (quick_check)\n", dir, SLH_SPOOL_FILE);
+    printf("spool %s: sound (quick_check)\n", slh_store_where(sp));
+    slh_store_close(sp);
     return 0;
 }
 

@@ -20,9 +20,9 @@
 #include "deliver.h"
 #include "kick.h"
 #include "log.h"
-#include "queue.h"
+#include "store.h"
 #include "sample.h"
-#include "spool.h"
+#include "store.h"
 
 #define SEND_TIMEOUT 30          /* seconds */
 #define SEND_ANSWER_MAX 65536    /* bytes of an answer printed by send */
@@ -190,13 +190,13 @@ log_attempt(const struct slh_attempt *a, void *arg)
 /* The earliest due time of the configured destinations' pending rows,
  * INT64_MAX when nothing is pending. */
 static enum slh_err
-next_due(struct slh_spool *sp, const struct slh_config *cfg, int64_t *due,
+next_due(struct slh_store *sp, const struct slh_config *cfg, int64_t *due,
          struct slh_error *err)
 {
     *due = INT64_MAX;
     for (size_t i = 0; i < cfg->n_dests; i++) {
         int64_t t;
-        enum slh_err rc = slh_queue_next_due(sp, cfg->dests[i].name, &t, err);
+        enum slh_err rc = slh_store_next_due(sp, cfg->dests[i].name, &t, err);
         if (rc != SLH_OK)
             return rc;
         if (t < *due)
@@ -212,7 +212,7 @@ next_due(struct slh_spool *sp, const struct slh_config *cfg, int64_t *due,
  * events (a CGI that sees the kick lock held does not start another).
  */
 static enum slh_err
-deliver_until_empty(struct slh_deliverer *d, struct slh_spool *sp,
+deliver_until_empty(struct slh_deliverer *d, struct slh_store *sp,
                     const struct slh_config *cfg, struct sig_ctx *sig,
                     struct slh_error *err)
 {
@@ -221,12 +221,12 @@ deliver_until_empty(struct slh_deliverer *d, struct slh_spool *sp,
         enum slh_err rc = slh_deliverer_run(d, true, err);
         if (rc != SLH_OK || sig->caught)
             return rc;
-        version = slh_queue_data_version(sp);
+        version = slh_store_data_version(sp);
         rc = next_due(sp, cfg, &due, err);
         if (rc != SLH_OK || due == INT64_MAX)
             return rc;
         while (!sig->caught && slh_now_ms() < due &&
-               slh_queue_data_version(sp) == version)
+               slh_store_data_version(sp) == version)
             poll(NULL, 0, TICK_MS);
         if (sig->caught)
             return SLH_OK;
@@ -240,12 +240,12 @@ deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
                struct sig_ctx *sig, int ready_fd)
 {
     struct slh_error err = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     enum slh_err rc;
 
     /* Kicked by a CGI request: the CGI processes to come go first. */
     slh_deliver_yield_priority();
-    rc = slh_spool_open(&sp, cfg->spool, &err);
+    rc = slh_store_open(&sp, cfg->spool, SLH_STORE_CREATE, &err);
     while (rc == SLH_OK && !sig->caught) {
         int64_t due = INT64_MAX;
         int lock = slh_kick_lock(cfg->spool);
@@ -274,7 +274,7 @@ deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
         if (rc != SLH_OK || due == INT64_MAX)
             break;
     }
-    slh_spool_close(sp);
+    slh_store_close(sp);
     if (rc != SLH_OK) {
         fprintf(stderr, "slhook: deliver: %s\n", err.text);
         return 1;
@@ -455,7 +455,7 @@ kick_note_read(const struct slh_config *cfg, struct kick_note *note)
 struct status_row {
     const char *name;
     const char *kind; /* "url", "file", or NULL when not configured */
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
 };
 
 static void
@@ -469,7 +469,7 @@ print_prometheus(const struct status_row *rows, size_t n, int64_t now,
                 "Deliveries per destination and state (pending includes "
                 "retrying).");
     for (i = 0; i < n; i++) {
-        const struct slh_queue_stats *st = &rows[i].st;
+        const struct slh_store_stats *st = &rows[i].st;
         int64_t v[] = {st->pending, st->dead, st->delivered};
         for (size_t k = 0; k < 3; k++)
             prom_sample("slhook_deliveries", rows[i].name, states[k],
@@ -525,7 +525,7 @@ print_json(const struct status_row *rows, size_t n, int64_t now,
                                 : json_null()) != 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        const struct slh_queue_stats *s = &rows[i].st;
+        const struct slh_store_stats *s = &rows[i].st;
         json_t *o = json_pack(
             "{s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "name",
             rows[i].name, "kind",
@@ -561,7 +561,7 @@ print_text(const struct status_row *rows, size_t n, int64_t now,
     printf("%-16s %9s %9s %9s %10s %8s  %s\n", "DESTINATION", "PENDING",
            "RETRYING", "DEAD", "DELIVERED", "OLDEST", "LAST ERROR");
     for (size_t i = 0; i < n; i++) {
-        const struct slh_queue_stats *s = &rows[i].st;
+        const struct slh_store_stats *s = &rows[i].st;
         char age[32] = "-", name[256];
         if (s->oldest_pending > 0)
             age_text(age, sizeof(age), (now - s->oldest_pending) / 1000);
@@ -585,7 +585,7 @@ print_text(const struct status_row *rows, size_t n, int64_t now,
  * spool yet (sp NULL), the configured ones with zeros.
  */
 static enum slh_err
-status_rows(struct slh_spool *sp, const struct slh_config *cfg,
+status_rows(struct slh_store *sp, const struct slh_config *cfg,
             struct status_row **out, size_t *n, char ***names, size_t *n_names,
             struct slh_error *err)
 {
@@ -597,7 +597,7 @@ status_rows(struct slh_spool *sp, const struct slh_config *cfg,
     *n = 0;
     *names = NULL;
     *n_names = 0;
-    if (sp != NULL && (rc = slh_queue_dests(sp, names, n_names, err)) != SLH_OK)
+    if (sp != NULL && (rc = slh_store_dests(sp, names, n_names, err)) != SLH_OK)
         return rc;
     rows = calloc(cfg->n_dests + *n_names + 1, sizeof(*rows));
     if (rows == NULL)
@@ -610,7 +610,7 @@ status_rows(struct slh_spool *sp, const struct slh_config *cfg,
         if (slh_config_dest(cfg, (*names)[i]) == NULL)
             rows[k++].name = (*names)[i];
     for (size_t i = 0; sp != NULL && i < k && rc == SLH_OK; i++)
-        rc = slh_queue_stats(sp, rows[i].name, &rows[i].st, err);
+        rc = slh_store_stats(sp, rows[i].name, &rows[i].st, err);
     if (rc != SLH_OK) {
         free(rows);
         return rc;
@@ -624,7 +624,7 @@ int
 cmd_status(int argc, char **argv, const struct slh_config *cfg)
 {
     struct slh_error err = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct status_row *rows = NULL;
     struct kick_note note;
     char **names = NULL;
@@ -647,7 +647,7 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
      * one the web server's user cannot write. No spool yet is no event
      * yet: zeros, and a word on stderr, not a failure that would page
      * whoever monitors a fresh install. */
-    switch (slh_spool_open_how(&sp, cfg->spool, SLH_SPOOL_EXISTING, &err)) {
+    switch (slh_store_open(&sp, cfg->spool, SLH_STORE_EXISTING, &err)) {
     case SLH_OK:
         break;
     case SLH_ENOTFOUND:
@@ -678,9 +678,9 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
 fail:
     fprintf(stderr, "slhook: status: %s\n", err.text);
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     free(rows);
-    slh_queue_dests_free(names, n_names);
+    slh_store_dests_free(names, n_names);
     return rc;
 }
 
@@ -690,7 +690,7 @@ int
 cmd_retry(int argc, char **argv, const struct slh_config *cfg)
 {
     struct slh_error err = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     enum slh_err e;
     size_t n = 0;
     int rc = 1;
@@ -705,13 +705,13 @@ cmd_retry(int argc, char **argv, const struct slh_config *cfg)
         return 1;
     }
     /* No spool is no dead letter: nothing to make one for. */
-    e = slh_spool_open_how(&sp, cfg->spool, SLH_SPOOL_EXISTING, &err);
+    e = slh_store_open(&sp, cfg->spool, SLH_STORE_EXISTING, &err);
     if (e == SLH_ENOTFOUND) {
         printf("no spool yet at %s: no dead letters\n", cfg->spool);
         return 0;
     }
     if (e != SLH_OK ||
-        slh_queue_retry(sp, argv[1], slh_now_ms(), &n, &err) != SLH_OK) {
+        slh_store_retry(sp, argv[1], slh_now_ms(), &n, &err) != SLH_OK) {
         fprintf(stderr, "slhook: retry: %s\n", err.text);
         goto out;
     }
@@ -722,7 +722,7 @@ cmd_retry(int argc, char **argv, const struct slh_config *cfg)
                         "received does\n");
     rc = 0;
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     return rc;
 }
 

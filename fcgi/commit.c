@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "spool.h"
+#include "store.h"
 
 /*
  * The checkpointer: a thread with its own connection that checkpoints the
@@ -17,7 +17,7 @@
  * seldom wait for one. A due signal while one is pending adds nothing.
  */
 struct checkpointer {
-    struct slh_spool *sp;
+    struct slh_store *sp;
     pthread_t thread;
     sem_t work;
     atomic_bool is_pending;
@@ -50,7 +50,7 @@ checkpoint_run(void *arg)
         slh_error_clear(&err);
         /* A failure is logged once until it changes or passes: commits go
          * on, the WAL grows, and the next due signal tries again. */
-        if (slh_spool_checkpoint(k->sp, &err) != SLH_OK) {
+        if (slh_store_maintain(k->sp, &err) != SLH_OK) {
             if (strcmp(err.text, last) != 0)
                 fprintf(stderr, "slhook.fcgi: checkpoint: %s\n", err.text);
             snprintf(last, sizeof(last), "%s", err.text);
@@ -67,7 +67,7 @@ static enum slh_err
 checkpointer_start(struct checkpointer *k, const struct slh_config *cfg,
                    struct slh_error *err)
 {
-    enum slh_err rc = slh_spool_open(&k->sp, cfg->spool, err);
+    enum slh_err rc = slh_store_open(&k->sp, cfg->spool, SLH_STORE_CREATE, err);
     int e;
 
     if (rc != SLH_OK)
@@ -78,7 +78,7 @@ checkpointer_start(struct checkpointer *k, const struct slh_config *cfg,
     e = pthread_create(&k->thread, NULL, checkpoint_run, k);
     if (e != 0) {
         sem_destroy(&k->work);
-        slh_spool_close(k->sp);
+        slh_store_close(k->sp);
         k->sp = NULL;
         return slh_error_set(err, SLH_ENOMEM,
                              "cannot start the checkpointer: %s", strerror(e));
@@ -96,7 +96,7 @@ checkpointer_stop(struct checkpointer *k)
     sem_post(&k->work);
     pthread_join(k->thread, NULL);
     sem_destroy(&k->work);
-    slh_spool_close(k->sp);
+    slh_store_close(k->sp);
     k->is_running = false;
 }
 
@@ -112,12 +112,12 @@ struct slh_commit {
     sem_t work;
     atomic_bool is_stopping;
     pthread_t thread;
-    struct slh_spool *sp;
+    struct slh_store *sp;
     const struct slh_config *cfg;
     slh_commit_fn on_commit;
     void *ctx;
     const struct slh_batch **group; /* the committer's, grown as needed */
-    struct slh_spool_task *tasks;   /* as many */
+    struct slh_store_task *tasks;   /* as many */
     size_t group_cap;
     unsigned long n_batches, n_commits;
 };
@@ -137,7 +137,7 @@ static bool
 reserve(struct slh_commit *c, size_t n)
 {
     const struct slh_batch **p;
-    struct slh_spool_task *t;
+    struct slh_store_task *t;
 
     if (n <= c->group_cap)
         return true;
@@ -161,11 +161,11 @@ commit_one(struct slh_commit *c, struct slh_commit_job *w)
     w->is_exact = true;
     w->n_new = 0;
     if (w->task != NULL) {
-        w->rc = slh_spool_put_tasks(c->sp, c->cfg, NULL, 0, w->task, 1,
+        w->rc = slh_store_put_tasks(c->sp, c->cfg, NULL, 0, w->task, 1,
                                     slh_now_ms(), NULL, &w->err);
         return;
     }
-    w->rc = slh_spool_put(c->sp, c->cfg, &w->batch, 1, slh_now_ms(), &w->n_new,
+    w->rc = slh_store_put(c->sp, c->cfg, &w->batch, 1, slh_now_ms(), &w->n_new,
                           &w->err);
     if (w->rc == SLH_OK) {
         c->n_commits++;
@@ -192,7 +192,7 @@ commit_group(struct slh_commit *c, struct slh_commit_job *first)
             c->group[n_batches++] = w->batch;
             total += storable(w->batch);
         }
-        if (slh_spool_put_tasks(c->sp, c->cfg, c->group, n_batches, c->tasks,
+        if (slh_store_put_tasks(c->sp, c->cfg, c->group, n_batches, c->tasks,
                                 n_tasks, slh_now_ms(), &n_new,
                                 &err) == SLH_OK) {
             c->n_commits += n_batches > 0;
@@ -278,12 +278,12 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
     c->cfg = cfg;
     c->on_commit = on_commit;
     c->ctx = ctx;
-    rc = slh_spool_open(&c->sp, cfg->spool, err);
+    rc = slh_store_open(&c->sp, cfg->spool, SLH_STORE_CREATE, err);
     if (rc == SLH_OK)
         rc = checkpointer_start(&c->ckpt, cfg, err);
     if (rc != SLH_OK)
         goto fail;
-    slh_spool_defer_checkpoints(c->sp, checkpoint_due, &c->ckpt);
+    slh_store_defer_maintenance(c->sp, checkpoint_due, &c->ckpt);
     atomic_init(&c->head, NULL);
     atomic_init(&c->is_stopping, false);
     sem_init(&c->work, 0, 0);
@@ -299,7 +299,7 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
 
 fail:
     checkpointer_stop(&c->ckpt);
-    slh_spool_close(c->sp);
+    slh_store_close(c->sp);
     free(c);
     return rc;
 }
@@ -328,7 +328,7 @@ slh_commit_stop(struct slh_commit *c, unsigned long *n_batches,
     if (n_commits != NULL)
         *n_commits = c->n_commits;
     checkpointer_stop(&c->ckpt);
-    slh_spool_close(c->sp);
+    slh_store_close(c->sp);
     sem_destroy(&c->work);
     free(c->group);
     free(c->tasks);

@@ -7,9 +7,9 @@
  * on the committer thread, so a request thread need not sleep until its
  * commit is done (and be woken again) unless it has to. A second thread
  * with its own connection copies the WAL into the database ahead of the
- * committer (slh_spool_defer_checkpoints()), so that commits seldom wait
+ * committer (slh_store_defer_maintenance()), so that commits seldom wait
  * for a checkpoint. The committer also runs the delivery thread's spool
- * writes, as tasks in its transactions (slh_spool_put_tasks()): one
+ * writes, as tasks in its transactions (slh_store_put_tasks()): one
  * connection writes, its page cache stays warm, and the writers' lock is
  * never handed between threads.
  */
@@ -22,7 +22,7 @@
 #include "config.h"
 #include "err.h"
 #include "event.h"
-#include "spool.h"
+#include "store.h"
 
 struct slh_commit; /* opaque */
 
@@ -32,7 +32,7 @@ typedef void (*slh_commit_fn)(void *ctx);
 /*
  * One batch to store, or one task to run (task non-NULL, batch unused):
  * spool writes of another thread that share the committer's transactions
- * (slh_spool_put_tasks()). The submitter fills in batch or task, and done; the
+ * (slh_store_put_tasks()). The submitter fills in batch or task, and done; the
  * committer fills in the outcome, then calls done(job) on its own thread, after
  * which the job is the submitter's again. rc is SLH_OK only once the batch is
  * committed; on failure nothing of it is stored and err holds the spool's
@@ -42,7 +42,7 @@ typedef void (*slh_commit_fn)(void *ctx);
  */
 struct slh_commit_job {
     const struct slh_batch *batch;
-    const struct slh_spool_task *task;
+    const struct slh_store_task *task;
     void (*done)(struct slh_commit_job *job);
     enum slh_err rc;
     struct slh_error err;

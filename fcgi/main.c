@@ -33,7 +33,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
-#include "spool.h"
+#include "store.h"
 #include "workers.h"
 
 #define DEFAULT_THREADS 16
@@ -101,7 +101,7 @@ written(struct slh_commit_job *job)
 /* The deliverer's writes go through the committer (deliver.h): the delivery
  * thread waits for the commit that ran its task. */
 static enum slh_err
-write_through(const struct slh_spool_task *task, void *commit,
+write_through(const struct slh_store_task *task, void *commit,
               struct slh_error *err)
 {
     struct write_wait w = {.job = {.task = task, .done = written}};
@@ -296,14 +296,14 @@ check_reload(const char *path, const char *log, const char *running_spool,
              struct slh_error *err)
 {
     struct slh_config cfg = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     enum slh_err rc = slh_config_load(&cfg, path, err);
 
     /* Opening the running spool once more would only contend with its
      * checkpointer for nothing. */
     if (rc == SLH_OK && strcmp(cfg.spool, running_spool) != 0)
-        rc = slh_spool_open(&sp, cfg.spool, err);
-    slh_spool_close(sp);
+        rc = slh_store_open(&sp, cfg.spool, SLH_STORE_CREATE, err);
+    slh_store_close(sp);
     if (rc == SLH_OK)
         rc = slh_log_check(log != NULL ? log : cfg.log, err);
     slh_config_free(&cfg);

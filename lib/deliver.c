@@ -16,9 +16,9 @@
 
 #include <curl/curl.h>
 
-#include "queue.h"
+#include "retry.h"
 #include "sign.h"
-#include "spool.h"
+#include "store.h"
 
 #define MAX_INFLIGHT 8 /* attempts in flight per destination */
 /* Rows claimed per transaction for an http destination; those beyond the
@@ -97,7 +97,7 @@ struct finished {
 
 struct slh_deliverer {
     const struct slh_config *cfg;
-    struct slh_spool *sp;
+    struct slh_store *sp;
     CURLM *multi;
     struct dest_state *ds;
     size_t n_ds;
@@ -117,10 +117,7 @@ struct slh_deliverer {
     int64_t version_checked;
     int64_t purge_checked; /* when the purge stamp was last looked at */
     int64_t recovered_at;  /* when dead deliverers were last looked for */
-    struct slh_queue_owner owner; /* whose claims these are (queue.h) */
-    char *db_path; /* the spool's database file, and the one sp has open */
-    dev_t db_dev;
-    ino_t db_ino;
+    struct slh_store_owner *owner; /* whose claims these are (store.h) */
     bool curl_ready;
 };
 
@@ -192,11 +189,11 @@ http_error(char *out, size_t size, long status, const char *answer)
  */
 static enum slh_err
 write_spool(struct slh_deliverer *d,
-            enum slh_err (*fn)(struct slh_spool *sp, void *arg,
+            enum slh_err (*fn)(struct slh_store *sp, void *arg,
                                struct slh_error *err),
             void *arg, struct slh_error *err)
 {
-    struct slh_spool_task task = {.fn = fn, .arg = arg};
+    struct slh_store_task task = {.fn = fn, .arg = arg};
 
     if (d->write == NULL)
         return fn(d->sp, arg, err);
@@ -214,25 +211,26 @@ struct claim_args {
 };
 
 static enum slh_err
-claim_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+claim_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
     struct claim_args *a = arg;
 
     /* What a run of this task rolled back since had claimed. */
     for (size_t i = 0; i < *a->n; i++)
-        slh_queue_claim_free(&a->claims[i]);
-    return slh_queue_claim(sp, a->dest->name, a->owner, a->now,
+        slh_store_claim_free(&a->claims[i]);
+    return slh_store_claim(sp, a->dest->name, a->owner, a->now,
                            lease_ms(a->dest), a->max, a->claims, a->n,
                            a->next_due, err);
 }
 
-/* slh_queue_claim() through write_spool(). */
+/* slh_store_claim() through write_spool(). */
 static enum slh_err
 claim(struct slh_deliverer *d, const struct slh_dest *dest, int64_t now,
       size_t max, struct slh_claim *claims, size_t *n, int64_t *next_due,
       struct slh_error *err)
 {
-    struct claim_args a = {dest, d->owner.token, now, max, claims, n, next_due};
+    struct claim_args a = {
+        dest, slh_store_owner_token(d->owner), now, max, claims, n, next_due};
     enum slh_err rc;
 
     *n = 0;
@@ -240,7 +238,7 @@ claim(struct slh_deliverer *d, const struct slh_dest *dest, int64_t now,
     if (rc != SLH_OK) {
         /* Claimed in a writer's transaction that failed to commit. */
         for (size_t i = 0; i < *n; i++)
-            slh_queue_claim_free(&claims[i]);
+            slh_store_claim_free(&claims[i]);
         *n = 0;
     }
     return rc;
@@ -253,11 +251,11 @@ struct finish_args {
 };
 
 static enum slh_err
-finish_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+finish_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
     struct finish_args *a = arg;
 
-    return slh_queue_finish(sp, a->o, a->n, a->now, err);
+    return slh_store_finish(sp, a->o, a->n, a->now, err);
 }
 
 struct unclaim_args {
@@ -268,55 +266,31 @@ struct unclaim_args {
 };
 
 static enum slh_err
-unclaim_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+unclaim_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
     struct unclaim_args *a = arg;
 
-    return slh_queue_unclaim(sp, a->dest, a->seqs, a->n, a->now, err);
-}
-
-struct take_back_args {
-    const struct slh_queue_owner *dead;
-    size_t n;
-    int64_t now;
-};
-
-static enum slh_err
-take_back_task(struct slh_spool *sp, void *arg, struct slh_error *err)
-{
-    struct take_back_args *a = arg;
-
-    return slh_queue_take_back(sp, a->dead, a->n, a->now, NULL, err);
+    return slh_store_unclaim(sp, a->dest, a->seqs, a->n, a->now, err);
 }
 
 /*
- * Takes back at once what dead deliverers had claimed (queue.h), rather
+ * Takes back at once what dead deliverers had claimed (store.h), rather
  * than leaving it to their leases: at the first look of a run, then every
- * RECOVER_EVERY_MS. True when rows may be due now. A take-back that fails
- * leaves the lock files for the next look.
+ * RECOVER_EVERY_MS. True when rows may be due now. On d->sp itself, not
+ * written through: it writes nothing unless a deliverer died, which is
+ * rare, and a take-back that fails leaves the dead for the next look.
  */
 static bool
 recover(struct slh_deliverer *d, int64_t now)
 {
-    struct slh_queue_owner dead[RECOVER_MAX];
-    size_t n;
-    enum slh_err rc;
+    size_t taken = 0;
 
     if (now - d->recovered_at < RECOVER_EVERY_MS)
         return false;
     d->recovered_at = now;
-    n = slh_queue_owners_dead(d->cfg->spool, d->owner.token, dead, RECOVER_MAX);
-    if (n == 0)
-        return false;
-    rc = write_spool(d, take_back_task, &(struct take_back_args){dead, n, now},
-                     NULL);
-    for (size_t i = 0; i < n; i++) {
-        if (rc == SLH_OK)
-            slh_queue_owner_close(&dead[i], d->cfg->spool);
-        else
-            slh_queue_owner_drop(&dead[i]);
-    }
-    return rc == SLH_OK;
+    return slh_store_take_back(d->sp, slh_store_owner_token(d->owner), now,
+                               &taken, NULL) == SLH_OK &&
+           taken > 0;
 }
 
 /* Queues the outcome of attempt c of ds for recording. status 0 with a
@@ -337,7 +311,7 @@ record(struct slh_deliverer *d, struct dest_state *ds,
         f->o.state = SLH_DELIVERED;
         f->o.due = now;
     } else {
-        slh_queue_decide(&f->o, c, ds->dest->max_age, status, retry_after_ms,
+        slh_retry_decide(&f->o, c, ds->dest->max_age, status, retry_after_ms,
                          now, next_rnd(d));
         snprintf(f->o.error, sizeof(f->o.error), "%s",
                  error != NULL ? error : "");
@@ -436,7 +410,7 @@ append_lines(struct slh_deliverer *d, struct dest_state *ds,
              struct slh_claim *c, size_t n, int64_t now)
 {
     const char *path = ds->dest->file;
-    char error[SLH_QUEUE_ERROR_LEN] = "";
+    char error[SLH_STORE_ERROR_LEN] = "";
     size_t written = 0;
     int fd;
 
@@ -483,7 +457,7 @@ fill_file(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
         return rc;
     append_lines(d, ds, d->batch, n, now);
     for (size_t i = 0; i < n; i++)
-        slh_queue_claim_free(&d->batch[i]);
+        slh_store_claim_free(&d->batch[i]);
     return flush(d, now, err);
 }
 
@@ -543,7 +517,7 @@ release_slot(struct slot *s)
 {
     curl_slist_free_all(s->headers);
     s->headers = NULL;
-    slh_queue_claim_free(&s->claim);
+    slh_store_claim_free(&s->claim);
     s->busy = false;
     s->ds->inflight--;
 }
@@ -607,7 +581,7 @@ harvest(struct slh_deliverer *d)
     while ((msg = curl_multi_info_read(d->multi, &left)) != NULL) {
         struct slot *s;
         char *priv = NULL;
-        char error[SLH_QUEUE_ERROR_LEN];
+        char error[SLH_STORE_ERROR_LEN];
         long status = 0;
         curl_off_t retry_after = 0;
         int64_t now = slh_now_ms();
@@ -657,7 +631,7 @@ abandon(struct slh_deliverer *d)
         }
         for (; ds->q_len > 0; ds->q_len--, ds->q_head++) {
             seqs[n++] = ds->queue[ds->q_head].seq;
-            slh_queue_claim_free(&ds->queue[ds->q_head]);
+            slh_store_claim_free(&ds->queue[ds->q_head]);
         }
         if (n > 0)
             write_spool(d, unclaim_task,
@@ -709,20 +683,6 @@ any_due(const struct slh_deliverer *d, int64_t now)
     return false;
 }
 
-/* Notes which file d->sp has open: the one at the path right after opening
- * it. False when there is none. */
-static bool
-note_spool(struct slh_deliverer *d)
-{
-    struct stat st;
-
-    if (stat(d->db_path, &st) != 0)
-        return false;
-    d->db_dev = st.st_dev;
-    d->db_ino = st.st_ino;
-    return true;
-}
-
 /*
  * The spool directory was removed (or its file system replaced) and a
  * receiver made a new spool at the path: d->sp still reads the unlinked
@@ -734,29 +694,26 @@ note_spool(struct slh_deliverer *d)
 static bool
 follow_spool(struct slh_deliverer *d)
 {
-    struct slh_spool *sp = NULL;
-    struct stat st;
+    struct slh_store *sp = NULL;
 
-    if (stat(d->db_path, &st) != 0 ||
-        (st.st_dev == d->db_dev && st.st_ino == d->db_ino))
+    if (!slh_store_is_replaced(d->sp))
         return false;
     if (in_flight(d) > 0 || d->n_fin > 0)
         return false;
     for (size_t i = 0; i < d->n_ds; i++)
         if (d->ds[i].q_len > 0)
             return false;
-    if (slh_spool_open(&sp, d->cfg->spool, NULL) != SLH_OK)
+    if (slh_store_open(&sp, d->cfg->spool, SLH_STORE_CREATE, NULL) != SLH_OK)
         return false;
-    if (slh_queue_setup(sp, NULL) != SLH_OK) {
-        slh_spool_close(sp);
+    if (slh_store_role(sp, SLH_STORE_DELIVERER, NULL) != SLH_OK) {
+        slh_store_close(sp);
         return false;
     }
-    slh_spool_close(d->sp);
+    slh_store_close(d->sp);
     d->sp = sp;
-    note_spool(d);
-    /* A lock file in the directory that was replaced tells no one here. */
-    slh_queue_owner_close(&d->owner, d->cfg->spool);
-    (void)slh_queue_owner_open(&d->owner, d->cfg->spool, NULL);
+    /* An owner of the store that was replaced tells no one here. */
+    slh_store_owner_close(d->owner);
+    (void)slh_store_owner_open(d->sp, &d->owner, NULL);
     d->recovered_at = 0; /* now */
     return true;
 }
@@ -764,7 +721,7 @@ follow_spool(struct slh_deliverer *d)
 /*
  * Once an hour per spool, whichever deliverer comes first (the stamp file's
  * mtime tells, across processes), forgets delivered events older than
- * SLH_QUEUE_KEEP_MS so the spool does not grow without end. A failed purge
+ * SLH_STORE_KEEP_MS so the spool does not grow without end. A failed purge
  * is tried again next hour: it never holds up delivery.
  */
 static void
@@ -788,7 +745,7 @@ purge_now_and_then(struct slh_deliverer *d, int64_t now)
         return;
     (void)futimens(fd, NULL);
     close(fd);
-    (void)slh_queue_purge(d->sp, now - SLH_QUEUE_KEEP_MS, NULL, NULL);
+    (void)slh_store_purge(d->sp, now - SLH_STORE_KEEP_MS, NULL, NULL);
 }
 
 enum slh_err
@@ -806,7 +763,7 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
         return rc;
     for (size_t i = 0; i < d->n_ds; i++)
         d->ds[i].next_due = INT64_MIN;
-    d->version = slh_queue_data_version(d->sp);
+    d->version = slh_store_data_version(d->sp);
     d->version_checked = slh_now_ms();
     d->recovered_at = 0; /* now */
     for (;;) {
@@ -822,7 +779,7 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
             int64_t v;
             if (follow_spool(d))
                 look = true;
-            v = slh_queue_data_version(d->sp);
+            v = slh_store_data_version(d->sp);
             look = look || v != d->version;
             d->version = v;
             d->version_checked = now;
@@ -930,14 +887,12 @@ slh_deliverer_new(struct slh_deliverer **out, const struct slh_config *cfg,
 {
     struct slh_deliverer *d;
     enum slh_err rc = SLH_OK;
-    size_t len;
 
     *out = NULL;
     d = calloc(1, sizeof(*d));
     if (d == NULL)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
     d->cfg = cfg;
-    d->owner.fd = -1;
     atomic_init(&d->stop, false);
     atomic_init(&d->wake, false);
     d->rnd = (uint32_t)slh_now_ms() ^ ((uint32_t)getpid() << 16) ^
@@ -949,24 +904,16 @@ slh_deliverer_new(struct slh_deliverer **out, const struct slh_config *cfg,
         goto fail;
     }
     d->curl_ready = true;
-    rc = slh_spool_open(&d->sp, cfg->spool, err);
+    rc = slh_store_open(&d->sp, cfg->spool, SLH_STORE_CREATE, err);
     if (rc != SLH_OK)
         goto fail;
-    rc = slh_queue_setup(d->sp, err);
+    rc = slh_store_role(d->sp, SLH_STORE_DELIVERER, err);
     if (rc != SLH_OK)
         goto fail;
-    len = strlen(cfg->spool) + sizeof("/" SLH_SPOOL_FILE);
-    d->db_path = malloc(len);
-    if (d->db_path == NULL) {
-        rc = slh_error_set(err, SLH_ENOMEM, "out of memory");
-        goto fail;
-    }
-    snprintf(d->db_path, len, "%s/%s", cfg->spool, SLH_SPOOL_FILE);
-    note_spool(d);
-    /* Without a lock file of its own (a full inode table, too many open
+    /* Without an owner of its own (a full inode table, too many open
      * files) it claims for no owner: what it holds when killed waits for
      * the lease, as it always did. */
-    (void)slh_queue_owner_open(&d->owner, cfg->spool, NULL);
+    (void)slh_store_owner_open(d->sp, &d->owner, NULL);
     d->multi = curl_multi_init();
     d->ds = calloc(cfg->n_dests > 0 ? cfg->n_dests : 1, sizeof(*d->ds));
     d->n_ds = cfg->n_dests;
@@ -1026,14 +973,13 @@ slh_deliverer_free(struct slh_deliverer *d)
                 curl_easy_cleanup(s->easy);
         }
         for (size_t k = 0; k < CLAIM_BATCH; k++)
-            slh_queue_claim_free(&d->ds[i].queue[k]);
+            slh_store_claim_free(&d->ds[i].queue[k]);
     }
     if (d->multi != NULL)
         curl_multi_cleanup(d->multi);
     /* Its claims are given back (run's end) or finished: nothing to take. */
-    slh_queue_owner_close(&d->owner, d->cfg->spool);
-    slh_spool_close(d->sp);
-    free(d->db_path);
+    slh_store_owner_close(d->owner);
+    slh_store_close(d->sp);
     free(d->ds);
     free(d->fin);
     free(d->batch);

@@ -131,8 +131,8 @@ void slh_deliver_yield_priority(void);
  * write, and fewer transactions make them. Set before run; ctx must outlive
  * every run.
  */
-struct slh_spool_task;
-typedef enum slh_err (*slh_deliver_write_fn)(const struct slh_spool_task *task,
+struct slh_store_task;
+typedef enum slh_err (*slh_deliver_write_fn)(const struct slh_store_task *task,
                                              void *ctx, struct slh_error *err);
 void slh_deliverer_write_through(struct slh_deliverer *d,
                                  slh_deliver_write_fn fn, void *ctx);

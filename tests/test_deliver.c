@@ -29,8 +29,9 @@
 #include "config.h"
 #include "deliver.h"
 #include "event.h"
-#include "queue.h"
-#include "spool.h"
+#include "retry.h"
+#include "store.h"
+#include "store_sqlite.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define MAX_EVENTS 400
@@ -50,7 +51,7 @@ struct setup {
     char spool[128];
     char log[128];
     struct slh_config cfg;
-    struct slh_spool *sp;
+    struct slh_store *sp;
     struct stored ev[MAX_EVENTS];
     size_t n;
     pid_t receiver;
@@ -232,15 +233,16 @@ setup(struct setup *s, const char *templ)
     if (!CHECK(slh_config_parse(&s->cfg, text, "test.ini", &err) == SLH_OK,
                "config: %s", err.text))
         return false;
-    return CHECK(slh_spool_open(&s->sp, s->spool, &err) == SLH_OK, "spool: %s",
-                 err.text);
+    return CHECK(slh_store_open(&s->sp, s->spool, SLH_STORE_CREATE, &err) ==
+                     SLH_OK,
+                 "spool: %s", err.text);
 }
 
 static void
 teardown(struct setup *s)
 {
     stop_receiver(s);
-    slh_spool_close(s->sp);
+    slh_store_close(s->sp);
     slh_config_free(&s->cfg);
     for (size_t i = 0; i < s->n; i++)
         free(s->ev[i].body);
@@ -257,7 +259,7 @@ put_body(struct setup *s, const char *body, size_t len, enum slh_media media)
     /* Failures only are counted: a pass per stored event would swamp the
      * summary. */
     ok = slh_batch_parse(&batch, body, len, media, &err) == SLH_OK &&
-         slh_spool_put(s->sp, &s->cfg, &one, 1, slh_now_ms(), NULL, &err) ==
+         slh_store_put(s->sp, &s->cfg, &one, 1, slh_now_ms(), NULL, &err) ==
              SLH_OK;
     if (!ok)
         CHECK(0, "store: %s", err.text);
@@ -309,12 +311,12 @@ put_synthetic(struct setup *s, int n)
     }
 }
 
-static struct slh_queue_stats
+static struct slh_store_stats
 stats(struct setup *s, const char *dest)
 {
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
 
-    if (slh_queue_stats(s->sp, dest, &st, NULL) != SLH_OK)
+    if (slh_store_stats(s->sp, dest, &st, NULL) != SLH_OK)
         memset(&st, 0, sizeof(st));
     return st;
 }
@@ -398,7 +400,7 @@ run_once(struct setup *s, struct runner *r)
 
 /* Waits up to ms for dest's field to reach want; returns the wait. */
 #define WAIT_FOR(s, dest, field, want, ms)                                     \
-    wait_for(s, dest, offsetof(struct slh_queue_stats, field), want, ms)
+    wait_for(s, dest, offsetof(struct slh_store_stats, field), want, ms)
 
 static int64_t
 wait_for(struct setup *s, const char *dest, size_t off, int64_t want,
@@ -407,7 +409,7 @@ wait_for(struct setup *s, const char *dest, size_t off, int64_t want,
     int64_t t0 = slh_now_ms();
 
     for (;;) {
-        struct slh_queue_stats st = stats(s, dest);
+        struct slh_store_stats st = stats(s, dest);
         int64_t v;
         memcpy(&v, (const char *)&st + off, sizeof(v));
         if (v >= want || slh_now_ms() - t0 > ms)
@@ -422,14 +424,14 @@ wait_for(struct setup *s, const char *dest, size_t off, int64_t want,
  * a put of its own connection's, failing that put after the task when told
  * to, as a commit that finds the disk full would. */
 struct writer {
-    struct slh_spool *sp;
+    struct slh_store *sp;
     const struct slh_config *cfg;
     int tasks;
     int fail; /* puts still to fail */
 };
 
 static enum slh_err
-refuse_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+refuse_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
     (void)sp;
     (void)arg;
@@ -437,13 +439,13 @@ refuse_task(struct slh_spool *sp, void *arg, struct slh_error *err)
 }
 
 static enum slh_err
-write_task(const struct slh_spool_task *task, void *ctx, struct slh_error *err)
+write_task(const struct slh_store_task *task, void *ctx, struct slh_error *err)
 {
     struct writer *w = ctx;
-    struct slh_spool_task both[2] = {*task, {refuse_task, NULL}};
+    struct slh_store_task both[2] = {*task, {refuse_task, NULL}};
 
     w->tasks++;
-    return slh_spool_put_tasks(w->sp, w->cfg, NULL, 0, both,
+    return slh_store_put_tasks(w->sp, w->cfg, NULL, 0, both,
                                w->fail-- > 0 ? 2 : 1, slh_now_ms(), NULL, err);
 }
 
@@ -458,7 +460,7 @@ test_write_through(void)
     struct writer w = {0};
     struct slh_deliverer *d = NULL;
     struct slh_error err = {0};
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
     json_t *all = NULL;
     int once_each = 0;
 
@@ -467,8 +469,8 @@ test_write_through(void)
         goto out;
     put_synthetic(&s, 30);
     w.cfg = &s.cfg;
-    if (!CHECK(slh_spool_open(&w.sp, s.spool, &err) == SLH_OK, "writer: %s",
-               err.text) ||
+    if (!CHECK(slh_store_open(&w.sp, s.spool, SLH_STORE_CREATE, &err) == SLH_OK,
+               "writer: %s", err.text) ||
         !CHECK(slh_deliverer_new(&d, &s.cfg, &err) == SLH_OK, "deliverer: %s",
                err.text))
         goto out;
@@ -482,7 +484,7 @@ test_write_through(void)
     CHECK(w.tasks == 1, "the claim went to the writer: %d tasks", w.tasks);
     CHECK(st.pending == 30 && st.delivered == 0,
           "nothing claimed nor posted: %" PRId64 " pending", st.pending);
-    CHECK(sql_int(slh_spool_db(s.sp),
+    CHECK(sql_int(slh_sqlite_db(s.sp),
                   "SELECT count(*) FROM delivery WHERE attempts > 0") == 0,
           "no attempt counted by the failed claim");
 
@@ -499,7 +501,7 @@ test_write_through(void)
 out:
     json_decref(all);
     slh_deliverer_free(d);
-    slh_spool_close(w.sp);
+    slh_store_close(w.sp);
     teardown(&s);
 }
 
@@ -674,7 +676,7 @@ test_down_then_up(void)
     struct setup s;
     struct runner r;
     json_t *all = NULL;
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
     int port = free_port(), once_each = 0;
     int64_t took;
 
@@ -756,7 +758,7 @@ test_gone_then_retry(void)
 {
     struct setup s;
     struct runner r;
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
     json_t *all = NULL;
     size_t n = 0;
 
@@ -776,7 +778,7 @@ test_gone_then_retry(void)
     CHECK(count_posts(all, "gone", NULL, 410) == 5, "one attempt each");
     json_decref(all);
     set_mode(&s, "gone", "200");
-    CHECK(slh_queue_retry(s.sp, "gone", slh_now_ms(), &n, NULL) == SLH_OK &&
+    CHECK(slh_store_retry(s.sp, "gone", slh_now_ms(), &n, NULL) == SLH_OK &&
               n == 5,
           "retry brings back %zu", n);
     run_once(&s, &r);
@@ -828,7 +830,7 @@ test_max_age(void)
 {
     struct setup s;
     struct runner r;
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
     json_t *all = NULL;
     int64_t took;
 
@@ -863,7 +865,7 @@ test_hanging(void)
 {
     struct setup s;
     struct runner r;
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
     int64_t fast_took, hang_took, stop_took;
 
     if (!setup(&s, "[destination hang]\n"
@@ -960,21 +962,21 @@ out:
 static bool
 claim_and_die(struct setup *s, const char *dest, size_t n)
 {
-    struct slh_queue_owner o;
+    struct slh_sqlite_owner o;
     struct slh_claim c[64];
     struct slh_error err = {0};
     size_t got = 0;
     bool ok;
 
-    ok = CHECK(slh_queue_owner_open(&o, s->spool, &err) == SLH_OK, "owner: %s",
+    ok = CHECK(slh_sqlite_owner_open(&o, s->spool, &err) == SLH_OK, "owner: %s",
                err.text) &&
-         CHECK(slh_queue_claim(s->sp, dest, o.token, slh_now_ms(), 60000, n, c,
+         CHECK(slh_store_claim(s->sp, dest, o.token, slh_now_ms(), 60000, n, c,
                                &got, NULL, &err) == SLH_OK &&
                    got == n,
                "claimed %zu of %zu: %s", got, n, err.text);
     for (size_t i = 0; i < got; i++)
-        slh_queue_claim_free(&c[i]);
-    slh_queue_owner_drop(&o);
+        slh_store_claim_free(&c[i]);
+    slh_sqlite_owner_drop(&o);
     return ok;
 }
 
@@ -987,7 +989,7 @@ test_dead_owner(void)
 {
     struct setup s;
     struct runner r;
-    struct slh_queue_owner live = {0, -1};
+    struct slh_sqlite_owner live = {0, -1};
     struct slh_claim c[5];
     struct slh_error err = {0};
     size_t got = 0;
@@ -999,20 +1001,20 @@ test_dead_owner(void)
         goto out;
     put_synthetic(&s, 25);
     if (!claim_and_die(&s, "dead", 20) ||
-        !CHECK(slh_queue_owner_open(&live, s.spool, &err) == SLH_OK &&
-                   slh_queue_claim(s.sp, "dead", live.token, slh_now_ms(),
+        !CHECK(slh_sqlite_owner_open(&live, s.spool, &err) == SLH_OK &&
+                   slh_store_claim(s.sp, "dead", live.token, slh_now_ms(),
                                    60000, 5, c, &got, NULL, &err) == SLH_OK &&
                    got == 5,
                "a live owner claims 5: %s", err.text))
         goto out;
     for (size_t i = 0; i < got; i++)
-        slh_queue_claim_free(&c[i]);
+        slh_store_claim_free(&c[i]);
     run_once(&s, &r);
     CHECK(stats(&s, "dead").delivered == 20 && stats(&s, "dead").pending == 5,
           "a starting deliverer delivered the dead one's 20 (%" PRId64
           "), left the live one's 5",
           stats(&s, "dead").delivered);
-    snprintf(path, sizeof(path), "%s/%s", s.spool, SLH_QUEUE_CLAIMS);
+    snprintf(path, sizeof(path), "%s/%s", s.spool, SLH_SQLITE_CLAIMS);
     {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "test $(ls '%s' | wc -l) -eq 1", path);
@@ -1023,7 +1025,7 @@ test_dead_owner(void)
         goto out;
     put_synthetic(&s, 10);
     WAIT_FOR(&s, "dead", delivered, 30, 5000);
-    slh_queue_owner_close(&live, s.spool); /* gives its 5 to no one */
+    slh_sqlite_owner_close(&live, s.spool); /* gives its 5 to no one */
     put_synthetic(&s, 8);
     if (claim_and_die(&s, "dead", 8)) {
         took = WAIT_FOR(&s, "dead", delivered, 38, 10000);
@@ -1035,7 +1037,7 @@ test_dead_owner(void)
     finish_runner(&r);
     CHECK(stats(&s, "dead").pending == 5, "the live one's 5 still leased");
 out:
-    slh_queue_owner_close(&live, s.spool);
+    slh_sqlite_owner_close(&live, s.spool);
     teardown(&s);
 }
 

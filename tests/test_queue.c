@@ -21,8 +21,9 @@
 #include "fixture_each.h"
 #include "config.h"
 #include "event.h"
-#include "queue.h"
-#include "spool.h"
+#include "retry.h"
+#include "store.h"
+#include "store_sqlite.h"
 
 #define T0 INT64_C(1700000000000)
 #define LEASE 10000
@@ -70,7 +71,7 @@ load_config(struct slh_config *cfg, const char *spool, const char *dests)
 }
 
 struct put_ctx {
-    struct slh_spool *sp;
+    struct slh_store *sp;
     const struct slh_config *cfg;
 };
 
@@ -86,7 +87,7 @@ put_fixture(const char *name, const char *body, size_t len,
 
     if (CHECK(slh_batch_parse(&batch, body, len, media, &err) == SLH_OK,
               "%s: %s", name, err.text) &&
-        CHECK(slh_spool_put(ctx->sp, ctx->cfg, &one, 1, T0, NULL, &err) ==
+        CHECK(slh_store_put(ctx->sp, ctx->cfg, &one, 1, T0, NULL, &err) ==
                   SLH_OK,
               "put %s: %s", name, err.text)) {
         for (size_t i = 0; i < batch.n; i++) {
@@ -105,7 +106,7 @@ put_fixture(const char *name, const char *body, size_t len,
 }
 
 static void
-put_fixtures(struct slh_spool *sp, const struct slh_config *cfg)
+put_fixtures(struct slh_store *sp, const struct slh_config *cfg)
 {
     struct put_ctx ctx = {sp, cfg};
 
@@ -115,7 +116,7 @@ put_fixtures(struct slh_spool *sp, const struct slh_config *cfg)
 /* A spool dir/name configured with dests, every fixture stored in it. On
  * failure false, and what was made is still the caller's to free. */
 static bool
-fixture_spool(struct slh_config *cfg, struct slh_spool **sp, const char *name,
+fixture_spool(struct slh_config *cfg, struct slh_store **sp, const char *name,
               const char *dests)
 {
     struct slh_error err = {0};
@@ -123,7 +124,8 @@ fixture_spool(struct slh_config *cfg, struct slh_spool **sp, const char *name,
 
     snprintf(spool, sizeof(spool), "%s/%s", dir, name);
     if (!load_config(cfg, spool, dests) ||
-        !CHECK(slh_spool_open(sp, spool, &err) == SLH_OK, "open: %s", err.text))
+        !CHECK(slh_store_open(sp, spool, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return false;
     put_fixtures(*sp, cfg);
     return true;
@@ -133,18 +135,18 @@ static void
 free_claims(struct slh_claim *c, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        slh_queue_claim_free(&c[i]);
+        slh_store_claim_free(&c[i]);
 }
 
 static void
 test_claim_finish_stats(void)
 {
     struct slh_config cfg = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_claim c[MAX_EVENTS];
     struct slh_outcome o[3];
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
     int64_t next = 0, due = 0;
     size_t n = 0, n2 = 0, bodies_ok = 0;
 
@@ -155,13 +157,14 @@ test_claim_finish_stats(void)
                        "events = Failed\n"))
         goto out;
     CHECK(n_events >= 15, "fixtures give %zu events", n_events);
-    CHECK(slh_queue_setup(sp, &err) == SLH_OK, "setup: %s", err.text);
-    CHECK(sql_int(slh_spool_db(sp), "PRAGMA synchronous") == 1 &&
-              sql_int(slh_spool_db(sp), "PRAGMA cache_size") == -256,
+    CHECK(slh_store_role(sp, SLH_STORE_DELIVERER, &err) == SLH_OK, "setup: %s",
+          err.text);
+    CHECK(sql_int(slh_sqlite_db(sp), "PRAGMA synchronous") == 1 &&
+              sql_int(slh_sqlite_db(sp), "PRAGMA cache_size") == -256,
           "setup: synchronous=NORMAL, a 256 KiB page cache");
 
     /* Everything is due for a; its claim leases every row. */
-    CHECK(slh_queue_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, &next,
+    CHECK(slh_store_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, &next,
                           &err) == SLH_OK,
           "claim: %s", err.text);
     CHECK(n == n_events, "claimed %zu of %zu", n, n_events);
@@ -179,19 +182,19 @@ test_claim_finish_stats(void)
     free_claims(c, n);
 
     /* Leased: nobody else gets them until the lease ends. */
-    CHECK(slh_queue_claim(sp, "a", 0, T0 + LEASE - 1, LEASE, MAX_EVENTS, c, &n,
+    CHECK(slh_store_claim(sp, "a", 0, T0 + LEASE - 1, LEASE, MAX_EVENTS, c, &n,
                           NULL, &err) == SLH_OK &&
               n == 0,
           "leased rows are not claimed again (%zu)", n);
     /* A crashed deliverer's rows come back after the lease. */
-    CHECK(slh_queue_claim(sp, "a", 0, T0 + LEASE, LEASE, MAX_EVENTS, c, &n,
+    CHECK(slh_store_claim(sp, "a", 0, T0 + LEASE, LEASE, MAX_EVENTS, c, &n,
                           NULL, &err) == SLH_OK &&
               n == n_events && c[0].attempts == 2,
           "after the lease: %zu rows, attempt %d", n,
           n > 0 ? c[0].attempts : -1);
 
     /* b wants only Failed events. */
-    CHECK(slh_queue_claim(sp, "b", 0, T0, LEASE, MAX_EVENTS, c + n, &n2, NULL,
+    CHECK(slh_store_claim(sp, "b", 0, T0, LEASE, MAX_EVENTS, c + n, &n2, NULL,
                           &err) == SLH_OK &&
               n2 == count_type("Failed"),
           "b's filter: %zu claimed, %zu Failed", n2, count_type("Failed"));
@@ -213,20 +216,20 @@ test_claim_finish_stats(void)
     o[2].state = SLH_DEAD;
     o[2].status = 410;
     snprintf(o[2].error, sizeof(o[2].error), "HTTP 410");
-    CHECK(slh_queue_finish(sp, o, 3, T0 + LEASE + 5, &err) == SLH_OK,
+    CHECK(slh_store_finish(sp, o, 3, T0 + LEASE + 5, &err) == SLH_OK,
           "finish: %s", err.text);
     /* The rest are given back unattempted. */
     {
         int64_t seqs[MAX_EVENTS];
         for (size_t i = 3; i < n; i++)
             seqs[i - 3] = c[i].seq;
-        CHECK(slh_queue_unclaim(sp, "a", seqs, n - 3, T0 + LEASE + 5, &err) ==
+        CHECK(slh_store_unclaim(sp, "a", seqs, n - 3, T0 + LEASE + 5, &err) ==
                   SLH_OK,
               "unclaim: %s", err.text);
     }
     free_claims(c, n);
 
-    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
     CHECK(st.delivered == 1 && st.dead == 1 &&
               st.pending == (int64_t)n_events - 2 && st.retrying == 1,
           "stats: delivered %" PRId64 " dead %" PRId64 " pending %" PRId64
@@ -239,13 +242,13 @@ test_claim_finish_stats(void)
 
     /* Given-back rows are due at once with their attempt uncounted; the
      * retrying one waits for its due time. */
-    CHECK(slh_queue_claim(sp, "a", 0, T0 + LEASE + 5, LEASE, MAX_EVENTS, c, &n,
+    CHECK(slh_store_claim(sp, "a", 0, T0 + LEASE + 5, LEASE, MAX_EVENTS, c, &n,
                           &next, &err) == SLH_OK &&
               n == n_events - 3 && c[0].attempts == 2,
           "given back: %zu rows, attempt %d", n, n > 0 ? c[0].attempts : -1);
     CHECK(next == T0 + 2 * LEASE + 5, "next due %" PRId64, next - T0);
     free_claims(c, n);
-    CHECK(slh_queue_claim(sp, "a", 0, T0 + 3 * LEASE, 1, MAX_EVENTS, c, &n,
+    CHECK(slh_store_claim(sp, "a", 0, T0 + 3 * LEASE, 1, MAX_EVENTS, c, &n,
                           NULL, &err) == SLH_OK &&
               n >= 1,
           "the retrying row is due at its time");
@@ -261,23 +264,23 @@ test_claim_finish_stats(void)
     /* A late outcome for a finished row changes nothing. */
     o[0].state = SLH_PENDING;
     o[0].due = T0;
-    CHECK(slh_queue_finish(sp, o, 1, T0 + 4 * LEASE, &err) == SLH_OK,
+    CHECK(slh_store_finish(sp, o, 1, T0 + 4 * LEASE, &err) == SLH_OK,
           "late finish");
-    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK && st.delivered == 1,
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK && st.delivered == 1,
           "a delivered row stays delivered");
 
     /* retry brings the dead letter back, with a fresh horizon. */
-    CHECK(slh_queue_retry(sp, "a", T0 + 5 * LEASE, &n, &err) == SLH_OK &&
+    CHECK(slh_store_retry(sp, "a", T0 + 5 * LEASE, &n, &err) == SLH_OK &&
               n == 1,
           "retry: %zu back (%s)", n, err.text);
-    CHECK(slh_queue_retry(sp, "b", T0 + 5 * LEASE, &n, &err) == SLH_OK &&
+    CHECK(slh_store_retry(sp, "b", T0 + 5 * LEASE, &n, &err) == SLH_OK &&
               n == 0,
           "retry of a destination without dead letters: %zu", n);
-    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK && st.dead == 0 &&
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK && st.dead == 0 &&
               st.pending == (int64_t)n_events - 1,
           "after retry: dead %" PRId64 " pending %" PRId64, st.dead,
           st.pending);
-    CHECK(slh_queue_claim(sp, "a", 0, T0 + 5 * LEASE, LEASE, MAX_EVENTS, c, &n,
+    CHECK(slh_store_claim(sp, "a", 0, T0 + 5 * LEASE, LEASE, MAX_EVENTS, c, &n,
                           NULL, &err) == SLH_OK,
           "claim after retry");
     {
@@ -289,19 +292,19 @@ test_claim_finish_stats(void)
     }
     free_claims(c, n);
 
-    CHECK(slh_queue_next_due(sp, "nobody", &due, &err) == SLH_OK &&
+    CHECK(slh_store_next_due(sp, "nobody", &due, &err) == SLH_OK &&
               due == INT64_MAX,
           "no rows: next due INT64_MAX");
-    CHECK(slh_queue_next_due(sp, NULL, &due, &err) == SLH_OK &&
+    CHECK(slh_store_next_due(sp, NULL, &due, &err) == SLH_OK &&
               due == T0 + LEASE,
           "every destination: b's leased rows are due at T0 + LEASE (%" PRId64
           ") %s",
           due - T0, err.text);
-    CHECK(slh_queue_stats(sp, "nobody", &st, &err) == SLH_OK &&
+    CHECK(slh_store_stats(sp, "nobody", &st, &err) == SLH_OK &&
               st.pending == 0 && st.delivered == 0 && st.last_error[0] == 0,
           "stats of an unknown destination are zeros");
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_config_free(&cfg);
 }
 
@@ -322,14 +325,14 @@ static void *
 race(void *arg)
 {
     struct racer *r = arg;
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_claim c[16];
     size_t n;
 
-    r->ok = slh_spool_open(&sp, r->spool, NULL) == SLH_OK;
+    r->ok = slh_store_open(&sp, r->spool, SLH_STORE_CREATE, NULL) == SLH_OK;
     pthread_barrier_wait(&race_start);
     while (r->ok) {
-        r->ok = slh_queue_claim(sp, "a", 0, T0, LEASE, 4, c, &n, NULL, NULL) ==
+        r->ok = slh_store_claim(sp, "a", 0, T0, LEASE, 4, c, &n, NULL, NULL) ==
                 SLH_OK;
         if (n == 0)
             break;
@@ -338,7 +341,7 @@ race(void *arg)
         free_claims(c, n);
         usleep(500); /* the attempts, so that the two take turns */
     }
-    slh_spool_close(sp);
+    slh_store_close(sp);
     return NULL;
 }
 
@@ -353,7 +356,7 @@ static void
 test_race(void)
 {
     struct slh_config cfg = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct racer r[2];
     pthread_t t[2];
@@ -366,10 +369,10 @@ test_race(void)
     if (!load_config(&cfg, spool,
                      "[destination a]\nurl = http://127.0.0.1:9/a\n"))
         return;
-    if (!CHECK(slh_spool_open(&sp, spool, &err) == SLH_OK, "open: %s",
-               err.text))
+    if (!CHECK(slh_store_open(&sp, spool, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         goto out;
-    v1 = slh_queue_data_version(sp);
+    v1 = slh_store_data_version(sp);
     for (int i = 0; i < RACE_EVENTS; i++) {
         struct slh_batch batch = {0};
         const struct slh_batch *one = &batch;
@@ -380,7 +383,7 @@ test_race(void)
                            i);
         if (slh_batch_parse(&batch, body, (size_t)len, SLH_MEDIA_JSON, &err) !=
                 SLH_OK ||
-            slh_spool_put(sp, &cfg, &one, 1, T0, NULL, &err) != SLH_OK) {
+            slh_store_put(sp, &cfg, &one, 1, T0, NULL, &err) != SLH_OK) {
             CHECK(0, "put %d: %s", i, err.text);
             slh_batch_free(&batch);
             goto out;
@@ -388,7 +391,7 @@ test_race(void)
         slh_batch_free(&batch);
     }
     /* Our own commits do not change our data_version... */
-    v2 = slh_queue_data_version(sp);
+    v2 = slh_store_data_version(sp);
     CHECK(v1 != 0 && v1 == v2, "data_version ignores own commits");
     pthread_barrier_init(&race_start, NULL, 2);
     for (int i = 0; i < 2; i++) {
@@ -400,7 +403,7 @@ test_race(void)
         pthread_join(t[i], NULL);
     pthread_barrier_destroy(&race_start);
     /* ... another connection's do. */
-    CHECK(slh_queue_data_version(sp) != v2,
+    CHECK(slh_store_data_version(sp) != v2,
           "data_version sees other connections' commits");
     CHECK(r[0].ok && r[1].ok, "both claimers ran without error");
     CHECK(r[0].n + r[1].n == RACE_EVENTS, "claimed %zu + %zu of %d", r[0].n,
@@ -420,7 +423,7 @@ test_race(void)
     free(r[0].seqs);
     free(r[1].seqs);
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_config_free(&cfg);
 }
 
@@ -432,26 +435,26 @@ test_backoff(void)
     int64_t prev = 0;
     bool grows = true, bounded = true;
 
-    CHECK(slh_queue_backoff(1, 0) == SLH_BACKOFF_FIRST_MS,
-          "first wait %" PRId64, slh_queue_backoff(1, 0));
-    CHECK(slh_queue_backoff(2, 0) == 2 * SLH_BACKOFF_FIRST_MS, "doubles");
-    CHECK(slh_queue_backoff(3, 0) == 4 * SLH_BACKOFF_FIRST_MS, "doubles");
+    CHECK(slh_retry_backoff(1, 0) == SLH_BACKOFF_FIRST_MS,
+          "first wait %" PRId64, slh_retry_backoff(1, 0));
+    CHECK(slh_retry_backoff(2, 0) == 2 * SLH_BACKOFF_FIRST_MS, "doubles");
+    CHECK(slh_retry_backoff(3, 0) == 4 * SLH_BACKOFF_FIRST_MS, "doubles");
     for (int a = 1; a < 60; a++) {
-        int64_t w = slh_queue_backoff(a, 0);
+        int64_t w = slh_retry_backoff(a, 0);
         grows = grows && w >= prev;
         prev = w;
         for (uint32_t r = 1; r != 0 && r < 0xf0000000u; r = r * 7 + 12345) {
-            int64_t j = slh_queue_backoff(a, r);
+            int64_t j = slh_retry_backoff(a, r);
             bounded = bounded && j >= w && j <= w + w / 4;
         }
     }
     CHECK(grows, "never shrinks");
     CHECK(bounded, "jitter stays within a quarter");
-    CHECK(slh_queue_backoff(60, 0) == SLH_BACKOFF_CAP_MS, "capped at %" PRId64,
-          slh_queue_backoff(60, 0));
-    CHECK(slh_queue_backoff(1000000, 0) == SLH_BACKOFF_CAP_MS,
+    CHECK(slh_retry_backoff(60, 0) == SLH_BACKOFF_CAP_MS, "capped at %" PRId64,
+          slh_retry_backoff(60, 0));
+    CHECK(slh_retry_backoff(1000000, 0) == SLH_BACKOFF_CAP_MS,
           "huge attempt counts stay capped");
-    CHECK(slh_queue_backoff(2, 12345) != slh_queue_backoff(2, 54321),
+    CHECK(slh_retry_backoff(2, 12345) != slh_retry_backoff(2, 54321),
           "jitter varies");
 }
 
@@ -463,39 +466,39 @@ test_decide(void)
     int64_t now = T0 + 1000;
 
     memset(&o, 0, sizeof(o));
-    slh_queue_decide(&o, &c, 3600, 200, 0, now, 0);
+    slh_retry_decide(&o, &c, 3600, 200, 0, now, 0);
     CHECK(o.state == SLH_DELIVERED && o.seq == 7 && o.status == 200, "200");
-    slh_queue_decide(&o, &c, 3600, 299, 0, now, 0);
+    slh_retry_decide(&o, &c, 3600, 299, 0, now, 0);
     CHECK(o.state == SLH_DELIVERED, "299 delivered");
-    slh_queue_decide(&o, &c, 3600, 410, 0, now, 0);
+    slh_retry_decide(&o, &c, 3600, 410, 0, now, 0);
     CHECK(o.state == SLH_DEAD, "410 dead at once");
-    slh_queue_decide(&o, &c, 3600, 500, 0, now, 0);
+    slh_retry_decide(&o, &c, 3600, 500, 0, now, 0);
     CHECK(o.state == SLH_PENDING && o.due == now + SLH_BACKOFF_FIRST_MS,
           "500 retried after the first backoff");
-    slh_queue_decide(&o, &c, 3600, 0, 0, now, 0);
+    slh_retry_decide(&o, &c, 3600, 0, 0, now, 0);
     CHECK(o.state == SLH_PENDING && o.status == 0, "no answer retried");
-    slh_queue_decide(&o, &c, 3600, 301, 0, now, 0);
+    slh_retry_decide(&o, &c, 3600, 301, 0, now, 0);
     CHECK(o.state == SLH_PENDING, "a redirect is not delivered");
-    slh_queue_decide(&o, &c, 3600, 429, 30000, now, 0);
+    slh_retry_decide(&o, &c, 3600, 429, 30000, now, 0);
     CHECK(o.due == now + 30000, "Retry-After longer than backoff honoured");
-    slh_queue_decide(&o, &c, 3600, 429, 10, now, 0);
+    slh_retry_decide(&o, &c, 3600, 429, 10, now, 0);
     CHECK(o.due == now + SLH_BACKOFF_FIRST_MS,
           "Retry-After shorter than backoff: backoff");
     c.attempts = 40;
-    slh_queue_decide(&o, &c, 3600, 500, 0, now, 0);
+    slh_retry_decide(&o, &c, 3600, 500, 0, now, 0);
     CHECK(o.state == SLH_PENDING && o.due == T0 + 3600 * 1000,
           "the last retry falls on the horizon");
-    slh_queue_decide(&o, &c, 3600, 500, 0, T0 + 3600 * 1000, 0);
+    slh_retry_decide(&o, &c, 3600, 500, 0, T0 + 3600 * 1000, 0);
     CHECK(o.state == SLH_DEAD, "failing at the horizon: dead");
-    slh_queue_decide(&o, &c, 3600, 200, 0, T0 + 3600 * 1000 + 5, 0);
+    slh_retry_decide(&o, &c, 3600, 200, 0, T0 + 3600 * 1000 + 5, 0);
     CHECK(o.state == SLH_DELIVERED, "a late success still counts");
     c.revived = T0 + 3600 * 1000 + 10;
-    slh_queue_decide(&o, &c, 3600, 500, 0, T0 + 3600 * 1000 + 20, 0);
+    slh_retry_decide(&o, &c, 3600, 500, 0, T0 + 3600 * 1000 + 20, 0);
     CHECK(o.state == SLH_PENDING, "revived: max_age counts from the revival");
-    slh_queue_decide(&o, &c, INT64_MAX / 2, 500, INT64_MAX / 2, now, 0);
+    slh_retry_decide(&o, &c, INT64_MAX / 2, 500, INT64_MAX / 2, now, 0);
     CHECK(o.state == SLH_PENDING && o.due > now, "no overflow");
     c.revived = 0;
-    slh_queue_decide(&o, &c, 0, 500, 0, now, 0);
+    slh_retry_decide(&o, &c, 0, 500, 0, now, 0);
     CHECK(o.state == SLH_DEAD, "max_age 0: dead on the first failure");
 }
 
@@ -504,7 +507,7 @@ static void
 test_purge(void)
 {
     struct slh_config cfg = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_claim c[64] = {{0}};
     struct slh_outcome o[64];
@@ -517,15 +520,15 @@ test_purge(void)
                      "[destination a]\nurl = http://127.0.0.1:9/a\n"
                      "[destination b]\nurl = http://127.0.0.1:9/b\n"))
         return;
-    if (!CHECK(slh_spool_open(&sp, spool, &err) == SLH_OK, "open: %s",
-               err.text))
+    if (!CHECK(slh_store_open(&sp, spool, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         goto out;
     put_fixtures(sp, &cfg);
-    stored = sql_int(slh_spool_db(sp), "SELECT count(*) FROM event");
+    stored = sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event");
     CHECK(stored >= 15, "fixture events stored: %lld", (long long)stored);
 
     /* Every event delivered to a, at T0; b: first one dead, rest pending. */
-    CHECK(slh_queue_claim(sp, "a", 0, T0, 1000, 64, c, &n, NULL, &err) ==
+    CHECK(slh_store_claim(sp, "a", 0, T0, 1000, 64, c, &n, NULL, &err) ==
                   SLH_OK &&
               (int64_t)n == stored,
           "claim a: %zu %s", n, err.text);
@@ -536,10 +539,10 @@ test_purge(void)
         memcpy(o[i].id, c[i].id, sizeof(o[i].id));
         o[i].state = SLH_DELIVERED;
     }
-    CHECK(slh_queue_finish(sp, o, n, T0, &err) == SLH_OK, "finish a: %s",
+    CHECK(slh_store_finish(sp, o, n, T0, &err) == SLH_OK, "finish a: %s",
           err.text);
     free_claims(c, n);
-    CHECK(slh_queue_claim(sp, "b", 0, T0, 1000, 1, c, &n, NULL, &err) ==
+    CHECK(slh_store_claim(sp, "b", 0, T0, 1000, 1, c, &n, NULL, &err) ==
                   SLH_OK &&
               n == 1,
           "claim b");
@@ -548,28 +551,28 @@ test_purge(void)
     o[0].seq = c[0].seq;
     memcpy(o[0].id, c[0].id, sizeof(o[0].id));
     o[0].state = SLH_DEAD;
-    CHECK(slh_queue_finish(sp, o, 1, T0, &err) == SLH_OK, "finish b");
+    CHECK(slh_store_finish(sp, o, 1, T0, &err) == SLH_OK, "finish b");
     free_claims(c, n);
 
     /* Not yet old enough: nothing goes. */
-    CHECK(slh_queue_purge(sp, T0, &forgotten, &err) == SLH_OK && forgotten == 0,
+    CHECK(slh_store_purge(sp, T0, &forgotten, &err) == SLH_OK && forgotten == 0,
           "cutoff at T0 forgets nothing: %zu %s", forgotten, err.text);
-    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM delivery") ==
+    CHECK(sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM delivery") ==
               2 * stored,
           "all delivery rows kept");
 
     /* Past the cutoff: a's delivered rows go; b's rows keep every event. */
-    CHECK(slh_queue_purge(sp, T0 + 8 * day, &forgotten, &err) == SLH_OK &&
+    CHECK(slh_store_purge(sp, T0 + 8 * day, &forgotten, &err) == SLH_OK &&
               forgotten == 0,
           "events with b's rows stay: %zu %s", forgotten, err.text);
-    CHECK(sql_int(slh_spool_db(sp),
+    CHECK(sql_int(slh_sqlite_db(sp),
                   "SELECT count(*) FROM delivery WHERE dest = 'a'") == 0,
           "a's delivered rows forgotten");
-    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == stored,
+    CHECK(sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event") == stored,
           "every event kept while b holds it");
 
     /* b delivers all but its dead letter: those events go, it stays. */
-    CHECK(slh_queue_claim(sp, "b", 0, T0 + day, 1000, 64, c, &n, NULL, &err) ==
+    CHECK(slh_store_claim(sp, "b", 0, T0 + day, 1000, 64, c, &n, NULL, &err) ==
                   SLH_OK &&
               (int64_t)n == stored - 1,
           "claim b's pending: %zu", n);
@@ -580,17 +583,17 @@ test_purge(void)
         memcpy(o[i].id, c[i].id, sizeof(o[i].id));
         o[i].state = SLH_DELIVERED;
     }
-    CHECK(slh_queue_finish(sp, o, n, T0 + day, &err) == SLH_OK, "finish");
+    CHECK(slh_store_finish(sp, o, n, T0 + day, &err) == SLH_OK, "finish");
     free_claims(c, n);
-    CHECK(slh_queue_purge(sp, T0 + 8 * day, &forgotten, &err) == SLH_OK &&
+    CHECK(slh_store_purge(sp, T0 + 8 * day, &forgotten, &err) == SLH_OK &&
               (int64_t)forgotten == stored - 1,
           "delivered events forgotten: %zu", forgotten);
-    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1 &&
-              sql_int(slh_spool_db(sp),
+    CHECK(sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event") == 1 &&
+              sql_int(slh_sqlite_db(sp),
                       "SELECT count(*) FROM delivery WHERE state = 2") == 1,
           "the dead letter and its event stay");
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_config_free(&cfg);
 }
 
@@ -601,7 +604,7 @@ static void
 test_finish_names_event(void)
 {
     struct slh_config cfg = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_claim c[MAX_EVENTS];
     struct slh_outcome o;
@@ -611,7 +614,7 @@ test_finish_names_event(void)
     if (!fixture_spool(&cfg, &sp, "names",
                        "[destination a]\nurl = http://127.0.0.1:9/a\n"))
         goto out;
-    if (!CHECK(slh_queue_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, NULL,
+    if (!CHECK(slh_store_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, NULL,
                                &err) == SLH_OK &&
                    n >= 2,
                "claim: %zu %s", n, err.text))
@@ -621,28 +624,28 @@ test_finish_names_event(void)
     o.seq = c[0].seq;
     memcpy(o.id, c[1].id, sizeof(o.id)); /* another event's id */
     o.state = SLH_DELIVERED;
-    CHECK(slh_queue_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
+    CHECK(slh_store_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
           err.text);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM delivery WHERE state = 0 AND seq IN "
              "(%lld, %lld)",
              (long long)c[0].seq, (long long)c[1].seq);
-    CHECK(sql_int(slh_spool_db(sp), sql) == 2,
+    CHECK(sql_int(slh_sqlite_db(sp), sql) == 2,
           "seq and id disagree: nothing recorded");
     memcpy(o.id, c[0].id, sizeof(o.id));
-    CHECK(slh_queue_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
+    CHECK(slh_store_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
           err.text);
-    CHECK(sql_int(slh_spool_db(sp), sql) == 1, "seq and id agree: recorded");
+    CHECK(sql_int(slh_sqlite_db(sp), sql) == 1, "seq and id agree: recorded");
     free_claims(c, n);
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_config_free(&cfg);
 }
 
 /* How many of dest's pending rows name owner (0: none) and are leased
  * (due after at). */
 static int64_t
-owned(struct slh_spool *sp, int64_t owner, int64_t at)
+owned(struct slh_store *sp, int64_t owner, int64_t at)
 {
     char sql[200];
 
@@ -650,7 +653,7 @@ owned(struct slh_spool *sp, int64_t owner, int64_t at)
              "SELECT count(*) FROM delivery WHERE state = 0 AND due > %" PRId64
              " AND owner IS %s%" PRId64,
              at, owner != 0 ? "" : "NULL AND 0 = ", owner);
-    return sql_int(slh_spool_db(sp), sql);
+    return sql_int(slh_sqlite_db(sp), sql);
 }
 
 static bool
@@ -659,7 +662,7 @@ is_file(const char *dir_, int64_t token)
     char path[256];
 
     snprintf(path, sizeof(path), "%s/%s/%016" PRIx64 ".lock", dir_,
-             SLH_QUEUE_CLAIMS, (uint64_t)token);
+             SLH_SQLITE_CLAIMS, (uint64_t)token);
     return access(path, F_OK) == 0;
 }
 
@@ -676,9 +679,9 @@ live_owner(const char *spool, int64_t *token)
         return -1;
     pid = fork();
     if (pid == 0) {
-        struct slh_queue_owner o;
+        struct slh_sqlite_owner o;
         close(fds[0]);
-        if (slh_queue_owner_open(&o, spool, NULL) == SLH_OK &&
+        if (slh_sqlite_owner_open(&o, spool, NULL) == SLH_OK &&
             write(fds[1], &o.token, sizeof(o.token)) ==
                 (ssize_t)sizeof(o.token))
             for (;;)
@@ -704,10 +707,10 @@ static void
 test_owners(void)
 {
     struct slh_config cfg = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
-    struct slh_queue_owner a = {0, -1}, b = {0, -1}, c = {0, -1};
-    struct slh_queue_owner dead[4];
+    struct slh_sqlite_owner a = {0, -1}, b = {0, -1}, c = {0, -1};
+    struct slh_sqlite_owner dead[4];
     struct slh_claim cl[MAX_EVENTS];
     struct slh_outcome o;
     char spool[128], path[256];
@@ -720,28 +723,28 @@ test_owners(void)
     if (!fixture_spool(&cfg, &sp, "owners",
                        "[destination a]\nurl = http://127.0.0.1:9/a\n"))
         goto out;
-    CHECK(slh_queue_owner_open(&a, spool, &err) == SLH_OK && a.token > 0 &&
+    CHECK(slh_sqlite_owner_open(&a, spool, &err) == SLH_OK && a.token > 0 &&
               a.fd >= 0,
           "owner a: %s", err.text);
-    CHECK(slh_queue_owner_open(&b, spool, &err) == SLH_OK && b.token > 0 &&
+    CHECK(slh_sqlite_owner_open(&b, spool, &err) == SLH_OK && b.token > 0 &&
               b.token != a.token,
           "owner b, another token: %s", err.text);
-    snprintf(path, sizeof(path), "%s/%s", spool, SLH_QUEUE_CLAIMS);
+    snprintf(path, sizeof(path), "%s/%s", spool, SLH_SQLITE_CLAIMS);
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0700,
           "claims directory, mode 0700");
     snprintf(path, sizeof(path), "%s/%s/%016" PRIx64 ".lock", spool,
-             SLH_QUEUE_CLAIMS, (uint64_t)a.token);
+             SLH_SQLITE_CLAIMS, (uint64_t)a.token);
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600,
           "a's lock file, mode 0600");
     CHECK(fcntl(a.fd, F_GETFD) & FD_CLOEXEC, "close-on-exec");
     /* Not lock files: left alone. */
-    snprintf(path, sizeof(path), "%s/%s/notes.txt", spool, SLH_QUEUE_CLAIMS);
+    snprintf(path, sizeof(path), "%s/%s/notes.txt", spool, SLH_SQLITE_CLAIMS);
     close(open(path, O_CREAT | O_WRONLY, 0600));
-    snprintf(path, sizeof(path), "%s/%s/12ab.lock", spool, SLH_QUEUE_CLAIMS);
+    snprintf(path, sizeof(path), "%s/%s/12ab.lock", spool, SLH_SQLITE_CLAIMS);
     close(open(path, O_CREAT | O_WRONLY, 0600));
 
     /* a claims 3 rows, which name it. */
-    CHECK(slh_queue_claim(sp, "a", a.token, T0, LEASE, 3, cl, &n, NULL, &err) ==
+    CHECK(slh_store_claim(sp, "a", a.token, T0, LEASE, 3, cl, &n, NULL, &err) ==
                   SLH_OK &&
               n == 3,
           "a claims 3: %zu %s", n, err.text);
@@ -749,33 +752,34 @@ test_owners(void)
     free_claims(cl, n);
     /* Alive (its lock held by another open file of this process): no one
      * takes them, and b does not count itself. */
-    CHECK(slh_queue_owners_dead(spool, b.token, dead, 4) == 0,
+    CHECK(slh_sqlite_owners_dead(spool, b.token, dead, 4) == 0,
           "a alive, b itself: no one dead");
     /* a dies: its lock let go, its file left behind. */
-    slh_queue_owner_drop(&a);
+    slh_sqlite_owner_drop(&a);
     CHECK(a.token == 0 && a.fd == -1, "dropped");
-    n_dead = slh_queue_owners_dead(spool, b.token, dead, 4);
+    n_dead = slh_sqlite_owners_dead(spool, b.token, dead, 4);
     if (CHECK(n_dead == 1, "a found dead: %zu", n_dead)) {
         int64_t a_token = dead[0].token;
         /* While b buries it, no one else finds it dead. */
-        CHECK(slh_queue_owners_dead(spool, 0, dead + 1, 3) == 0,
+        CHECK(slh_sqlite_owners_dead(spool, 0, dead + 1, 3) == 0,
               "being buried: not found twice");
-        CHECK(slh_queue_take_back(sp, dead, 1, T0 + 5, &taken, &err) ==
+        /* Let go again: the store's take-back looks for itself. */
+        slh_sqlite_owner_drop(&dead[0]);
+        CHECK(slh_store_take_back(sp, b.token, T0 + 5, &taken, &err) ==
                       SLH_OK &&
                   taken == 3,
               "a's 3 rows taken back: %zu %s", taken, err.text);
         CHECK(owned(sp, a_token, 0) == 0 && owned(sp, 0, T0 + 5) == 0,
               "a owns nothing, nothing leased");
-        CHECK(sql_int(slh_spool_db(sp),
+        CHECK(sql_int(slh_sqlite_db(sp),
                       "SELECT count(*) FROM delivery WHERE attempts > 0") == 0,
               "the attempts a claimed are uncounted");
-        slh_queue_owner_close(&dead[0], spool);
         CHECK(!is_file(spool, a_token), "a's lock file removed");
-        CHECK(slh_queue_owners_dead(spool, b.token, dead, 4) == 0,
+        CHECK(slh_sqlite_owners_dead(spool, b.token, dead, 4) == 0,
               "buried: no one dead");
     }
     /* Claimable at once, long before a's lease would have ended. */
-    CHECK(slh_queue_claim(sp, "a", b.token, T0 + 10, LEASE, MAX_EVENTS, cl, &n,
+    CHECK(slh_store_claim(sp, "a", b.token, T0 + 10, LEASE, MAX_EVENTS, cl, &n,
                           NULL, &err) == SLH_OK &&
               n == n_events,
           "b claims all %zu at once: %zu %s", n_events, n, err.text);
@@ -788,13 +792,13 @@ test_owners(void)
     memcpy(o.id, cl[0].id, sizeof(o.id));
     o.state = SLH_PENDING;
     o.due = T0 + 500;
-    CHECK(slh_queue_finish(sp, &o, 1, T0 + 20, &err) == SLH_OK, "finish: %s",
+    CHECK(slh_store_finish(sp, &o, 1, T0 + 20, &err) == SLH_OK, "finish: %s",
           err.text);
-    CHECK(slh_queue_unclaim(sp, "a", &cl[1].seq, 1, T0 + 20, &err) == SLH_OK,
+    CHECK(slh_store_unclaim(sp, "a", &cl[1].seq, 1, T0 + 20, &err) == SLH_OK,
           "unclaim: %s", err.text);
     CHECK(owned(sp, b.token, 0) == (int64_t)n_events - 2 &&
-              sql_int(slh_spool_db(sp), "SELECT count(*) FROM delivery WHERE "
-                                        "owner IS NULL") == 2,
+              sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM delivery WHERE "
+                                         "owner IS NULL") == 2,
           "finished and given back: owned by no one");
     free_claims(cl, n);
 
@@ -803,35 +807,36 @@ test_owners(void)
     child = live_owner(spool, &child_token);
     if (!CHECK(child > 0 && child_token > 0, "live owner in a child"))
         goto out;
-    CHECK(sqlite3_exec(slh_spool_db(sp),
+    CHECK(sqlite3_exec(slh_sqlite_db(sp),
                        "UPDATE delivery SET owner = NULL, due = 0", NULL, NULL,
                        NULL) == SQLITE_OK,
           "every row due, no one's");
-    CHECK(slh_queue_claim(sp, "a", child_token, T0 + 30, LEASE, 4, cl, &n, NULL,
+    CHECK(slh_store_claim(sp, "a", child_token, T0 + 30, LEASE, 4, cl, &n, NULL,
                           &err) == SLH_OK &&
               n == 4,
           "the child's 4 claims: %s", err.text);
     free_claims(cl, n);
-    CHECK(slh_queue_owner_open(&c, spool, &err) == SLH_OK, "owner c: %s",
+    CHECK(slh_sqlite_owner_open(&c, spool, &err) == SLH_OK, "owner c: %s",
           err.text);
-    CHECK(slh_queue_owners_dead(spool, c.token, dead, 4) == 0,
+    CHECK(slh_sqlite_owners_dead(spool, c.token, dead, 4) == 0,
           "the child and b alive: no one dead");
     CHECK(owned(sp, child_token, T0 + 30) == 4, "the child's rows untouched");
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
     child = -1;
-    n_dead = slh_queue_owners_dead(spool, c.token, dead, 4);
+    n_dead = slh_sqlite_owners_dead(spool, c.token, dead, 4);
     if (CHECK(n_dead == 1 && dead[0].token == child_token,
               "the killed child found dead: %zu", n_dead)) {
-        CHECK(slh_queue_take_back(sp, dead, n_dead, T0 + 40, &taken, &err) ==
+        slh_sqlite_owner_drop(&dead[0]);
+        CHECK(slh_store_take_back(sp, c.token, T0 + 40, &taken, &err) ==
                       SLH_OK &&
                   taken == 4,
               "its 4 taken back: %zu %s", taken, err.text);
-        slh_queue_owner_close(&dead[0], spool);
+        CHECK(!is_file(spool, child_token), "its lock file removed");
     }
     CHECK(owned(sp, b.token, 0) == 0 && owned(sp, child_token, 0) == 0,
           "b's untouched (none), the child's gone");
-    CHECK(slh_queue_claim(sp, "a", c.token, T0 + 41, LEASE, MAX_EVENTS, cl, &n,
+    CHECK(slh_store_claim(sp, "a", c.token, T0 + 41, LEASE, MAX_EVENTS, cl, &n,
                           NULL, &err) == SLH_OK &&
               n == n_events,
           "all claimable by c at once: %zu", n);
@@ -840,25 +845,25 @@ test_owners(void)
     /* Closing removes one's own file. */
     {
         int64_t bt = b.token;
-        slh_queue_owner_close(&b, spool);
+        slh_sqlite_owner_close(&b, spool);
         CHECK(!is_file(spool, bt) && b.token == 0 && b.fd == -1,
               "b closed: file removed");
     }
-    slh_queue_owner_close(&c, spool);
-    snprintf(path, sizeof(path), "%s/%s/12ab.lock", spool, SLH_QUEUE_CLAIMS);
+    slh_sqlite_owner_close(&c, spool);
+    snprintf(path, sizeof(path), "%s/%s/12ab.lock", spool, SLH_SQLITE_CLAIMS);
     CHECK(access(path, F_OK) == 0, "a file not named as ours is left alone");
     /* A zeroed owner, and one that failed to open, are fine to close. */
     {
-        struct slh_queue_owner z = {0};
-        slh_queue_owner_close(&z, spool);
-        slh_queue_owner_drop(&z);
-        slh_queue_owner_close(NULL, spool);
+        struct slh_sqlite_owner z = {0};
+        slh_sqlite_owner_close(&z, spool);
+        slh_sqlite_owner_drop(&z);
+        slh_sqlite_owner_close(NULL, spool);
         snprintf(path, sizeof(path), "%s/no/such/dir", dir);
         slh_error_clear(&err);
-        CHECK(slh_queue_owner_open(&z, path, &err) == SLH_EIO && z.token == 0 &&
-                  z.fd == -1 && err.text[0] != '\0',
+        CHECK(slh_sqlite_owner_open(&z, path, &err) == SLH_EIO &&
+                  z.token == 0 && z.fd == -1 && err.text[0] != '\0',
               "no directory: %s", err.text);
-        CHECK(slh_queue_owners_dead(path, 0, dead, 4) == 0,
+        CHECK(slh_sqlite_owners_dead(path, 0, dead, 4) == 0,
               "no directory: no one dead");
     }
 out:
@@ -866,10 +871,10 @@ out:
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
     }
-    slh_queue_owner_close(&a, spool);
-    slh_queue_owner_close(&b, spool);
-    slh_queue_owner_close(&c, spool);
-    slh_spool_close(sp);
+    slh_sqlite_owner_close(&a, spool);
+    slh_sqlite_owner_close(&b, spool);
+    slh_sqlite_owner_close(&c, spool);
+    slh_store_close(sp);
     slh_config_free(&cfg);
 }
 
@@ -891,11 +896,11 @@ static void
 test_utf8_error(void)
 {
     struct slh_config cfg = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_claim c[MAX_EVENTS];
     struct slh_outcome o;
-    struct slh_queue_stats st;
+    struct slh_store_stats st;
     char text[400], sql[600];
     sqlite3 *db;
     size_t n = 0;
@@ -903,8 +908,8 @@ test_utf8_error(void)
     if (!fixture_spool(&cfg, &sp, "utf8",
                        "[destination a]\nurl = http://127.0.0.1:9/a\n"))
         goto out;
-    db = slh_spool_db(sp);
-    if (!CHECK(slh_queue_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, NULL,
+    db = slh_sqlite_db(sp);
+    if (!CHECK(slh_store_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, NULL,
                                &err) == SLH_OK &&
                    n >= 1,
                "claim: %zu %s", n, err.text))
@@ -922,7 +927,7 @@ test_utf8_error(void)
     o.error[sizeof(o.error) - 1] = '\0';
     CHECK((unsigned char)o.error[254] == 0xc3 && o.error[255] == '\0',
           "the outcome's text is cut mid-character");
-    CHECK(slh_queue_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
+    CHECK(slh_store_finish(sp, &o, 1, T0 + 5, &err) == SLH_OK, "finish: %s",
           err.text);
     snprintf(sql, sizeof(sql),
              "SELECT length(CAST(last_error AS BLOB)) FROM delivery"
@@ -930,7 +935,7 @@ test_utf8_error(void)
              (long long)c[0].seq);
     CHECK(sql_int(db, sql) == 254, "stored cut before the character: %lld",
           (long long)sql_int(db, sql));
-    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
     CHECK(strlen(st.last_error) == 254 && is_json_text(st.last_error),
           "read back whole, valid: %zu", strlen(st.last_error));
 
@@ -940,7 +945,7 @@ test_utf8_error(void)
                        "64E282' AS TEXT), attempts = 1 WHERE dest = 'a'",
                        NULL, NULL, NULL) == SQLITE_OK,
           "store invalid UTF-8: %s", sqlite3_errmsg(db));
-    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
     CHECK(strcmp(st.last_error, "ab?c?(d") == 0 && is_json_text(st.last_error),
           "invalid bytes replaced, the cut one dropped: '%s'", st.last_error);
     /* Longer than the buffer, a character across its end. */
@@ -950,13 +955,13 @@ test_utf8_error(void)
              text);
     CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK,
           "store a long text: %s", sqlite3_errmsg(db));
-    CHECK(slh_queue_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
     CHECK(strlen(st.last_error) == 254 && is_json_text(st.last_error),
           "a long stored text is cut on a character: %zu",
           strlen(st.last_error));
     free_claims(c, n);
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_config_free(&cfg);
 }
 
@@ -969,7 +974,7 @@ static void
 test_dests(void)
 {
     struct slh_config cfg = {0};
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     char **names = NULL;
     size_t n = 99;
@@ -977,10 +982,10 @@ test_dests(void)
 
     if (!fixture_spool(&cfg, &sp, "dests", ""))
         goto out;
-    CHECK(slh_queue_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
+    CHECK(slh_store_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
           err.text);
     CHECK(n == 0 && names == NULL, "no destination, no names: %zu", n);
-    slh_spool_close(sp);
+    slh_store_close(sp);
     sp = NULL;
     slh_config_free(&cfg);
     if (!fixture_spool(&cfg, &sp, "dests2",
@@ -988,29 +993,29 @@ test_dests(void)
                        "[destination alpha]\nfile = /dev/null\n"
                        "events = Failed\n"))
         goto out;
-    if (CHECK(slh_queue_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
+    if (CHECK(slh_store_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
               err.text) &&
         CHECK(n == 2, "two destinations: %zu", n))
         CHECK(strcmp(names[0], "alpha") == 0 && strcmp(names[1], "zeta") == 0,
               "in byte order: %s %s", names[0], names[1]);
-    slh_queue_dests_free(names, n);
+    slh_store_dests_free(names, n);
     names = NULL;
-    pending = sql_int(slh_spool_db(sp),
+    pending = sql_int(slh_sqlite_db(sp),
                       "SELECT count(*) FROM delivery WHERE state = 0");
-    CHECK(slh_queue_purge(sp, INT64_MAX / 2, NULL, &err) == SLH_OK, "purge: %s",
+    CHECK(slh_store_purge(sp, INT64_MAX / 2, NULL, &err) == SLH_OK, "purge: %s",
           err.text);
-    CHECK(sql_int(slh_spool_db(sp),
+    CHECK(sql_int(slh_sqlite_db(sp),
                   "SELECT count(*) FROM delivery WHERE state = 0") == pending &&
               pending > 0,
           "the purge keeps every pending row, however old: %lld",
           (long long)pending);
-    if (CHECK(slh_queue_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
+    if (CHECK(slh_store_dests(sp, &names, &n, &err) == SLH_OK, "dests: %s",
               err.text))
         CHECK(n == 2, "both still named after the purge: %zu", n);
-    slh_queue_dests_free(names, n);
-    slh_queue_dests_free(NULL, 0);
+    slh_store_dests_free(names, n);
+    slh_store_dests_free(NULL, 0);
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_config_free(&cfg);
 }
 

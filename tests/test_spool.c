@@ -8,7 +8,7 @@
  * while a connection is open, measured with 3.40: every later transaction
  * "succeeds" into the unlinked files, and the events vanish when the
  * connection closes. SQLITE_FCNTL_HAS_MOVED notices the database file but not
- * the -wal file alone. slh_spool_put() therefore compares both files' inodes
+ * the -wal file alone. slh_store_put() therefore compares both files' inodes
  * with the ones it opened before every COMMIT (see the tests below).
  *
  * A read-only remount (plain or of a bind mount) under an open spool is
@@ -38,7 +38,8 @@
 #include "sql_int.h"
 #include "config.h"
 #include "event.h"
-#include "spool.h"
+#include "store.h"
+#include "store_sqlite.h"
 
 #define SECRET "q7Rt2mXw9LpB4sKd8Zf3"
 #define MAX_MOUNTS 8
@@ -97,7 +98,7 @@ path_in(char *out, const char *name)
 static void
 db_path(char *out, const char *dir)
 {
-    pathf(out, "%s/%s", dir, SLH_SPOOL_FILE);
+    pathf(out, "%s/%s", dir, SLH_SQLITE_FILE);
 }
 
 /* One event as event.c would give it: SecretKey still in the object, the
@@ -148,13 +149,13 @@ batch_fill(struct slh_batch *b, size_t n, const char *prefix, size_t pad)
 }
 
 static enum slh_err
-put1(struct slh_spool *sp, const struct slh_batch *b, size_t *n_new,
+put1(struct slh_store *sp, const struct slh_batch *b, size_t *n_new,
      struct slh_error *err)
 {
     const struct slh_batch *one[] = {b};
 
     slh_error_clear(err);
-    return slh_spool_put(sp, &cfg, one, 1, slh_now_ms(), n_new, err);
+    return slh_store_put(sp, &cfg, one, 1, slh_now_ms(), n_new, err);
 }
 
 /* The first column as text into buf ("" on error). */
@@ -320,7 +321,7 @@ static void
 test_open(void)
 {
     char dir[PATH_MAX], path[PATH_MAX], buf[PATH_MAX];
-    struct slh_spool *sp = NULL, *sp2 = NULL;
+    struct slh_store *sp = NULL, *sp2 = NULL;
     struct slh_error err = {0};
     sqlite3 *db;
     mode_t old_umask;
@@ -330,7 +331,8 @@ test_open(void)
     db_path(path, dir);
     /* umask 0 would leave 0755/0644 behind a mkdir or open that trusted it */
     old_umask = umask(0);
-    CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text);
+    CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+          "open: %s", err.text);
     umask(old_umask);
     CHECK(sp != NULL, "open gives a handle");
     CHECK(file_mode(dir) == 0700, "spool dir mode %o", file_mode(dir));
@@ -340,14 +342,14 @@ test_open(void)
     pathf(buf, "%s-shm", path);
     CHECK(file_mode(buf) == 0600, "-shm mode %o", file_mode(buf));
 
-    db = slh_spool_db(sp);
+    db = slh_sqlite_db(sp);
     CHECK(db != NULL, "slh_spool_db");
     CHECK(strcmp(q_text(db, "PRAGMA journal_mode", buf, sizeof(buf)), "wal") ==
               0,
           "journal_mode %s", buf);
     CHECK(sql_int(db, "PRAGMA synchronous") == 2, "synchronous FULL (2): %lld",
           (long long)sql_int(db, "PRAGMA synchronous"));
-    CHECK(sql_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
+    CHECK(sql_int(db, "PRAGMA user_version") == SLH_SQLITE_VERSION,
           "user_version %lld", (long long)sql_int(db, "PRAGMA user_version"));
     CHECK(sql_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
                       "('event','delivery','delivery_due')") == 3,
@@ -387,16 +389,18 @@ test_open(void)
           "delivery_owner: partial, on %s", buf);
 
     /* A second handle while the first is open, and reopening. */
-    CHECK(slh_spool_open(&sp2, dir, &err) == SLH_OK, "second open: %s",
-          err.text);
-    slh_spool_close(sp2);
-    slh_spool_close(sp);
+    CHECK(slh_store_open(&sp2, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+          "second open: %s", err.text);
+    slh_store_close(sp2);
+    slh_store_close(sp);
     sp = NULL;
-    CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "reopen: %s", err.text);
-    CHECK(sql_int(slh_spool_db(sp), "PRAGMA user_version") == SLH_SPOOL_VERSION,
+    CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+          "reopen: %s", err.text);
+    CHECK(sql_int(slh_sqlite_db(sp), "PRAGMA user_version") ==
+              SLH_SQLITE_VERSION,
           "reopen keeps user_version");
-    slh_spool_close(sp);
-    slh_spool_close(NULL);
+    slh_store_close(sp);
+    slh_store_close(NULL);
 
     /* A newer schema is refused, naming the path. */
     {
@@ -404,19 +408,19 @@ test_open(void)
         sqlite3_open(path, &raw);
         char newer[64];
         snprintf(newer, sizeof(newer), "PRAGMA user_version = %d",
-                 SLH_SPOOL_VERSION + 1);
+                 SLH_SQLITE_VERSION + 1);
         sqlite3_exec(raw, newer, NULL, NULL, NULL);
         sqlite3_close(raw);
         slh_error_clear(&err);
-        sp = (struct slh_spool *)1;
-        snprintf(newer, sizeof(newer), "version %d", SLH_SPOOL_VERSION + 1);
-        CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE &&
+        sp = (struct slh_store *)1;
+        snprintf(newer, sizeof(newer), "version %d", SLH_SQLITE_VERSION + 1);
+        CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_ESTORE &&
                   contains(err.text, newer) && contains(err.text, path),
               "newer schema refused: %s", err.text);
         CHECK(sp == NULL, "failed open leaves *out NULL");
         sqlite3_open(path, &raw);
         snprintf(newer, sizeof(newer), "PRAGMA user_version = %d",
-                 SLH_SPOOL_VERSION);
+                 SLH_SQLITE_VERSION);
         sqlite3_exec(raw, newer, NULL, NULL, NULL);
         sqlite3_close(raw);
     }
@@ -424,7 +428,7 @@ test_open(void)
     /* Only the last component is created. */
     path_in(buf, "no/such/spool");
     slh_error_clear(&err);
-    CHECK(slh_spool_open(&sp, buf, &err) == SLH_ESTORE &&
+    CHECK(slh_store_open(&sp, buf, SLH_STORE_CREATE, &err) == SLH_ESTORE &&
               contains(err.text, buf) &&
               contains(err.text, "No such file or directory"),
           "missing parent: %s", err.text);
@@ -432,13 +436,13 @@ test_open(void)
     /* The spool is not a directory. */
     db_path(buf, dir);
     slh_error_clear(&err);
-    CHECK(slh_spool_open(&sp, buf, &err) == SLH_ESTORE &&
+    CHECK(slh_store_open(&sp, buf, SLH_STORE_CREATE, &err) == SLH_ESTORE &&
               contains(err.text, "Not a directory"),
           "spool path is a file: %s", err.text);
     slh_error_clear(&err);
-    CHECK(slh_spool_open(&sp, NULL, &err) == SLH_EINVAL, "NULL dir: %s",
-          err.text);
-    CHECK(slh_spool_db(NULL) == NULL, "slh_spool_db(NULL)");
+    CHECK(slh_store_open(&sp, NULL, SLH_STORE_CREATE, &err) == SLH_EINVAL,
+          "NULL dir: %s", err.text);
+    CHECK(slh_sqlite_db(NULL) == NULL, "slh_sqlite_db(NULL)");
 
     t0 = (int64_t)time(NULL) * 1000;
     now = slh_now_ms();
@@ -491,7 +495,7 @@ hold_flock(void *arg)
  * result, and its time in *ms.
  */
 static enum slh_err
-put_while_held(struct slh_spool *sp, void *(*hold)(void *), struct holder *h,
+put_while_held(struct slh_store *sp, void *(*hold)(void *), struct holder *h,
                const char *mid, double *ms, struct slh_error *err)
 {
     struct slh_batch b;
@@ -505,7 +509,7 @@ put_while_held(struct slh_spool *sp, void *(*hold)(void *), struct holder *h,
     pthread_create(&t, NULL, hold, h);
     nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    rc = slh_spool_put(sp, &cfg, one, 1, 1, NULL, err);
+    rc = slh_store_put(sp, &cfg, one, 1, 1, NULL, err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     pthread_join(t, NULL);
     *ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
@@ -520,21 +524,22 @@ static void
 test_writers_lock(void)
 {
     char dir[PATH_MAX], path[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct holder h = {.path = path, .held_ms = 300};
     double ms = 0;
 
     path_in(dir, "writers");
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
-    pathf(path, "%s/" SLH_SPOOL_LOCK, dir);
+    pathf(path, "%s/" SLH_SQLITE_LOCK, dir);
     CHECK(file_mode(path) == 0600, "lock file 0600: %o", file_mode(path));
     CHECK(put_while_held(sp, hold_flock, &h, "writers1", &ms, &err) == SLH_OK,
           "put waits for the writers' lock: %s", err.text);
     CHECK(h.rc == 0, "the other writer held the lock");
     CHECK(ms >= 150 && ms < 1000, "waited for the writers' lock: %.1f ms", ms);
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
 /* A put waits for another writer's lock, and gets it soon after it is let
@@ -560,7 +565,7 @@ hold_writers_lock(const char *dir, int held_s)
     int fds[2];
     pid_t pid;
 
-    pathf(path, "%s/" SLH_SPOOL_LOCK, dir);
+    pathf(path, "%s/" SLH_SQLITE_LOCK, dir);
     if (pipe(fds) != 0)
         return -1;
     fflush(stdout);
@@ -592,7 +597,7 @@ static void
 test_writers_lock_bound(void)
 {
     char dir[PATH_MAX], path[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch b = {0};
     size_t n_new = 0;
@@ -602,9 +607,10 @@ test_writers_lock_bound(void)
     int status = 0;
 
     path_in(dir, "lockbound");
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
-    pathf(path, "%s/" SLH_SPOOL_LOCK, dir);
+    pathf(path, "%s/" SLH_SQLITE_LOCK, dir);
     pid = hold_writers_lock(dir, 20);
     if (!CHECK(pid > 0, "a process holds the writers' lock"))
         goto out;
@@ -638,46 +644,46 @@ test_writers_lock_bound(void)
     waitpid(pid, &status, 0);
     slh_batch_free(&b);
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
-/* What slh_spool_open_how() creates, and what it leaves alone. */
+/* What slh_store_open() creates, and what it leaves alone. */
 static void
 test_open_how(void)
 {
     char dir[PATH_MAX], db[PATH_MAX], lock[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     enum slh_err rc;
 
     path_in(dir, "how");
     db_path(db, dir);
-    pathf(lock, "%s/" SLH_SPOOL_LOCK, dir);
-    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_EXISTING, &err);
+    pathf(lock, "%s/" SLH_SQLITE_LOCK, dir);
+    rc = slh_store_open(&sp, dir, SLH_STORE_EXISTING, &err);
     CHECK(rc == SLH_ENOTFOUND && sp == NULL && !exists(dir),
           "existing only, no directory: not found, nothing made: %d %s", rc,
           err.text);
     CHECK(strstr(err.text, "no spool yet") != NULL, "says so: %s", err.text);
     slh_error_clear(&err);
-    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_CREATE_DB, &err);
+    rc = slh_store_open(&sp, dir, SLH_STORE_CREATE_DB, &err);
     CHECK(rc == SLH_ENOTFOUND && sp == NULL && !exists(dir),
           "database only, no directory: not found, nothing made: %d %s", rc,
           err.text);
     CHECK(mkdir(dir, 0700) == 0, "mkdir");
     slh_error_clear(&err);
-    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_EXISTING, &err);
+    rc = slh_store_open(&sp, dir, SLH_STORE_EXISTING, &err);
     CHECK(rc == SLH_ENOTFOUND && sp == NULL && !exists(db) && !exists(lock),
           "existing only, empty directory: not found, nothing made: %d %s", rc,
           err.text);
     slh_error_clear(&err);
-    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_CREATE_DB, &err);
+    rc = slh_store_open(&sp, dir, SLH_STORE_CREATE_DB, &err);
     CHECK(rc == SLH_OK && exists(db),
           "database only: made in the directory: %s", err.text);
-    slh_spool_close(sp);
+    slh_store_close(sp);
     sp = NULL;
-    rc = slh_spool_open_how(&sp, dir, SLH_SPOOL_EXISTING, &err);
+    rc = slh_store_open(&sp, dir, SLH_STORE_EXISTING, &err);
     CHECK(rc == SLH_OK, "existing only: opens the spool: %s", err.text);
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
 /* slh_spool_open() of dir fails naming it and want; nothing is made in
@@ -687,23 +693,23 @@ check_refused(const char *dir, const char *named, const char *want,
               const char *what)
 {
     char db[PATH_MAX], lock[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     bool had_db;
     enum slh_err rc;
 
     db_path(db, dir);
-    pathf(lock, "%s/" SLH_SPOOL_LOCK, dir);
+    pathf(lock, "%s/" SLH_SQLITE_LOCK, dir);
     had_db = exists(db);
     unlink(lock);
-    rc = slh_spool_open(&sp, dir, &err);
+    rc = slh_store_open(&sp, dir, SLH_STORE_CREATE, &err);
     CHECK(rc == SLH_ESTORE && sp == NULL, "%s: refused: %d %s", what, rc,
           err.text);
     CHECK(strstr(err.text, named) != NULL && strstr(err.text, want) != NULL,
           "%s: the message names %s and '%s': %s", what, named, want, err.text);
     CHECK(exists(db) == had_db && !exists(lock), "%s: nothing made in it",
           what);
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
 /* A spool directory or database that is not the running user's own, or
@@ -713,7 +719,7 @@ static void
 test_trust(void)
 {
     char dir[PATH_MAX], db[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     mode_t old = umask(0);
     int status = -1;
@@ -731,8 +737,9 @@ test_trust(void)
     umask(old);
 
     path_in(dir, "dbwide");
-    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
-        slh_spool_close(sp);
+    if (CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+              "open: %s", err.text))
+        slh_store_close(sp);
     sp = NULL;
     db_path(db, dir);
     CHECK(chmod(db, 0666) == 0, "chmod the database 0666");
@@ -748,18 +755,19 @@ test_trust(void)
     /* The other way round: nobody meets root's spool. The base directory
      * must let it look in. */
     path_in(dir, "root");
-    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
-        slh_spool_close(sp);
+    if (CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+              "open: %s", err.text))
+        slh_store_close(sp);
     sp = NULL;
     chmod(base, 0711);
     fflush(stdout);
     pid = fork();
     if (pid == 0) {
-        struct slh_spool *child = NULL;
+        struct slh_store *child = NULL;
         struct slh_error e2 = {0};
         if (setgid(65534) != 0 || setuid(65534) != 0)
             _exit(2);
-        if (slh_spool_open(&child, dir, &e2) == SLH_ESTORE &&
+        if (slh_store_open(&child, dir, SLH_STORE_CREATE, &e2) == SLH_ESTORE &&
             strstr(e2.text, "owned by root (uid 0") != NULL &&
             strstr(e2.text, "not by uid 65534") != NULL)
             _exit(0);
@@ -776,15 +784,16 @@ static void
 test_busy_wait(void)
 {
     char dir[PATH_MAX], path[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct holder h = {.path = path, .held_ms = 300};
     double ms = 0;
 
     path_in(dir, "busy");
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
-    pathf(path, "%s/" SLH_SPOOL_FILE, dir);
+    pathf(path, "%s/" SLH_SQLITE_FILE, dir);
     CHECK(put_while_held(sp, hold_lock, &h, "busy1", &ms, &err) == SLH_OK,
           "put waits for the lock: %s", err.text);
     CHECK(h.rc == SQLITE_OK, "the other writer held and let go: %d", h.rc);
@@ -792,7 +801,7 @@ test_busy_wait(void)
     printf("busy wait: put got the lock %.1f ms after asking (held 250 ms "
            "more)\n",
            ms);
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
 /* What a task of test_put_tasks() saw inside the put's transaction. */
@@ -821,18 +830,18 @@ lock_is_free(const char *path)
 }
 
 static enum slh_err
-probe_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+probe_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
     struct task_probe *p = arg;
-    sqlite3 *db = slh_spool_db(sp);
+    sqlite3 *db = slh_sqlite_db(sp);
 
     p->runs++;
     p->in_tx = !sqlite3_get_autocommit(db);
     p->sync = sql_int(db, "PRAGMA synchronous");
     p->events = sql_int(db, "SELECT count(*) FROM event");
     p->lock_held = !lock_is_free(p->lock_path);
-    if (slh_spool_lock(sp, NULL) == SLH_OK)
-        slh_spool_unlock(sp);
+    if (slh_sqlite_lock(sp, NULL) == SLH_OK)
+        slh_sqlite_unlock(sp);
     p->nested_held = !lock_is_free(p->lock_path);
     if (p->update != NULL &&
         sqlite3_exec(db, p->update, NULL, NULL, NULL) != SQLITE_OK)
@@ -849,26 +858,27 @@ static void
 test_put_tasks(void)
 {
     char dir[PATH_MAX], lock[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch b1, b2;
     const struct slh_batch *one[1];
     struct task_probe p1 = {.lock_path = lock}, p2 = {.lock_path = lock};
-    struct slh_spool_task tasks[2] = {{probe_task, &p1}, {probe_task, &p2}};
+    struct slh_store_task tasks[2] = {{probe_task, &p1}, {probe_task, &p2}};
     sqlite3 *db;
     size_t n_new = 0;
 
     path_in(dir, "tasks");
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
-    db = slh_spool_db(sp);
-    pathf(lock, "%s/" SLH_SPOOL_LOCK, dir);
+    db = slh_sqlite_db(sp);
+    pathf(lock, "%s/" SLH_SQLITE_LOCK, dir);
     batch_fill(&b1, 3, "tasks-a", 0);
     batch_fill(&b2, 2, "tasks-b", 0);
 
     one[0] = &b1;
     p1.update = "UPDATE delivery SET attempts = 7";
-    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(), &n_new,
+    CHECK(slh_store_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(), &n_new,
                               &err) == SLH_OK,
           "put with tasks: %s", err.text);
     CHECK(n_new == 3, "3 new events: %zu", n_new);
@@ -893,7 +903,7 @@ test_put_tasks(void)
     p1.update = "UPDATE delivery SET attempts = 8";
     p2.rc = SLH_EDELIVER;
     slh_error_clear(&err);
-    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(), &n_new,
+    CHECK(slh_store_put_tasks(sp, &cfg, one, 1, tasks, 2, slh_now_ms(), &n_new,
                               &err) == SLH_EDELIVER &&
               strstr(err.text, "the task says no") != NULL,
           "a failing task fails the put: %d %s", err.code, err.text);
@@ -907,7 +917,7 @@ test_put_tasks(void)
     /* Tasks alone, no batch: a transaction of their own. */
     p2.rc = SLH_OK;
     p1.update = "UPDATE delivery SET attempts = 9";
-    CHECK(slh_spool_put_tasks(sp, &cfg, NULL, 0, tasks, 2, slh_now_ms(), &n_new,
+    CHECK(slh_store_put_tasks(sp, &cfg, NULL, 0, tasks, 2, slh_now_ms(), &n_new,
                               &err) == SLH_OK &&
               n_new == 0,
           "tasks alone: %s", err.text);
@@ -918,19 +928,19 @@ test_put_tasks(void)
     CHECK(sql_int(db, "SELECT count(*) FROM delivery WHERE attempts = 9") ==
               sql_int(db, "SELECT count(*) FROM delivery"),
           "and committed");
-    CHECK(slh_spool_put_tasks(sp, &cfg, one, 1, NULL, 1, slh_now_ms(), NULL,
+    CHECK(slh_store_put_tasks(sp, &cfg, one, 1, NULL, 1, slh_now_ms(), NULL,
                               &err) == SLH_EINVAL,
           "tasks NULL with a count: EINVAL");
     slh_batch_free(&b1);
     slh_batch_free(&b2);
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
 static void
 test_put(void)
 {
     char dir[PATH_MAX], buf[512], sql[512];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch b1, b2, b3;
     const struct slh_batch *two[2];
@@ -940,9 +950,10 @@ test_put(void)
     char *body;
 
     path_in(dir, "put");
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
-    db = slh_spool_db(sp);
+    db = slh_sqlite_db(sp);
 
     batch_init(&b1, 7);
     make_event(&b1.events[0], "Delivered", SLH_TRACKING_NONE, "m1", 0);
@@ -954,7 +965,7 @@ test_put(void)
     make_event(&b1.events[6], "NewType", SLH_TRACKING_NONE, "m7", 0);
 
     two[0] = &b1;
-    CHECK(slh_spool_put(sp, &cfg, two, 1, now, &n_new, &err) == SLH_OK,
+    CHECK(slh_store_put(sp, &cfg, two, 1, now, &n_new, &err) == SLH_OK,
           "put: %s", err.text);
     CHECK(n_new == 6, "n_new %zu, want 6 (Validation not stored)", n_new);
     CHECK(sql_int(db, "SELECT count(*) FROM event") == 6, "6 events");
@@ -1004,7 +1015,7 @@ test_put(void)
     CHECK(sql_int(db, sql) == 1, "seq in arrival order");
 
     /* The same batch again: all duplicates. */
-    CHECK(slh_spool_put(sp, &cfg, two, 1, now + 5, &n_new, &err) == SLH_OK &&
+    CHECK(slh_store_put(sp, &cfg, two, 1, now + 5, &n_new, &err) == SLH_OK &&
               n_new == 0,
           "again: n_new %zu (%s)", n_new, err.text);
     CHECK(sql_int(db, "SELECT count(*) FROM event") == 6 &&
@@ -1021,7 +1032,7 @@ test_put(void)
     CHECK(strcmp(b2.events[0].id, b2.events[1].id) == 0, "same id");
     two[0] = &b2;
     two[1] = &b3;
-    CHECK(slh_spool_put(sp, &cfg, two, 2, now, &n_new, &err) == SLH_OK &&
+    CHECK(slh_store_put(sp, &cfg, two, 2, now, &n_new, &err) == SLH_OK &&
               n_new == 1,
           "one new of four: n_new %zu (%s)", n_new, err.text);
     CHECK(sql_int(db, "SELECT count(*) FROM event") == 7 &&
@@ -1031,21 +1042,21 @@ test_put(void)
           (long long)sql_int(db, "SELECT count(*) FROM delivery"));
 
     /* Edges: nothing to store, no n_new, bad arguments. */
-    CHECK(slh_spool_put(sp, &cfg, NULL, 0, now, &n_new, &err) == SLH_OK &&
+    CHECK(slh_store_put(sp, &cfg, NULL, 0, now, &n_new, &err) == SLH_OK &&
               n_new == 0,
           "empty put");
     slh_batch_free(&b2);
     batch_fill(&b2, 1, "edge", 0);
     two[0] = &b2;
-    CHECK(slh_spool_put(sp, &cfg_none, two, 1, now, NULL, &err) == SLH_OK,
+    CHECK(slh_store_put(sp, &cfg_none, two, 1, now, NULL, &err) == SLH_OK,
           "NULL n_new, no destinations: %s", err.text);
     CHECK(sql_int(db, "SELECT count(*) FROM event") == 8 &&
               sql_int(db, "SELECT count(*) FROM delivery") == 10,
           "event stored without delivery rows when no destination");
     slh_error_clear(&err);
-    CHECK(slh_spool_put(NULL, &cfg, two, 1, now, &n_new, &err) == SLH_EINVAL,
+    CHECK(slh_store_put(NULL, &cfg, two, 1, now, &n_new, &err) == SLH_EINVAL,
           "NULL spool: %s", err.text);
-    CHECK(slh_spool_put(sp, NULL, two, 1, now, &n_new, NULL) == SLH_EINVAL,
+    CHECK(slh_store_put(sp, NULL, two, 1, now, &n_new, NULL) == SLH_EINVAL,
           "NULL cfg");
     CHECK(q_other(dir, "SELECT count(*) FROM event") == 8,
           "another connection sees the committed events");
@@ -1053,12 +1064,12 @@ test_put(void)
     slh_batch_free(&b1);
     slh_batch_free(&b2);
     slh_batch_free(&b3);
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
 /* put1() of b: the number of new events, -1 on failure (err says why). */
 static long long
-put_new(struct slh_spool *sp, const struct slh_batch *b, struct slh_error *err)
+put_new(struct slh_store *sp, const struct slh_batch *b, struct slh_error *err)
 {
     size_t n_new = 0;
 
@@ -1085,16 +1096,17 @@ static void
 test_legacy_ids(void)
 {
     char dir[PATH_MAX], sql[512];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch a = {0}, b = {0}, c = {0};
     long long got;
     sqlite3 *db;
 
     path_in(dir, "legacy");
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
-    db = slh_spool_db(sp);
+    db = slh_sqlite_db(sp);
     if (!parse_json(&a, "{\"Type\":\"Delivered\",\"ServerId\":40211,"
                         "\"DateTime\":\"2024-05-02T08:16:01Z\","
                         "\"MessageId\":\"m|x\",\"MailingId\":\"y\"}") ||
@@ -1152,48 +1164,55 @@ out:
     slh_batch_free(&a);
     slh_batch_free(&b);
     slh_batch_free(&c);
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
-/* slh_spool_prepare() keeps one statement per SQL text, given back reset
- * and unbound, up to SLH_SPOOL_STMTS of them. */
+/* slh_sqlite_prepare() keeps one statement per SQL text, given back reset
+ * and unbound, up to SLH_SQLITE_STMTS of them. */
 static void
 test_kept_statements(void)
 {
     static const char sql[] = "SELECT ?1 + 1";
-    static char many[SLH_SPOOL_STMTS + 1][32];
+    static char many[SLH_SQLITE_STMTS + 1][32];
     char dir[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     sqlite3_stmt *a = NULL, *b = NULL, *c = NULL;
-    int rc = SQLITE_OK, i;
+    int rc = SQLITE_OK, i, kept;
 
     path_in(dir, "kept");
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
-    CHECK(slh_spool_prepare(sp, sql, &a) == SQLITE_OK && a != NULL, "prepared");
+    CHECK(slh_sqlite_prepare(slh_sqlite(sp), sql, &a) == SQLITE_OK && a != NULL,
+          "prepared");
     sqlite3_bind_int(a, 1, 41);
     CHECK(sqlite3_step(a) == SQLITE_ROW && sqlite3_column_int(a, 0) == 42,
           "kept statement runs");
-    slh_spool_release(a);
-    CHECK(slh_spool_prepare(sp, sql, &b) == SQLITE_OK && b == a,
+    slh_sqlite_release(a);
+    CHECK(slh_sqlite_prepare(slh_sqlite(sp), sql, &b) == SQLITE_OK && b == a,
           "the same statement again");
     CHECK(sqlite3_step(b) == SQLITE_ROW &&
               sqlite3_column_type(b, 0) == SQLITE_NULL,
           "given back reset, bindings cleared");
-    slh_spool_release(b);
-    CHECK(sqlite3_get_autocommit(slh_spool_db(sp)), "no transaction left");
-    for (i = 0; i < SLH_SPOOL_STMTS && rc == SQLITE_OK; i++) {
+    slh_sqlite_release(b);
+    CHECK(sqlite3_get_autocommit(slh_sqlite_db(sp)), "no transaction left");
+    /* The store keeps its own too (its transactions' statements). */
+    for (kept = 0; kept < SLH_SQLITE_STMTS; kept++)
+        if (slh_sqlite(sp)->kept[kept].sql == NULL)
+            break;
+    for (i = 0; i < SLH_SQLITE_STMTS && rc == SQLITE_OK; i++) {
         snprintf(many[i], sizeof(many[i]), "SELECT %d", i);
-        rc = slh_spool_prepare(sp, many[i], &c);
+        rc = slh_sqlite_prepare(slh_sqlite(sp), many[i], &c);
     }
-    CHECK(rc == SQLITE_FULL && c == NULL && i == SLH_SPOOL_STMTS,
-          "full after %d more: rc %d", i, rc);
-    CHECK(slh_spool_prepare(sp, sql, &b) == SQLITE_OK && b == a,
+    CHECK(rc == SQLITE_FULL && c == NULL && kept + i - 1 == SLH_SQLITE_STMTS,
+          "full after %d more of %d: rc %d", i - 1, SLH_SQLITE_STMTS - kept,
+          rc);
+    CHECK(slh_sqlite_prepare(slh_sqlite(sp), sql, &b) == SQLITE_OK && b == a,
           "a kept one still found when full");
-    slh_spool_release(b);
-    slh_spool_release(NULL);
-    slh_spool_close(sp);
+    slh_sqlite_release(b);
+    slh_sqlite_release(NULL);
+    slh_store_close(sp);
 }
 
 static int n_due;
@@ -1221,9 +1240,9 @@ static void
 test_deferred_checkpoints(void)
 {
     /* A WAL frame: a 24-byte header and a page. */
-    const off_t frame = 24 + 4096, full = SLH_SPOOL_CHECKPOINT_PAGES * frame;
+    const off_t frame = 24 + 4096, full = SLH_SQLITE_CHECKPOINT_PAGES * frame;
     char dir[PATH_MAX], wal[PATH_MAX], prefix[64];
-    struct slh_spool *sp = NULL, *other = NULL;
+    struct slh_store *sp = NULL, *other = NULL;
     struct slh_error err = {0};
     struct slh_batch b = {0};
     size_t n_new;
@@ -1233,11 +1252,12 @@ test_deferred_checkpoints(void)
 
     path_in(dir, "checkpoints");
     pathf(wal, "%s/slhook.db-wal", dir);
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK &&
-                   slh_spool_open(&other, dir, &err) == SLH_OK,
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK &&
+                   slh_store_open(&other, dir, SLH_STORE_CREATE, &err) ==
+                       SLH_OK,
                "open: %s", err.text))
         goto out;
-    slh_spool_defer_checkpoints(sp, count_due, NULL);
+    slh_store_defer_maintenance(sp, count_due, NULL);
     /* 3 events of 20 KB a put: about 15 pages; 200 puts fill the WAL three
      * times over. */
     for (i = 0; i < 200 && ok; i++) {
@@ -1248,7 +1268,7 @@ test_deferred_checkpoints(void)
         n += ok ? (int)n_new : 0;
         if (n_due > 0 && at_due == 0) {
             at_due = file_size(wal);
-            CHECK(slh_spool_checkpoint(other, &err) == SLH_OK, "checkpoint: %s",
+            CHECK(slh_store_maintain(other, &err) == SLH_OK, "checkpoint: %s",
                   err.text);
         }
         if (file_size(wal) > most)
@@ -1260,11 +1280,11 @@ test_deferred_checkpoints(void)
           (long long)at_due);
     CHECK(most < full + 64 * frame, "the WAL stays bounded: at most %lld",
           (long long)most);
-    CHECK(sql_int(slh_spool_db(other), "SELECT count(*) FROM event") == 600,
+    CHECK(sql_int(slh_sqlite_db(other), "SELECT count(*) FROM event") == 600,
           "every event readable");
 out:
-    slh_spool_close(sp);
-    slh_spool_close(other);
+    slh_store_close(sp);
+    slh_store_close(other);
 }
 
 /* A real body through event.c, as the handler would store it. */
@@ -1272,7 +1292,7 @@ static void
 test_put_fixture(void)
 {
     char dir[PATH_MAX], path[PATH_MAX], buf[4096], sql[256];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch b = {0};
     size_t len = 0, n_new = 0;
@@ -1285,23 +1305,24 @@ test_put_fixture(void)
     path_in(dir, "fixture");
     if (CHECK(slh_batch_parse(&b, text, len, SLH_MEDIA_JSON, &err) == SLH_OK,
               "parse: %s", err.text) &&
-        CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text) &&
+        CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+              "open: %s", err.text) &&
         CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == b.n,
               "fixture put: %zu of %zu (%s)", n_new, b.n, err.text)) {
         snprintf(sql, sizeof(sql), "SELECT body FROM event WHERE id='%s'",
                  b.events[0].id);
         body = slh_event_body(&b.events[0]);
         CHECK(body != NULL &&
-                  strcmp(q_text(slh_spool_db(sp), sql, buf, sizeof(buf)),
+                  strcmp(q_text(slh_sqlite_db(sp), sql, buf, sizeof(buf)),
                          body) == 0 &&
                   !contains(buf, SECRET),
               "fixture body stored without the secret: %s", buf);
         free(body);
         snprintf(sql, sizeof(sql), "SELECT at FROM event WHERE id='%s'",
                  b.events[1].id);
-        CHECK(sql_int(slh_spool_db(sp), sql) == b.events[1].at &&
+        CHECK(sql_int(slh_sqlite_db(sp), sql) == b.events[1].at &&
                   b.events[1].at == (int64_t)1714637761 * 1000000 + 993048,
-              "at stored: %lld", (long long)sql_int(slh_spool_db(sp), sql));
+              "at stored: %lld", (long long)sql_int(slh_sqlite_db(sp), sql));
     }
     slh_batch_free(&b);
     free(text);
@@ -1321,11 +1342,11 @@ test_put_fixture(void)
               "put with a body made ahead: %s", err.text);
         snprintf(sql, sizeof(sql), "SELECT body FROM event WHERE id='%s'",
                  b.events[0].id);
-        CHECK(strcmp(q_text(slh_spool_db(sp), sql, buf, sizeof(buf)),
+        CHECK(strcmp(q_text(slh_sqlite_db(sp), sql, buf, sizeof(buf)),
                      "{\"made\":\"ahead\"}") == 0,
               "the body made ahead is stored: %s", buf);
     }
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_batch_free(&b);
     free(text);
 }
@@ -1333,7 +1354,7 @@ test_put_fixture(void)
 /* Puts 3-event batches of 40 KB events until the tmpfs is full; returns the
  * number that were stored, leaving the failing batch in *fail. */
 static int
-fill_up(struct slh_spool *sp, const char *tag, struct slh_batch *fail,
+fill_up(struct slh_store *sp, const char *tag, struct slh_batch *fail,
         struct slh_error *err)
 {
     char prefix[64];
@@ -1368,7 +1389,7 @@ test_upgrade(void)
         "CREATE INDEX delivery_due ON delivery(dest, state, due);"
         "PRAGMA user_version = 1;";
     char dir[PATH_MAX], path[PATH_MAX], sql[512], buf[4096];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch b = {0};
     sqlite3 *raw = NULL, *db;
@@ -1412,11 +1433,11 @@ test_upgrade(void)
     }
     sqlite3_close(raw);
 
-    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open v1: %s",
-              err.text)) {
-        db = slh_spool_db(sp);
-        CHECK(sql_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
-              "upgraded to %d", SLH_SPOOL_VERSION);
+    if (CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+              "open v1: %s", err.text)) {
+        db = slh_sqlite_db(sp);
+        CHECK(sql_int(db, "PRAGMA user_version") == SLH_SQLITE_VERSION,
+              "upgraded to %d", SLH_SQLITE_VERSION);
         snprintf(sql, sizeof(sql),
                  "SELECT count(*) FROM event WHERE seq = 7 AND id = '%s' AND "
                  "at = %lld AND received = 5",
@@ -1442,12 +1463,12 @@ test_upgrade(void)
               n_new, err.text);
         CHECK(sql_int(db, "SELECT count(*) FROM event") == 2,
               "2 events, no more");
-        slh_spool_close(sp);
+        slh_store_close(sp);
         sp = NULL;
-        CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK &&
-                  sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 2,
-              "reopens as version %d: %s", SLH_SPOOL_VERSION, err.text);
-        slh_spool_close(sp);
+        CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK &&
+                  sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event") == 2,
+              "reopens as version %d: %s", SLH_SQLITE_VERSION, err.text);
+        slh_store_close(sp);
     }
     slh_batch_free(&b);
     free(body);
@@ -1479,7 +1500,7 @@ test_upgrade_2(void)
         "INSERT INTO delivery VALUES ('y', 2, 1, 7, 1, 200, NULL, 7);"
         "PRAGMA user_version = 2;";
     char dir[PATH_MAX], path[PATH_MAX], buf[256];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     sqlite3 *raw = NULL, *db;
 
@@ -1491,12 +1512,12 @@ test_upgrade_2(void)
     CHECK(sqlite3_exec(raw, v2_sql, NULL, NULL, NULL) == SQLITE_OK,
           "version 2 spool: %s", sqlite3_errmsg(raw));
     sqlite3_close(raw);
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open v2: %s",
-               err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open v2: %s", err.text))
         return;
-    db = slh_spool_db(sp);
-    CHECK(sql_int(db, "PRAGMA user_version") == SLH_SPOOL_VERSION,
-          "upgraded to %d", SLH_SPOOL_VERSION);
+    db = slh_sqlite_db(sp);
+    CHECK(sql_int(db, "PRAGMA user_version") == SLH_SQLITE_VERSION,
+          "upgraded to %d", SLH_SQLITE_VERSION);
     CHECK(strcmp(q_text(db,
                         "SELECT group_concat(name, ',') FROM "
                         "pragma_table_info('delivery')",
@@ -1516,20 +1537,20 @@ test_upgrade_2(void)
                  "x1:0,99000,1,- x2:0,6,0,- y2:1,7,1,-") == 0,
           "rows kept, the leased one still leased: %s", buf);
     CHECK(sql_int(db, "SELECT count(*) FROM event") == 2, "events kept");
-    slh_spool_close(sp);
+    slh_store_close(sp);
     sp = NULL;
-    CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK &&
-              sql_int(slh_spool_db(sp), "PRAGMA user_version") ==
-                  SLH_SPOOL_VERSION,
-          "reopens as version %d: %s", SLH_SPOOL_VERSION, err.text);
-    slh_spool_close(sp);
+    CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK &&
+              sql_int(slh_sqlite_db(sp), "PRAGMA user_version") ==
+                  SLH_SQLITE_VERSION,
+          "reopens as version %d: %s", SLH_SQLITE_VERSION, err.text);
+    slh_store_close(sp);
 }
 
 static void
 test_disk_full(void)
 {
     char mnt[PATH_MAX], dir[PATH_MAX], filler[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch fail = {0};
     size_t n_new = 0;
@@ -1549,8 +1570,8 @@ test_disk_full(void)
     if (fd >= 0)
         close(fd);
     free(chunk);
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open on tmpfs: %s",
-               err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open on tmpfs: %s", err.text))
         goto out;
 
     stored = fill_up(sp, "full", &fail, &err);
@@ -1561,8 +1582,8 @@ test_disk_full(void)
     CHECK(strncmp(err.text, "spool ", 6) == 0 && contains(err.text, dir),
           "error names the spool: %s", err.text);
     printf("disk full: %d batches stored, then: %s\n", stored, err.text);
-    events = sql_int(slh_spool_db(sp), "SELECT count(*) FROM event");
-    rows = sql_int(slh_spool_db(sp), "SELECT count(*) FROM delivery");
+    events = sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event");
+    rows = sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM delivery");
     CHECK(events == 3 * stored, "the failing batch left no event: %lld of %d",
           (long long)events, 3 * stored);
     CHECK(rows == events, "nor a delivery row: %lld", (long long)rows);
@@ -1592,7 +1613,7 @@ test_disk_full(void)
           "stored, one row each");
     slh_batch_free(&fail);
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     CHECK(unmount(mnt), "umount %s: %s", mnt, strerror(errno));
 }
 
@@ -1600,7 +1621,7 @@ static void
 test_read_only_open(void)
 {
     char mnt[PATH_MAX], dir[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch b = {0};
     size_t n_new = 0;
@@ -1608,8 +1629,8 @@ test_read_only_open(void)
     if (!mount_tmpfs(mnt, "ro", "4m", MS_RDONLY))
         return;
     pathf(dir, "%s/spool", mnt);
-    CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE && sp == NULL &&
-              contains(err.text, dir) &&
+    CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_ESTORE &&
+              sp == NULL && contains(err.text, dir) &&
               contains(err.text, "Read-only file system"),
           "no spool dir on a ro fs: %s", err.text);
 
@@ -1617,7 +1638,7 @@ test_read_only_open(void)
     CHECK(mkdir(dir, 0700) == 0, "mkdir spool");
     CHECK(remount(mnt, MS_RDONLY, NULL), "remount ro: %s", strerror(errno));
     slh_error_clear(&err);
-    CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE &&
+    CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_ESTORE &&
               contains(err.text, "Read-only file system"),
           "empty spool dir on a ro fs: %s", err.text);
 
@@ -1625,7 +1646,8 @@ test_read_only_open(void)
      * quietly open it read-only. */
     CHECK(remount(mnt, 0, NULL), "remount rw: %s", strerror(errno));
     batch_fill(&b, 2, "ro", 0);
-    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text)) {
+    if (CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+              "open: %s", err.text)) {
         CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 2, "put: %s",
               err.text);
         /* The kernel refuses a read-only remount while the spool is open
@@ -1640,26 +1662,26 @@ test_read_only_open(void)
             CHECK(errno == EBUSY, "ro remount under an open spool: %s",
                   strerror(errno));
         }
-        slh_spool_close(sp);
+        slh_store_close(sp);
         sp = NULL;
     }
     CHECK(remount(mnt, MS_RDONLY, NULL), "remount ro after close: %s",
           strerror(errno));
     slh_error_clear(&err);
-    CHECK(slh_spool_open(&sp, dir, &err) == SLH_ESTORE && sp == NULL &&
-              contains(err.text, "not writable") &&
+    CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_ESTORE &&
+              sp == NULL && contains(err.text, "not writable") &&
               contains(err.text, "Read-only file system"),
           "existing spool on a ro fs: %s", err.text);
     CHECK(remount(mnt, 0, NULL), "remount rw: %s", strerror(errno));
     slh_error_clear(&err);
-    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK,
+    if (CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
               "open once rw again: %s", err.text)) {
-        CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 2,
+        CHECK(sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event") == 2,
               "the events survived");
         CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 0,
               "put works again");
     }
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_batch_free(&b);
     CHECK(unmount(mnt), "umount %s: %s", mnt, strerror(errno));
 }
@@ -1672,7 +1694,7 @@ test_read_only_ext4(void)
 {
     char img[PATH_MAX], mnt[PATH_MAX], dir[PATH_MAX], link[PATH_MAX];
     char sys[PATH_MAX], target[PATH_MAX], probe[PATH_MAX];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch b1 = {0}, b2 = {0};
     struct stat st;
@@ -1695,7 +1717,8 @@ test_read_only_ext4(void)
         return;
     batch_fill(&b1, 1, "ext4-first", 0);
     batch_fill(&b2, 2, "ext4-second", 0);
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         goto out;
     CHECK(put1(sp, &b1, &n_new, &err) == SLH_OK && n_new == 1, "put: %s",
           err.text);
@@ -1726,10 +1749,10 @@ test_read_only_ext4(void)
     printf("read-only under an open spool: %s\n", err.text);
     CHECK(put1(sp, &b2, &n_new, &err) == SLH_ESTORE, "and stays failing");
     /* The connection is still usable for reads. */
-    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1,
+    CHECK(sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event") == 1,
           "nothing of the failed put visible: %lld",
-          (long long)sql_int(slh_spool_db(sp), "SELECT count(*) FROM event"));
-    slh_spool_close(sp);
+          (long long)sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event"));
+    slh_store_close(sp);
     sp = NULL;
 
     /* What an operator does: unmount, mount again, carry on. */
@@ -1739,22 +1762,22 @@ test_read_only_ext4(void)
     if (!CHECK(rc == 0, "mount again"))
         goto out;
     slh_error_clear(&err);
-    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "reopen: %s",
-              err.text)) {
-        CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 1,
+    if (CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+              "reopen: %s", err.text)) {
+        CHECK(sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event") == 1,
               "the committed event survived, the failed batch is absent");
         CHECK(put1(sp, &b2, &n_new, &err) == SLH_OK && n_new == 2,
               "the failed batch stores now: %s", err.text);
     }
 out:
-    slh_spool_close(sp);
+    slh_store_close(sp);
     slh_batch_free(&b1);
     slh_batch_free(&b2);
     CHECK(unmount(mnt), "umount %s: %s", mnt, strerror(errno));
 }
 
 static enum slh_err
-noop_task(struct slh_spool *sp, void *arg, struct slh_error *err)
+noop_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
     (void)sp;
     (void)arg;
@@ -1764,12 +1787,12 @@ noop_task(struct slh_spool *sp, void *arg, struct slh_error *err)
 
 /* A put of one task that writes nothing, and no events. */
 static enum slh_err
-put_noop(struct slh_spool *sp, struct slh_error *err)
+put_noop(struct slh_store *sp, struct slh_error *err)
 {
-    struct slh_spool_task task = {noop_task, NULL};
+    struct slh_store_task task = {noop_task, NULL};
 
     slh_error_clear(err);
-    return slh_spool_put_tasks(sp, &cfg, NULL, 0, &task, 1, slh_now_ms(), NULL,
+    return slh_store_put_tasks(sp, &cfg, NULL, 0, &task, 1, slh_now_ms(), NULL,
                                err);
 }
 
@@ -1779,7 +1802,7 @@ test_removed(void)
     static const char kept_sql[] = "SELECT count(*) FROM event";
     sqlite3_stmt *kept = NULL;
     char parent[PATH_MAX], dir[PATH_MAX], path[PATH_MAX], wal[PATH_MAX];
-    struct slh_spool *sp = NULL, *sp2 = NULL;
+    struct slh_store *sp = NULL, *sp2 = NULL;
     struct slh_error err = {0};
     struct slh_batch a = {0}, b = {0}, c = {0};
     size_t n_new = 0;
@@ -1794,12 +1817,13 @@ test_removed(void)
     batch_fill(&c, 1, "rm-c", 0);
 
     /* rm -rf of the whole spool. */
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         goto out;
     CHECK(put1(sp, &a, &n_new, &err) == SLH_OK, "put a");
-    CHECK(slh_spool_prepare(sp, kept_sql, &kept) == SQLITE_OK,
+    CHECK(slh_sqlite_prepare(slh_sqlite(sp), kept_sql, &kept) == SQLITE_OK,
           "a kept statement");
-    slh_spool_release(kept);
+    slh_sqlite_release(kept);
     CHECK(run("rm -rf '%s'", dir) == 0 && !exists(dir), "rm -rf spool");
     CHECK(put1(sp, &b, &n_new, &err) == SLH_ESTORE &&
               contains(err.text, "removed"),
@@ -1812,14 +1836,14 @@ test_removed(void)
     CHECK(put1(sp, &b, &n_new, &err) == SLH_OK && n_new == 1,
           "next put reopens: %s", err.text);
     /* The kept statements went with the old connection. */
-    if (CHECK(slh_spool_prepare(sp, kept_sql, &kept) == SQLITE_OK,
+    if (CHECK(slh_sqlite_prepare(slh_sqlite(sp), kept_sql, &kept) == SQLITE_OK,
               "kept statement after the reopen: %s",
-              sqlite3_errmsg(slh_spool_db(sp)))) {
-        CHECK(sqlite3_db_handle(kept) == slh_spool_db(sp) &&
+              sqlite3_errmsg(slh_sqlite_db(sp)))) {
+        CHECK(sqlite3_db_handle(kept) == slh_sqlite_db(sp) &&
                   sqlite3_step(kept) == SQLITE_ROW &&
                   sqlite3_column_int(kept, 0) == 1,
               "prepared anew on the new connection, and runs");
-        slh_spool_release(kept);
+        slh_sqlite_release(kept);
     }
     CHECK(exists(path) && file_mode(dir) == 0700, "spool made anew");
     CHECK(q_other(dir, "SELECT count(*) FROM event") == 1,
@@ -1827,8 +1851,8 @@ test_removed(void)
 
     /* Replaced by another spool (another process's handle). */
     CHECK(run("rm -rf '%s'", dir) == 0, "rm -rf again");
-    if (!CHECK(slh_spool_open(&sp2, dir, &err) == SLH_OK, "open sp2: %s",
-               err.text))
+    if (!CHECK(slh_store_open(&sp2, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open sp2: %s", err.text))
         goto out;
     CHECK(put1(sp2, &a, &n_new, &err) == SLH_OK && n_new == 1, "sp2 puts a");
     CHECK(put1(sp, &c, &n_new, &err) == SLH_ESTORE &&
@@ -1836,7 +1860,7 @@ test_removed(void)
           "put into a replaced spool fails: %s", err.text);
     CHECK(put1(sp, &c, &n_new, &err) == SLH_OK && n_new == 1,
           "then reopens onto the new one: %s", err.text);
-    slh_spool_close(sp);
+    slh_store_close(sp);
     sp = NULL;
     /* Closing the old connection must not checkpoint into, or delete, the
      * new spool's files. */
@@ -1845,13 +1869,14 @@ test_removed(void)
     CHECK(q_other(dir, "SELECT count(*) FROM event") == 3,
           "new spool holds a, c, b: %lld",
           (long long)q_other(dir, "SELECT count(*) FROM event"));
-    slh_spool_close(sp2);
+    slh_store_close(sp2);
     sp2 = NULL;
     CHECK(q_other(dir, "SELECT count(*) FROM event") == 3,
           "and keeps them after every handle closed");
 
     /* Only the -wal and -shm "cleaned up". */
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         goto out;
     slh_batch_free(&a);
     batch_fill(&a, 1, "rm-wal", 0);
@@ -1870,8 +1895,8 @@ test_removed(void)
     CHECK(put1(sp, &a, &n_new, &err) == SLH_OK && n_new == 1,
           "a new database file is fine again: %s", err.text);
 out:
-    slh_spool_close(sp);
-    slh_spool_close(sp2);
+    slh_store_close(sp);
+    slh_store_close(sp2);
     slh_batch_free(&a);
     slh_batch_free(&b);
     slh_batch_free(&c);
@@ -1884,14 +1909,15 @@ static void
 test_other_process(void)
 {
     char dir[PATH_MAX], prefix[64];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch b = {0};
     size_t n_new = 0;
     int ok = 0;
 
     path_in(dir, "proc");
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
     for (int i = 0; i < 3; i++) {
         int status = -1;
@@ -1900,16 +1926,16 @@ test_other_process(void)
         fflush(stdout);
         pid = fork();
         if (pid == 0) {
-            struct slh_spool *child = NULL;
+            struct slh_store *child = NULL;
             int rc = 1;
 
             snprintf(prefix, sizeof(prefix), "child-%d", i);
             batch_fill(&b, 1, prefix, 0);
-            if (slh_spool_open(&child, dir, &err) == SLH_OK &&
+            if (slh_store_open(&child, dir, SLH_STORE_CREATE, &err) == SLH_OK &&
                 put1(child, &b, &n_new, &err) == SLH_OK && n_new == 1)
                 rc = 0;
             /* The last connection of its process, but not of the file. */
-            slh_spool_close(child);
+            slh_store_close(child);
             _exit(rc);
         }
         waitpid(pid, &status, 0);
@@ -1924,9 +1950,9 @@ test_other_process(void)
         slh_batch_free(&b);
     }
     CHECK(ok == 3, "the long-lived handle went on storing");
-    CHECK(sql_int(slh_spool_db(sp), "SELECT count(*) FROM event") == 6,
+    CHECK(sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM event") == 6,
           "it sees the children's events too");
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
 #define CONC_PUTS 40
@@ -1943,18 +1969,18 @@ static pthread_mutex_t conc_mu = PTHREAD_MUTEX_INITIALIZER;
 static void *
 opener_run(void *arg)
 {
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
 
     (void)arg;
     pthread_barrier_wait(&conc_barrier);
-    if (slh_spool_open(&sp, conc_dir, &err) != SLH_OK) {
+    if (slh_store_open(&sp, conc_dir, SLH_STORE_CREATE, &err) != SLH_OK) {
         pthread_mutex_lock(&conc_mu);
         conc_open_failed++;
         conc_open_err = err;
         pthread_mutex_unlock(&conc_mu);
     }
-    slh_spool_close(sp);
+    slh_store_close(sp);
     return NULL;
 }
 
@@ -1992,20 +2018,20 @@ static void *
 worker_run(void *arg)
 {
     struct worker *w = arg;
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     size_t n_new;
 
-    if (slh_spool_open(&sp, w->dir, &w->err) != SLH_OK)
+    if (slh_store_open(&sp, w->dir, SLH_STORE_CREATE, &w->err) != SLH_OK)
         return NULL;
     for (int i = 0; i < CONC_PUTS; i++) {
         const struct slh_batch *one[] = {&w->batches[i]};
-        if (slh_spool_put(sp, &cfg, one, 1, slh_now_ms(), &n_new, &w->err) ==
+        if (slh_store_put(sp, &cfg, one, 1, slh_now_ms(), &n_new, &w->err) ==
             SLH_OK) {
             w->n_ok++;
             w->n_new += n_new;
         }
     }
-    slh_spool_close(sp);
+    slh_store_close(sp);
     return NULL;
 }
 
@@ -2015,7 +2041,7 @@ test_concurrent(void)
     char dir[PATH_MAX], id[64];
     struct worker *w = calloc(2, sizeof(*w));
     pthread_t th[2];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
 
     path_in(dir, "conc");
@@ -2044,8 +2070,9 @@ test_concurrent(void)
     CHECK(w[0].n_new + w[1].n_new == 5 * CONC_PUTS,
           "n_new adds up to %d: %zu + %zu", 5 * CONC_PUTS, w[0].n_new,
           w[1].n_new);
-    if (CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text)) {
-        sqlite3 *db = slh_spool_db(sp);
+    if (CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+              "open: %s", err.text)) {
+        sqlite3 *db = slh_sqlite_db(sp);
         CHECK(sql_int(db, "SELECT count(*) FROM event") == 5 * CONC_PUTS,
               "all events stored once: %lld",
               (long long)sql_int(db, "SELECT count(*) FROM event"));
@@ -2060,7 +2087,7 @@ test_concurrent(void)
                      "ok") == 0,
               "integrity_check: %s", id);
     }
-    slh_spool_close(sp);
+    slh_store_close(sp);
     for (int t = 0; t < 2; t++) {
         for (int i = 0; i < CONC_PUTS; i++)
             slh_batch_free(&w[t].batches[i]);
@@ -2073,7 +2100,7 @@ static void
 report_timing(void)
 {
     char dir[PATH_MAX], prefix[64];
-    struct slh_spool *sp = NULL;
+    struct slh_store *sp = NULL;
     struct slh_error err = {0};
     struct slh_batch one, many[100];
     const struct slh_batch *ptrs[100];
@@ -2087,15 +2114,16 @@ report_timing(void)
     for (int i = 0; i < n_open; i++) {
         snprintf(prefix, sizeof(prefix), "cgi-%d", i);
         batch_fill(&one, 1, prefix, 600);
-        if (slh_spool_open(&sp, dir, &err) == SLH_OK &&
+        if (slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK &&
             put1(sp, &one, &n_new, &err) == SLH_OK && n_new == 1)
             ok++;
-        slh_spool_close(sp);
+        slh_store_close(sp);
         sp = NULL;
         slh_batch_free(&one);
     }
     t_open = (now_s() - t) / n_open;
-    if (!CHECK(slh_spool_open(&sp, dir, &err) == SLH_OK, "open: %s", err.text))
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
         return;
     t = now_s();
     for (int i = 0; i < n_one; i++) {
@@ -2114,7 +2142,7 @@ report_timing(void)
             ptrs[i] = &many[i];
         }
         t = now_s();
-        if (slh_spool_put(sp, &cfg, ptrs, 100, slh_now_ms(), &n_new, &err) ==
+        if (slh_store_put(sp, &cfg, ptrs, 100, slh_now_ms(), &n_new, &err) ==
                 SLH_OK &&
             n_new == 100)
             ok++;
@@ -2129,7 +2157,7 @@ report_timing(void)
            "batch of 1 event %.2f ms; put of 100 batches %.2f ms (%.3f ms per "
            "batch)\n",
            base, t_open * 1e3, t_one * 1e3, t_many * 1e3, t_many * 10);
-    slh_spool_close(sp);
+    slh_store_close(sp);
 }
 
 int

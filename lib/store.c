@@ -1,0 +1,315 @@
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_backend.h"
+
+/* The backends, asked in turn whether a spool string is theirs; the last
+ * one takes any other (a directory: SQLite). A new backend goes first. */
+extern const struct slh_store_ops slh_store_sqlite_ops; /* store_sqlite.c */
+
+static const struct slh_store_ops *const backends[] = {
+    &slh_store_sqlite_ops,
+};
+
+#define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
+
+#define NO_HANDLE(err) slh_error_set(err, SLH_EINVAL, "spool: no handle")
+
+int64_t
+slh_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum slh_err
+slh_store_open(struct slh_store **out, const char *spool,
+               enum slh_store_create how, struct slh_error *err)
+{
+    size_t i = 0;
+
+    if (out == NULL)
+        return NO_HANDLE(err);
+    *out = NULL;
+    if (spool == NULL || *spool == '\0')
+        return slh_error_set(err, SLH_EINVAL, "spool: no directory");
+    while (i + 1 < N_BACKENDS && !backends[i]->is_mine(spool))
+        i++;
+    return backends[i]->open(out, spool, how, err);
+}
+
+void
+slh_store_close(struct slh_store *st)
+{
+    if (st != NULL)
+        st->ops->close(st);
+}
+
+const char *
+slh_store_where(const struct slh_store *st)
+{
+    return st != NULL ? st->ops->where(st) : "";
+}
+
+enum slh_err
+slh_store_verify(struct slh_store *st, struct slh_error *err)
+{
+    return st != NULL ? st->ops->verify(st, err) : NO_HANDLE(err);
+}
+
+bool
+slh_store_is_replaced(struct slh_store *st)
+{
+    return st != NULL && st->ops->is_replaced(st);
+}
+
+enum slh_err
+slh_store_role(struct slh_store *st, enum slh_store_role role,
+               struct slh_error *err)
+{
+    return st != NULL ? st->ops->role(st, role, err) : NO_HANDLE(err);
+}
+
+void
+slh_store_defer_maintenance(struct slh_store *st, void (*due)(void *ctx),
+                            void *ctx)
+{
+    if (st != NULL)
+        st->ops->defer_maintenance(st, due, ctx);
+}
+
+enum slh_err
+slh_store_maintain(struct slh_store *st, struct slh_error *err)
+{
+    return st != NULL ? st->ops->maintain(st, err) : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_put(struct slh_store *st, const struct slh_config *cfg,
+              const struct slh_batch *const *batches, size_t n, int64_t now_ms,
+              size_t *n_new, struct slh_error *err)
+{
+    return slh_store_put_tasks(st, cfg, batches, n, NULL, 0, now_ms, n_new,
+                               err);
+}
+
+enum slh_err
+slh_store_put_tasks(struct slh_store *st, const struct slh_config *cfg,
+                    const struct slh_batch *const *batches, size_t n,
+                    const struct slh_store_task *tasks, size_t n_tasks,
+                    int64_t now_ms, size_t *n_new, struct slh_error *err)
+{
+    if (n_new != NULL)
+        *n_new = 0;
+    if (st == NULL || cfg == NULL || (n > 0 && batches == NULL) ||
+        (n_tasks > 0 && tasks == NULL))
+        return slh_error_set(err, SLH_EINVAL, "spool: bad arguments");
+    return st->ops->put_tasks(st, cfg, batches, n, tasks, n_tasks, now_ms,
+                              n_new, err);
+}
+
+enum slh_err
+slh_store_owner_open(struct slh_store *st, struct slh_store_owner **out,
+                     struct slh_error *err)
+{
+    *out = NULL;
+    return st != NULL ? st->ops->owner_open(st, out, err) : NO_HANDLE(err);
+}
+
+int64_t
+slh_store_owner_token(const struct slh_store_owner *o)
+{
+    return o != NULL ? o->token : 0;
+}
+
+void
+slh_store_owner_close(struct slh_store_owner *o)
+{
+    if (o != NULL)
+        o->close(o);
+}
+
+enum slh_err
+slh_store_take_back(struct slh_store *st, int64_t self, int64_t now_ms,
+                    size_t *taken, struct slh_error *err)
+{
+    if (taken != NULL)
+        *taken = 0;
+    return st != NULL ? st->ops->take_back(st, self, now_ms, taken, err)
+                      : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_claim(struct slh_store *st, const char *dest, int64_t owner,
+                int64_t now_ms, int64_t lease_ms, size_t max,
+                struct slh_claim *claims, size_t *n, int64_t *next_due,
+                struct slh_error *err)
+{
+    *n = 0;
+    if (next_due != NULL)
+        *next_due = INT64_MAX;
+    if (st == NULL)
+        return NO_HANDLE(err);
+    return st->ops->claim(st, dest, owner, now_ms, lease_ms, max, claims, n,
+                          next_due, err);
+}
+
+void
+slh_store_claim_free(struct slh_claim *c)
+{
+    if (c == NULL)
+        return;
+    free(c->body);
+    memset(c, 0, sizeof(*c));
+}
+
+enum slh_err
+slh_store_finish(struct slh_store *st, const struct slh_outcome *o, size_t n,
+                 int64_t now_ms, struct slh_error *err)
+{
+    if (n == 0)
+        return SLH_OK;
+    return st != NULL ? st->ops->finish(st, o, n, now_ms, err) : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_unclaim(struct slh_store *st, const char *dest, const int64_t *seqs,
+                  size_t n, int64_t now_ms, struct slh_error *err)
+{
+    if (n == 0)
+        return SLH_OK;
+    return st != NULL ? st->ops->unclaim(st, dest, seqs, n, now_ms, err)
+                      : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_next_due(struct slh_store *st, const char *dest, int64_t *due,
+                   struct slh_error *err)
+{
+    *due = INT64_MAX;
+    return st != NULL ? st->ops->next_due(st, dest, due, err) : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_stats(struct slh_store *st, const char *dest,
+                struct slh_store_stats *s, struct slh_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    return st != NULL ? st->ops->stats(st, dest, s, err) : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_retry(struct slh_store *st, const char *dest, int64_t now_ms,
+                size_t *n, struct slh_error *err)
+{
+    if (n != NULL)
+        *n = 0;
+    return st != NULL ? st->ops->retry(st, dest, now_ms, n, err)
+                      : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_purge(struct slh_store *st, int64_t cutoff_ms, size_t *n,
+                struct slh_error *err)
+{
+    if (n != NULL)
+        *n = 0;
+    return st != NULL ? st->ops->purge(st, cutoff_ms, n, err) : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_dests(struct slh_store *st, char ***names, size_t *n,
+                struct slh_error *err)
+{
+    *names = NULL;
+    *n = 0;
+    return st != NULL ? st->ops->dests(st, names, n, err) : NO_HANDLE(err);
+}
+
+void
+slh_store_dests_free(char **names, size_t n)
+{
+    if (names == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int64_t
+slh_store_data_version(struct slh_store *st)
+{
+    return st != NULL ? st->ops->data_version(st) : 0;
+}
+
+enum slh_err
+slh_store_events(struct slh_store *st, const struct slh_store_filter *f,
+                 struct slh_store_event **events, size_t *n,
+                 struct slh_error *err)
+{
+    static const struct slh_store_filter any = {0};
+
+    *events = NULL;
+    *n = 0;
+    if (st == NULL)
+        return NO_HANDLE(err);
+    return st->ops->events(st, f != NULL ? f : &any, events, n, err);
+}
+
+void
+slh_store_event_free(struct slh_store_event *ev)
+{
+    if (ev == NULL)
+        return;
+    for (size_t i = 0; ev->rows != NULL && i < ev->n_rows; i++)
+        free(ev->rows[i].dest);
+    free(ev->rows);
+    free(ev->type);
+    free(ev->body);
+    memset(ev, 0, sizeof(*ev));
+}
+
+void
+slh_store_events_free(struct slh_store_event *events, size_t n)
+{
+    if (events == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        slh_store_event_free(&events[i]);
+    free(events);
+}
+
+enum slh_err
+slh_store_event(struct slh_store *st, const char *id,
+                struct slh_store_event *ev, struct slh_error *err)
+{
+    size_t len = id != NULL ? strlen(id) : 0;
+
+    memset(ev, 0, sizeof(*ev));
+    if (st == NULL)
+        return NO_HANDLE(err);
+    if (len < SLH_STORE_PREFIX_MIN || len > SLH_EVENT_ID_LEN ||
+        strspn(id, "0123456789abcdef") != len)
+        return slh_error_set(err, SLH_EINVAL,
+                             "event id %s: give at least %d hex characters",
+                             id != NULL ? id : "", SLH_STORE_PREFIX_MIN);
+    return st->ops->event(st, id, ev, err);
+}
+
+enum slh_err
+slh_store_requeue(struct slh_store *st, const struct slh_dest *dest,
+                  int64_t since_ms, int64_t until_ms, unsigned states,
+                  int64_t now_ms, size_t *n, struct slh_error *err)
+{
+    if (n != NULL)
+        *n = 0;
+    if (st == NULL || dest == NULL)
+        return NO_HANDLE(err);
+    return st->ops->requeue(st, dest, since_ms, until_ms, states, now_ms, n,
+                            err);
+}

@@ -1,0 +1,413 @@
+/* store.h: the durable queue, whatever keeps it.
+ *
+ * Every event the receiver accepts is stored here before it answers 200,
+ * with a delivery row for each destination whose filter wants it; the
+ * deliverers take their work from those rows. This header is the whole
+ * contract between the front ends, the committer, the deliverer and the
+ * command-line tool on one side, and the backend on the other: nothing in
+ * it is a backend's. The backend is chosen from the config's `spool`
+ * string (store.c): a directory is a SQLite spool (store_sqlite.h). Adding
+ * one is a file with an ops table (store_backend.h) and a line in store.c.
+ *
+ * An event is stored once: its identity is the hex SHA-256 of event.h
+ * (slh_event_id()), and an event whose id, or whose legacy id
+ * (slh_event_legacy_id()), is already stored is a duplicate. Validation
+ * events are never stored. The secret key is never stored.
+ *
+ * A delivery row (destination, event) is pending, delivered or dead. A
+ * deliverer claims due pending rows with a lease: the row's due time moves
+ * past the attempt and the attempt is counted, in one write, so racing
+ * deliverers (threads or processes) never take the same row. A claimed row
+ * also names its owner (slh_store_owner_open()): when an owner dies, the
+ * next deliverer to look takes back at once what it held
+ * (slh_store_take_back()); the lease covers the rest (an owner alive but
+ * stuck, a row claimed with no owner). For a pending row a store keeps
+ * when slh_store_retry() or slh_store_requeue() revived it, so that
+ * max_age counts from then.
+ */
+#ifndef SLH_STORE_H
+#define SLH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "event.h"
+
+#define SLH_STORE_KEEP_MS (7LL * 24 * 3600 * 1000) /* delivered kept */
+#define SLH_STORE_ERROR_LEN 256 /* last_error buffer, NUL included */
+
+enum slh_delivery_state { SLH_PENDING = 0, SLH_DELIVERED = 1, SLH_DEAD = 2 };
+
+struct slh_store; /* opaque; one per thread */
+
+/* What slh_store_open() may create. */
+enum slh_store_create {
+    SLH_STORE_CREATE,    /* the directory and the database, as needed */
+    SLH_STORE_CREATE_DB, /* the database, in a directory that exists */
+    SLH_STORE_EXISTING   /* nothing: the store must exist */
+};
+
+/*
+ * Opens the store that spool (the config's string) names, creating what
+ * how allows and upgrading an older schema in place. *out is a new handle,
+ * released with slh_store_close(). On failure *out is NULL and err says
+ * why, naming the place: SLH_ENOTFOUND when how forbade making what is
+ * missing ("spool DIR: no spool yet", everything left as it was),
+ * SLH_ESTORE otherwise. A store is trusted only when it is the running
+ * user's own and writable by nobody else: otherwise the open fails
+ * (SLH_ESTORE) before anything is made, naming the owner and the mode. A
+ * reconnection after the store was removed (slh_store_put()) obeys the
+ * same how.
+ */
+enum slh_err slh_store_open(struct slh_store **out, const char *spool,
+                            enum slh_store_create how, struct slh_error *err);
+
+/* Closes the handle. NULL is fine. */
+void slh_store_close(struct slh_store *st);
+
+/* What st has open, for messages ("DIR/slhook.db"); borrowed from st. */
+const char *slh_store_where(const struct slh_store *st);
+
+/*
+ * A consistency check of the whole store (slhook check): SLH_OK when it
+ * finds nothing wrong, else SLH_ESTORE with the first problem in err. Reads
+ * everything: not for the request path.
+ */
+enum slh_err slh_store_verify(struct slh_store *st, struct slh_error *err);
+
+/*
+ * Whether another store now lives where st's was opened (the directory
+ * removed and made anew): st still reads the old one, where nothing new
+ * arrives. False while it is the same, or while nothing is there yet.
+ */
+bool slh_store_is_replaced(struct slh_store *st);
+
+/* What a connection is for: slh_store_role() tunes it. */
+enum slh_store_role {
+    /* Its writes (claims, outcomes) need not be durable one by one: a lost
+     * outcome only repeats a delivery. It reads the queue in order, each
+     * event once. */
+    SLH_STORE_DELIVERER,
+};
+
+/* Tunes st for role; a backend with nothing to tune returns SLH_OK. */
+enum slh_err slh_store_role(struct slh_store *st, enum slh_store_role role,
+                            struct slh_error *err);
+
+/*
+ * Storage maintenance off the commit path, for a connection that commits
+ * often (slhook.fcgi's committer): after this call, st calls due(ctx) (on
+ * the committing thread: keep it short) when maintenance is worth running,
+ * and someone holding another handle runs slh_store_maintain(). Kept when
+ * st reconnects. A backend that needs none never calls due.
+ */
+void slh_store_defer_maintenance(struct slh_store *st, void (*due)(void *ctx),
+                                 void *ctx);
+
+/* The maintenance that slh_store_defer_maintenance() deferred, on its own
+ * handle, without holding up writers. */
+enum slh_err slh_store_maintain(struct slh_store *st, struct slh_error *err);
+
+/*
+ * Stores, in one write that is durable (fsync'd) when this returns SLH_OK,
+ * every event of the n batches except Validation ones: an event each, and
+ * a pending delivery row (due now_ms) for each destination of cfg whose
+ * filter wants it. Duplicates add nothing (above). *n_new (may be NULL)
+ * gets the number of new events. On failure nothing at all is stored and
+ * the result is SLH_ESTORE with the reason in err (disk full, read-only,
+ * I/O error, the store removed or replaced since st opened it: then the
+ * next put reopens it at its place, as a new process would).
+ */
+enum slh_err slh_store_put(struct slh_store *st, const struct slh_config *cfg,
+                           const struct slh_batch *const *batches, size_t n,
+                           int64_t now_ms, size_t *n_new,
+                           struct slh_error *err);
+
+/*
+ * Work for a writer's transaction (slh_store_put_tasks()): fn(st, arg, err)
+ * reads and writes through st inside it, and returns SLH_OK, or an error
+ * that rolls the whole transaction back. A task may run again after such a
+ * rollback (its effects undone), so whatever it hands out of the store is
+ * its caller's only once the put it ran in returned SLH_OK.
+ */
+struct slh_store_task {
+    enum slh_err (*fn)(struct slh_store *st, void *arg, struct slh_error *err);
+    void *arg;
+};
+
+/*
+ * slh_store_put(), and in the same transaction, after the inserts, the
+ * n_tasks tasks in order: one write and one fsync for what would have been
+ * several. A task's error fails the put with that error. Tasks alone (no
+ * event to store) need not be durable at once, as a deliverer's own writes;
+ * the next put that stores events makes them so with its own, and they
+ * never make a new store where one was removed.
+ */
+enum slh_err slh_store_put_tasks(struct slh_store *st,
+                                 const struct slh_config *cfg,
+                                 const struct slh_batch *const *batches,
+                                 size_t n, const struct slh_store_task *tasks,
+                                 size_t n_tasks, int64_t now_ms, size_t *n_new,
+                                 struct slh_error *err);
+
+/*
+ * Claim, finish, unclaim and take back each make a write of their own,
+ * unless st is inside a writer's transaction already (as a task of
+ * slh_store_put_tasks()): then they join it, and what they did stands or
+ * falls with it.
+ */
+
+/* One claimed delivery row and what is needed to attempt it. */
+struct slh_claim {
+    int64_t seq;      /* the event's number in this store */
+    int attempts;     /* attempts made, the claimed one included */
+    int64_t received; /* unix ms the event was stored */
+    int64_t revived;  /* unix ms it was retried or requeued, or 0 */
+    char id[SLH_EVENT_ID_LEN + 1]; /* event id, hex */
+    char *body;                    /* owned: the relay body, NUL-terminated */
+    size_t body_len;
+};
+
+/* What an attempt came to, to be recorded by slh_store_finish(). */
+struct slh_outcome {
+    const char *dest;              /* destination name, borrowed */
+    int64_t seq;                   /* the claim's seq */
+    char id[SLH_EVENT_ID_LEN + 1]; /* and that event's id: see finish */
+    int state;   /* enum slh_delivery_state: the row's new state */
+    int64_t due; /* when SLH_PENDING: the next attempt (unix ms) */
+    int status;  /* HTTP status, 0 when there was none */
+    char error[SLH_STORE_ERROR_LEN]; /* why it failed, "" when delivered */
+};
+
+/* A deliverer's identity in the rows it claims; opaque, made by a store. */
+struct slh_store_owner;
+
+/*
+ * Makes *out a new owner for st's store, alive as long as this process
+ * holds it (whatever way the process ends, it dies with it; a program the
+ * process runs does not inherit it). On failure *out is NULL, which claims
+ * as no one, and err says why (SLH_EIO).
+ */
+enum slh_err slh_store_owner_open(struct slh_store *st,
+                                  struct slh_store_owner **out,
+                                  struct slh_error *err);
+
+/* The token o claims with: > 0, or 0 for NULL (rows owned by no one). */
+int64_t slh_store_owner_token(const struct slh_store_owner *o);
+
+/* Ends o, whose claims are given back or finished, and frees it. NULL is
+ * fine. */
+void slh_store_owner_close(struct slh_store_owner *o);
+
+/*
+ * Gives back every pending row that owners no longer alive had claimed (up
+ * to a few of them per call), as unclaim does: due at now_ms, the claimed
+ * attempt uncounted, owned by no one; self (a token, 0 for none) is never
+ * taken for dead. A dead owner is forgotten once its rows are back, that
+ * is once the write commits; if it rolls back, the next call finds it
+ * again. *taken (may be NULL) gets how many rows. Writes nothing when no
+ * owner died.
+ */
+enum slh_err slh_store_take_back(struct slh_store *st, int64_t self,
+                                 int64_t now_ms, size_t *taken,
+                                 struct slh_error *err);
+
+/*
+ * Claims up to max pending rows of destination dest that are due at now_ms
+ * (earliest due first), leasing them until now_ms + lease_ms to owner (a
+ * token, 0 for none) and counting an attempt on each. claims[0..*n) are
+ * filled in (release each with slh_store_claim_free()); *next_due (may be
+ * NULL) gets the earliest due of dest's pending rows after the claim,
+ * leased ones included, or INT64_MAX when none is pending. On failure
+ * nothing is claimed, *n is 0 and err says why (SLH_ESTORE, SLH_ENOMEM).
+ */
+enum slh_err slh_store_claim(struct slh_store *st, const char *dest,
+                             int64_t owner, int64_t now_ms, int64_t lease_ms,
+                             size_t max, struct slh_claim *claims, size_t *n,
+                             int64_t *next_due, struct slh_error *err);
+
+/* Releases what c owns and zeroes it. NULL is fine. */
+void slh_store_claim_free(struct slh_claim *c);
+
+/*
+ * Records n outcomes in one write, each row then owned by no one; now_ms
+ * stamps delivered and dead rows. A row that is no longer pending (finished
+ * by a deliverer whose lease it outlived) is left as it is, and so is one
+ * whose seq now names an event other than id (the store was replaced since
+ * the claim, and seqs started over). An error text is stored as valid
+ * UTF-8: a character cut off by the end of the buffer is dropped, any other
+ * invalid byte becomes '?'. On failure nothing is recorded (SLH_ESTORE).
+ */
+enum slh_err slh_store_finish(struct slh_store *st, const struct slh_outcome *o,
+                              size_t n, int64_t now_ms, struct slh_error *err);
+
+/*
+ * Gives back n claimed rows of dest (seqs) that were not attempted after
+ * all, a deliverer stopping: due at now_ms, the claimed attempt uncounted,
+ * owned by no one.
+ */
+enum slh_err slh_store_unclaim(struct slh_store *st, const char *dest,
+                               const int64_t *seqs, size_t n, int64_t now_ms,
+                               struct slh_error *err);
+
+/*
+ * *due gets the earliest due time of dest's pending rows (leased ones
+ * included), or INT64_MAX when none is pending. dest NULL means every
+ * destination in the store.
+ */
+enum slh_err slh_store_next_due(struct slh_store *st, const char *dest,
+                                int64_t *due, struct slh_error *err);
+
+/* One destination's numbers, for `slhook status`. */
+struct slh_store_stats {
+    int64_t pending;        /* not yet delivered nor dead (retrying included) */
+    int64_t retrying;       /* of those, the ones whose last attempt failed */
+    int64_t dead;           /* dead letters */
+    int64_t delivered;      /* delivered */
+    int64_t oldest_pending; /* unix ms the oldest pending event was received,
+                               0 when nothing is pending */
+    int last_status;        /* HTTP status of the latest recorded failure, 0 */
+    char last_error[SLH_STORE_ERROR_LEN]; /* its text, "" when none */
+};
+
+/*
+ * Fills *s with dest's numbers, all read at one moment. A destination
+ * without rows gets zeros. last_error is valid UTF-8 whatever was stored
+ * (mended as slh_store_finish() stores it).
+ */
+enum slh_err slh_store_stats(struct slh_store *st, const char *dest,
+                             struct slh_store_stats *s, struct slh_error *err);
+
+/*
+ * Puts every dead letter of dest back in the queue: pending, due at now_ms,
+ * attempts 0, with max_age counted afresh from now_ms. *n (may be NULL) gets
+ * how many.
+ */
+enum slh_err slh_store_retry(struct slh_store *st, const char *dest,
+                             int64_t now_ms, size_t *n, struct slh_error *err);
+
+/*
+ * Forgets what no longer needs keeping: delivered rows finished before
+ * cutoff_ms, then events received before cutoff_ms with no delivery row
+ * left (pending and dead rows keep their event), in short writes that never
+ * keep receivers waiting long. *n (may be NULL) gets the number of events
+ * forgotten. A forgotten event posted again is no longer recognised as a
+ * duplicate: keep cutoff well beyond SocketLabs' four-day horizon.
+ */
+enum slh_err slh_store_purge(struct slh_store *st, int64_t cutoff_ms, size_t *n,
+                             struct slh_error *err);
+
+/*
+ * *names gets a new array of the *n distinct destination names that have
+ * delivery rows in st (any state; a destination removed from the config
+ * keeps its rows), in byte order, each a new string; release with
+ * slh_store_dests_free(). On failure *names is NULL, *n is 0 and err says
+ * why (SLH_ESTORE, SLH_ENOMEM).
+ */
+enum slh_err slh_store_dests(struct slh_store *st, char ***names, size_t *n,
+                             struct slh_error *err);
+
+/* Releases what slh_store_dests() gave. NULL is fine. */
+void slh_store_dests_free(char **names, size_t n);
+
+/*
+ * A number that changes whenever another handle (a receiver storing
+ * events, another deliverer) has written to the store since: a deliverer
+ * polls it to know when to look again. 0 when it cannot be read.
+ */
+int64_t slh_store_data_version(struct slh_store *st);
+
+/* Milliseconds since the epoch, from CLOCK_REALTIME. */
+int64_t slh_now_ms(void);
+
+/*
+ * Reading stored events, for `slhook events`, `show` and `replay`.
+ */
+
+/* One delivery row of a stored event. */
+struct slh_store_row {
+    char *dest;      /* owned */
+    int state;       /* enum slh_delivery_state */
+    int attempts;    /* attempts made */
+    int last_status; /* HTTP status of the last attempt, 0 when none */
+    char last_error[SLH_STORE_ERROR_LEN]; /* "" when none */
+    int64_t due; /* pending: the next attempt (unix ms); else when finished */
+    bool is_retrying; /* pending, and its last attempt failed */
+};
+
+/* A stored event with its delivery rows (in destination byte order). */
+struct slh_store_event {
+    int64_t seq;
+    char id[SLH_EVENT_ID_LEN + 1];
+    char *type;                 /* owned: Type as received */
+    int tracking;               /* enum slh_tracking */
+    int64_t at;                 /* slh_event_at() of its DateTime */
+    int64_t received;           /* unix ms it was stored */
+    char *body;                 /* owned: the relay body (no SecretKey) */
+    struct slh_store_row *rows; /* owned */
+    size_t n_rows;
+};
+
+/* Which events slh_store_events() lists. Zero (or NULL) fields mean any. */
+struct slh_store_filter {
+    const char *dest; /* with a row for this destination */
+    unsigned states;  /* a bit (1u << state) per wanted state of that row
+                         (of any row without dest); 0: any */
+    bool is_retrying; /* of pending rows, only those that failed before */
+    const char *type; /* Type, exactly */
+    int64_t since;    /* received at or after (unix ms); 0: no bound */
+    int64_t until;    /* received before (unix ms); 0: no bound */
+    size_t limit;     /* at most this many; 0: SLH_STORE_LIST_LIMIT */
+};
+#define SLH_STORE_LIST_LIMIT 50
+
+/*
+ * The events that f selects, newest first (by received time, then by
+ * arrival), each with every delivery row it has: *events a new array of *n,
+ * released with slh_store_events_free(). On failure *events is NULL, *n 0
+ * and err says why (SLH_ESTORE, SLH_ENOMEM).
+ */
+enum slh_err slh_store_events(struct slh_store *st,
+                              const struct slh_store_filter *f,
+                              struct slh_store_event **events, size_t *n,
+                              struct slh_error *err);
+
+/* Releases n events and the array. NULL is fine. */
+void slh_store_events_free(struct slh_store_event *events, size_t n);
+
+/*
+ * Reads the one event whose id is id, or begins with id (at least
+ * SLH_STORE_PREFIX_MIN lowercase hex characters), into *ev (released with
+ * slh_store_event_free()). SLH_EINVAL for a prefix too short or not hex,
+ * SLH_ENOTFOUND when no event has it, SLH_EINVAL too when more than one
+ * has ("ambiguous"), with err saying which.
+ */
+#define SLH_STORE_PREFIX_MIN 8
+enum slh_err slh_store_event(struct slh_store *st, const char *id,
+                             struct slh_store_event *ev, struct slh_error *err);
+
+/* Releases what *ev owns and zeroes it. NULL is fine. */
+void slh_store_event_free(struct slh_store_event *ev);
+
+/*
+ * Queues again, for destination dest, every event received in
+ * [since_ms, until_ms) (0: no bound) whose row for dest is in one of the
+ * states (bits 1u << state; 0: any) and that dest's filter accepts
+ * (slh_dest_wants()): due at now_ms, attempts 0, last error kept, and
+ * max_age counted afresh from now_ms. An event with no row for dest gets
+ * one (a backfill: a destination added after the events arrived), when
+ * states has no bit or SLH_STORE_NO_ROW. A leased row is left alone, as
+ * well as every other destination's. *n (may be NULL) gets how many rows
+ * were queued, in one write.
+ */
+#define SLH_STORE_NO_ROW 8u /* a states bit: events without a row for dest */
+enum slh_err slh_store_requeue(struct slh_store *st,
+                               const struct slh_dest *dest, int64_t since_ms,
+                               int64_t until_ms, unsigned states,
+                               int64_t now_ms, size_t *n,
+                               struct slh_error *err);
+
+#endif

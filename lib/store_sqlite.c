@@ -1,0 +1,305 @@
+/* store_sqlite.c: the SQLite backend's ops table and its one set of
+ * helpers (statements, transactions, errors, file identity). */
+#include "store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store_backend.h"
+
+/* The errno behind an SQLite I/O error. sqlite3_system_errno() is not set
+ * for a failed COMMIT (the write that failed was the WAL's), so the files'
+ * own last errno comes first. */
+static int
+io_errno(sqlite3 *db)
+{
+    sqlite3_file *wal = NULL;
+    int e = 0;
+
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) ==
+            SQLITE_OK &&
+        wal != NULL && wal->pMethods != NULL)
+        wal->pMethods->xFileControl(wal, SQLITE_FCNTL_LAST_ERRNO, &e);
+    if (e == 0)
+        sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+    return e != 0 ? e : sqlite3_system_errno(db);
+}
+
+/* An errno is only meaningful for I/O and open errors; elsewhere it may be
+ * left over from an earlier, harmless failure. */
+enum slh_err
+slh_sqlite_fail(struct slh_sqlite *sq, const char *what, struct slh_error *err)
+{
+    int primary = sqlite3_extended_errcode(sq->db) & 0xff;
+    int sys = primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN
+                  ? io_errno(sq->db)
+                  : 0;
+    char pre[64] = "";
+
+    if (what != NULL)
+        snprintf(pre, sizeof(pre), "%s: ", what);
+    if (sys != 0)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: %s%s (%s)", sq->path,
+                             pre, sqlite3_errmsg(sq->db), strerror(sys));
+    return slh_error_set(err, SLH_ESTORE, "spool %s: %s%s", sq->path, pre,
+                         sqlite3_errmsg(sq->db));
+}
+
+sqlite3 *
+slh_sqlite_db(struct slh_store *st)
+{
+    return st != NULL ? slh_sqlite(st)->db : NULL;
+}
+
+int
+slh_sqlite_prepare(struct slh_sqlite *sq, const char *sql, sqlite3_stmt **st)
+{
+    size_t i;
+    int rc;
+
+    *st = NULL;
+    for (i = 0; i < SLH_SQLITE_STMTS && sq->kept[i].sql != NULL; i++) {
+        if (sq->kept[i].sql == sql) {
+            *st = sq->kept[i].st;
+            return SQLITE_OK;
+        }
+    }
+    if (i == SLH_SQLITE_STMTS)
+        return SQLITE_FULL;
+    rc = sqlite3_prepare_v3(sq->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+                            NULL);
+    if (rc == SQLITE_OK) {
+        sq->kept[i].sql = sql;
+        sq->kept[i].st = *st;
+    }
+    return rc;
+}
+
+void
+slh_sqlite_release(sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Reset at once, so that no statement is left holding a read transaction
+ * open (SQLite only leaves its error state after an I/O error when every
+ * statement is reset). The error message stays with the connection. */
+int
+slh_sqlite_run(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    slh_sqlite_release(st);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+/* One of the three transaction statements, kept. */
+static int
+run_sql(struct slh_sqlite *sq, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = slh_sqlite_prepare(sq, sql, &st);
+
+    return rc == SQLITE_OK ? slh_sqlite_run(st) : rc;
+}
+
+static const char begin_sql[] = "BEGIN IMMEDIATE";
+static const char commit_sql[] = "COMMIT";
+static const char rollback_sql[] = "ROLLBACK";
+
+enum slh_err
+slh_sqlite_begin(struct slh_sqlite *sq, const char *what, bool *own,
+                 struct slh_error *err)
+{
+    *own = sqlite3_get_autocommit(sq->db) != 0;
+    if (!*own)
+        return SLH_OK;
+    if (slh_sqlite_lock(&sq->base, err) != SLH_OK)
+        return SLH_ESTORE;
+    if (run_sql(sq, begin_sql) == SQLITE_DONE)
+        return SLH_OK;
+    slh_sqlite_unlock(&sq->base);
+    return slh_sqlite_fail(sq, what, err);
+}
+
+/* A failed COMMIT (disk full, I/O error, read-only) may leave the
+ * transaction open; without the ROLLBACK the connection would refuse every
+ * later BEGIN, even once there is room again. One that cannot be rolled
+ * back is a wedged connection: the next put starts over. */
+enum slh_err
+slh_sqlite_end(struct slh_sqlite *sq, bool own, enum slh_err rc,
+               struct slh_error *err)
+{
+    if (!own)
+        return rc;
+    if (rc == SLH_OK && run_sql(sq, commit_sql) != SQLITE_DONE)
+        rc = slh_sqlite_fail(sq, NULL, err);
+    if (rc != SLH_OK && !sqlite3_get_autocommit(sq->db) &&
+        (run_sql(sq, rollback_sql) != SQLITE_DONE ||
+         !sqlite3_get_autocommit(sq->db)))
+        sq->is_stale = true;
+    slh_sqlite_unlock(&sq->base);
+    slh_sqlite_settle_dead(sq, rc == SLH_OK);
+    return rc;
+}
+
+bool
+slh_sqlite_file_id(const char *path, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return false;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return true;
+}
+
+bool
+slh_sqlite_is_file(const char *path, dev_t dev, ino_t ino)
+{
+    dev_t d;
+    ino_t i;
+
+    return slh_sqlite_file_id(path, &d, &i) && d == dev && i == ino;
+}
+
+bool
+slh_sqlite_is_fd_file(int fd, const char *path)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 &&
+           slh_sqlite_is_file(path, st.st_dev, st.st_ino);
+}
+
+static bool
+is_mine(const char *spool)
+{
+    (void)spool; /* a directory; the last backend takes the rest */
+    return true;
+}
+
+static enum slh_err
+store_open(struct slh_store **out, const char *dir, enum slh_store_create how,
+           struct slh_error *err)
+{
+    struct slh_sqlite *sq = calloc(1, sizeof(*sq));
+    size_t len = strlen(dir);
+    enum slh_err e;
+
+    if (sq == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory", dir);
+    sq->base.ops = &slh_store_sqlite_ops;
+    sq->dir = strdup(dir);
+    sq->lock_fd = -1;
+    sq->how = how;
+    sq->path = malloc(len + sizeof("/" SLH_SQLITE_FILE));
+    sq->wal_path = malloc(len + sizeof("/" SLH_SQLITE_FILE "-wal"));
+    if (sq->dir == NULL || sq->path == NULL || sq->wal_path == NULL) {
+        e = slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory", dir);
+        goto fail;
+    }
+    snprintf(sq->path, len + sizeof("/" SLH_SQLITE_FILE), "%s/%s", dir,
+             SLH_SQLITE_FILE);
+    snprintf(sq->wal_path, len + sizeof("/" SLH_SQLITE_FILE "-wal"), "%s-wal",
+             sq->path);
+    e = slh_sqlite_open_db(sq, err);
+    if (e != SLH_OK)
+        goto fail;
+    *out = &sq->base;
+    return SLH_OK;
+fail:
+    slh_store_close(&sq->base);
+    return e;
+}
+
+static void
+store_close(struct slh_store *st)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+
+    slh_sqlite_close_db(sq);
+    free(sq->dir);
+    free(sq->path);
+    free(sq->wal_path);
+    free(sq);
+}
+
+static const char *
+where(const struct slh_store *st)
+{
+    return ((const struct slh_sqlite *)st)->path;
+}
+
+static enum slh_err
+verify(struct slh_store *st, struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    char result[200];
+
+    if (slh_sqlite_pragma(sq->db, "PRAGMA quick_check(1)", NULL, result,
+                          sizeof(result)) != SQLITE_OK)
+        return slh_sqlite_fail(sq, NULL, err);
+    if (strcmp(result, "ok") != 0) {
+        /* One line for a message: SQLite's has one per problem found. */
+        for (char *nl = strchr(result, '\n'); nl != NULL; nl = strchr(nl, '\n'))
+            *nl = ' ';
+        return slh_error_set(err, SLH_ESTORE, "spool %s: damaged: %s", sq->path,
+                             result);
+    }
+    return SLH_OK;
+}
+
+/* A new spool made where the old one was removed: there is a file at the
+ * path, and it is not the one open. */
+static bool
+is_replaced(struct slh_store *st)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    dev_t dev;
+    ino_t ino;
+
+    return slh_sqlite_file_id(sq->path, &dev, &ino) &&
+           (dev != sq->db_dev || ino != sq->db_ino);
+}
+
+static void
+defer_maintenance(struct slh_store *st, void (*due)(void *ctx), void *ctx)
+{
+    slh_sqlite_defer_checkpoints(st, due, ctx);
+}
+
+const struct slh_store_ops slh_store_sqlite_ops = {
+    .name = "sqlite",
+    .is_mine = is_mine,
+    .open = store_open,
+    .close = store_close,
+    .where = where,
+    .verify = verify,
+    .is_replaced = is_replaced,
+    .role = slh_sqlite_role,
+    .defer_maintenance = defer_maintenance,
+    .maintain = slh_sqlite_checkpoint,
+    .put_tasks = slh_sqlite_put_tasks,
+    .owner_open = slh_sqlite_store_owner_open,
+    .take_back = slh_sqlite_take_back,
+    .claim = slh_sqlite_claim,
+    .finish = slh_sqlite_finish,
+    .unclaim = slh_sqlite_unclaim,
+    .next_due = slh_sqlite_next_due,
+    .stats = slh_sqlite_stats,
+    .retry = slh_sqlite_retry,
+    .purge = slh_sqlite_purge,
+    .dests = slh_sqlite_dests,
+    .data_version = slh_sqlite_data_version,
+    .events = slh_sqlite_events,
+    .event = slh_sqlite_event,
+    .requeue = slh_sqlite_requeue,
+};

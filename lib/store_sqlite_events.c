@@ -1,0 +1,325 @@
+/* store_sqlite_events.c: reading stored events with their delivery rows,
+ * and queueing a window of them again. */
+#include "store_sqlite.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Newest first through event_received; the window is always bound (the
+ * widest when not given) so that the index bounds the scan. */
+static const char list_sql[] =
+    "SELECT seq, id, type, tracking, at, received, body FROM event"
+    " WHERE received >= ?1 AND received < ?2 AND (?3 IS NULL OR type = ?3)"
+    " ORDER BY received DESC, seq DESC";
+
+/* No index on id alone (events are keyed on (at, id)): a prefix is looked
+ * for in the whole table, which `show` can afford. */
+static const char find_sql[] =
+    "SELECT seq, id, type, tracking, at, received, body FROM event"
+    " WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2";
+
+static const char row_sql[] =
+    "SELECT state, attempts, last_status, last_error, due, done, owner"
+    " FROM delivery WHERE dest = ?1 AND seq = ?2";
+
+/* A copy of column i's text, "" for NULL; NULL when out of memory. */
+static char *
+column_dup(sqlite3_stmt *q, int i)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+
+    return strdup(t != NULL ? (const char *)t : "");
+}
+
+/* The event of list_sql's or find_sql's current row into *ev. */
+static enum slh_err
+read_event(sqlite3_stmt *q, struct slh_store_event *ev, struct slh_error *err)
+{
+    const unsigned char *id = sqlite3_column_text(q, 1);
+
+    memset(ev, 0, sizeof(*ev));
+    ev->seq = sqlite3_column_int64(q, 0);
+    snprintf(ev->id, sizeof(ev->id), "%s", id != NULL ? (const char *)id : "");
+    ev->tracking = sqlite3_column_int(q, 3);
+    ev->at = sqlite3_column_int64(q, 4);
+    ev->received = sqlite3_column_int64(q, 5);
+    ev->type = column_dup(q, 2);
+    ev->body = column_dup(q, 6);
+    if (ev->type == NULL || ev->body == NULL) {
+        slh_store_event_free(ev);
+        return slh_error_set(err, SLH_ENOMEM, "events: out of memory");
+    }
+    return SLH_OK;
+}
+
+/* Reads the row of (dest, seq) into *r (dest not set): SQLITE_ROW, or
+ * SQLITE_DONE when there is none, or an error. */
+static int
+read_row(struct slh_sqlite *sq, const char *dest, int64_t seq,
+         struct slh_store_row *r, bool *is_leased)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = slh_sqlite_prepare(sq, row_sql, &q);
+
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, dest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, seq);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *e = sqlite3_column_text(q, 3);
+        r->state = sqlite3_column_int(q, 0);
+        r->attempts = sqlite3_column_int(q, 1);
+        r->last_status = sqlite3_column_int(q, 2);
+        snprintf(r->last_error, sizeof(r->last_error), "%s",
+                 e != NULL ? (const char *)e : "");
+        slh_sqlite_utf8_mend(r->last_error);
+        r->due = sqlite3_column_int64(q, r->state == SLH_PENDING ? 4 : 5);
+        r->is_retrying = r->state == SLH_PENDING && r->attempts > 0 &&
+                         sqlite3_column_type(q, 3) != SQLITE_NULL;
+        if (is_leased != NULL)
+            *is_leased = r->state == SLH_PENDING &&
+                         sqlite3_column_type(q, 6) != SQLITE_NULL;
+    }
+    slh_sqlite_release(q);
+    return rc;
+}
+
+/* Every delivery row of ev, one lookup per destination that has rows. */
+static enum slh_err
+read_rows(struct slh_sqlite *sq, char **dests, size_t n_dests,
+          struct slh_store_event *ev, struct slh_error *err)
+{
+    ev->rows = calloc(n_dests > 0 ? n_dests : 1, sizeof(*ev->rows));
+    if (ev->rows == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "events: out of memory");
+    for (size_t i = 0; i < n_dests; i++) {
+        struct slh_store_row *r = &ev->rows[ev->n_rows];
+        int rc = read_row(sq, dests[i], ev->seq, r, NULL);
+
+        if (rc == SQLITE_DONE)
+            continue;
+        if (rc != SQLITE_ROW)
+            return slh_sqlite_fail(sq, "events", err);
+        r->dest = strdup(dests[i]);
+        if (r->dest == NULL)
+            return slh_error_set(err, SLH_ENOMEM, "events: out of memory");
+        ev->n_rows++;
+    }
+    return SLH_OK;
+}
+
+/* Whether ev's rows pass f's destination and state conditions. */
+static bool
+is_wanted(const struct slh_store_event *ev, const struct slh_store_filter *f)
+{
+    if (f->dest == NULL && f->states == 0 && !f->is_retrying)
+        return true;
+    for (size_t i = 0; i < ev->n_rows; i++) {
+        const struct slh_store_row *r = &ev->rows[i];
+
+        if ((f->dest == NULL || strcmp(r->dest, f->dest) == 0) &&
+            (f->states == 0 || (f->states >> r->state & 1u) != 0) &&
+            (!f->is_retrying || r->is_retrying))
+            return true;
+    }
+    return false;
+}
+
+/* The list's loop: events read, rows read, f applied, up to limit. */
+static enum slh_err
+list(struct slh_sqlite *sq, sqlite3_stmt *q, const struct slh_store_filter *f,
+     char **dests, size_t n_dests, struct slh_store_event *out, size_t *n,
+     struct slh_error *err)
+{
+    size_t limit = f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT;
+    enum slh_err rc = SLH_OK;
+    int r = SQLITE_DONE;
+
+    while (*n < limit && (r = sqlite3_step(q)) == SQLITE_ROW) {
+        rc = read_event(q, &out[*n], err);
+        if (rc == SLH_OK)
+            rc = read_rows(sq, dests, n_dests, &out[*n], err);
+        if (rc != SLH_OK) {
+            slh_store_event_free(&out[*n]);
+            return rc;
+        }
+        if (is_wanted(&out[*n], f))
+            (*n)++;
+        else
+            slh_store_event_free(&out[*n]);
+    }
+    return *n < limit && r != SQLITE_DONE ? slh_sqlite_fail(sq, "events", err)
+                                          : SLH_OK;
+}
+
+enum slh_err
+slh_sqlite_events(struct slh_store *st, const struct slh_store_filter *f,
+                  struct slh_store_event **events, size_t *n,
+                  struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    size_t limit = f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT;
+    struct slh_store_event *out = NULL;
+    sqlite3_stmt *q = NULL;
+    char **dests = NULL;
+    size_t n_dests = 0;
+    enum slh_err rc;
+
+    /* One read transaction: the rows agree with their events. */
+    if (sqlite3_exec(sq->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return slh_sqlite_fail(sq, "events", err);
+    rc = slh_sqlite_dests(st, &dests, &n_dests, err);
+    if (rc == SLH_OK && (out = calloc(limit, sizeof(*out))) == NULL)
+        rc = slh_error_set(err, SLH_ENOMEM, "events: out of memory");
+    if (rc == SLH_OK && slh_sqlite_prepare(sq, list_sql, &q) != SQLITE_OK)
+        rc = slh_sqlite_fail(sq, "events", err);
+    if (rc == SLH_OK) {
+        sqlite3_bind_int64(q, 1, f->since > 0 ? f->since : INT64_MIN);
+        sqlite3_bind_int64(q, 2, f->until > 0 ? f->until : INT64_MAX);
+        if (f->type != NULL)
+            sqlite3_bind_text(q, 3, f->type, -1, SQLITE_STATIC);
+        rc = list(sq, q, f, dests, n_dests, out, n, err);
+    }
+    slh_sqlite_release(q);
+    sqlite3_exec(sq->db, "COMMIT", NULL, NULL, NULL);
+    slh_store_dests_free(dests, n_dests);
+    if (rc != SLH_OK) {
+        slh_store_events_free(out, *n);
+        *n = 0;
+        return rc;
+    }
+    *events = out;
+    return SLH_OK;
+}
+
+/* The one event find_sql finds for id, with its rows. */
+static enum slh_err
+find(struct slh_sqlite *sq, const char *id, char **dests, size_t n_dests,
+     struct slh_store_event *ev, struct slh_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    enum slh_err rc = SLH_OK;
+    int r;
+
+    if (slh_sqlite_prepare(sq, find_sql, &q) != SQLITE_OK)
+        return slh_sqlite_fail(sq, "event", err);
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    r = sqlite3_step(q);
+    if (r == SQLITE_DONE)
+        rc = slh_error_set(err, SLH_ENOTFOUND, "no event %s", id);
+    else if (r != SQLITE_ROW)
+        rc = slh_sqlite_fail(sq, "event", err);
+    else
+        rc = read_event(q, ev, err);
+    if (rc == SLH_OK && (r = sqlite3_step(q)) != SQLITE_DONE) {
+        slh_store_event_free(ev);
+        rc = r == SQLITE_ROW ? slh_error_set(err, SLH_EINVAL,
+                                             "event id %s is ambiguous: "
+                                             "more than one event has it",
+                                             id)
+                             : slh_sqlite_fail(sq, "event", err);
+    }
+    slh_sqlite_release(q);
+    if (rc == SLH_OK)
+        rc = read_rows(sq, dests, n_dests, ev, err);
+    return rc;
+}
+
+enum slh_err
+slh_sqlite_event(struct slh_store *st, const char *id,
+                 struct slh_store_event *ev, struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    char **dests = NULL;
+    size_t n_dests = 0;
+    enum slh_err rc;
+
+    if (sqlite3_exec(sq->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return slh_sqlite_fail(sq, "event", err);
+    rc = slh_sqlite_dests(st, &dests, &n_dests, err);
+    if (rc == SLH_OK)
+        rc = find(sq, id, dests, n_dests, ev, err);
+    sqlite3_exec(sq->db, "COMMIT", NULL, NULL, NULL);
+    slh_store_dests_free(dests, n_dests);
+    if (rc != SLH_OK)
+        slh_store_event_free(ev);
+    return rc;
+}
+
+static const char window_sql[] = "SELECT seq, type, tracking FROM event"
+                                 " WHERE received >= ?1 AND received < ?2";
+static const char requeue_sql[] =
+    "UPDATE delivery SET state = 0, due = ?3, attempts = 0, done = ?3,"
+    " owner = NULL WHERE dest = ?1 AND seq = ?2";
+static const char backfill_sql[] =
+    "INSERT INTO delivery(dest, seq, state, due, attempts, done)"
+    " VALUES (?1, ?2, 0, ?3, 0, ?3)"; /* 0: SLH_PENDING */
+
+/* Queues the event of seq for dest again, or for the first time, when its
+ * row's state is one of states; *n counts it. */
+static enum slh_err
+requeue_one(struct slh_sqlite *sq, const char *dest, int64_t seq,
+            unsigned states, int64_t now_ms, size_t *n, struct slh_error *err)
+{
+    struct slh_store_row r = {0};
+    bool is_leased = false;
+    sqlite3_stmt *st = NULL;
+    int rc = read_row(sq, dest, seq, &r, &is_leased);
+    unsigned bit = rc == SQLITE_ROW ? 1u << r.state : SLH_STORE_NO_ROW;
+
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return slh_sqlite_fail(sq, "requeue", err);
+    if ((states != 0 && (states & bit) == 0) || is_leased)
+        return SLH_OK;
+    if (slh_sqlite_prepare(sq, rc == SQLITE_ROW ? requeue_sql : backfill_sql,
+                           &st) != SQLITE_OK)
+        return slh_sqlite_fail(sq, "requeue", err);
+    sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_int64(st, 3, now_ms);
+    if (slh_sqlite_run(st) != SQLITE_DONE)
+        return slh_sqlite_fail(sq, "requeue", err);
+    (*n)++;
+    return SLH_OK;
+}
+
+enum slh_err
+slh_sqlite_requeue(struct slh_store *st, const struct slh_dest *dest,
+                   int64_t since_ms, int64_t until_ms, unsigned states,
+                   int64_t now_ms, size_t *n, struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    sqlite3_stmt *q = NULL;
+    size_t count = 0;
+    enum slh_err rc;
+    bool own;
+    int r = SQLITE_DONE;
+
+    rc = slh_sqlite_begin(sq, "requeue", &own, err);
+    if (rc != SLH_OK)
+        return rc;
+    if (slh_sqlite_prepare(sq, window_sql, &q) != SQLITE_OK)
+        rc = slh_sqlite_fail(sq, "requeue", err);
+    if (rc == SLH_OK) {
+        sqlite3_bind_int64(q, 1, since_ms > 0 ? since_ms : INT64_MIN);
+        sqlite3_bind_int64(q, 2, until_ms > 0 ? until_ms : INT64_MAX);
+    }
+    while (rc == SLH_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(q, 1);
+
+        if (slh_dest_wants(dest, type != NULL ? type : "",
+                           (enum slh_tracking)sqlite3_column_int(q, 2)))
+            rc = requeue_one(sq, dest->name, sqlite3_column_int64(q, 0), states,
+                             now_ms, &count, err);
+    }
+    if (rc == SLH_OK && r != SQLITE_DONE)
+        rc = slh_sqlite_fail(sq, "requeue", err);
+    slh_sqlite_release(q);
+    rc = slh_sqlite_end(sq, own, rc, err);
+    if (rc == SLH_OK && n != NULL)
+        *n = count;
+    return rc;
+}

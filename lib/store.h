@@ -399,8 +399,9 @@ void slh_store_event_free(struct slh_store_event *ev);
  * (slh_dest_wants()): due at now_ms, attempts 0, last error kept, and
  * max_age counted afresh from now_ms. An event with no row for dest gets
  * one (a backfill: a destination added after the events arrived), when
- * states has no bit or SLH_STORE_NO_ROW. A leased row is left alone, as
- * well as every other destination's. *n (may be NULL) gets how many rows
+ * states has no bit or SLH_STORE_NO_ROW. A row claimed by an owner
+ * (slh_store_owner_open()) and not finished is left alone, in flight, and
+ * so is every other destination's. *n (may be NULL) gets how many rows
  * were queued, in one write.
  */
 #define SLH_STORE_NO_ROW 8u /* a states bit: events without a row for dest */

@@ -878,6 +878,78 @@ out:
     slh_config_free(&cfg);
 }
 
+struct take_back_args {
+    int64_t self;
+    size_t taken;
+};
+
+static enum slh_err
+take_back_task(struct slh_store *st, void *arg, struct slh_error *err)
+{
+    struct take_back_args *a = arg;
+
+    return slh_store_take_back(st, a->self, T0 + 5, &a->taken, err);
+}
+
+static enum slh_err
+fail_task(struct slh_store *st, void *arg, struct slh_error *err)
+{
+    (void)st;
+    (void)arg;
+    return slh_error_set(err, SLH_ESTORE, "a later task failed");
+}
+
+/*
+ * A take-back that is part of a writer's transaction (a task of a put)
+ * forgets the dead owner only if that transaction commits: rolled back, the
+ * rows stay the dead one's, and so does its lock file, for the next look.
+ */
+static void
+test_take_back_rolled_back(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_store *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_sqlite_owner a = {0, -1};
+    struct slh_claim cl[4];
+    struct take_back_args args = {0, 0};
+    struct slh_store_task tasks[2] = {{take_back_task, &args},
+                                      {fail_task, NULL}};
+    char spool[128];
+    size_t n = 0;
+    int64_t token;
+
+    snprintf(spool, sizeof(spool), "%s/rollback", dir);
+    if (!fixture_spool(&cfg, &sp, "rollback",
+                       "[destination a]\nurl = http://127.0.0.1:9/a\n") ||
+        !CHECK(slh_sqlite_owner_open(&a, spool, &err) == SLH_OK, "owner: %s",
+               err.text))
+        goto out;
+    token = a.token;
+    CHECK(slh_store_claim(sp, "a", token, T0, LEASE, 3, cl, &n, NULL, &err) ==
+                  SLH_OK &&
+              n == 3,
+          "3 claimed: %s", err.text);
+    free_claims(cl, n);
+    slh_sqlite_owner_drop(&a); /* dies */
+    CHECK(slh_store_put_tasks(sp, &cfg, NULL, 0, tasks, 2, T0, NULL, &err) ==
+              SLH_ESTORE,
+          "the put fails: %s", err.text);
+    CHECK(owned(sp, token, T0 + 5) == 3, "rolled back: the rows still its");
+    CHECK(is_file(spool, token), "and its lock file kept, for the next look");
+    slh_error_clear(&err);
+    CHECK(slh_store_put_tasks(sp, &cfg, NULL, 0, tasks, 1, T0, NULL, &err) ==
+                  SLH_OK &&
+              args.taken == 3,
+          "the next look takes them back: %s", err.text);
+    CHECK(owned(sp, token, 0) == 0 && !is_file(spool, token),
+          "committed: rows back, lock file removed");
+out:
+    slh_sqlite_owner_close(&a, spool);
+    slh_store_close(sp);
+    slh_config_free(&cfg);
+}
+
 /* Whether s is text Jansson takes (valid UTF-8), as status --json needs. */
 static bool
 is_json_text(const char *s)
@@ -1037,6 +1109,7 @@ main(void)
     test_purge();
     test_finish_names_event();
     test_owners();
+    test_take_back_rolled_back();
     test_utf8_error();
     test_dests();
     for (size_t i = 0; i < n_events; i++)

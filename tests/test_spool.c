@@ -1546,6 +1546,90 @@ test_upgrade_2(void)
     slh_store_close(sp);
 }
 
+/* A spool of schema version 3 (no index on received), upgraded on open:
+ * the event_received index made, every row kept, and the newest events
+ * then listed through it. */
+static void
+test_upgrade_3(void)
+{
+    static const char v3_sql[] =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE event(seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+        " at INTEGER NOT NULL, type TEXT NOT NULL,"
+        " tracking INTEGER NOT NULL, received INTEGER NOT NULL,"
+        " body TEXT NOT NULL, UNIQUE (at, id));"
+        "CREATE TABLE delivery(dest TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " state INTEGER NOT NULL, due INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL, last_status INTEGER, last_error TEXT,"
+        " done INTEGER, owner INTEGER,"
+        " PRIMARY KEY (dest, seq)) WITHOUT ROWID;"
+        "CREATE INDEX delivery_due ON delivery(dest, state, due);"
+        "CREATE INDEX delivery_owner ON delivery(owner)"
+        " WHERE owner IS NOT NULL;"
+        "INSERT INTO event VALUES (1, 'a', 10, 'Delivered', -1, 5, '{}');"
+        "INSERT INTO event VALUES (2, 'b', 11, 'Failed', -1, 6, '{}');"
+        "INSERT INTO delivery VALUES ('x', 1, 0, 99000, 1, NULL, NULL, NULL,"
+        " 7);"
+        "INSERT INTO delivery VALUES ('x', 2, 1, 7, 1, 200, NULL, 7, NULL);"
+        "PRAGMA user_version = 3;";
+    char dir[PATH_MAX], path[PATH_MAX], buf[256];
+    struct slh_store *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_store_event *ev = NULL;
+    size_t n = 0;
+    sqlite3 *raw = NULL, *db;
+
+    path_in(dir, "upgrade3");
+    db_path(path, dir);
+    if (!CHECK(mkdir(dir, 0700) == 0, "set-up"))
+        return;
+    sqlite3_open(path, &raw);
+    CHECK(sqlite3_exec(raw, v3_sql, NULL, NULL, NULL) == SQLITE_OK,
+          "version 3 spool: %s", sqlite3_errmsg(raw));
+    sqlite3_close(raw);
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open v3: %s", err.text))
+        return;
+    db = slh_sqlite_db(sp);
+    CHECK(sql_int(db, "PRAGMA user_version") == 4 && SLH_SQLITE_VERSION == 4,
+          "upgraded to 4");
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(name, ',') FROM "
+                        "pragma_index_info('event_received')",
+                        buf, sizeof(buf)),
+                 "received") == 0,
+          "event_received index on received: %s", buf);
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(dest || seq || ':' || state || "
+                        "',' || due || ',' || ifnull(owner, '-'), ' ') FROM "
+                        "(SELECT * FROM delivery ORDER BY dest, seq)",
+                        buf, sizeof(buf)),
+                 "x1:0,99000,7 x2:1,7,-") == 0,
+          "rows kept: %s", buf);
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 2, "events kept");
+    {
+        sqlite3_stmt *q = NULL;
+        bool is_indexed = false;
+        if (sqlite3_prepare_v2(db,
+                               "EXPLAIN QUERY PLAN SELECT seq FROM event"
+                               " WHERE received >= 0 AND received < 9"
+                               " ORDER BY received DESC",
+                               -1, &q, NULL) == SQLITE_OK)
+            while (sqlite3_step(q) == SQLITE_ROW)
+                is_indexed = is_indexed ||
+                             strstr((const char *)sqlite3_column_text(q, 3),
+                                    "event_received") != NULL;
+        sqlite3_finalize(q);
+        CHECK(is_indexed, "a window read through it");
+    }
+    CHECK(slh_store_events(sp, NULL, &ev, &n, &err) == SLH_OK && n == 2 &&
+              ev[0].seq == 2 && ev[0].n_rows == 1 &&
+              ev[0].rows[0].state == SLH_DELIVERED && ev[1].n_rows == 1,
+          "listed newest first: %zu %s", n, err.text);
+    slh_store_events_free(ev, n);
+    slh_store_close(sp);
+}
+
 static void
 test_disk_full(void)
 {
@@ -2183,6 +2267,7 @@ main(void)
     test_legacy_ids();
     test_upgrade();
     test_upgrade_2();
+    test_upgrade_3();
     test_kept_statements();
     test_deferred_checkpoints();
     test_disk_full();

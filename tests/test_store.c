@@ -1,0 +1,790 @@
+/* test_store: the conformance suite of store.h, run against every backend
+ * in the table below. Written against store.h alone: what one backend
+ * does its own way (SQLite's files, locks, schema versions) is tested in
+ * that backend's own tests (test_spool, test_queue). */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "event.h"
+#include "store.h"
+
+#define T0 INT64_C(1700000000000)
+#define LEASE 10000
+#define HOUR INT64_C(3600000)
+
+/* A backend under test: make(spool, size, name) writes into spool the
+ * string that names a new, empty store of it. */
+struct backend {
+    const char *name;
+    bool (*make)(char *spool, size_t size, const char *name);
+};
+
+static char tmp[64];
+
+static bool
+sqlite_make(char *spool, size_t size, const char *name)
+{
+    return snprintf(spool, size, "%s/%s", tmp, name) < (int)size;
+}
+
+static const struct backend backends[] = {
+    {"sqlite", sqlite_make},
+};
+
+static const struct backend *be; /* the one running */
+
+/* A store of the running backend with dests configured (an INI
+ * [destination] text); false when it cannot be made. */
+static bool
+open_store(struct slh_config *cfg, struct slh_store **st, const char *name,
+           const char *dests)
+{
+    char spool[256], text[2048];
+    struct slh_error err = {0};
+
+    *st = NULL;
+    memset(cfg, 0, sizeof(*cfg));
+    if (!CHECK(be->make(spool, sizeof(spool), name), "%s: make %s", be->name,
+               name))
+        return false;
+    snprintf(text, sizeof(text),
+             "[receiver]\nsecret_key = q7Rt2mXw9LpB4sKd8Zf3\nspool = %s\n%s",
+             spool, dests);
+    return CHECK(slh_config_parse(cfg, text, "test.ini", &err) == SLH_OK,
+                 "config: %s", err.text) &&
+           CHECK(slh_store_open(st, cfg->spool, SLH_STORE_CREATE, &err) ==
+                     SLH_OK,
+                 "%s: open: %s", be->name, err.text);
+}
+
+static void
+close_store(struct slh_config *cfg, struct slh_store *st)
+{
+    slh_store_close(st);
+    slh_config_free(cfg);
+}
+
+/* Stores one event (JSON, Type type, MessageId mid) received at now;
+ * returns how many were new, or -1. */
+static int
+put(struct slh_store *st, const struct slh_config *cfg, const char *type,
+    const char *mid, int64_t now)
+{
+    char body[512];
+    struct slh_batch b = {0};
+    const struct slh_batch *one = &b;
+    struct slh_error err = {0};
+    size_t n_new = 0;
+    int len = snprintf(body, sizeof(body),
+                       "{\"Type\":\"%s\",\"ServerId\":40211,\"MessageId\":"
+                       "\"%s\",\"Address\":\"u@example.org\",\"DateTime\":"
+                       "\"2026-12-02T10:00:00Z\",\"SecretKey\":"
+                       "\"q7Rt2mXw9LpB4sKd8Zf3\"}",
+                       type, mid);
+    int rc = -1;
+
+    if (CHECK(slh_batch_parse(&b, body, (size_t)len, SLH_MEDIA_JSON, &err) ==
+                  SLH_OK,
+              "parse: %s", err.text) &&
+        CHECK(slh_store_put(st, cfg, &one, 1, now, &n_new, &err) == SLH_OK,
+              "put %s: %s", mid, err.text))
+        rc = (int)n_new;
+    slh_batch_free(&b);
+    return rc;
+}
+
+static struct slh_store_stats
+stats(struct slh_store *st, const char *dest)
+{
+    struct slh_store_stats s;
+
+    if (slh_store_stats(st, dest, &s, NULL) != SLH_OK)
+        memset(&s, -1, sizeof(s));
+    return s;
+}
+
+static void
+free_claims(struct slh_claim *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        slh_store_claim_free(&c[i]);
+}
+
+/* Put: one event and a row per destination whose filter wants it;
+ * duplicates and Validations add nothing; dests, next_due. */
+static void
+test_put(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st;
+    struct slh_error err = {0};
+    char **names = NULL;
+    size_t n = 0;
+    int64_t due = 0;
+
+    if (!open_store(&cfg, &st, "put",
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n"
+                    "[destination b]\nurl = http://127.0.0.1:9/b\n"
+                    "events = Failed\n"))
+        goto out;
+    CHECK(slh_store_next_due(st, NULL, &due, &err) == SLH_OK &&
+              due == INT64_MAX,
+          "empty: nothing due");
+    CHECK(slh_store_dests(st, &names, &n, &err) == SLH_OK && n == 0,
+          "empty: no destination");
+    slh_store_dests_free(names, n);
+    CHECK(put(st, &cfg, "Delivered", "m1", T0) == 1, "a new event");
+    CHECK(put(st, &cfg, "Failed", "m2", T0 + 1) == 1, "another");
+    CHECK(put(st, &cfg, "Delivered", "m1", T0 + 2) == 0, "a duplicate");
+    CHECK(put(st, &cfg, "Validation", "v", T0 + 3) == 0,
+          "a Validation is not stored");
+    CHECK(stats(st, "a").pending == 2 && stats(st, "b").pending == 1,
+          "a wants both, b only the Failed one");
+    CHECK(slh_store_next_due(st, "a", &due, &err) == SLH_OK && due == T0,
+          "a due at its first put: %" PRId64, due);
+    CHECK(slh_store_next_due(st, NULL, &due, &err) == SLH_OK && due == T0,
+          "anyone: the earliest");
+    CHECK(slh_store_next_due(st, "zz", &due, &err) == SLH_OK &&
+              due == INT64_MAX,
+          "a destination without rows: nothing due");
+    if (CHECK(slh_store_dests(st, &names, &n, &err) == SLH_OK && n == 2,
+              "two destinations: %zu", n))
+        CHECK(strcmp(names[0], "a") == 0 && strcmp(names[1], "b") == 0,
+              "in byte order");
+    slh_store_dests_free(names, n);
+    slh_store_dests_free(NULL, 0);
+    CHECK(stats(st, "zz").pending == 0 && stats(st, "zz").delivered == 0,
+          "unknown destination: zeros");
+    CHECK(slh_store_where(st)[0] != '\0', "where: %s", slh_store_where(st));
+    CHECK(slh_store_verify(st, &err) == SLH_OK, "verify: %s", err.text);
+out:
+    close_store(&cfg, st);
+}
+
+/* Claims lease rows (no row twice), finish records outcomes, unclaim gives
+ * back; stats follow. */
+static void
+test_claim(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st;
+    struct slh_error err = {0};
+    struct slh_claim c[8], d[8];
+    struct slh_outcome o[3];
+    struct slh_store_stats s;
+    size_t n = 0, m = 0;
+    int64_t next = 0;
+
+    if (!open_store(&cfg, &st, "claim",
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n"))
+        goto out;
+    for (int i = 0; i < 4; i++) {
+        char mid[8];
+        snprintf(mid, sizeof(mid), "c%d", i);
+        put(st, &cfg, "Delivered", mid, T0 + i);
+    }
+    CHECK(slh_store_role(st, SLH_STORE_DELIVERER, &err) == SLH_OK,
+          "deliverer role: %s", err.text);
+    CHECK(slh_store_claim(st, "a", 0, T0 + 10, LEASE, 3, c, &n, &next, &err) ==
+                  SLH_OK &&
+              n == 3,
+          "3 claimed: %zu %s", n, err.text);
+    CHECK(next == T0 + 3, "the 4th still due: %" PRId64, next);
+    CHECK(n == 3 && c[0].attempts == 1 && c[0].received == T0 &&
+              c[0].revived == 0 && strlen(c[0].id) == SLH_EVENT_ID_LEN &&
+              c[0].body_len == strlen(c[0].body) &&
+              strstr(c[0].body, "SecretKey") == NULL &&
+              strstr(c[0].body, "\"c0\"") != NULL,
+          "the earliest due first, its body without SecretKey");
+    CHECK(slh_store_claim(st, "a", 0, T0 + 10, LEASE, 8, d, &m, &next, &err) ==
+                  SLH_OK &&
+              m == 1 && d[0].seq != c[0].seq && d[0].seq != c[1].seq &&
+              d[0].seq != c[2].seq,
+          "a second claim gets only the 4th");
+    CHECK(next == T0 + 10 + LEASE, "then all leased: %" PRId64, next);
+    if (n != 3 || m != 1)
+        goto free;
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i < 3; i++) {
+        o[i].dest = "a";
+        o[i].seq = c[i].seq;
+        memcpy(o[i].id, c[i].id, sizeof(o[i].id));
+    }
+    o[0].state = SLH_DELIVERED;
+    o[0].status = 200;
+    o[1].state = SLH_PENDING;
+    o[1].due = T0 + 500;
+    o[1].status = 503;
+    snprintf(o[1].error, sizeof(o[1].error), "HTTP 503 caf\xc3");
+    o[2].state = SLH_DEAD;
+    o[2].status = 410;
+    snprintf(o[2].error, sizeof(o[2].error), "HTTP 410");
+    CHECK(slh_store_finish(st, o, 3, T0 + 20, &err) == SLH_OK, "finish: %s",
+          err.text);
+    CHECK(slh_store_unclaim(st, "a", &d[0].seq, 1, T0 + 30, &err) == SLH_OK,
+          "unclaim: %s", err.text);
+    s = stats(st, "a");
+    CHECK(s.delivered == 1 && s.dead == 1 && s.pending == 2 && s.retrying == 1,
+          "1 delivered, 1 dead, 2 pending of which 1 retrying");
+    CHECK(s.oldest_pending == T0 + 1, "oldest pending: %" PRId64,
+          s.oldest_pending);
+    CHECK(s.last_status == 503 && strcmp(s.last_error, "HTTP 503 caf") == 0,
+          "the latest failure standing: %d %s", s.last_status, s.last_error);
+    /* Finishing again (a lease outlived), or for another event: nothing. */
+    o[0].state = SLH_DEAD;
+    memset(o[1].id, 'f', SLH_EVENT_ID_LEN);
+    o[1].state = SLH_DELIVERED;
+    CHECK(slh_store_finish(st, o, 2, T0 + 40, &err) == SLH_OK, "finish: %s",
+          err.text);
+    s = stats(st, "a");
+    CHECK(s.delivered == 1 && s.dead == 1 && s.pending == 2,
+          "a finished row, and another event's seq, left as they were");
+    free_claims(d, m);
+    /* The given-back row: due at once, its attempt uncounted. */
+    CHECK(slh_store_claim(st, "a", 0, T0 + 31, LEASE, 8, d, &m, NULL, &err) ==
+                  SLH_OK &&
+              m == 1 && d[0].attempts == 1,
+          "given back: claimable at once, attempt 1 again: %zu", m);
+    CHECK(slh_store_claim(st, "a", 0, T0 + 500, LEASE, 8, d + 1, &n, NULL,
+                          &err) == SLH_OK &&
+              n == 1 && d[1].attempts == 2 && d[1].seq == o[1].seq,
+          "the retry due at its time, its 2nd attempt");
+    free_claims(d, 2);
+    CHECK(slh_store_finish(st, o, 0, T0, &err) == SLH_OK &&
+              slh_store_unclaim(st, "a", NULL, 0, T0, &err) == SLH_OK,
+          "nothing to record: fine");
+    n = 3;
+free:
+    free_claims(c, n);
+    free_claims(d, m);
+out:
+    close_store(&cfg, st);
+}
+
+/* Dead letters revived with a fresh horizon; the purge forgets only what
+ * is delivered and old. */
+static void
+test_retry_purge(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st;
+    struct slh_error err = {0};
+    struct slh_claim c[4];
+    struct slh_outcome o[2];
+    size_t n = 0, k = 99;
+
+    if (!open_store(&cfg, &st, "retry",
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n"))
+        goto out;
+    put(st, &cfg, "Delivered", "r1", T0);
+    put(st, &cfg, "Delivered", "r2", T0);
+    put(st, &cfg, "Delivered", "r3", T0 + HOUR);
+    if (!CHECK(slh_store_claim(st, "a", 0, T0, LEASE, 2, c, &n, NULL, &err) ==
+                       SLH_OK &&
+                   n == 2,
+               "claim 2: %s", err.text))
+        goto out;
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i < 2; i++) {
+        o[i].dest = "a";
+        o[i].seq = c[i].seq;
+        memcpy(o[i].id, c[i].id, sizeof(o[i].id));
+    }
+    o[0].state = SLH_DELIVERED;
+    o[1].state = SLH_DEAD;
+    CHECK(slh_store_finish(st, o, 2, T0 + 1, &err) == SLH_OK, "finish: %s",
+          err.text);
+    free_claims(c, n);
+    CHECK(slh_store_retry(st, "a", T0 + 100, &k, &err) == SLH_OK && k == 1,
+          "one dead letter back: %zu", k);
+    CHECK(stats(st, "a").dead == 0 && stats(st, "a").pending == 2,
+          "pending again");
+    CHECK(slh_store_claim(st, "a", 0, T0 + 100, LEASE, 4, c, &n, NULL, &err) ==
+                  SLH_OK &&
+              n == 1 && c[0].revived == T0 + 100 && c[0].attempts == 1,
+          "revived: attempts from 0, horizon from now");
+    free_claims(c, n);
+    CHECK(slh_store_retry(st, "a", T0 + 100, &k, &err) == SLH_OK && k == 0,
+          "no dead letter: none");
+    CHECK(slh_store_purge(st, T0, &k, &err) == SLH_OK && k == 0,
+          "cutoff before everything: nothing forgotten");
+    CHECK(slh_store_purge(st, T0 + 2 * HOUR, &k, &err) == SLH_OK && k == 1,
+          "the delivered event forgotten, the pending ones kept: %zu", k);
+    CHECK(stats(st, "a").delivered == 0 && stats(st, "a").pending == 2,
+          "its row gone");
+    CHECK(put(st, &cfg, "Delivered", "r1", T0 + 3 * HOUR) == 1,
+          "a forgotten event is new again");
+out:
+    close_store(&cfg, st);
+}
+
+static enum slh_err
+claim_task(struct slh_store *st, void *arg, struct slh_error *err)
+{
+    size_t *n = arg;
+    struct slh_claim c[8];
+    enum slh_err rc =
+        slh_store_claim(st, "a", 0, T0, LEASE, 8, c, n, NULL, err);
+
+    free_claims(c, *n);
+    return rc;
+}
+
+static enum slh_err
+failing_task(struct slh_store *st, void *arg, struct slh_error *err)
+{
+    (void)st;
+    (void)arg;
+    return slh_error_set(err, SLH_ESTORE, "task failed");
+}
+
+/* Tasks share a put's transaction, and a failing one undoes it all. */
+static void
+test_tasks(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st, *other = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b = {0};
+    const struct slh_batch *one = &b;
+    static const char body[] =
+        "{\"Type\":\"Failed\",\"ServerId\":1,\"MessageId\":\"t1\","
+        "\"Address\":\"x@example.org\",\"SecretKey\":\"q7Rt2mXw9LpB4sKd8Zf3\"}";
+    size_t claimed = 0, n_new = 9;
+    struct slh_store_task t[2] = {{claim_task, &claimed}, {failing_task, NULL}};
+    int64_t v;
+
+    if (!open_store(&cfg, &st, "tasks",
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n") ||
+        !CHECK(slh_batch_parse(&b, body, sizeof(body) - 1, SLH_MEDIA_JSON,
+                               &err) == SLH_OK,
+               "parse: %s", err.text) ||
+        !CHECK(slh_store_open(&other, cfg.spool, SLH_STORE_EXISTING, &err) ==
+                   SLH_OK,
+               "a second handle: %s", err.text))
+        goto out;
+    v = slh_store_data_version(other);
+    CHECK(slh_store_put_tasks(st, &cfg, &one, 1, t, 2, T0, &n_new, &err) ==
+                  SLH_ESTORE &&
+              strcmp(err.text, "task failed") == 0 && n_new == 0,
+          "a failing task fails the put: %s", err.text);
+    CHECK(stats(other, "a").pending == 0, "and nothing is stored");
+    slh_error_clear(&err);
+    CHECK(slh_store_put_tasks(st, &cfg, &one, 1, t, 1, T0, &n_new, &err) ==
+                  SLH_OK &&
+              n_new == 1 && claimed == 1,
+          "the task claims the event stored before it: %zu %s", claimed,
+          err.text);
+    CHECK(slh_store_data_version(other) != v,
+          "another handle sees a change: %" PRId64, v);
+    CHECK(stats(other, "a").pending == 1 &&
+              slh_store_put_tasks(st, &cfg, NULL, 0, t, 1, T0, NULL, &err) ==
+                  SLH_OK &&
+              claimed == 0,
+          "tasks alone: leased, nothing more to claim");
+out:
+    slh_batch_free(&b);
+    slh_store_close(other);
+    close_store(&cfg, st);
+}
+
+/* A child that makes an owner, claims n rows of "a" and then either dies
+ * at once (is_dying) or waits to be killed; its pid, or -1. */
+static pid_t
+child_owner(const char *spool, size_t n, bool is_dying)
+{
+    int fds[2];
+    char ok = 0;
+    pid_t pid;
+
+    if (pipe(fds) != 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        struct slh_store *st = NULL;
+        struct slh_store_owner *o = NULL;
+        struct slh_claim c[16];
+        size_t got = 0;
+        char yes = 1;
+
+        close(fds[0]);
+        if (slh_store_open(&st, spool, SLH_STORE_EXISTING, NULL) == SLH_OK &&
+            slh_store_owner_open(st, &o, NULL) == SLH_OK &&
+            slh_store_claim(st, "a", slh_store_owner_token(o), T0, LEASE, n, c,
+                            &got, NULL, NULL) == SLH_OK &&
+            got == n)
+            (void)!write(fds[1], &yes, 1);
+        if (!is_dying)
+            pause();
+        _exit(0); /* dead, as killed: nothing closed, nothing given back */
+    }
+    close(fds[1]);
+    if (pid > 0 && (read(fds[0], &ok, 1) != 1 || !ok)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        pid = -1;
+    }
+    close(fds[0]);
+    return pid;
+}
+
+/* What a dead owner held is taken back at once; a live one's is not. */
+static void
+test_owners(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st;
+    struct slh_store_owner *me = NULL;
+    struct slh_error err = {0};
+    struct slh_claim c[16];
+    size_t n = 0, taken = 99;
+    pid_t live = -1, dead;
+
+    if (!open_store(&cfg, &st, "owners",
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n"))
+        goto out;
+    for (int i = 0; i < 6; i++) {
+        char mid[8];
+        snprintf(mid, sizeof(mid), "o%d", i);
+        put(st, &cfg, "Delivered", mid, T0);
+    }
+    CHECK(slh_store_owner_open(st, &me, &err) == SLH_OK &&
+              slh_store_owner_token(me) > 0,
+          "an owner: %s", err.text);
+    CHECK(slh_store_owner_token(NULL) == 0, "no owner: token 0");
+    CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0, &taken,
+                              &err) == SLH_OK &&
+              taken == 0,
+          "no one dead: nothing taken");
+    live = child_owner(cfg.spool, 2, false);
+    dead = child_owner(cfg.spool, 3, true);
+    if (!CHECK(live > 0 && dead > 0, "two children claimed"))
+        goto out;
+    waitpid(dead, NULL, 0);
+    CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 1, &taken,
+                              &err) == SLH_OK &&
+              taken == 3,
+          "the dead one's 3 taken back: %zu %s", taken, err.text);
+    CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 1, &taken,
+                              &err) == SLH_OK &&
+              taken == 0,
+          "once");
+    CHECK(slh_store_claim(st, "a", slh_store_owner_token(me), T0 + 2, LEASE, 16,
+                          c, &n, NULL, &err) == SLH_OK &&
+              n == 4,
+          "its 3 claimable long before their lease, and the 6th: %zu", n);
+    CHECK(n == 4 && c[0].attempts == 1, "the dead one's attempts uncounted: %d",
+          c[0].attempts);
+    free_claims(c, n);
+    kill(live, SIGKILL);
+    waitpid(live, NULL, 0);
+    live = -1;
+    CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 3, &taken,
+                              &err) == SLH_OK &&
+              taken == 2,
+          "the live one's 2 only once it is killed: %zu", taken);
+    /* Our own are never taken for dead. */
+    CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 3, &taken,
+                              &err) == SLH_OK &&
+              taken == 0 && stats(st, "a").pending == 6,
+          "ours left alone");
+out:
+    if (live > 0) {
+        kill(live, SIGKILL);
+        waitpid(live, NULL, 0);
+    }
+    slh_store_owner_close(me);
+    slh_store_owner_close(NULL);
+    close_store(&cfg, st);
+}
+
+/* Records the outcome state for (dest, the i-th claim of c). */
+static void
+settle(struct slh_store *st, const char *dest, struct slh_claim *c, int state,
+       int64_t now)
+{
+    struct slh_outcome o = {0};
+
+    o.dest = dest;
+    o.seq = c->seq;
+    memcpy(o.id, c->id, sizeof(o.id));
+    o.state = state;
+    o.due = now + HOUR;
+    o.status = state == SLH_DELIVERED ? 200 : 500;
+    if (state != SLH_DELIVERED)
+        snprintf(o.error, sizeof(o.error), "HTTP 500");
+    CHECK(slh_store_finish(st, &o, 1, now, NULL) == SLH_OK, "settle");
+}
+
+/* Six events an hour apart (e0 oldest): "a" wants all, "b" Failed ones
+ * (e1, e3, e5). a's e0 delivered, e1 dead, e2 retrying. */
+static bool
+window_store(struct slh_config *cfg, struct slh_store **st, const char *name)
+{
+    struct slh_claim c[3];
+    size_t n = 0;
+
+    if (!open_store(cfg, st, name,
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n"
+                    "[destination b]\nurl = http://127.0.0.1:9/b\n"
+                    "events = Failed\n"))
+        return false;
+    for (int i = 0; i < 6; i++) {
+        char mid[8];
+        snprintf(mid, sizeof(mid), "e%d", i);
+        put(*st, cfg, i % 2 ? "Failed" : "Delivered", mid, T0 + i * HOUR);
+    }
+    if (!CHECK(slh_store_claim(*st, "a", 0, T0 + 6 * HOUR, LEASE, 3, c, &n,
+                               NULL, NULL) == SLH_OK &&
+                   n == 3,
+               "claim 3"))
+        return false;
+    settle(*st, "a", &c[0], SLH_DELIVERED, T0 + 6 * HOUR);
+    settle(*st, "a", &c[1], SLH_DEAD, T0 + 6 * HOUR);
+    settle(*st, "a", &c[2], SLH_PENDING, T0 + 6 * HOUR);
+    free_claims(c, n);
+    return true;
+}
+
+/* The MessageId in an event's body ("e3"), for checks. */
+static bool
+is_mid(const struct slh_store_event *ev, const char *mid)
+{
+    char want[32];
+
+    snprintf(want, sizeof(want), "\"MessageId\":\"%s\"", mid);
+    return ev->body != NULL && strstr(ev->body, want) != NULL;
+}
+
+static size_t
+list(struct slh_store *st, const struct slh_store_filter *f,
+     struct slh_store_event **ev)
+{
+    size_t n = 0;
+    struct slh_error err = {0};
+
+    if (!CHECK(slh_store_events(st, f, ev, &n, &err) == SLH_OK, "events: %s",
+               err.text))
+        *ev = NULL;
+    return n;
+}
+
+/* Stored events listed newest first, filtered, each with its rows. */
+static void
+test_events(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st;
+    struct slh_store_event *ev = NULL;
+    struct slh_store_filter f;
+    size_t n;
+
+    if (!window_store(&cfg, &st, "events"))
+        goto out;
+    n = list(st, NULL, &ev);
+    CHECK(n == 6 && is_mid(&ev[0], "e5") && is_mid(&ev[5], "e0"),
+          "all six, newest first: %zu", n);
+    if (n == 6) {
+        CHECK(ev[0].received == T0 + 5 * HOUR &&
+                  strcmp(ev[0].type, "Failed") == 0 &&
+                  strlen(ev[0].id) == SLH_EVENT_ID_LEN &&
+                  strstr(ev[0].body, "SecretKey") == NULL,
+              "an event's fields");
+        CHECK(ev[0].n_rows == 2 && strcmp(ev[0].rows[0].dest, "a") == 0 &&
+                  strcmp(ev[0].rows[1].dest, "b") == 0 &&
+                  ev[0].rows[0].state == SLH_PENDING &&
+                  ev[0].rows[0].attempts == 0 &&
+                  ev[0].rows[0].due == T0 + 5 * HOUR,
+              "e5: a row for a and for b, pending, due at receipt");
+        CHECK(ev[5].n_rows == 1 && ev[5].rows[0].state == SLH_DELIVERED &&
+                  ev[5].rows[0].last_status == 200 &&
+                  ev[5].rows[0].last_error[0] == '\0',
+              "e0: a's row only, delivered");
+        CHECK(ev[3].n_rows == 1 && ev[3].rows[0].is_retrying &&
+                  ev[3].rows[0].attempts == 1 &&
+                  ev[3].rows[0].last_status == 500 &&
+                  strcmp(ev[3].rows[0].last_error, "HTTP 500") == 0 &&
+                  ev[3].rows[0].due == T0 + 7 * HOUR,
+              "e2: retrying, its next attempt");
+    }
+    slh_store_events_free(ev, n);
+    memset(&f, 0, sizeof(f));
+    f.limit = 2;
+    n = list(st, &f, &ev);
+    CHECK(n == 2 && is_mid(&ev[0], "e5") && is_mid(&ev[1], "e4"), "limit 2");
+    slh_store_events_free(ev, n);
+    memset(&f, 0, sizeof(f));
+    f.dest = "b";
+    n = list(st, &f, &ev);
+    CHECK(n == 3 && is_mid(&ev[0], "e5") && is_mid(&ev[2], "e1"),
+          "with a row for b: the Failed three: %zu", n);
+    slh_store_events_free(ev, n);
+    f.dest = "a";
+    f.states = 1u << SLH_DEAD | 1u << SLH_DELIVERED;
+    n = list(st, &f, &ev);
+    CHECK(n == 2 && is_mid(&ev[0], "e1") && is_mid(&ev[1], "e0"),
+          "a's dead or delivered: %zu", n);
+    slh_store_events_free(ev, n);
+    f.states = 1u << SLH_PENDING;
+    f.is_retrying = true;
+    n = list(st, &f, &ev);
+    CHECK(n == 1 && is_mid(&ev[0], "e2"), "a's retrying: %zu", n);
+    slh_store_events_free(ev, n);
+    memset(&f, 0, sizeof(f));
+    f.type = "Delivered";
+    f.since = T0 + HOUR;
+    f.until = T0 + 4 * HOUR;
+    n = list(st, &f, &ev);
+    CHECK(n == 1 && is_mid(&ev[0], "e2"),
+          "Delivered in [T0+1h, T0+4h): e2 only: %zu", n);
+    slh_store_events_free(ev, n);
+    f.type = NULL;
+    n = list(st, &f, &ev);
+    CHECK(n == 3 && is_mid(&ev[0], "e3") && is_mid(&ev[2], "e1"),
+          "the window's three, since included, until not: %zu", n);
+    slh_store_events_free(ev, n);
+    slh_store_events_free(NULL, 0);
+out:
+    close_store(&cfg, st);
+}
+
+/* One event read by its id or a unique prefix. */
+static void
+test_event(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st;
+    struct slh_store_event *all = NULL, one;
+    struct slh_error err = {0};
+    char prefix[SLH_EVENT_ID_LEN + 1];
+    size_t n = 0;
+
+    if (!window_store(&cfg, &st, "event"))
+        goto out;
+    n = list(st, NULL, &all);
+    if (!CHECK(n == 6, "six events"))
+        goto out;
+    CHECK(slh_store_event(st, all[4].id, &one, &err) == SLH_OK &&
+              one.seq == all[4].seq && is_mid(&one, "e1") && one.n_rows == 2 &&
+              one.rows[0].state == SLH_DEAD && one.rows[1].state == SLH_PENDING,
+          "by its id, with its rows: %s", err.text);
+    slh_store_event_free(&one);
+    memcpy(prefix, all[2].id, SLH_STORE_PREFIX_MIN);
+    prefix[SLH_STORE_PREFIX_MIN] = '\0';
+    CHECK(slh_store_event(st, prefix, &one, &err) == SLH_OK &&
+              strcmp(one.id, all[2].id) == 0,
+          "by a prefix of %d: %s", SLH_STORE_PREFIX_MIN, err.text);
+    slh_store_event_free(&one);
+    prefix[SLH_STORE_PREFIX_MIN - 1] = '\0';
+    CHECK(slh_store_event(st, prefix, &one, &err) == SLH_EINVAL &&
+              one.body == NULL,
+          "a prefix too short: %s", err.text);
+    CHECK(slh_store_event(st, "XYZ12345", &one, &err) == SLH_EINVAL,
+          "not hex: %s", err.text);
+    snprintf(prefix, sizeof(prefix), "%s", all[2].id);
+    prefix[0] = prefix[0] == '0' ? '1' : '0';
+    prefix[SLH_STORE_PREFIX_MIN + 4] = '\0';
+    CHECK(slh_store_event(st, prefix, &one, &err) == SLH_ENOTFOUND,
+          "no such event: %s", err.text);
+    slh_store_event_free(NULL);
+out:
+    slh_store_events_free(all, n);
+    close_store(&cfg, st);
+}
+
+/* A window queued again for one destination, and backfilled for one
+ * added after the events arrived. */
+static void
+test_requeue(void)
+{
+    struct slh_config cfg, cfg2 = {0};
+    struct slh_store *st;
+    struct slh_store_owner *me = NULL;
+    struct slh_error err = {0};
+    struct slh_claim c[8];
+    char text[1024];
+    size_t n = 99, m = 0;
+
+    if (!window_store(&cfg, &st, "requeue"))
+        goto out;
+    CHECK(slh_store_requeue(st, &cfg.dests[0], T0, T0 + 6 * HOUR,
+                            1u << SLH_DELIVERED | 1u << SLH_DEAD, T0 + 8 * HOUR,
+                            &n, &err) == SLH_OK &&
+              n == 2,
+          "a's delivered and dead queued again: %zu %s", n, err.text);
+    CHECK(stats(st, "a").pending == 6 && stats(st, "b").pending == 3,
+          "every a row pending; b untouched");
+    CHECK(slh_store_owner_open(st, &me, &err) == SLH_OK, "owner: %s", err.text);
+    CHECK(slh_store_claim(st, "a", slh_store_owner_token(me), T0 + 8 * HOUR,
+                          LEASE, 8, c, &m, NULL, &err) == SLH_OK &&
+              m == 6,
+          "all due: %zu", m);
+    for (size_t i = 0; i < m; i++)
+        if (c[i].received == T0 || c[i].received == T0 + HOUR)
+            CHECK(c[i].attempts == 1 && c[i].revived == T0 + 8 * HOUR,
+                  "a requeued row: attempts afresh, horizon from now");
+    CHECK(slh_store_requeue(st, &cfg.dests[0], 0, 0, 0, T0 + 8 * HOUR, &n,
+                            &err) == SLH_OK &&
+              n == 0,
+          "rows leased to a live owner are left alone");
+    free_claims(c, m);
+    /* A destination added later: rows for what its filter accepts. */
+    snprintf(text, sizeof(text),
+             "[receiver]\nsecret_key = q7Rt2mXw9LpB4sKd8Zf3\nspool = %s\n"
+             "[destination c]\nurl = http://127.0.0.1:9/c\nevents = Failed\n",
+             cfg.spool);
+    if (!CHECK(slh_config_parse(&cfg2, text, "test.ini", &err) == SLH_OK,
+               "config: %s", err.text))
+        goto out;
+    CHECK(slh_store_requeue(st, &cfg2.dests[0], T0 + HOUR, T0 + 5 * HOUR,
+                            SLH_STORE_NO_ROW, T0 + 9 * HOUR, &n,
+                            &err) == SLH_OK &&
+              n == 2,
+          "backfill: c gets e1 and e3, its Failed ones in the window: %zu", n);
+    CHECK(stats(st, "c").pending == 2, "c: 2 pending");
+    CHECK(slh_store_requeue(st, &cfg2.dests[0], 0, 0, SLH_STORE_NO_ROW,
+                            T0 + 9 * HOUR, &n, &err) == SLH_OK &&
+              n == 1,
+          "then e5 only, the others have a row");
+out:
+    slh_store_owner_close(me);
+    slh_config_free(&cfg2);
+    close_store(&cfg, st);
+}
+
+int
+main(void)
+{
+    snprintf(tmp, sizeof(tmp), "/tmp/test_store.XXXXXX");
+    if (mkdtemp(tmp) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+        be = &backends[i];
+        printf("backend %s\n", be->name);
+        test_put();
+        test_claim();
+        test_retry_purge();
+        test_tasks();
+        test_owners();
+        test_events();
+        test_event();
+        test_requeue();
+    }
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+        if (check_failed == 0 && system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmp);
+    }
+    return check_summary();
+}

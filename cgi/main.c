@@ -225,7 +225,7 @@ main(int argc, char **argv)
     /* Under a web server the first request makes the spool, as its user.
      * Root running the pipe test from a shell would make it root's, and
      * every request after that would fail: root uses a spool directory
-     * that is there (its own; another user's is refused, spool.h), and
+     * that is there (its own; another user's is refused, store.h), and
      * makes none. */
     ctx.how = is_cgi || geteuid() != 0 ? SLH_STORE_CREATE : SLH_STORE_CREATE_DB;
     if (is_cgi) {

@@ -138,7 +138,7 @@ check_spool(const char *dir)
         printf("spool %s: writable (owner uid %ld, mode %04o)\n", dir,
                (long)st.st_uid, (unsigned)(st.st_mode & 07777));
         /* Root may write anywhere: what counts is the web server's user,
-         * and root opens no spool of theirs (spool.h). */
+         * and root opens no spool of theirs (store.h). */
         if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
             printf("error: spool %s is writable by %s (mode %04o): others "
                    "could add events to relay; chmod go-w it\n",

@@ -13,7 +13,7 @@
 
 /*
  * The checkpointer: a thread with its own connection that checkpoints the
- * WAL when the committer's commits say it is due (spool.h), so that commits
+ * WAL when the committer's commits say it is due (store.h), so that commits
  * seldom wait for one. A due signal while one is pending adds nothing.
  */
 struct checkpointer {

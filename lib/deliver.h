@@ -9,7 +9,7 @@
  * retry on a backoff with jitter that honours Retry-After, until the
  * destination's max_age since receipt has passed, then dead.
  *
- * Each deliverer claims as an owner of its own (queue.h), made by
+ * Each deliverer claims as an owner of its own (store.h), made by
  * slh_deliverer_new() and removed by slh_deliverer_free() (a deliverer that
  * cannot make one claims for no owner, and relies on the lease alone). When
  * a run starts, and every second while it runs, it takes back what dead
@@ -125,7 +125,7 @@ void slh_deliver_yield_priority(void);
  * (claims, outcomes, rows given back) in transactions of its own on its own
  * connection, unless a front end that has a writer thread takes those writes
  * into its writer's transactions: then each is handed to fn(task, ctx, err),
- * which must run task (spool.h) inside a write transaction on the writer's
+ * which must run task (store.h) inside a write transaction on the writer's
  * connection and return once that is committed (SLH_OK) or rolled back (the
  * error). slhook.fcgi's committer does, so that one connection makes every
  * write, and fewer transactions make them. Set before run; ctx must outlive

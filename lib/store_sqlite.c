@@ -149,6 +149,26 @@ slh_sqlite_end(struct slh_sqlite *sq, bool own, enum slh_err rc,
     return rc;
 }
 
+static const char read_sql[] = "BEGIN";
+
+enum slh_err
+slh_sqlite_read_begin(struct slh_sqlite *sq, const char *what, bool *own,
+                      struct slh_error *err)
+{
+    *own = sqlite3_get_autocommit(sq->db) != 0;
+    if (*own && run_sql(sq, read_sql) != SQLITE_DONE)
+        return slh_sqlite_fail(sq, what, err);
+    return SLH_OK;
+}
+
+/* A read has nothing to keep: ROLLBACK ends it as well as COMMIT. */
+void
+slh_sqlite_read_end(struct slh_sqlite *sq, bool own)
+{
+    if (own)
+        (void)run_sql(sq, rollback_sql);
+}
+
 bool
 slh_sqlite_file_id(const char *path, dev_t *dev, ino_t *ino)
 {

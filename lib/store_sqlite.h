@@ -161,6 +161,15 @@ enum slh_err slh_sqlite_end(struct slh_sqlite *sq, bool own, enum slh_err rc,
                             struct slh_error *err);
 
 /*
+ * A read transaction, so that what is read in it agrees: *own is true when
+ * slh_sqlite_read_end() is to end it, false when it joined one already
+ * open on sq.
+ */
+enum slh_err slh_sqlite_read_begin(struct slh_sqlite *sq, const char *what,
+                                   bool *own, struct slh_error *err);
+void slh_sqlite_read_end(struct slh_sqlite *sq, bool own);
+
+/*
  * Takes and lets go of the writers' lock (above). The wait is bounded by
  * SLH_SQLITE_BUSY_MS: a writer stopped while holding the lock must not hold
  * every request with it. Past the bound, or when flock() fails, it returns
@@ -219,13 +228,10 @@ enum slh_err slh_sqlite_reopen(struct slh_sqlite *sq, struct slh_error *err);
 int slh_sqlite_pragma(sqlite3 *db, const char *sql, sqlite3_int64 *num,
                       char *buf, size_t size);
 
-/* The writing ops (store_sqlite_put.c). */
-enum slh_err slh_sqlite_put_tasks(struct slh_store *st,
-                                  const struct slh_config *cfg,
-                                  const struct slh_batch *const *batches,
-                                  size_t n, const struct slh_store_task *tasks,
-                                  size_t n_tasks, int64_t now_ms, size_t *n_new,
-                                  struct slh_error *err);
+/* The backend's ops, each with the type and the contract of the store.h
+ * function of the same name (store_backend.h). Writing
+ * (store_sqlite_put.c): */
+__typeof__(slh_store_put_tasks) slh_sqlite_put_tasks;
 
 /*
  * Owners (store_sqlite_owner.c). slh_sqlite_owner_open() makes *o a new
@@ -248,37 +254,20 @@ size_t slh_sqlite_owners_dead(const char *dir, int64_t self,
                               struct slh_sqlite_owner *dead, size_t max);
 /* Forgets (committed) or drops the dead owners sq's transaction held. */
 void slh_sqlite_settle_dead(struct slh_sqlite *sq, bool is_committed);
-enum slh_err slh_sqlite_store_owner_open(struct slh_store *st,
-                                         struct slh_store_owner **out,
-                                         struct slh_error *err);
+__typeof__(slh_store_owner_open) slh_sqlite_store_owner_open;
 
 /* The delivering ops (store_sqlite_queue.c, store_sqlite_stats.c). */
-enum slh_err slh_sqlite_role(struct slh_store *st, enum slh_store_role role,
-                             struct slh_error *err);
-enum slh_err slh_sqlite_take_back(struct slh_store *st, int64_t self,
-                                  int64_t now_ms, size_t *taken,
-                                  struct slh_error *err);
-enum slh_err slh_sqlite_claim(struct slh_store *st, const char *dest,
-                              int64_t owner, int64_t now_ms, int64_t lease_ms,
-                              size_t max, struct slh_claim *claims, size_t *n,
-                              int64_t *next_due, struct slh_error *err);
-enum slh_err slh_sqlite_finish(struct slh_store *st,
-                               const struct slh_outcome *o, size_t n,
-                               int64_t now_ms, struct slh_error *err);
-enum slh_err slh_sqlite_unclaim(struct slh_store *st, const char *dest,
-                                const int64_t *seqs, size_t n, int64_t now_ms,
-                                struct slh_error *err);
-enum slh_err slh_sqlite_next_due(struct slh_store *st, const char *dest,
-                                 int64_t *due, struct slh_error *err);
-enum slh_err slh_sqlite_stats(struct slh_store *st, const char *dest,
-                              struct slh_store_stats *s, struct slh_error *err);
-enum slh_err slh_sqlite_retry(struct slh_store *st, const char *dest,
-                              int64_t now_ms, size_t *n, struct slh_error *err);
-enum slh_err slh_sqlite_purge(struct slh_store *st, int64_t cutoff_ms,
-                              size_t *n, struct slh_error *err);
-enum slh_err slh_sqlite_dests(struct slh_store *st, char ***names, size_t *n,
-                              struct slh_error *err);
-int64_t slh_sqlite_data_version(struct slh_store *st);
+__typeof__(slh_store_role) slh_sqlite_role;
+__typeof__(slh_store_take_back) slh_sqlite_take_back;
+__typeof__(slh_store_claim) slh_sqlite_claim;
+__typeof__(slh_store_finish) slh_sqlite_finish;
+__typeof__(slh_store_unclaim) slh_sqlite_unclaim;
+__typeof__(slh_store_next_due) slh_sqlite_next_due;
+__typeof__(slh_store_stats) slh_sqlite_stats;
+__typeof__(slh_store_retry) slh_sqlite_retry;
+__typeof__(slh_store_purge) slh_sqlite_purge;
+__typeof__(slh_store_dests) slh_sqlite_dests;
+__typeof__(slh_store_data_version) slh_sqlite_data_version;
 
 /* Makes the NUL-terminated s valid UTF-8 in place, never longer: a
  * sequence cut off by its end is dropped, any other invalid byte becomes
@@ -286,17 +275,8 @@ int64_t slh_sqlite_data_version(struct slh_store *st);
 void slh_sqlite_utf8_mend(char *s);
 
 /* The reading ops (store_sqlite_events.c). */
-enum slh_err slh_sqlite_events(struct slh_store *st,
-                               const struct slh_store_filter *f,
-                               struct slh_store_event **events, size_t *n,
-                               struct slh_error *err);
-enum slh_err slh_sqlite_event(struct slh_store *st, const char *id,
-                              struct slh_store_event *ev,
-                              struct slh_error *err);
-enum slh_err slh_sqlite_requeue(struct slh_store *st,
-                                const struct slh_dest *dest, int64_t since_ms,
-                                int64_t until_ms, unsigned states,
-                                int64_t now_ms, size_t *n,
-                                struct slh_error *err);
+__typeof__(slh_store_events) slh_sqlite_events;
+__typeof__(slh_store_event) slh_sqlite_event;
+__typeof__(slh_store_requeue) slh_sqlite_requeue;
 
 #endif

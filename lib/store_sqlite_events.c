@@ -155,25 +155,16 @@ list(struct slh_sqlite *sq, sqlite3_stmt *q, const struct slh_store_filter *f,
                                           : SLH_OK;
 }
 
-enum slh_err
-slh_sqlite_events(struct slh_store *st, const struct slh_store_filter *f,
-                  struct slh_store_event **events, size_t *n,
-                  struct slh_error *err)
+/* The list's read transaction: the destinations, then the events. */
+static enum slh_err
+list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
+        struct slh_store_event *out, size_t *n, struct slh_error *err)
 {
-    struct slh_sqlite *sq = slh_sqlite(st);
-    size_t limit = f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT;
-    struct slh_store_event *out = NULL;
     sqlite3_stmt *q = NULL;
     char **dests = NULL;
     size_t n_dests = 0;
-    enum slh_err rc;
+    enum slh_err rc = slh_sqlite_dests(&sq->base, &dests, &n_dests, err);
 
-    /* One read transaction: the rows agree with their events. */
-    if (sqlite3_exec(sq->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return slh_sqlite_fail(sq, "events", err);
-    rc = slh_sqlite_dests(st, &dests, &n_dests, err);
-    if (rc == SLH_OK && (out = calloc(limit, sizeof(*out))) == NULL)
-        rc = slh_error_set(err, SLH_ENOMEM, "events: out of memory");
     if (rc == SLH_OK && slh_sqlite_prepare(sq, list_sql, &q) != SQLITE_OK)
         rc = slh_sqlite_fail(sq, "events", err);
     if (rc == SLH_OK) {
@@ -184,8 +175,28 @@ slh_sqlite_events(struct slh_store *st, const struct slh_store_filter *f,
         rc = list(sq, q, f, dests, n_dests, out, n, err);
     }
     slh_sqlite_release(q);
-    sqlite3_exec(sq->db, "COMMIT", NULL, NULL, NULL);
     slh_store_dests_free(dests, n_dests);
+    return rc;
+}
+
+enum slh_err
+slh_sqlite_events(struct slh_store *st, const struct slh_store_filter *f,
+                  struct slh_store_event **events, size_t *n,
+                  struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    size_t limit = f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT;
+    struct slh_store_event *out = calloc(limit, sizeof(*out));
+    enum slh_err rc;
+    bool own;
+
+    if (out == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "events: out of memory");
+    /* One read transaction: the rows agree with their events. */
+    rc = slh_sqlite_read_begin(sq, "events", &own, err);
+    if (rc == SLH_OK)
+        rc = list_tx(sq, f, out, n, err);
+    slh_sqlite_read_end(sq, own);
     if (rc != SLH_OK) {
         slh_store_events_free(out, *n);
         *n = 0;
@@ -197,8 +208,8 @@ slh_sqlite_events(struct slh_store *st, const struct slh_store_filter *f,
 
 /* The one event find_sql finds for id, with its rows. */
 static enum slh_err
-find(struct slh_sqlite *sq, const char *id, char **dests, size_t n_dests,
-     struct slh_store_event *ev, struct slh_error *err)
+find(struct slh_sqlite *sq, const char *id, struct slh_store_event *ev,
+     struct slh_error *err)
 {
     sqlite3_stmt *q = NULL;
     enum slh_err rc = SLH_OK;
@@ -223,8 +234,6 @@ find(struct slh_sqlite *sq, const char *id, char **dests, size_t n_dests,
                              : slh_sqlite_fail(sq, "event", err);
     }
     slh_sqlite_release(q);
-    if (rc == SLH_OK)
-        rc = read_rows(sq, dests, n_dests, ev, err);
     return rc;
 }
 
@@ -235,14 +244,16 @@ slh_sqlite_event(struct slh_store *st, const char *id,
     struct slh_sqlite *sq = slh_sqlite(st);
     char **dests = NULL;
     size_t n_dests = 0;
-    enum slh_err rc;
+    bool own;
+    enum slh_err rc = slh_sqlite_read_begin(sq, "event", &own, err);
 
-    if (sqlite3_exec(sq->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return slh_sqlite_fail(sq, "event", err);
-    rc = slh_sqlite_dests(st, &dests, &n_dests, err);
     if (rc == SLH_OK)
-        rc = find(sq, id, dests, n_dests, ev, err);
-    sqlite3_exec(sq->db, "COMMIT", NULL, NULL, NULL);
+        rc = find(sq, id, ev, err);
+    if (rc == SLH_OK)
+        rc = slh_sqlite_dests(st, &dests, &n_dests, err);
+    if (rc == SLH_OK)
+        rc = read_rows(sq, dests, n_dests, ev, err);
+    slh_sqlite_read_end(sq, own);
     slh_store_dests_free(dests, n_dests);
     if (rc != SLH_OK)
         slh_store_event_free(ev);

@@ -21,9 +21,9 @@
 
 /*
  * Waits for another connection's write lock. SQLite's own busy timeout
- * sleeps 1, 2, 5, ... up to 100 ms between tries: under load a CGI waited
- * 104 ms a request that way, most of it after the lock was free again. Short
- * steps wake soon after the lock is let go; the bound stays SLH_SQLITE_BUSY_MS.
+ * sleeps 1, 2, 5, ... up to 100 ms between tries, mostly after the lock
+ * was free again (BENCHMARKS.md). Short steps wake soon after the lock is
+ * let go; the bound stays SLH_SQLITE_BUSY_MS.
  */
 int
 slh_sqlite_busy_wait(void *arg, int count)

@@ -161,7 +161,7 @@ user_name(uid_t uid, char *buf, size_t size)
 
 /*
  * Whether the spool directory or database at path (st its stat) may be
- * trusted: owned by the running user, writable by nobody else (spool.h).
+ * trusted: owned by the running user, writable by nobody else (store.h).
  * Group or other write lets another user slip in events to be relayed,
  * signed; another owner (root running a command on the web server's spool)
  * would leave files that owner cannot write. The text names the path, its

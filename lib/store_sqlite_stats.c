@@ -138,20 +138,19 @@ slh_sqlite_stats(struct slh_store *st, const char *dest,
                  struct slh_store_stats *s, struct slh_error *err)
 {
     struct slh_sqlite *sq = slh_sqlite(st);
-    enum slh_err rc;
-
+    bool own;
     /* One read transaction, so the numbers agree with each other. */
-    if (sqlite3_exec(sq->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return slh_sqlite_fail(sq, "status", err);
-    rc = each_row(sq, count_sql, dest, count_row, s, err);
+    enum slh_err rc = slh_sqlite_read_begin(sq, "status", &own, err);
+
+    if (rc == SLH_OK)
+        rc = each_row(sq, count_sql, dest, count_row, s, err);
     if (rc == SLH_OK)
         rc = each_row(sq, retrying_sql, dest, retrying_row, s, err);
     if (rc == SLH_OK)
         rc = each_row(sq, oldest_sql, dest, oldest_row, s, err);
     if (rc == SLH_OK)
         rc = each_row(sq, last_sql, dest, last_row, s, err);
-    sqlite3_exec(sq->db, rc == SLH_OK ? "COMMIT" : "ROLLBACK", NULL, NULL,
-                 NULL);
+    slh_sqlite_read_end(sq, own);
     if (rc != SLH_OK)
         memset(s, 0, sizeof(*s));
     return rc;

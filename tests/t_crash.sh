@@ -11,7 +11,7 @@
 #            responder too, every other time) and restarted.
 # Then `slhook deliver --once` until nothing is pending. What the last
 # killed deliverer had claimed is taken back at once by the first of those
-# (its lock file is free: queue.h), not left to its lease (about 40 s
+# (its lock file is free: store_sqlite.h), not left to its lease (about 40 s
 # here): the drain must end well before one would have.
 # Destinations: an HTTP receiver taking every event, a file taking Failed
 # and Complaint. Counted and printed: 200s given, delivered, lost (a 200'd

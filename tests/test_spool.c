@@ -1,4 +1,4 @@
-/* test_spool.c: the durable queue (lib/spool.h), through its public
+/* test_spool.c: the SQLite store (lib/store_sqlite.h) through store.h and its
  * prototypes, on real file systems: a tmpfs that fills up, a loop-mounted
  * ext4 that the kernel turns read-only under an open spool, and a spool
  * directory removed while open. Needs root (mount); fails, never skips,
@@ -343,7 +343,7 @@ test_open(void)
     CHECK(file_mode(buf) == 0600, "-shm mode %o", file_mode(buf));
 
     db = slh_sqlite_db(sp);
-    CHECK(db != NULL, "slh_spool_db");
+    CHECK(db != NULL, "slh_sqlite_db");
     CHECK(strcmp(q_text(db, "PRAGMA journal_mode", buf, sizeof(buf)), "wal") ==
               0,
           "journal_mode %s", buf);
@@ -686,7 +686,7 @@ test_open_how(void)
     slh_store_close(sp);
 }
 
-/* slh_spool_open() of dir fails naming it and want; nothing is made in
+/* slh_store_open() of dir fails naming it and want; nothing is made in
  * it. */
 static void
 check_refused(const char *dir, const char *named, const char *want,
@@ -713,7 +713,7 @@ check_refused(const char *dir, const char *named, const char *want,
 }
 
 /* A spool directory or database that is not the running user's own, or
- * that others may write, is not opened (spool.h): another user could have
+ * that others may write, is not opened (store.h): another user could have
  * slipped in events to relay, signed. */
 static void
 test_trust(void)
@@ -1475,6 +1475,29 @@ test_upgrade(void)
     free(text);
 }
 
+/* Makes spool dir/name of an older schema from sql and opens it with
+ * slh_store_open() (the upgrade); NULL when either fails. */
+static struct slh_store *
+open_older(char *dir, const char *name, const char *sql)
+{
+    char path[PATH_MAX];
+    struct slh_store *sp = NULL;
+    struct slh_error err = {0};
+    sqlite3 *raw = NULL;
+
+    path_in(dir, name);
+    db_path(path, dir);
+    if (!CHECK(mkdir(dir, 0700) == 0, "set-up"))
+        return NULL;
+    sqlite3_open(path, &raw);
+    CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_OK, "%s spool: %s",
+          name, sqlite3_errmsg(raw));
+    sqlite3_close(raw);
+    CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+          "open %s: %s", name, err.text);
+    return sp;
+}
+
 /* A spool of schema version 2 (no owner), with a row leased by a deliverer
  * of that version, upgraded on open: every row kept as it was, the leased
  * one still leased (owned by no one, it waits out its lease), and the
@@ -1499,21 +1522,12 @@ test_upgrade_2(void)
         "INSERT INTO delivery VALUES ('x', 2, 0, 6, 0, NULL, NULL, NULL);"
         "INSERT INTO delivery VALUES ('y', 2, 1, 7, 1, 200, NULL, 7);"
         "PRAGMA user_version = 2;";
-    char dir[PATH_MAX], path[PATH_MAX], buf[256];
-    struct slh_store *sp = NULL;
+    char dir[PATH_MAX], buf[256];
+    struct slh_store *sp = open_older(dir, "upgrade2", v2_sql);
     struct slh_error err = {0};
-    sqlite3 *raw = NULL, *db;
+    sqlite3 *db;
 
-    path_in(dir, "upgrade2");
-    db_path(path, dir);
-    if (!CHECK(mkdir(dir, 0700) == 0, "set-up"))
-        return;
-    sqlite3_open(path, &raw);
-    CHECK(sqlite3_exec(raw, v2_sql, NULL, NULL, NULL) == SQLITE_OK,
-          "version 2 spool: %s", sqlite3_errmsg(raw));
-    sqlite3_close(raw);
-    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
-               "open v2: %s", err.text))
+    if (sp == NULL)
         return;
     db = slh_sqlite_db(sp);
     CHECK(sql_int(db, "PRAGMA user_version") == SLH_SQLITE_VERSION,
@@ -1572,23 +1586,14 @@ test_upgrade_3(void)
         " 7);"
         "INSERT INTO delivery VALUES ('x', 2, 1, 7, 1, 200, NULL, 7, NULL);"
         "PRAGMA user_version = 3;";
-    char dir[PATH_MAX], path[PATH_MAX], buf[256];
-    struct slh_store *sp = NULL;
+    char dir[PATH_MAX], buf[256];
+    struct slh_store *sp = open_older(dir, "upgrade3", v3_sql);
     struct slh_error err = {0};
     struct slh_store_event *ev = NULL;
     size_t n = 0;
-    sqlite3 *raw = NULL, *db;
+    sqlite3 *db;
 
-    path_in(dir, "upgrade3");
-    db_path(path, dir);
-    if (!CHECK(mkdir(dir, 0700) == 0, "set-up"))
-        return;
-    sqlite3_open(path, &raw);
-    CHECK(sqlite3_exec(raw, v3_sql, NULL, NULL, NULL) == SQLITE_OK,
-          "version 3 spool: %s", sqlite3_errmsg(raw));
-    sqlite3_close(raw);
-    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
-               "open v3: %s", err.text))
+    if (sp == NULL)
         return;
     db = slh_sqlite_db(sp);
     CHECK(sql_int(db, "PRAGMA user_version") == 4 && SLH_SQLITE_VERSION == 4,

@@ -3,6 +3,7 @@
  * does its own way (SQLite's files, locks, schema versions) is tested in
  * that backend's own tests (test_spool, test_queue). */
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture_each.h"
 #include "config.h"
 #include "event.h"
 #include "store.h"
@@ -19,6 +21,7 @@
 #define T0 INT64_C(1700000000000)
 #define LEASE 10000
 #define HOUR INT64_C(3600000)
+#define MAX_EVENTS 64
 
 /* A backend under test: make(spool, size, name) writes into spool the
  * string that names a new, empty store of it. */
@@ -41,13 +44,26 @@ static const struct backend backends[] = {
 
 static const struct backend *be; /* the one running */
 
+static bool
+load_config(struct slh_config *cfg, const char *spool, const char *dests)
+{
+    char text[2048];
+    struct slh_error err = {0};
+
+    snprintf(text, sizeof(text),
+             "[receiver]\nsecret_key = q7Rt2mXw9LpB4sKd8Zf3\nspool = %s\n%s",
+             spool, dests);
+    return CHECK(slh_config_parse(cfg, text, "test.ini", &err) == SLH_OK,
+                 "config: %s", err.text);
+}
+
 /* A store of the running backend with dests configured (an INI
  * [destination] text); false when it cannot be made. */
 static bool
 open_store(struct slh_config *cfg, struct slh_store **st, const char *name,
            const char *dests)
 {
-    char spool[256], text[2048];
+    char spool[256];
     struct slh_error err = {0};
 
     *st = NULL;
@@ -55,11 +71,7 @@ open_store(struct slh_config *cfg, struct slh_store **st, const char *name,
     if (!CHECK(be->make(spool, sizeof(spool), name), "%s: make %s", be->name,
                name))
         return false;
-    snprintf(text, sizeof(text),
-             "[receiver]\nsecret_key = q7Rt2mXw9LpB4sKd8Zf3\nspool = %s\n%s",
-             spool, dests);
-    return CHECK(slh_config_parse(cfg, text, "test.ini", &err) == SLH_OK,
-                 "config: %s", err.text) &&
+    return load_config(cfg, spool, dests) &&
            CHECK(slh_store_open(st, cfg->spool, SLH_STORE_CREATE, &err) ==
                      SLH_OK,
                  "%s: open: %s", be->name, err.text);
@@ -116,6 +128,82 @@ free_claims(struct slh_claim *c, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         slh_store_claim_free(&c[i]);
+}
+
+/* Every stored fixture event: id, Type and relay body. */
+static struct {
+    char id[SLH_EVENT_ID_LEN + 1];
+    char type[32];
+    char *body;
+} events[MAX_EVENTS];
+static size_t n_events;
+
+struct put_ctx {
+    struct slh_store *sp;
+    const struct slh_config *cfg;
+};
+static const char *
+body_of(const char *id)
+{
+    for (size_t i = 0; i < n_events; i++)
+        if (strcmp(events[i].id, id) == 0)
+            return events[i].body;
+    return NULL;
+}
+static size_t
+count_type(const char *type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_events; i++)
+        n += strcmp(events[i].type, type) == 0;
+    return n;
+}
+/* Stores one fixture request at T0 and remembers its events. */
+static void
+put_fixture(const char *name, const char *body, size_t len,
+            enum slh_media media, void *arg)
+{
+    const struct put_ctx *ctx = arg;
+    struct slh_batch batch = {0};
+    const struct slh_batch *one = &batch;
+    struct slh_error err = {0};
+
+    if (CHECK(slh_batch_parse(&batch, body, len, media, &err) == SLH_OK,
+              "%s: %s", name, err.text) &&
+        CHECK(slh_store_put(ctx->sp, ctx->cfg, &one, 1, T0, NULL, &err) ==
+                  SLH_OK,
+              "put %s: %s", name, err.text)) {
+        for (size_t i = 0; i < batch.n; i++) {
+            const struct slh_event *ev = &batch.events[i];
+            if (ev->is_validation || body_of(ev->id) != NULL ||
+                n_events == MAX_EVENTS)
+                continue;
+            memcpy(events[n_events].id, ev->id, sizeof(ev->id));
+            snprintf(events[n_events].type, sizeof(events[0].type), "%s",
+                     ev->type);
+            events[n_events].body = slh_event_body(ev);
+            n_events++;
+        }
+    }
+    slh_batch_free(&batch);
+}
+static void
+put_fixtures(struct slh_store *sp, const struct slh_config *cfg)
+{
+    struct put_ctx ctx = {sp, cfg};
+
+    fixture_each(put_fixture, &ctx);
+}
+
+/* open_store(), with every fixture stored in it. */
+static bool
+fixture_spool(struct slh_config *cfg, struct slh_store **sp, const char *name,
+              const char *dests)
+{
+    if (!open_store(cfg, sp, name, dests))
+        return false;
+    put_fixtures(*sp, cfg);
+    return true;
 }
 
 /* Put: one event and a row per destination whose filter wants it;
@@ -760,6 +848,287 @@ out:
     close_store(&cfg, st);
 }
 
+/* ---- moved from test_queue: generic cases ---- */
+
+#define RACE_EVENTS 1000
+
+static pthread_barrier_t race_start;
+struct racer {
+    const char *spool;
+    int64_t *seqs;
+    size_t n;
+    bool ok;
+};
+static void
+test_claim_finish_stats(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_store *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_claim c[MAX_EVENTS];
+    struct slh_outcome o[3];
+    struct slh_store_stats st;
+    int64_t next = 0, due = 0;
+    size_t n = 0, n2 = 0, bodies_ok = 0;
+
+    if (!fixture_spool(&cfg, &sp, "spool",
+                       "[destination a]\nurl = http://127.0.0.1:9/a\n"
+                       "timeout = 5\nmax_age = 1h\n"
+                       "[destination b]\nurl = http://127.0.0.1:9/b\n"
+                       "events = Failed\n"))
+        goto out;
+    CHECK(n_events >= 15, "fixtures give %zu events", n_events);
+    CHECK(slh_store_role(sp, SLH_STORE_DELIVERER, &err) == SLH_OK, "setup: %s",
+          err.text);
+
+    /* Everything is due for a; its claim leases every row. */
+    CHECK(slh_store_claim(sp, "a", 0, T0, LEASE, MAX_EVENTS, c, &n, &next,
+                          &err) == SLH_OK,
+          "claim: %s", err.text);
+    CHECK(n == n_events, "claimed %zu of %zu", n, n_events);
+    CHECK(next == T0 + LEASE, "next due is the lease's end: %" PRId64,
+          next - T0);
+    for (size_t i = 0; i < n; i++) {
+        const char *want = body_of(c[i].id);
+        bodies_ok += want != NULL && strcmp(want, c[i].body) == 0 &&
+                     c[i].body_len == strlen(want) && c[i].attempts == 1 &&
+                     c[i].received == T0 && c[i].revived == 0;
+    }
+    CHECK(bodies_ok == n, "%zu of %zu claims carry body, attempt 1, received",
+          bodies_ok, n);
+    CHECK(strstr(c[0].body, "SecretKey") == NULL, "no SecretKey in bodies");
+    free_claims(c, n);
+
+    /* Leased: nobody else gets them until the lease ends. */
+    CHECK(slh_store_claim(sp, "a", 0, T0 + LEASE - 1, LEASE, MAX_EVENTS, c, &n,
+                          NULL, &err) == SLH_OK &&
+              n == 0,
+          "leased rows are not claimed again (%zu)", n);
+    /* A crashed deliverer's rows come back after the lease. */
+    CHECK(slh_store_claim(sp, "a", 0, T0 + LEASE, LEASE, MAX_EVENTS, c, &n,
+                          NULL, &err) == SLH_OK &&
+              n == n_events && c[0].attempts == 2,
+          "after the lease: %zu rows, attempt %d", n,
+          n > 0 ? c[0].attempts : -1);
+
+    /* b wants only Failed events. */
+    CHECK(slh_store_claim(sp, "b", 0, T0, LEASE, MAX_EVENTS, c + n, &n2, NULL,
+                          &err) == SLH_OK &&
+              n2 == count_type("Failed"),
+          "b's filter: %zu claimed, %zu Failed", n2, count_type("Failed"));
+    free_claims(c + n, n2);
+
+    /* Outcomes: one delivered, one retrying, one dead. */
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i < 3; i++) {
+        o[i].dest = "a";
+        o[i].seq = c[i].seq;
+        memcpy(o[i].id, c[i].id, sizeof(o[i].id));
+    }
+    o[0].state = SLH_DELIVERED;
+    o[0].status = 204;
+    o[1].state = SLH_PENDING;
+    o[1].due = T0 + 3 * LEASE;
+    o[1].status = 500;
+    snprintf(o[1].error, sizeof(o[1].error), "HTTP 500");
+    o[2].state = SLH_DEAD;
+    o[2].status = 410;
+    snprintf(o[2].error, sizeof(o[2].error), "HTTP 410");
+    CHECK(slh_store_finish(sp, o, 3, T0 + LEASE + 5, &err) == SLH_OK,
+          "finish: %s", err.text);
+    /* The rest are given back unattempted. */
+    {
+        int64_t seqs[MAX_EVENTS];
+        for (size_t i = 3; i < n; i++)
+            seqs[i - 3] = c[i].seq;
+        CHECK(slh_store_unclaim(sp, "a", seqs, n - 3, T0 + LEASE + 5, &err) ==
+                  SLH_OK,
+              "unclaim: %s", err.text);
+    }
+    free_claims(c, n);
+
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK, "stats: %s", err.text);
+    CHECK(st.delivered == 1 && st.dead == 1 &&
+              st.pending == (int64_t)n_events - 2 && st.retrying == 1,
+          "stats: delivered %" PRId64 " dead %" PRId64 " pending %" PRId64
+          " retrying %" PRId64,
+          st.delivered, st.dead, st.pending, st.retrying);
+    CHECK(st.oldest_pending == T0, "oldest pending %" PRId64,
+          st.oldest_pending);
+    CHECK(st.last_status == 500 && strcmp(st.last_error, "HTTP 500") == 0,
+          "last error %d '%s'", st.last_status, st.last_error);
+
+    /* Given-back rows are due at once with their attempt uncounted; the
+     * retrying one waits for its due time. */
+    CHECK(slh_store_claim(sp, "a", 0, T0 + LEASE + 5, LEASE, MAX_EVENTS, c, &n,
+                          &next, &err) == SLH_OK &&
+              n == n_events - 3 && c[0].attempts == 2,
+          "given back: %zu rows, attempt %d", n, n > 0 ? c[0].attempts : -1);
+    CHECK(next == T0 + 2 * LEASE + 5, "next due %" PRId64, next - T0);
+    free_claims(c, n);
+    CHECK(slh_store_claim(sp, "a", 0, T0 + 3 * LEASE, 1, MAX_EVENTS, c, &n,
+                          NULL, &err) == SLH_OK &&
+              n >= 1,
+          "the retrying row is due at its time");
+    {
+        int attempts = -1;
+        for (size_t i = 0; i < n; i++)
+            if (c[i].seq == o[1].seq)
+                attempts = c[i].attempts;
+        CHECK(attempts == 3, "retrying row claimed, attempt %d", attempts);
+    }
+    free_claims(c, n);
+
+    /* A late outcome for a finished row changes nothing. */
+    o[0].state = SLH_PENDING;
+    o[0].due = T0;
+    CHECK(slh_store_finish(sp, o, 1, T0 + 4 * LEASE, &err) == SLH_OK,
+          "late finish");
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK && st.delivered == 1,
+          "a delivered row stays delivered");
+
+    /* retry brings the dead letter back, with a fresh horizon. */
+    CHECK(slh_store_retry(sp, "a", T0 + 5 * LEASE, &n, &err) == SLH_OK &&
+              n == 1,
+          "retry: %zu back (%s)", n, err.text);
+    CHECK(slh_store_retry(sp, "b", T0 + 5 * LEASE, &n, &err) == SLH_OK &&
+              n == 0,
+          "retry of a destination without dead letters: %zu", n);
+    CHECK(slh_store_stats(sp, "a", &st, &err) == SLH_OK && st.dead == 0 &&
+              st.pending == (int64_t)n_events - 1,
+          "after retry: dead %" PRId64 " pending %" PRId64, st.dead,
+          st.pending);
+    CHECK(slh_store_claim(sp, "a", 0, T0 + 5 * LEASE, LEASE, MAX_EVENTS, c, &n,
+                          NULL, &err) == SLH_OK,
+          "claim after retry");
+    {
+        bool found = false;
+        for (size_t i = 0; i < n; i++)
+            if (c[i].seq == o[2].seq)
+                found = c[i].attempts == 1 && c[i].revived == T0 + 5 * LEASE;
+        CHECK(found, "the revived row: attempt 1, revived stamped");
+    }
+    free_claims(c, n);
+
+    CHECK(slh_store_next_due(sp, "nobody", &due, &err) == SLH_OK &&
+              due == INT64_MAX,
+          "no rows: next due INT64_MAX");
+    CHECK(slh_store_next_due(sp, NULL, &due, &err) == SLH_OK &&
+              due == T0 + LEASE,
+          "every destination: b's leased rows are due at T0 + LEASE (%" PRId64
+          ") %s",
+          due - T0, err.text);
+    CHECK(slh_store_stats(sp, "nobody", &st, &err) == SLH_OK &&
+              st.pending == 0 && st.delivered == 0 && st.last_error[0] == 0,
+          "stats of an unknown destination are zeros");
+out:
+    slh_store_close(sp);
+    slh_config_free(&cfg);
+}
+static void *
+race(void *arg)
+{
+    struct racer *r = arg;
+    struct slh_store *sp = NULL;
+    struct slh_claim c[16];
+    size_t n;
+
+    r->ok = slh_store_open(&sp, r->spool, SLH_STORE_CREATE, NULL) == SLH_OK;
+    pthread_barrier_wait(&race_start);
+    while (r->ok) {
+        r->ok = slh_store_claim(sp, "a", 0, T0, LEASE, 4, c, &n, NULL, NULL) ==
+                SLH_OK;
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++)
+            r->seqs[r->n++] = c[i].seq;
+        free_claims(c, n);
+        usleep(500); /* the attempts, so that the two take turns */
+    }
+    slh_store_close(sp);
+    return NULL;
+}
+static int
+cmp_seq(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+static void
+test_race(void)
+{
+    struct slh_config cfg = {0};
+    struct slh_store *sp = NULL;
+    struct slh_error err = {0};
+    struct racer r[2];
+    pthread_t t[2];
+    int64_t *all;
+    char spool[128], body[256];
+    size_t dups = 0;
+    int64_t v1, v2;
+
+    if (!CHECK(be->make(spool, sizeof(spool), "race"), "make race") ||
+        !load_config(&cfg, spool,
+                     "[destination a]\nurl = http://127.0.0.1:9/a\n"))
+        return;
+    if (!CHECK(slh_store_open(&sp, spool, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
+        goto out;
+    v1 = slh_store_data_version(sp);
+    for (int i = 0; i < RACE_EVENTS; i++) {
+        struct slh_batch batch = {0};
+        const struct slh_batch *one = &batch;
+        int len = snprintf(body, sizeof(body),
+                           "{\"Type\":\"Delivered\",\"ServerId\":40211,"
+                           "\"MessageId\":\"race-%d\",\"Address\":"
+                           "\"a@b.example\"}",
+                           i);
+        if (slh_batch_parse(&batch, body, (size_t)len, SLH_MEDIA_JSON, &err) !=
+                SLH_OK ||
+            slh_store_put(sp, &cfg, &one, 1, T0, NULL, &err) != SLH_OK) {
+            CHECK(0, "put %d: %s", i, err.text);
+            slh_batch_free(&batch);
+            goto out;
+        }
+        slh_batch_free(&batch);
+    }
+    /* Our own commits do not change our data_version... */
+    v2 = slh_store_data_version(sp);
+    CHECK(v1 != 0 && v1 == v2, "data_version ignores own commits");
+    pthread_barrier_init(&race_start, NULL, 2);
+    for (int i = 0; i < 2; i++) {
+        r[i] = (struct racer){.spool = spool,
+                              .seqs = calloc(RACE_EVENTS, sizeof(int64_t))};
+        pthread_create(&t[i], NULL, race, &r[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&race_start);
+    /* ... another connection's do. */
+    CHECK(slh_store_data_version(sp) != v2,
+          "data_version sees other connections' commits");
+    CHECK(r[0].ok && r[1].ok, "both claimers ran without error");
+    CHECK(r[0].n + r[1].n == RACE_EVENTS, "claimed %zu + %zu of %d", r[0].n,
+          r[1].n, RACE_EVENTS);
+    CHECK(r[0].n > 0 && r[1].n > 0, "both claimers got rows (%zu, %zu)", r[0].n,
+          r[1].n);
+    all = calloc(RACE_EVENTS * 2, sizeof(int64_t));
+    if (all != NULL) {
+        memcpy(all, r[0].seqs, r[0].n * sizeof(int64_t));
+        memcpy(all + r[0].n, r[1].seqs, r[1].n * sizeof(int64_t));
+        qsort(all, r[0].n + r[1].n, sizeof(int64_t), cmp_seq);
+        for (size_t i = 1; i < r[0].n + r[1].n; i++)
+            dups += all[i] == all[i - 1];
+        CHECK(dups == 0, "%zu rows claimed by both", dups);
+    }
+    free(all);
+    free(r[0].seqs);
+    free(r[1].seqs);
+out:
+    slh_store_close(sp);
+    slh_config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -779,6 +1148,8 @@ main(void)
         test_events();
         test_event();
         test_requeue();
+        test_claim_finish_stats();
+        test_race();
     }
     {
         char cmd[128];
@@ -786,5 +1157,7 @@ main(void)
         if (check_failed == 0 && system(cmd) != 0)
             fprintf(stderr, "could not remove %s\n", tmp);
     }
+    for (size_t i = 0; i < n_events; i++)
+        free(events[i].body);
     return check_summary();
 }

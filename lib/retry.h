@@ -13,7 +13,7 @@
 
 #define SLH_BACKOFF_FIRST_MS 1000 /* the wait after the first failure */
 #define SLH_BACKOFF_CAP_MS                                                     \
-    (2 * 3600 * 1000) /* the longest wait, jitter aside */
+    (INT64_C(2) * 3600 * 1000) /* the longest wait, jitter aside */
 
 /*
  * The wait in ms before the next attempt after the given number of failed

@@ -139,7 +139,7 @@ flock_bounded(int fd)
     }
     its.it_value = deadline;
     its.it_interval.tv_sec = 0;
-    its.it_interval.tv_nsec = 50 * 1000000;
+    its.it_interval.tv_nsec = 50L * 1000000;
     timer_settime(timer, TIMER_ABSTIME, &its, NULL);
     pthread_sigmask(SIG_UNBLOCK, &one, NULL);
     for (;;) {

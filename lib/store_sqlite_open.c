@@ -108,7 +108,7 @@ out:
 static int
 set_wal(sqlite3 *db, char *mode, size_t size)
 {
-    const struct timespec pause = {0, 10 * 1000000};
+    const struct timespec pause = {0, 10L * 1000000};
     int rc;
 
     rc = slh_sqlite_pragma(db, "PRAGMA journal_mode", NULL, mode, size);
@@ -235,9 +235,10 @@ make_dir(const char *dir, enum slh_store_create how, struct slh_error *err)
         *slash = '\0';
         slash = strrchr(parent, '/');
     }
-    if (slash == NULL)
-        strcpy(parent, ".");
-    else if (slash == parent)
+    if (slash == NULL) {
+        parent[0] = '.'; /* dir was one name: its parent is here */
+        parent[1] = '\0';
+    } else if (slash == parent)
         parent[1] = '\0';
     else
         *slash = '\0';

@@ -28,15 +28,15 @@
 int
 slh_sqlite_busy_wait(void *arg, int count)
 {
-    struct slh_sqlite *sp = arg;
+    struct slh_sqlite *sq = arg;
     struct timespec now, step = {0, 0};
     int64_t waited_ms;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (count == 0)
-        sp->busy_since = now;
-    waited_ms = (int64_t)(now.tv_sec - sp->busy_since.tv_sec) * 1000 +
-                (now.tv_nsec - sp->busy_since.tv_nsec) / 1000000;
+        sq->busy_since = now;
+    waited_ms = (int64_t)(now.tv_sec - sq->busy_since.tv_sec) * 1000 +
+                (now.tv_nsec - sq->busy_since.tv_nsec) / 1000000;
     if (waited_ms >= SLH_SQLITE_BUSY_MS)
         return 0;
     step.tv_nsec = count < 20 ? 50000 : count < 200 ? 200000 : 1000000;
@@ -47,17 +47,17 @@ slh_sqlite_busy_wait(void *arg, int count)
 /* The writers' lock file. Without one (a read-only directory, where no
  * write will succeed anyway) writers fall back on SQLite's busy handler. */
 void
-slh_sqlite_open_lock(struct slh_sqlite *sp)
+slh_sqlite_open_lock(struct slh_sqlite *sq)
 {
     char path[4096];
 
-    sp->lock_fd = -1;
-    if (snprintf(path, sizeof(path), "%s/%s", sp->dir, SLH_SQLITE_LOCK) >=
+    sq->lock_fd = -1;
+    if (snprintf(path, sizeof(path), "%s/%s", sq->dir, SLH_SQLITE_LOCK) >=
         (int)sizeof(path))
         return;
-    sp->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (sp->lock_fd < 0)
-        sp->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    sq->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (sq->lock_fd < 0)
+        sq->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
 }
 
 static void
@@ -169,35 +169,35 @@ flock_bounded(int fd)
 enum slh_err
 slh_sqlite_lock(struct slh_store *st, struct slh_error *err)
 {
-    struct slh_sqlite *sp = st != NULL ? slh_sqlite(st) : NULL;
+    struct slh_sqlite *sq = st != NULL ? slh_sqlite(st) : NULL;
 
-    if (sp == NULL || sp->lock_fd < 0)
+    if (sq == NULL || sq->lock_fd < 0)
         return SLH_OK;
-    if (sp->lock_depth > 0) {
-        sp->lock_depth++;
+    if (sq->lock_depth > 0) {
+        sq->lock_depth++;
         return SLH_OK;
     }
-    if (flock_bounded(sp->lock_fd) != 0) {
+    if (flock_bounded(sq->lock_fd) != 0) {
         if (errno == ETIMEDOUT)
             return slh_error_set(err, SLH_ESTORE,
                                  "spool %s/%s: held by another writer for "
                                  "%d ms; gave up waiting",
-                                 sp->dir, SLH_SQLITE_LOCK, SLH_SQLITE_BUSY_MS);
-        return slh_error_set(err, SLH_ESTORE, "spool %s/%s: flock: %s", sp->dir,
+                                 sq->dir, SLH_SQLITE_LOCK, SLH_SQLITE_BUSY_MS);
+        return slh_error_set(err, SLH_ESTORE, "spool %s/%s: flock: %s", sq->dir,
                              SLH_SQLITE_LOCK, strerror(errno));
     }
-    sp->lock_depth = 1;
+    sq->lock_depth = 1;
     return SLH_OK;
 }
 
 void
 slh_sqlite_unlock(struct slh_store *st)
 {
-    struct slh_sqlite *sp = st != NULL ? slh_sqlite(st) : NULL;
+    struct slh_sqlite *sq = st != NULL ? slh_sqlite(st) : NULL;
 
-    if (sp != NULL && sp->lock_fd >= 0 && sp->lock_depth > 0 &&
-        --sp->lock_depth == 0)
-        (void)flock(sp->lock_fd, LOCK_UN);
+    if (sq != NULL && sq->lock_fd >= 0 && sq->lock_depth > 0 &&
+        --sq->lock_depth == 0)
+        (void)flock(sq->lock_fd, LOCK_UN);
 }
 
 /* SQLite's hook after each commit, with the WAL's size in pages, in place
@@ -208,12 +208,12 @@ slh_sqlite_unlock(struct slh_store *st)
 static int
 wal_committed(void *arg, sqlite3 *db, const char *name, int pages)
 {
-    struct slh_sqlite *sp = arg;
+    struct slh_sqlite *sq = arg;
 
     if (pages >= SLH_SQLITE_CHECKPOINT_PAGES)
         sqlite3_wal_checkpoint(db, name);
     else if (pages >= SLH_SQLITE_CHECKPOINT_PAGES / 2)
-        sp->checkpoint_due(sp->checkpoint_ctx);
+        sq->checkpoint_due(sq->checkpoint_ctx);
     return SQLITE_OK;
 }
 
@@ -221,27 +221,27 @@ void
 slh_sqlite_defer_checkpoints(struct slh_store *st, void (*due)(void *ctx),
                              void *ctx)
 {
-    struct slh_sqlite *sp = slh_sqlite(st);
+    struct slh_sqlite *sq = slh_sqlite(st);
 
-    sp->checkpoint_due = due;
-    sp->checkpoint_ctx = ctx;
-    sqlite3_wal_hook(sp->db, wal_committed, sp);
+    sq->checkpoint_due = due;
+    sq->checkpoint_ctx = ctx;
+    sqlite3_wal_hook(sq->db, wal_committed, sq);
 }
 
 enum slh_err
 slh_sqlite_checkpoint(struct slh_store *st, struct slh_error *err)
 {
-    struct slh_sqlite *sp = slh_sqlite(st);
+    struct slh_sqlite *sq = slh_sqlite(st);
 
-    if (sqlite3_wal_checkpoint_v2(sp->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+    if (sqlite3_wal_checkpoint_v2(sq->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
                                   NULL) != SQLITE_OK)
-        return slh_sqlite_fail(sp, NULL, err);
+        return slh_sqlite_fail(sq, NULL, err);
     return SLH_OK;
 }
 
 void
-slh_sqlite_hook_checkpoints(struct slh_sqlite *sp)
+slh_sqlite_hook_checkpoints(struct slh_sqlite *sq)
 {
-    if (sp->checkpoint_due != NULL)
-        sqlite3_wal_hook(sp->db, wal_committed, sp);
+    if (sq->checkpoint_due != NULL)
+        sqlite3_wal_hook(sq->db, wal_committed, sq);
 }

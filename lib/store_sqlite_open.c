@@ -251,32 +251,32 @@ make_dir(const char *dir, enum slh_store_create how, struct slh_error *err)
  * failed open SQLite reports the errno of its last, read-only, attempt.
  * SLH_OK when it cannot tell. */
 static enum slh_err
-unwritable(const struct slh_sqlite *sp, struct slh_error *err)
+unwritable(const struct slh_sqlite *sq, struct slh_error *err)
 {
-    if (faccessat(AT_FDCWD, sp->dir, W_OK, AT_EACCESS) != 0)
+    if (faccessat(AT_FDCWD, sq->dir, W_OK, AT_EACCESS) != 0)
         return slh_error_set(err, SLH_ESTORE, "spool %s: not writable: %s",
-                             sp->dir, strerror(errno));
-    if (faccessat(AT_FDCWD, sp->path, W_OK, AT_EACCESS) != 0 && errno != ENOENT)
+                             sq->dir, strerror(errno));
+    if (faccessat(AT_FDCWD, sq->path, W_OK, AT_EACCESS) != 0 && errno != ENOENT)
         return slh_error_set(err, SLH_ESTORE, "spool %s: not writable: %s",
-                             sp->path, strerror(errno));
+                             sq->path, strerror(errno));
     return SLH_OK;
 }
 
 void
-slh_sqlite_close_db(struct slh_sqlite *sp)
+slh_sqlite_close_db(struct slh_sqlite *sq)
 {
     for (size_t i = 0; i < SLH_SQLITE_STMTS; i++) {
-        sqlite3_finalize(sp->kept[i].st);
-        sp->kept[i].sql = NULL;
-        sp->kept[i].st = NULL;
+        sqlite3_finalize(sq->kept[i].st);
+        sq->kept[i].sql = NULL;
+        sq->kept[i].st = NULL;
     }
     /* With its files unlinked, SQLite skips the checkpoint on close and
      * leaves whatever now lives at the path alone (databaseIsUnmoved()). */
-    sqlite3_close(sp->db);
-    sp->db = NULL;
-    if (sp->lock_fd >= 0)
-        close(sp->lock_fd);
-    sp->lock_fd = -1;
+    sqlite3_close(sq->db);
+    sq->db = NULL;
+    if (sq->lock_fd >= 0)
+        close(sq->lock_fd);
+    sq->lock_fd = -1;
 }
 
 /*
@@ -286,21 +286,21 @@ slh_sqlite_close_db(struct slh_sqlite *sp)
  * upgrade it. A crash midway leaves the old version whole.
  */
 static enum slh_err
-schema_step(struct slh_sqlite *sp, sqlite3_int64 from, const char *sql,
+schema_step(struct slh_sqlite *sq, sqlite3_int64 from, const char *sql,
             struct slh_error *err)
 {
     sqlite3_int64 version = 0;
     bool own;
-    enum slh_err e = slh_sqlite_begin(sp, NULL, &own, err);
+    enum slh_err e = slh_sqlite_begin(sq, NULL, &own, err);
 
     if (e != SLH_OK)
         return e;
-    if (slh_sqlite_pragma(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
+    if (slh_sqlite_pragma(sq->db, "PRAGMA user_version", &version, NULL, 0) !=
             SQLITE_OK ||
         (version == from &&
-         sqlite3_exec(sp->db, sql, NULL, NULL, NULL) != SQLITE_OK))
-        e = slh_sqlite_fail(sp, NULL, err);
-    return slh_sqlite_end(sp, own, e, err);
+         sqlite3_exec(sq->db, sql, NULL, NULL, NULL) != SQLITE_OK))
+        e = slh_sqlite_fail(sq, NULL, err);
+    return slh_sqlite_end(sq, own, e, err);
 }
 
 /* slhook_event_at(body): slh_event_at() of the DateTime in a stored body. */
@@ -319,166 +319,166 @@ sql_event_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  * step at a time, version 1 with the SQL function its step needs registered
  * for the while. */
 static enum slh_err
-make_schema(struct slh_sqlite *sp, sqlite3_int64 version, struct slh_error *err)
+make_schema(struct slh_sqlite *sq, sqlite3_int64 version, struct slh_error *err)
 {
     enum slh_err e;
 
     if (version == 0)
-        return schema_step(sp, 0, schema_sql, err);
+        return schema_step(sq, 0, schema_sql, err);
     if (version == 1) {
-        if (sqlite3_create_function(sp->db, "slhook_event_at", 1,
+        if (sqlite3_create_function(sq->db, "slhook_event_at", 1,
                                     SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                     sql_event_at, NULL, NULL) != SQLITE_OK)
-            return slh_sqlite_fail(sp, NULL, err);
-        e = schema_step(sp, 1, upgrade_1_sql, err);
-        sqlite3_create_function(sp->db, "slhook_event_at", 1, SQLITE_UTF8, NULL,
+            return slh_sqlite_fail(sq, NULL, err);
+        e = schema_step(sq, 1, upgrade_1_sql, err);
+        sqlite3_create_function(sq->db, "slhook_event_at", 1, SQLITE_UTF8, NULL,
                                 NULL, NULL, NULL);
         if (e != SLH_OK)
             return e;
     }
     if (version <= 2) {
-        e = schema_step(sp, 2, upgrade_2_sql, err);
+        e = schema_step(sq, 2, upgrade_2_sql, err);
         if (e != SLH_OK)
             return e;
     }
-    return schema_step(sp, 3, upgrade_3_sql, err);
+    return schema_step(sq, 3, upgrade_3_sql, err);
 }
 
 /* The directory and file checks, then SQLite's open; *is_new tells
- * whether there was no database yet. On failure sp->db may be left for
+ * whether there was no database yet. On failure sq->db may be left for
  * slh_sqlite_close_db(). */
 static enum slh_err
-open_file(struct slh_sqlite *sp, bool *is_new, struct slh_error *err)
+open_file(struct slh_sqlite *sq, bool *is_new, struct slh_error *err)
 {
     struct stat st;
-    enum slh_err e = make_dir(sp->dir, sp->how, err);
+    enum slh_err e = make_dir(sq->dir, sq->how, err);
 
     if (e != SLH_OK)
         return e;
     /* Before SQLite opens it (and makes its -wal and -shm files), and
      * before the lock file is made. */
     *is_new = false;
-    if (stat(sp->path, &st) == 0) {
-        e = check_owner(sp->path, &st, err);
+    if (stat(sq->path, &st) == 0) {
+        e = check_owner(sq->path, &st, err);
         if (e != SLH_OK)
             return e;
     } else {
         *is_new = errno == ENOENT;
-        if (*is_new && sp->how == SLH_STORE_EXISTING)
+        if (*is_new && sq->how == SLH_STORE_EXISTING)
             return slh_error_set(err, SLH_ENOTFOUND, "spool %s: no spool yet",
-                                 sp->dir);
+                                 sq->dir);
     }
-    slh_sqlite_open_lock(sp);
+    slh_sqlite_open_lock(sq);
     if (sqlite3_open_v2(
-            sp->path, &sp->db,
+            sq->path, &sq->db,
             SQLITE_OPEN_READWRITE |
-                (sp->how == SLH_STORE_EXISTING ? 0 : SQLITE_OPEN_CREATE) |
+                (sq->how == SLH_STORE_EXISTING ? 0 : SQLITE_OPEN_CREATE) |
                 SQLITE_OPEN_NOMUTEX,
             NULL) != SQLITE_OK) {
-        if (sp->db == NULL)
+        if (sq->db == NULL)
             return slh_error_set(err, SLH_ENOMEM, "spool %s: out of memory",
-                                 sp->path);
-        e = unwritable(sp, err);
-        return e != SLH_OK ? e : slh_sqlite_fail(sp, NULL, err);
+                                 sq->path);
+        e = unwritable(sq, err);
+        return e != SLH_OK ? e : slh_sqlite_fail(sq, NULL, err);
     }
     /* Before anything is written: SQLite gives the -wal and -shm files the
      * mode of the database file. */
-    if (*is_new && chmod(sp->path, 0600) != 0)
-        return slh_error_set(err, SLH_ESTORE, "spool %s: chmod: %s", sp->path,
+    if (*is_new && chmod(sq->path, 0600) != 0)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: chmod: %s", sq->path,
                              strerror(errno));
     /* SQLITE_OPEN_READWRITE quietly falls back to read-only. */
-    if (sqlite3_db_readonly(sp->db, "main") != 0) {
-        e = unwritable(sp, err);
+    if (sqlite3_db_readonly(sq->db, "main") != 0) {
+        e = unwritable(sq, err);
         return e != SLH_OK
                    ? e
                    : slh_error_set(err, SLH_ESTORE,
-                                   "spool %s: opened read-only", sp->path);
+                                   "spool %s: opened read-only", sq->path);
     }
     return SLH_OK;
 }
 
 /* The schema at this slhook's version: made, upgraded, or refused. */
 static enum slh_err
-check_schema(struct slh_sqlite *sp, struct slh_error *err)
+check_schema(struct slh_sqlite *sq, struct slh_error *err)
 {
     sqlite3_int64 version = 0;
     enum slh_err e;
 
-    if (slh_sqlite_pragma(sp->db, "PRAGMA user_version", &version, NULL, 0) !=
+    if (slh_sqlite_pragma(sq->db, "PRAGMA user_version", &version, NULL, 0) !=
         SQLITE_OK)
-        return slh_sqlite_fail(sp, NULL, err);
+        return slh_sqlite_fail(sq, NULL, err);
     if (version >= 0 && version < SLH_SQLITE_VERSION) {
-        e = make_schema(sp, version, err);
+        e = make_schema(sq, version, err);
         if (e != SLH_OK)
             return e;
-        if (slh_sqlite_pragma(sp->db, "PRAGMA user_version", &version, NULL,
+        if (slh_sqlite_pragma(sq->db, "PRAGMA user_version", &version, NULL,
                               0) != SQLITE_OK)
-            return slh_sqlite_fail(sp, NULL, err);
+            return slh_sqlite_fail(sq, NULL, err);
     }
     if (version != SLH_SQLITE_VERSION)
         return slh_error_set(err, SLH_ESTORE,
                              "spool %s: schema version %lld, this slhook knows "
                              "version %d",
-                             sp->path, (long long)version, SLH_SQLITE_VERSION);
+                             sq->path, (long long)version, SLH_SQLITE_VERSION);
     return SLH_OK;
 }
 
 static enum slh_err
-setup_db(struct slh_sqlite *sp, struct slh_error *err)
+setup_db(struct slh_sqlite *sq, struct slh_error *err)
 {
     char mode[16];
 
-    sqlite3_busy_handler(sp->db, slh_sqlite_busy_wait, sp);
-    slh_sqlite_hook_checkpoints(sp);
-    if (set_wal(sp->db, mode, sizeof(mode)) != SQLITE_OK)
-        return slh_sqlite_fail(sp, NULL, err);
+    sqlite3_busy_handler(sq->db, slh_sqlite_busy_wait, sq);
+    slh_sqlite_hook_checkpoints(sq);
+    if (set_wal(sq->db, mode, sizeof(mode)) != SQLITE_OK)
+        return slh_sqlite_fail(sq, NULL, err);
     if (strcmp(mode, "wal") != 0)
         return slh_error_set(err, SLH_ESTORE,
                              "spool %s: cannot use WAL mode (journal mode %s)",
-                             sp->path, mode);
+                             sq->path, mode);
     /* FULL: in WAL mode every commit is then fsync'd, which is what lets the
      * handler answer 200. A 512 KiB page cache rather than SQLite's 2 MiB:
      * the pages written next are few (the tails of the tables and of the
      * (at, id) index), and slhook.fcgi must stay in 16 MiB. */
-    if (sqlite3_exec(sp->db, "PRAGMA synchronous=FULL; PRAGMA cache_size=-512",
+    if (sqlite3_exec(sq->db, "PRAGMA synchronous=FULL; PRAGMA cache_size=-512",
                      NULL, NULL, NULL) != SQLITE_OK)
-        return slh_sqlite_fail(sp, NULL, err);
-    return check_schema(sp, err);
+        return slh_sqlite_fail(sq, NULL, err);
+    return check_schema(sq, err);
 }
 
 enum slh_err
-slh_sqlite_open_db(struct slh_sqlite *sp, struct slh_error *err)
+slh_sqlite_open_db(struct slh_sqlite *sq, struct slh_error *err)
 {
     bool is_new = false;
-    enum slh_err e = open_file(sp, &is_new, err);
+    enum slh_err e = open_file(sq, &is_new, err);
 
     if (e == SLH_OK)
-        e = setup_db(sp, err);
+        e = setup_db(sq, err);
     if (e == SLH_OK && is_new)
-        e = sync_dir(sp->dir, err);
+        e = sync_dir(sq->dir, err);
     /* SQLite holds the WAL open from the first read until it closes, and
      * while it does no other connection deletes or replaces it. */
     if (e == SLH_OK &&
-        (!slh_sqlite_file_id(sp->path, &sp->db_dev, &sp->db_ino) ||
-         !slh_sqlite_file_id(sp->wal_path, &sp->wal_dev, &sp->wal_ino)))
-        e = slh_error_set(err, SLH_ESTORE, "spool %s: %s", sp->path,
+        (!slh_sqlite_file_id(sq->path, &sq->db_dev, &sq->db_ino) ||
+         !slh_sqlite_file_id(sq->wal_path, &sq->wal_dev, &sq->wal_ino)))
+        e = slh_error_set(err, SLH_ESTORE, "spool %s: %s", sq->path,
                           strerror(errno));
     if (e != SLH_OK) {
-        slh_sqlite_close_db(sp);
+        slh_sqlite_close_db(sq);
         return e;
     }
-    sp->is_stale = sp->is_wal_lost = false;
+    sq->is_stale = sq->is_wal_lost = false;
     return SLH_OK;
 }
 
 /* The spool was removed under a long-lived handle (or its connection is
  * wedged): start over at the path, as a fresh process would. The old
- * connection stays until the new one works, so that sp->db is never NULL for
+ * connection stays until the new one works, so that sq->db is never NULL for
  * the delivering side sharing the handle. */
 enum slh_err
-slh_sqlite_reopen(struct slh_sqlite *sp, struct slh_error *err)
+slh_sqlite_reopen(struct slh_sqlite *sq, struct slh_error *err)
 {
-    struct slh_sqlite fresh = *sp;
+    struct slh_sqlite fresh = *sq;
     enum slh_err e;
 
     fresh.db = NULL;
@@ -489,7 +489,7 @@ slh_sqlite_reopen(struct slh_sqlite *sp, struct slh_error *err)
     e = slh_sqlite_open_db(&fresh, err);
     if (e != SLH_OK)
         return e;
-    slh_sqlite_close_db(sp);
-    *sp = fresh;
+    slh_sqlite_close_db(sq);
+    *sq = fresh;
     return SLH_OK;
 }

@@ -3,11 +3,10 @@
 #include <string.h>
 #include <strings.h>
 
-const char *const slh_sl_types[SLH_SL_TYPES] = {
-    "Queued", "Deferred", "Delivered", "Failed", "Complaint", "Tracking"};
+const char *const slh_sl_types[SLH_SL_TYPES] = {SLH_SL_TYPE_NAMES};
 
-const char *const slh_sl_tracking_kinds[SLH_SL_ENUM_VALUES] = {"Click", "Open",
-                                                               "Unsubscribe"};
+const char *const slh_sl_tracking_kinds[SLH_SL_ENUM_VALUES] = {
+    SLH_SL_TRACKING_NAMES};
 
 const char *const slh_sl_failure_kinds[SLH_SL_ENUM_VALUES] = {
     "Temporary", "Permanent", "Suppressed"};

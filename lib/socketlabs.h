@@ -10,6 +10,12 @@
  * never stored or relayed. */
 #define SLH_SL_VALIDATION "Validation"
 
+/* The stored event Types and the TrackingType names in number order, as
+ * initialiser lists (the samples list them with their own). */
+#define SLH_SL_TYPE_NAMES                                                      \
+    "Queued", "Deferred", "Delivered", "Failed", "Complaint", "Tracking"
+#define SLH_SL_TRACKING_NAMES "Click", "Open", "Unsubscribe"
+
 /* How many stored event Types there are, and enumeration values. */
 #define SLH_SL_TYPES 6
 #define SLH_SL_ENUM_VALUES 3

@@ -21,27 +21,27 @@
  * slip than an intended override when it appears again. */
 static const struct key {
     enum section section;
-    const char *name;
     bool is_once;
+    const char *name;
     config_setter *set;
 } keys[] = {
-    {SEC_RECEIVER, "secret_key", false, config_add_secret_key},
-    {SEC_RECEIVER, "secret_key_file", true, config_read_key_file},
-    {SEC_RECEIVER, "validation_key", true, config_set_validation_key},
-    {SEC_RECEIVER, "server_id", false, config_add_server_ids},
-    {SEC_RECEIVER, "allow_from", false, config_add_allow},
-    {SEC_RECEIVER, "max_body", true, config_set_max_body},
-    {SEC_RECEIVER, "max_events", true, config_set_max_events},
-    {SEC_RECEIVER, "spool", true, config_set_spool},
-    {SEC_RECEIVER, "log", true, config_set_log},
-    {SEC_RECEIVER, "read_timeout", true, config_set_read_timeout},
-    {SEC_DEST, "url", true, config_set_url},
-    {SEC_DEST, "file", true, config_set_file},
-    {SEC_DEST, "events", true, config_set_events},
-    {SEC_DEST, "header", false, config_add_header},
-    {SEC_DEST, "signing_secret", true, config_set_signing_secret},
-    {SEC_DEST, "timeout", true, config_set_timeout},
-    {SEC_DEST, "max_age", true, config_set_max_age},
+    {SEC_RECEIVER, false, "secret_key", config_add_secret_key},
+    {SEC_RECEIVER, true, "secret_key_file", config_read_key_file},
+    {SEC_RECEIVER, true, "validation_key", config_set_validation_key},
+    {SEC_RECEIVER, false, "server_id", config_add_server_ids},
+    {SEC_RECEIVER, false, "allow_from", config_add_allow},
+    {SEC_RECEIVER, true, "max_body", config_set_max_body},
+    {SEC_RECEIVER, true, "max_events", config_set_max_events},
+    {SEC_RECEIVER, true, "spool", config_set_spool},
+    {SEC_RECEIVER, true, "log", config_set_log},
+    {SEC_RECEIVER, true, "read_timeout", config_set_read_timeout},
+    {SEC_DEST, true, "url", config_set_url},
+    {SEC_DEST, true, "file", config_set_file},
+    {SEC_DEST, true, "events", config_set_events},
+    {SEC_DEST, false, "header", config_add_header},
+    {SEC_DEST, true, "signing_secret", config_set_signing_secret},
+    {SEC_DEST, true, "timeout", config_set_timeout},
+    {SEC_DEST, true, "max_age", config_set_max_age},
 };
 
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= 32, "a seen bit per key");

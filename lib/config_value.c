@@ -280,9 +280,10 @@ config_seconds(struct parser *p, const char *name, const char *value,
         (max == 0 || *secs <= max))
         return true;
     if (max != 0)
-        return fail(p, "bad %s '%s' (1 to %lld seconds)", name, value,
-                    (long long)max);
-    return fail(p, "bad %s '%s' (like 4d, 12h, 90m, 3600)", name, value);
+        fail(p, "bad %s '%s' (1 to %lld seconds)", name, value, (long long)max);
+    else
+        fail(p, "bad %s '%s' (like 4d, 12h, 90m, 3600)", name, value);
+    return false;
 }
 
 int

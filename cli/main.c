@@ -223,9 +223,7 @@ cmd_sample(int argc, char **argv, const struct slh_config *cfg)
         fprintf(stderr, "usage: slhook sample TYPE\n");
         return 2;
     }
-    body = slh_sample_make(argv[1], cfg->secret_keys[0],
-                           cfg->n_server_ids > 0 ? cfg->server_ids[0] : 40211,
-                           (long long)time(NULL));
+    body = slh_sample_make(argv[1], cfg, (long long)time(NULL));
     if (body == NULL) {
         fprintf(stderr, "slhook: unknown sample type '%s' (try --help)\n",
                 argv[1]);

@@ -746,10 +746,7 @@ send_body(const char *what, const struct slh_config *cfg, size_t *len)
     char *buf;
 
     if (is_sample_type(what)) {
-        buf = slh_sample_make(
-            what, cfg->secret_keys[0],
-            cfg->n_server_ids > 0 ? (long long)cfg->server_ids[0] : 40211,
-            (long long)time(NULL));
+        buf = slh_sample_make(what, cfg, (long long)time(NULL));
         if (buf != NULL)
             *len = strlen(buf);
         else

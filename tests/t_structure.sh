@@ -54,49 +54,86 @@ sources() { # PATTERN DIR...
 }
 
 # fn_lengths FILE...: "file:line name length" for each function definition.
-# A definition starts at a column-0 `name(` line outside a macro and is a
-# definition only if a column-0 `{` comes before any `;` ends a statement at
-# column 0 level (else it was a prototype or a top-level macro call). It
-# ends at the first column-0 `}` that closes it: not `};` (an initializer),
-# not inside a #define (a line after one ending in a backslash), not inside
-# a block comment.
+# A definition starts at a column-0 `name(` line and is one only if a
+# column-0 `{` comes before a `;` ends the line (else it was a prototype or
+# a top-level macro call). It ends where its braces balance again, on its
+# column-0 `}`: a `}` in column 0 inside an initializer does not end it, and
+# braces inside a #define (and its backslash lines), a comment, a string or
+# a character constant are not counted.
 fn_lengths() {
     awk '
+    # code(line): line without comments, strings and character constants;
+    # incomment carries an open block comment over to the next line.
+    function code(line,    out, i, c, q) {
+        out = ""
+        for (i = 1; i <= length(line); i++) {
+            c = substr(line, i, 1)
+            if (incomment) {
+                if (c == "*" && substr(line, i + 1, 1) == "/") {
+                    incomment = 0
+                    i++
+                }
+                continue
+            }
+            if (c == "/" && substr(line, i + 1, 1) == "*") {
+                incomment = 1
+                i++
+                continue
+            }
+            if (c == "/" && substr(line, i + 1, 1) == "/")
+                break
+            if (c == "\"" || c == "\047") {
+                q = c
+                for (i++; i <= length(line); i++) {
+                    c = substr(line, i, 1)
+                    if (c == "\\") i++
+                    else if (c == q) break
+                }
+                out = out q q
+                continue
+            }
+            out = out c
+        }
+        return out
+    }
     FNR == 1 { state = 0; cont = 0; incomment = 0 }
     {
-        line = $0
-        inmacro = cont || line ~ /^[ \t]*#/
-        cont = (line ~ /\\$/)
+        raw = $0
+        inmacro = cont || (!incomment && raw ~ /^[ \t]*#/)
+        cont = (raw ~ /\\$/)
+        if (inmacro) next
         wascomment = incomment
-        # Block comments: a line that opens one without closing it starts a
-        # comment that ends on the line holding "*/".
-        if (incomment) {
-            if (index(line, "*/")) incomment = 0
-        } else if (line ~ /\/\*/ && line !~ /\/\*.*\*\//) {
-            incomment = 1
-        }
-        if (inmacro || wascomment) next
-        if (state == 0 && line ~ /^[A-Za-z_][A-Za-z0-9_]*\(/) {
+        line = code(raw)
+        if (state == 0 && !wascomment && line ~ /^[A-Za-z_][A-Za-z0-9_]*\(/) {
             name = line
             sub(/\(.*/, "", name)
             start = FNR
             state = 1
         }
         if (state == 1) {
-            if (line ~ /^\{/) { state = 2; next }
-            if (line ~ /;[ \t]*(\/\*.*)?$/) state = 0
-            next
+            if (line ~ /^\{/) {
+                state = 2
+                depth = 0
+            } else {
+                if (line ~ /;[ \t]*$/) state = 0
+                next
+            }
         }
-        if (state == 2 && line ~ /^\}[ \t]*(\/[\/*].*)?$/) {
-            printf "%s:%d %s %d\n", FILENAME, start, name, FNR - start + 1
-            state = 0
+        if (state == 2) {
+            depth += gsub(/\{/, "{", line) - gsub(/\}/, "}", line)
+            if (depth <= 0) {
+                printf "%s:%d %s %d\n", FILENAME, start, name, FNR - start + 1
+                state = 0
+            }
         }
     }' "$@"
 }
 
 # The counter on a made-up file whose lengths are known: a prototype over
 # two lines, a top-level macro call, an initializer closing at column 0, a
-# macro with a column-0 `}`, a comment with one, and a function after them.
+# macro with a column-0 `}`, a comment with one; in a function, a macro, a
+# comment and an unformatted initializer with one, braces in a string, a
+# character constant and a // comment; and a function after them.
 cat >"$T/made_up.c" <<'EOF'
 static int
 proto(int a,
@@ -119,8 +156,8 @@ five(void)
 int
 with_macro(int v)
 {
-#define INNER(y) \
-    { \
+#define CLOSE(y) \
+    y; \
 }
     int t[] = {
         1,
@@ -128,11 +165,23 @@ with_macro(int v)
     /*
 }
     */
-    return v + t[0];
+    /* clang-format off */
+    int u[] = {
+1,
+};
+    /* clang-format on */
+    const char *s = "}\"}"; // }
+    char c = '}';
+    return v + t[0] + u[0] + s[0] + c;
+}
+static int
+after(void)
+{
+    return 0;
 }
 EOF
 got=$(fn_lengths "$T/made_up.c" | sed "s|^$T/||" | tr '\n' ';')
-want="made_up.c:9 five 4;made_up.c:20 with_macro 13;"
+want="made_up.c:9 five 4;made_up.c:20 with_macro 20;made_up.c:41 after 4;"
 if [ "$got" = "$want" ]; then
     say_ok "the function counter counts a made-up file right: $want"
 else

@@ -124,6 +124,24 @@ test_fixtures(const struct slh_config *cfg)
     CHECK(seen >= 23, "all fixtures seen (%d)", seen);
 }
 
+/* Text on one line, a newline shown as \n, for a FAIL line. */
+static const char *
+one_line(const char *text, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (; *text != '\0' && o + 3 < size; text++) {
+        if (*text == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *text;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /*
  * The answer text a case expects: NAME.answer beside NAME.json/.form
  * (tests/cases/requests/README). A missing one fails; with
@@ -133,7 +151,7 @@ test_fixtures(const struct slh_config *cfg)
 static void
 check_case_answer(const char *dir, const char *name, const char *body)
 {
-    char path[1024];
+    char path[1024], got[512], text[512];
     size_t len;
     char *want;
     FILE *f;
@@ -143,7 +161,9 @@ check_case_answer(const char *dir, const char *name, const char *body)
     want = check_slurp(path, &len);
     if (want != NULL) {
         CHECK(strlen(want) == len && strcmp(want, body) == 0,
-              "%s: answer '%s', %s says '%s'", name, body, path, want);
+              "%s: answer '%s', %s says '%s'", name,
+              one_line(body, got, sizeof(got)), path,
+              one_line(want, text, sizeof(text)));
         free(want);
         return;
     }

@@ -124,8 +124,60 @@ test_fixtures(const struct slh_config *cfg)
     CHECK(seen >= 23, "all fixtures seen (%d)", seen);
 }
 
-/* tests/cases/requests/STATUS-name.{json,form}: adding a case is adding a
- * file. */
+/* Text on one line, a newline shown as \n, for a FAIL line. */
+static const char *
+one_line(const char *text, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (; *text != '\0' && o + 3 < size; text++) {
+        if (*text == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *text;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/*
+ * The answer text a case expects: NAME.answer beside NAME.json/.form
+ * (tests/cases/requests/README). A missing one fails; with
+ * SLH_CASES_WRITE=1 it is written from today's answer, to be read against
+ * the contract before it is committed.
+ */
+static void
+check_case_answer(const char *dir, const char *name, const char *body)
+{
+    char path[1024], got[512], text[512];
+    size_t len;
+    char *want;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%.*s.answer", dir,
+             (int)(strrchr(name, '.') - name), name);
+    want = check_slurp(path, &len);
+    if (want != NULL) {
+        CHECK(strlen(want) == len && strcmp(want, body) == 0,
+              "%s: answer '%s', %s says '%s'", name,
+              one_line(body, got, sizeof(got)), path,
+              one_line(want, text, sizeof(text)));
+        free(want);
+        return;
+    }
+    if (getenv("SLH_CASES_WRITE") != NULL && (f = fopen(path, "w")) != NULL) {
+        fputs(body, f);
+        fclose(f);
+        CHECK(false, "%s: wrote %s from today's answer: read it", name, path);
+        return;
+    }
+    CHECK(false, "%s: no %s (SLH_CASES_WRITE=1 writes it)", name, path);
+}
+
+/* tests/cases/requests/STATUS-name.{json,form}, each with its answer text
+ * in STATUS-name.answer: adding a case is adding two files. */
 static void
 test_request_cases(const struct slh_config *cfg)
 {
@@ -148,7 +200,8 @@ test_request_cases(const struct slh_config *cfg)
         size_t len;
         char *body;
 
-        if (name[0] == '.' || ext == NULL)
+        if (name[0] == '.' || ext == NULL ||
+            (strcmp(ext, ".json") != 0 && strcmp(ext, ".form") != 0))
             continue;
         want = atoi(name);
         snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -162,6 +215,7 @@ test_request_cases(const struct slh_config *cfg)
              body, len, &fs, &resp);
         CHECK(resp.status == want, "%s: want %d, got %d (%s)", name, want,
               resp.status, resp.body);
+        check_case_answer(dir, name, resp.body);
         CHECK(want == 200 || fs.calls == 0, "%s: a %d stores nothing", name,
               want);
         CHECK(strstr(resp.body, SECRET) == NULL,

@@ -149,6 +149,13 @@ wake_deliverer(void *d)
 }
 
 static void
+note_checkpoint(void *ctx, const char *text)
+{
+    (void)ctx;
+    fprintf(stderr, "slhook.fcgi: checkpoint: %s\n", text);
+}
+
+static void
 usage(FILE *out)
 {
     fprintf(out,
@@ -397,7 +404,7 @@ main(int argc, char **argv)
         slh_deliverer_new(&dl.d, &cfg, &err) != SLH_OK)
         goto done;
     if (slh_commit_start(&commit, &cfg, dl.d != NULL ? wake_deliverer : NULL,
-                         dl.d, &err) != SLH_OK)
+                         note_checkpoint, dl.d, &err) != SLH_OK)
         goto done;
     if (dl.d != NULL && delivery_start(&dl, commit, &err) != SLH_OK)
         goto done;

@@ -18,6 +18,8 @@
  */
 struct checkpointer {
     struct slh_spool *sp;
+    slh_commit_note_fn on_note;
+    void *ctx;
     pthread_t thread;
     sem_t work;
     atomic_bool is_pending;
@@ -51,8 +53,8 @@ checkpoint_run(void *arg)
         /* A failure is logged once until it changes or passes: commits go
          * on, the WAL grows, and the next due signal tries again. */
         if (slh_spool_checkpoint(k->sp, &err) != SLH_OK) {
-            if (strcmp(err.text, last) != 0)
-                fprintf(stderr, "slhook.fcgi: checkpoint: %s\n", err.text);
+            if (strcmp(err.text, last) != 0 && k->on_note != NULL)
+                k->on_note(k->ctx, err.text);
             snprintf(last, sizeof(last), "%s", err.text);
         } else {
             last[0] = '\0';
@@ -265,7 +267,8 @@ run(void *arg)
 
 enum slh_err
 slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
-                 slh_commit_fn on_commit, void *ctx, struct slh_error *err)
+                 slh_commit_fn on_commit, slh_commit_note_fn on_note, void *ctx,
+                 struct slh_error *err)
 {
     struct slh_commit *c;
     enum slh_err rc;
@@ -278,6 +281,8 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
     c->cfg = cfg;
     c->on_commit = on_commit;
     c->ctx = ctx;
+    c->ckpt.on_note = on_note;
+    c->ckpt.ctx = ctx;
     rc = slh_spool_open(&c->sp, cfg->spool, err);
     if (rc == SLH_OK)
         rc = checkpointer_start(&c->ckpt, cfg, err);

@@ -1,7 +1,6 @@
 /* The relay commands of the operator's tool: deliver, status, retry, send. */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -18,6 +17,7 @@
 
 #include "cmd.h"
 #include "deliver.h"
+#include "deliver_kicked.h"
 #include "kick.h"
 #include "log.h"
 #include "queue.h"
@@ -27,7 +27,6 @@
 #define SEND_TIMEOUT 30          /* seconds */
 #define SEND_ANSWER_MAX 65536    /* bytes of an answer printed by send */
 #define SEND_FILE_MAX (16 << 20) /* bytes of a file send posts */
-#define TICK_MS 250 /* how often a kicked deliverer looks for new rows */
 
 bool
 cmd_may_make_spool(const char *dir, const char *cmd)
@@ -54,6 +53,7 @@ struct sig_ctx {
     atomic_int caught;       /* the stopping signal taken, 0 before */
     bool is_reloading;       /* SIGHUP reloads; else it stops, as SIGTERM */
     const char *path;        /* the config file to reload */
+    const char *cfg_log;     /* a kicked deliverer's log target */
     struct slh_deliverer *next_d; /* a reloaded config and its deliverer, */
     struct slh_config *next_cfg;  /* ready to take over; NULL before */
 };
@@ -187,50 +187,21 @@ log_attempt(const struct slh_attempt *a, void *arg)
     }
 }
 
-/* The earliest due time of the configured destinations' pending rows,
- * INT64_MAX when nothing is pending. */
-static enum slh_err
-next_due(struct slh_spool *sp, const struct slh_config *cfg, int64_t *due,
-         struct slh_error *err)
+static bool
+is_caught(void *ctx)
 {
-    *due = INT64_MAX;
-    for (size_t i = 0; i < cfg->n_dests; i++) {
-        int64_t t;
-        enum slh_err rc = slh_queue_next_due(sp, cfg->dests[i].name, &t, err);
-        if (rc != SLH_OK)
-            return rc;
-        if (t < *due)
-            *due = t;
-    }
-    return SLH_OK;
+    return atomic_load(&((struct sig_ctx *)ctx)->caught) != 0;
 }
 
-/*
- * A kicked deliverer stays while anything is pending, so that retries
- * happen on schedule with no daemon: it delivers what is due, then sleeps
- * until the next retry, looking every TICK_MS whether a receiver stored new
- * events (a CGI that sees the kick lock held does not start another).
- */
-static enum slh_err
-deliver_until_empty(struct slh_deliverer *d, struct slh_spool *sp,
-                    const struct slh_config *cfg, struct sig_ctx *sig,
-                    struct slh_error *err)
+/* Only once the starter heard: until then stderr was its pipe, and what
+ * went wrong went to it. A log file that will not open is the starter's to
+ * report too, as it logs to the same file. */
+static void
+log_when_ready(void *ctx)
 {
-    for (;;) {
-        int64_t due, version;
-        enum slh_err rc = slh_deliverer_run(d, true, err);
-        if (rc != SLH_OK || sig->caught)
-            return rc;
-        version = slh_queue_data_version(sp);
-        rc = next_due(sp, cfg, &due, err);
-        if (rc != SLH_OK || due == INT64_MAX)
-            return rc;
-        while (!sig->caught && slh_now_ms() < due &&
-               slh_queue_data_version(sp) == version)
-            poll(NULL, 0, TICK_MS);
-        if (sig->caught)
-            return SLH_OK;
-    }
+    struct slh_error err = {0};
+
+    (void)slh_log_to(((struct sig_ctx *)ctx)->cfg_log, "slhook", &err);
 }
 
 /* ready_fd: where the CGI that started this deliverer waits to hear that
@@ -239,43 +210,12 @@ static int
 deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
                struct sig_ctx *sig, int ready_fd)
 {
+    struct slh_kicked_hooks hooks = {
+        .is_stopping = is_caught, .on_ready = log_when_ready, .ctx = sig};
     struct slh_error err = {0};
-    struct slh_spool *sp = NULL;
-    enum slh_err rc;
 
-    /* Kicked by a CGI request: the CGI processes to come go first. */
-    slh_deliver_yield_priority();
-    rc = slh_spool_open(&sp, cfg->spool, &err);
-    while (rc == SLH_OK && !sig->caught) {
-        int64_t due = INT64_MAX;
-        int lock = slh_kick_lock(cfg->spool);
-        if (ready_fd >= 0 && lock != -2) {
-            slh_kick_ready(ready_fd, cfg->spool);
-            ready_fd = -1;
-            /* Only now: until the starter heard, stderr was its pipe, and
-             * what went wrong went to it. A log file that will not open is
-             * the starter's to report too, as it logs to the same file. */
-            (void)slh_log_to(cfg->log, "slhook", &err);
-            slh_error_clear(&err);
-        }
-        if (lock == -1)
-            break; /* another deliverer has it */
-        if (lock < 0) {
-            rc = slh_error_set(&err, SLH_EIO, "%s/%s: cannot take the lock",
-                               cfg->spool, SLH_KICK_LOCK);
-            break;
-        }
-        rc = deliver_until_empty(d, sp, cfg, sig, &err);
-        close(lock);
-        /* A receiver that stored events while we held the lock did not
-         * kick anybody: look once more now that the lock is free. */
-        if (rc == SLH_OK)
-            rc = next_due(sp, cfg, &due, &err);
-        if (rc != SLH_OK || due == INT64_MAX)
-            break;
-    }
-    slh_spool_close(sp);
-    if (rc != SLH_OK) {
+    sig->cfg_log = cfg->log;
+    if (slh_deliver_kicked(d, cfg, ready_fd, &hooks, &err) != SLH_OK) {
         fprintf(stderr, "slhook: deliver: %s\n", err.text);
         return 1;
     }

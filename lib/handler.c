@@ -216,7 +216,7 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
         SLH_OK) {
         /* Out of memory is ours, not the sender's: it should try again. */
         if (err.code == SLH_ENOMEM) {
-            slh_response_unavailable(resp, "out of memory; try again later\n");
+            slh_response_unavailable(resp, SLH_UNAVAILABLE_NOMEM);
             return true;
         }
         return answer(resp, 400, "%s\n", err.text);
@@ -251,7 +251,7 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
     }
     if (slh_batch_bodies(batch) != SLH_OK) {
         slh_batch_free(batch);
-        slh_response_unavailable(resp, "out of memory; try again later\n");
+        slh_response_unavailable(resp, SLH_UNAVAILABLE_NOMEM);
         return true;
     }
     return false;
@@ -264,8 +264,9 @@ slh_handler_stored(const struct slh_config *cfg, const struct slh_batch *batch,
     (void)batch;
     resp->n_new = n_new;
     if (stored != SLH_OK) {
-        slh_response_unavailable(
-            resp, "events could not be stored; try again later\n");
+        slh_response_unavailable(resp, stored == SLH_ENOMEM
+                                           ? SLH_UNAVAILABLE_NOMEM
+                                           : SLH_UNAVAILABLE_STORE);
         return;
     }
     if (cfg->validation_key != NULL)
@@ -289,6 +290,19 @@ slh_handle(const struct slh_config *cfg, const struct slh_request *req,
     stored = store(store_ctx, &batch, &n_new);
     slh_handler_stored(cfg, &batch, stored, n_new, resp);
     slh_batch_free(&batch);
+}
+
+const char *
+slh_body_content_type(const char *body, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' ||
+                       body[i] == '\n'))
+        i++;
+    return i < len && (body[i] == '{' || body[i] == '[')
+               ? "application/json"
+               : "application/x-www-form-urlencoded";
 }
 
 void

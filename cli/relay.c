@@ -18,6 +18,7 @@
 #include "cmd.h"
 #include "deliver.h"
 #include "deliver_kicked.h"
+#include "handler.h"
 #include "kick.h"
 #include "log.h"
 #include "queue.h"
@@ -222,6 +223,85 @@ deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
     return 0;
 }
 
+/* deliver's options. Returns -1 to go on, else the exit status. */
+static int
+deliver_args(int argc, char **argv, bool *once, bool *kicked, int *ready_fd)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--once") == 0) {
+            *once = true;
+        } else if (strcmp(argv[i], "--kicked") == 0) {
+            *kicked = true;
+        } else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) {
+            *ready_fd = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: slhook deliver [--once]\n");
+            return 2;
+        }
+    }
+    return -1;
+}
+
+/* Blocks the signals sig_thread() takes (the old mask into *old). A kicked
+ * deliverer ends when nothing is pending, and the next one reads the
+ * config afresh: SIGHUP only stops it. */
+static void
+sig_init(struct sig_ctx *sig, const struct slh_config *cfg, bool kicked,
+         sigset_t *old)
+{
+    memset(sig, 0, sizeof(*sig));
+    atomic_init(&sig->caught, 0);
+    pthread_mutex_init(&sig->mu, NULL);
+    sig->is_reloading = !kicked;
+    sig->path = cfg->path;
+    sigemptyset(&sig->set);
+    sigaddset(&sig->set, SIGINT);
+    sigaddset(&sig->set, SIGTERM);
+    sigaddset(&sig->set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sig->set, old);
+}
+
+/*
+ * The deliverer that is no kicked one: runs *d until stopped (or, once,
+ * until nothing is due), taking up each reloaded config (*owned) as it
+ * comes. A looping deliverer holds the kick lock (*lock) when it can, so
+ * receivers do not start kicked ones beside it; it finds their rows
+ * itself. Returns the exit status.
+ */
+static int
+deliver_loop(struct sig_ctx *sig, struct slh_deliverer **d,
+             const struct slh_config *cfg, struct slh_config **owned, bool once,
+             int *lock)
+{
+    struct slh_error err = {0};
+
+    if (!once)
+        *lock = slh_kick_lock(cfg->spool);
+    for (;;) {
+        if (slh_deliverer_run(*d, once, &err) != SLH_OK) {
+            fprintf(stderr, "slhook: deliver: %s\n", err.text);
+            return 1;
+        }
+        if (!take_reload(sig, d, owned))
+            return 0;
+        /* Checked before the swap: this fails only if the file went
+         * since. */
+        if (slh_log_to((*owned)->log, "slhook", &err) != SLH_OK)
+            fprintf(stderr, "slhook: deliver: %s\n", err.text);
+        if (*lock >= 0 && strcmp(cfg->spool, (*owned)->spool) != 0) {
+            close(*lock);
+            *lock = -1;
+        }
+        if (!once && *lock < 0)
+            *lock = slh_kick_lock((*owned)->spool);
+        cfg = *owned;
+        fprintf(stderr,
+                "slhook: deliver: reloaded %s: %zu destination(s), spool "
+                "%s\n",
+                cfg->path, cfg->n_dests, cfg->spool);
+    }
+}
+
 int
 cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
 {
@@ -232,35 +312,16 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
     sigset_t old;
     pthread_t thread;
     bool once = false, kicked = false, have_thread = false;
-    int lock = -1, rc = 1, ready_fd = -1;
+    int lock = -1, rc, ready_fd = -1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--once") == 0) {
-            once = true;
-        } else if (strcmp(argv[i], "--kicked") == 0) {
-            kicked = true;
-        } else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) {
-            ready_fd = atoi(argv[++i]);
-        } else {
-            fprintf(stderr, "usage: slhook deliver [--once]\n");
-            return 2;
-        }
-    }
+    rc = deliver_args(argc, argv, &once, &kicked, &ready_fd);
+    if (rc >= 0)
+        return rc;
     /* A kicked one follows a receiver that made the spool already. */
     if (!kicked && !cmd_may_make_spool(cfg->spool, "deliver"))
         return 1;
-    memset(&sig, 0, sizeof(sig));
-    atomic_init(&sig.caught, 0);
-    pthread_mutex_init(&sig.mu, NULL);
-    /* A kicked deliverer ends when nothing is pending, and the next one
-     * reads the config afresh: SIGHUP only stops it. */
-    sig.is_reloading = !kicked;
-    sig.path = cfg->path;
-    sigemptyset(&sig.set);
-    sigaddset(&sig.set, SIGINT);
-    sigaddset(&sig.set, SIGTERM);
-    sigaddset(&sig.set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sig.set, &old);
+    rc = 1;
+    sig_init(&sig, cfg, kicked, &old);
     /* A kicked deliverer's stderr leads back to the CGI that started it,
      * which waits to hear that it started: the log target comes after. */
     if ((ready_fd < 0 && slh_log_to(cfg->log, "slhook", &err) != SLH_OK) ||
@@ -275,38 +336,8 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
         goto out;
     }
     have_thread = true;
-    if (kicked) {
-        rc = deliver_kicked(d, cfg, &sig, ready_fd);
-        goto out;
-    }
-    /* A looping deliverer holds the kick lock when it can, so receivers
-     * do not start kicked ones beside it; it finds their rows itself. */
-    if (!once)
-        lock = slh_kick_lock(cfg->spool);
-    for (;;) {
-        if (slh_deliverer_run(d, once, &err) != SLH_OK) {
-            fprintf(stderr, "slhook: deliver: %s\n", err.text);
-            goto out;
-        }
-        if (!take_reload(&sig, &d, &owned))
-            break;
-        /* Checked before the swap: this fails only if the file went
-         * since. */
-        if (slh_log_to(owned->log, "slhook", &err) != SLH_OK)
-            fprintf(stderr, "slhook: deliver: %s\n", err.text);
-        if (lock >= 0 && strcmp(cfg->spool, owned->spool) != 0) {
-            close(lock);
-            lock = -1;
-        }
-        if (!once && lock < 0)
-            lock = slh_kick_lock(owned->spool);
-        cfg = owned;
-        fprintf(stderr,
-                "slhook: deliver: reloaded %s: %zu destination(s), spool "
-                "%s\n",
-                cfg->path, cfg->n_dests, cfg->spool);
-    }
-    rc = 0;
+    rc = kicked ? deliver_kicked(d, cfg, &sig, ready_fd)
+                : deliver_loop(&sig, &d, cfg, &owned, once, &lock);
 out:
     if (have_thread) {
         /* Not pthread_cancel(): the thread may be in the middle of a
@@ -725,7 +756,6 @@ cmd_send(int argc, char **argv, const struct slh_config *cfg)
 {
     struct slh_error err = {0};
     char *body, *answer = NULL;
-    const char *p;
     size_t len = 0;
     long status = 0;
     int rc = 1;
@@ -737,14 +767,9 @@ cmd_send(int argc, char **argv, const struct slh_config *cfg)
     body = send_body(argc == 3 ? argv[2] : "Delivered", cfg, &len);
     if (body == NULL)
         return 1;
-    for (p = body; *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'; p++)
-        ;
-    if (slh_deliver_post(argv[1],
-                         *p == '{' || *p == '['
-                             ? "application/json"
-                             : "application/x-www-form-urlencoded",
-                         body, len, SEND_TIMEOUT, &status, &answer,
-                         SEND_ANSWER_MAX, &err) != SLH_OK) {
+    if (slh_deliver_post(argv[1], slh_body_content_type(body, len), body, len,
+                         SEND_TIMEOUT, &status, &answer, SEND_ANSWER_MAX,
+                         &err) != SLH_OK) {
         fprintf(stderr, "slhook: send: %s\n", err.text);
         goto out;
     }

@@ -31,6 +31,7 @@
 
 #include "commit.h"
 #include "config.h"
+#include "config_path.h"
 #include "deliver.h"
 #include "log.h"
 #include "spool.h"
@@ -343,99 +344,150 @@ reexec(char **argv, int listen_fd)
             strerror(errno));
 }
 
+/* Loads the config that opt names and points the log where it says. On
+ * failure says why (under spawn-fcgi, stderr is /dev/null until the config
+ * says where lines go: this one goes to syslog too). */
+static bool
+load_config(struct options *opt, struct slh_config *cfg)
+{
+    struct slh_error err = {0};
+
+    opt->config = slh_config_path(opt->config);
+    if (slh_config_load(cfg, opt->config, &err) != SLH_OK ||
+        slh_log_to(opt->log != NULL ? opt->log : cfg->log, "slhook.fcgi",
+                   &err) != SLH_OK) {
+        slh_log_early("slhook.fcgi", err.text);
+        return false;
+    }
+    return true;
+}
+
+/* The listening socket, after libfcgi is ready; -1 when there is none. */
+static int
+listen_on(const char *addr)
+{
+    if (FCGX_Init() != 0) {
+        fprintf(stderr, "slhook.fcgi: cannot initialise libfcgi\n");
+        return -1;
+    }
+    return open_listener(addr);
+}
+
+/*
+ * Every thread inherits this mask: the stop signals reach only the main
+ * thread's sigwait(). SIGUSR1 is libfcgi's own graceful stop, kept for
+ * servers that send it. A web server gone away must not kill the process:
+ * writes to it fail instead.
+ */
+static void
+block_signals(sigset_t *stop)
+{
+    sigemptyset(stop);
+    sigaddset(stop, SIGTERM);
+    sigaddset(stop, SIGINT);
+    sigaddset(stop, SIGUSR1);
+    sigaddset(stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* What runs: the deliverer (unless --no-deliver or no destination), the
+ * committer, the delivery thread, the request threads, in this order. */
+struct running {
+    struct slh_commit *commit;
+    struct fc_workers *workers;
+    struct delivery dl;
+};
+
+static enum slh_err
+start(struct running *r, const struct options *opt,
+      const struct slh_config *cfg, int listen_fd, struct slh_error *err)
+{
+    struct delivery *dl = &r->dl;
+    enum slh_err rc = SLH_OK;
+
+    if (opt->is_delivering && cfg->n_dests > 0)
+        rc = slh_deliverer_new(&dl->d, cfg, err);
+    if (rc == SLH_OK)
+        rc = slh_commit_start(&r->commit, cfg,
+                              dl->d != NULL ? wake_deliverer : NULL,
+                              note_checkpoint, dl->d, err);
+    if (rc == SLH_OK && dl->d != NULL)
+        rc = delivery_start(dl, r->commit, err);
+    if (rc == SLH_OK)
+        rc = fc_workers_start(&r->workers, cfg, r->commit, listen_fd,
+                              (size_t)opt->threads, pthread_self(), err);
+    if (rc == SLH_OK)
+        fprintf(stderr, "slhook.fcgi %s: %ld threads on %s%s\n", SLH_VERSION,
+                opt->threads, opt->listen != NULL ? opt->listen : "fd 0",
+                dl->d != NULL ? ", delivering" : "");
+    return rc;
+}
+
+/* Waits for a stop signal, or a SIGHUP whose config would run (then true:
+ * reload). A SIGHUP whose config would not is refused and logged. */
+static bool
+wait_for_signal(const sigset_t *stop, const struct options *opt,
+                const struct slh_config *cfg)
+{
+    int sig;
+
+    while (sigwait(stop, &sig) == 0 && sig == SIGHUP) {
+        struct slh_error why = {0};
+        if (check_reload(opt->config, opt->log, cfg->spool, &why) == SLH_OK)
+            return true;
+        fprintf(stderr,
+                "slhook.fcgi: reload refused, the running config kept: %s\n",
+                why.text);
+    }
+    return false;
+}
+
+/* Stops what start() started, in reverse, and logs the totals (or err). */
+static void
+stop(struct running *r, bool is_reloading, const struct slh_error *err)
+{
+    unsigned long n_batches = 0, n_commits = 0;
+
+    delivery_stop(&r->dl); /* its last writes go through the committer */
+    slh_commit_stop(r->commit, &n_batches, &n_commits);
+    slh_deliverer_free(r->dl.d);
+    if (err->code != SLH_OK)
+        fprintf(stderr, "slhook.fcgi: %s\n", err->text);
+    else
+        fprintf(stderr, "slhook.fcgi: %s; %lu requests stored in %lu commits\n",
+                is_reloading ? "reloading" : "stopped", n_batches, n_commits);
+}
+
 int
 main(int argc, char **argv)
 {
     struct options opt = {.threads = DEFAULT_THREADS, .is_delivering = true};
     struct slh_config cfg = {0};
     struct slh_error err = {0};
-    struct slh_commit *commit = NULL;
-    struct slh_workers *workers = NULL;
-    struct delivery dl = {0};
-    sigset_t stop;
-    unsigned long n_batches = 0, n_commits = 0;
+    struct running r = {0};
+    sigset_t stop_set;
     bool is_ok = true, is_reloading = false;
-    int rc, sig, listen_fd = -1;
+    int rc, listen_fd;
 
     /* glibc gives each thread that allocates an arena of its own, up to 16
      * on two CPUs, and a request is allocated by its request thread but
-     * freed by the committer: every arena kept a share of free memory, 9.5
-     * MiB anonymous in all after 200,000 requests against 5.9 with two, at
-     * the same throughput. */
+     * freed by the committer: every arena kept a share of free memory
+     * (BENCHMARKS.md). Two are enough, at the same throughput. */
     mallopt(M_ARENA_MAX, 2);
     rc = parse_options(argc, argv, &opt);
     if (rc >= 0)
         return rc;
-    if (opt.config == NULL)
-        opt.config = getenv("SLHOOK_CONFIG");
-    if (opt.config == NULL || *opt.config == '\0')
-        opt.config = SLH_CONFIG_DEFAULT_PATH;
-    /* Under spawn-fcgi, stderr is /dev/null until the config says where
-     * lines go: this one goes to syslog too. */
-    if (slh_config_load(&cfg, opt.config, &err) != SLH_OK ||
-        slh_log_to(opt.log != NULL ? opt.log : cfg.log, "slhook.fcgi", &err) !=
-            SLH_OK) {
-        slh_log_early("slhook.fcgi", err.text);
+    if (!load_config(&opt, &cfg) || (listen_fd = listen_on(opt.listen)) < 0) {
         slh_config_free(&cfg);
         return 1;
     }
-    if (FCGX_Init() != 0)
-        fprintf(stderr, "slhook.fcgi: cannot initialise libfcgi\n");
-    else
-        listen_fd = open_listener(opt.listen);
-    if (listen_fd < 0) {
-        slh_config_free(&cfg);
-        return 1;
+    block_signals(&stop_set);
+    if (start(&r, &opt, &cfg, listen_fd, &err) == SLH_OK) {
+        is_reloading = wait_for_signal(&stop_set, &opt, &cfg);
+        is_ok = fc_workers_stop(r.workers);
     }
-
-    /* Every thread inherits this mask: the stop signals reach only the
-     * main thread's sigwait(). SIGUSR1 is libfcgi's own graceful stop,
-     * kept for servers that send it. A web server gone away must not kill
-     * the process: writes to it fail instead. */
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGUSR1);
-    sigaddset(&stop, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (opt.is_delivering && cfg.n_dests > 0 &&
-        slh_deliverer_new(&dl.d, &cfg, &err) != SLH_OK)
-        goto done;
-    if (slh_commit_start(&commit, &cfg, dl.d != NULL ? wake_deliverer : NULL,
-                         note_checkpoint, dl.d, &err) != SLH_OK)
-        goto done;
-    if (dl.d != NULL && delivery_start(&dl, commit, &err) != SLH_OK)
-        goto done;
-    if (slh_workers_start(&workers, &cfg, commit, listen_fd,
-                          (size_t)opt.threads, pthread_self(), &err) != SLH_OK)
-        goto done;
-    fprintf(stderr, "slhook.fcgi %s: %ld threads on %s%s\n", SLH_VERSION,
-            opt.threads, opt.listen != NULL ? opt.listen : "fd 0",
-            dl.d != NULL ? ", delivering" : "");
-
-    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
-        struct slh_error why = {0};
-        if (check_reload(opt.config, opt.log, cfg.spool, &why) == SLH_OK) {
-            is_reloading = true;
-            break;
-        }
-        fprintf(stderr,
-                "slhook.fcgi: reload refused, the running config kept: %s\n",
-                why.text);
-    }
-    is_ok = slh_workers_stop(workers);
-
-done:
-    delivery_stop(&dl); /* its last writes go through the committer */
-    slh_commit_stop(commit, &n_batches, &n_commits);
-    slh_deliverer_free(dl.d);
-    if (err.code != SLH_OK)
-        fprintf(stderr, "slhook.fcgi: %s\n", err.text);
-    else
-        fprintf(stderr, "slhook.fcgi: %s; %lu requests stored in %lu commits\n",
-                is_reloading ? "reloading" : "stopped", n_batches, n_commits);
+    stop(&r, is_reloading, &err);
     slh_config_free(&cfg);
     if (is_reloading && is_ok && err.code == SLH_OK)
         reexec(argv, listen_fd);

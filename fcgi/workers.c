@@ -51,9 +51,8 @@
  */
 
 /* Requests handed to the committer (or waiting for it) per request thread:
- * each holds its body and parsed events. 3 rather than 4: after 200,000
- * requests at 64 connections, 14.5-14.6 MiB against 14.8, the same
- * requests/s (bench/ab -c 64, three rounds each). */
+ * each holds its body and parsed events. 3 rather than 4: less memory held,
+ * as many requests/s (BENCHMARKS.md). */
 #define REQUESTS_PER_THREAD 3
 
 /* A kept connection may sit idle between requests this long (nginx's
@@ -207,9 +206,9 @@ request_free(struct fc_workers *ws, struct request *rq)
     slh_batch_free(&rq->batch);
     sem_destroy(&rq->committed);
     /* glibc keeps what a large request's parse freed (hundreds of MiB for
-     * a few hostile 1 MiB bodies) in its arenas for the next; it is given
-     * back once no large request is left to reuse it, by the next sweep:
-     * malloc_trim() took 25-110 ms after 16 such bodies, too long for the
+     * a few hostile bodies) in its arenas for the next; it is given back
+     * once no large request is left to reuse it, by the next sweep:
+     * malloc_trim() takes tens of ms then (BENCHMARKS.md), too long for the
      * committer, which may be the one freeing. */
     if (rq->is_large && atomic_fetch_sub(&ws->n_large, 1) == 1)
         atomic_store(&ws->is_trim_due, true);
@@ -738,9 +737,9 @@ sweep(struct fc_workers *ws)
 /*
  * Waits for the next event. At most POLLING_MAX threads wait in
  * epoll_wait(); the rest park, and the thread that leaves none behind
- * unparks one. With all 16 waiting, every connection woke a sleeping thread:
- * 2.3 context switches per request at 16 connections (bench/ab), where a
- * thread back from a request usually finds the next event already there.
+ * unparks one. With all of them waiting, every connection woke a sleeping
+ * thread (context switches per request: BENCHMARKS.md), where a thread back
+ * from a request usually finds the next event already there.
  */
 static int
 wait_event(struct fc_workers *ws, struct epoll_event *ev)

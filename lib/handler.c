@@ -149,9 +149,10 @@ copy_type(char *dst, size_t size, const char *type)
 /*
  * The caps on what a body makes, checked on its counts before it is parsed:
  * a request has not proved its key until every event is parsed, and a
- * 1 MiB body of 80,000 tiny events made 47 MB of tree and events to throw
- * away. Nesting and an event's size say the body is not SocketLabs' (400);
- * the number of events and of values is the request's size (413).
+ * body of many tiny events made a tree and events many times its size to
+ * throw away (BENCHMARKS.md). Nesting and an event's size say the body is not
+ * SocketLabs' (400); the number of events and of values is the request's size
+ * (413).
  */
 static bool
 over_caps(const struct slh_config *cfg, const struct slh_request *req,

@@ -17,7 +17,6 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "spool.h"
+#include "thread.h"
 #include "workers.h"
 
 #define DEFAULT_THREADS 16
@@ -55,9 +55,7 @@ struct options {
 
 struct delivery {
     struct slh_deliverer *d;
-    pthread_t thread;
-    atomic_bool is_stopping;
-    bool is_running;
+    struct slh_thread thread;
 };
 
 /*
@@ -72,14 +70,14 @@ deliver_main(void *arg)
     struct slh_error err;
 
     slh_deliver_yield_priority();
-    while (!atomic_load(&dl->is_stopping)) {
+    while (!slh_thread_is_stopping(&dl->thread)) {
         slh_error_clear(&err);
         if (slh_deliverer_run(dl->d, false, &err) == SLH_OK)
             break;
         fprintf(stderr, "slhook.fcgi: delivery stopped: %s; resuming in %d s\n",
                 err.text, DELIVER_RESTART_S);
         for (int i = 0; i < DELIVER_RESTART_S * 10; i++) {
-            if (atomic_load(&dl->is_stopping))
+            if (slh_thread_is_stopping(&dl->thread))
                 break;
             nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
         }
@@ -123,11 +121,15 @@ delivery_start(struct delivery *dl, struct slh_commit *commit,
                struct slh_error *err)
 {
     slh_deliverer_write_through(dl->d, write_through, commit);
-    atomic_init(&dl->is_stopping, false);
-    if (pthread_create(&dl->thread, NULL, deliver_main, dl) != 0)
+    if (slh_thread_start(&dl->thread, deliver_main, dl) != 0)
         return slh_error_set(err, SLH_ENOMEM, "cannot start the deliverer");
-    dl->is_running = true;
     return SLH_OK;
+}
+
+static void
+stop_deliverer(void *d)
+{
+    slh_deliverer_stop(d);
 }
 
 /* Stops the delivery thread; the deliverer is freed only after the
@@ -135,12 +137,7 @@ delivery_start(struct delivery *dl, struct slh_commit *commit,
 static void
 delivery_stop(struct delivery *dl)
 {
-    if (!dl->is_running)
-        return;
-    atomic_store(&dl->is_stopping, true);
-    slh_deliverer_stop(dl->d);
-    pthread_join(dl->thread, NULL);
-    dl->is_running = false;
+    slh_thread_stop(&dl->thread, stop_deliverer, dl->d);
 }
 
 static void

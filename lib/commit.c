@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "spool.h"
+#include "thread.h"
 
 /*
  * The checkpointer: a thread with its own connection that checkpoints the
@@ -20,11 +21,9 @@ struct checkpointer {
     struct slh_spool *sp;
     slh_commit_note_fn on_note;
     void *ctx;
-    pthread_t thread;
+    struct slh_thread thread;
     sem_t work;
     atomic_bool is_pending;
-    atomic_bool is_stopping;
-    bool is_running;
 };
 
 static void
@@ -46,7 +45,7 @@ checkpoint_run(void *arg)
     for (;;) {
         while (sem_wait(&k->work) != 0 && errno == EINTR)
             ;
-        if (atomic_load(&k->is_stopping))
+        if (slh_thread_is_stopping(&k->thread))
             break;
         atomic_store(&k->is_pending, false);
         slh_error_clear(&err);
@@ -75,9 +74,8 @@ checkpointer_start(struct checkpointer *k, const struct slh_config *cfg,
     if (rc != SLH_OK)
         return rc;
     atomic_init(&k->is_pending, false);
-    atomic_init(&k->is_stopping, false);
     sem_init(&k->work, 0, 0);
-    e = pthread_create(&k->thread, NULL, checkpoint_run, k);
+    e = slh_thread_start(&k->thread, checkpoint_run, k);
     if (e != 0) {
         sem_destroy(&k->work);
         slh_spool_close(k->sp);
@@ -85,21 +83,24 @@ checkpointer_start(struct checkpointer *k, const struct slh_config *cfg,
         return slh_error_set(err, SLH_ENOMEM,
                              "cannot start the checkpointer: %s", strerror(e));
     }
-    k->is_running = true;
     return SLH_OK;
+}
+
+/* Wakes a thread asleep on the semaphore at arg. */
+static void
+post(void *arg)
+{
+    sem_post(arg);
 }
 
 static void
 checkpointer_stop(struct checkpointer *k)
 {
-    if (!k->is_running)
+    if (!k->thread.is_running)
         return;
-    atomic_store(&k->is_stopping, true);
-    sem_post(&k->work);
-    pthread_join(k->thread, NULL);
+    slh_thread_stop(&k->thread, post, &k->work);
     sem_destroy(&k->work);
     slh_spool_close(k->sp);
-    k->is_running = false;
 }
 
 /*
@@ -112,8 +113,7 @@ struct slh_commit {
     _Atomic(struct slh_commit_job *) head;
     struct checkpointer ckpt;
     sem_t work;
-    atomic_bool is_stopping;
-    pthread_t thread;
+    struct slh_thread thread;
     struct slh_spool *sp;
     const struct slh_config *cfg;
     slh_commit_fn on_commit;
@@ -249,7 +249,7 @@ run(void *arg)
         first = take(c);
         if (first == NULL) {
             /* A count whose job an earlier take got, or the stop. */
-            if (atomic_load(&c->is_stopping))
+            if (slh_thread_is_stopping(&c->thread))
                 break;
             continue;
         }
@@ -290,9 +290,8 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
         goto fail;
     slh_spool_defer_checkpoints(c->sp, checkpoint_due, &c->ckpt);
     atomic_init(&c->head, NULL);
-    atomic_init(&c->is_stopping, false);
     sem_init(&c->work, 0, 0);
-    e = pthread_create(&c->thread, NULL, run, c);
+    e = slh_thread_start(&c->thread, run, c);
     if (e != 0) {
         rc = slh_error_set(err, SLH_ENOMEM, "cannot start the committer: %s",
                            strerror(e));
@@ -324,10 +323,7 @@ slh_commit_stop(struct slh_commit *c, unsigned long *n_batches,
 {
     if (c == NULL)
         return;
-    atomic_store(&c->is_stopping, true);
-    sem_post(&c->work);
-    pthread_join(c->thread, NULL);
-
+    slh_thread_stop(&c->thread, post, &c->work);
     if (n_batches != NULL)
         *n_batches = c->n_batches;
     if (n_commits != NULL)

@@ -23,10 +23,10 @@ answer(struct slh_response *resp, int status, const char *fmt, ...)
 {
     va_list ap;
 
-    resp->status = status;
     va_start(ap, fmt);
     vsnprintf(resp->body, sizeof(resp->body), fmt, ap);
     va_end(ap);
+    resp->status = status;
     return true;
 }
 

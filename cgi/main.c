@@ -134,21 +134,6 @@ kick_deliverer(const struct slh_config *cfg)
                 err.text, cfg->spool);
 }
 
-/* CONTENT_LENGTH when it is plain decimal digits, else 0. */
-static size_t
-content_length(void)
-{
-    const char *p = getenv("CONTENT_LENGTH");
-    size_t len = 0;
-
-    for (; p != NULL && *p >= '0' && *p <= '9'; p++) {
-        if (len > DRAIN_CAP)
-            return DRAIN_CAP;
-        len = len * 10 + (size_t)(*p - '0');
-    }
-    return p != NULL && *p == '\0' ? len : 0;
-}
-
 /*
  * Every 503 this program writes, through the handler's formatter: a
  * complete answer (Content-Length, Retry-After), which SocketLabs retries.
@@ -207,7 +192,7 @@ answer_unconfigured(bool is_cgi, const char *why)
     slh_log_early("slhook", why);
     if (!is_cgi)
         return 1;
-    drain_stdin(content_length());
+    drain_stdin(slh_request_length(getenv("CONTENT_LENGTH")));
     n = unavailable(&resp, SLH_UNAVAILABLE_CONFIG, out, sizeof(out));
     fwrite(out, 1, n, stdout);
     fflush(stdout);

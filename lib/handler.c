@@ -56,6 +56,14 @@ parse_length(const char *text, size_t *len)
     return true;
 }
 
+size_t
+slh_request_length(const char *content_length)
+{
+    size_t len = 0;
+
+    return parse_length(content_length, &len) ? len : 0;
+}
+
 bool
 slh_handler_head(const struct slh_config *cfg, const struct slh_request *req,
                  size_t *body_len, struct slh_response *resp)

@@ -46,6 +46,15 @@ struct slh_response {
 };
 
 /*
+ * The body length that a CONTENT_LENGTH text states, read as
+ * slh_handler_head() reads it: plain decimal digits (no sign, no space, no
+ * hex) that fit a size_t; else 0 (NULL, empty or not valid). For a front
+ * end that must drop a body before the config, and so the handler, is
+ * there.
+ */
+size_t slh_request_length(const char *content_length);
+
+/*
  * The checks that need only headers, in the contract's order: 405, 411, 413,
  * 403 (allow_from), 415. Returns true when resp holds the answer, false when
  * the body is needed. Either way *body_len gets CONTENT_LENGTH (0 when it is

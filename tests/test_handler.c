@@ -527,6 +527,22 @@ test_elapsed(void)
     CHECK(ms >= 1500 && ms < 2500, "elapsed since 1.5 s ago: %.3f ms", ms);
 }
 
+/* CONTENT_LENGTH as the head checks read it. */
+static void
+test_request_length(void)
+{
+    CHECK(slh_request_length("0") == 0, "0");
+    CHECK(slh_request_length("4096") == 4096, "4096");
+    CHECK(slh_request_length("007") == 7, "leading zeros");
+    CHECK(slh_request_length(NULL) == 0, "NULL");
+    CHECK(slh_request_length("") == 0, "empty");
+    CHECK(slh_request_length("-1") == 0, "a sign");
+    CHECK(slh_request_length(" 12") == 0 && slh_request_length("12 ") == 0,
+          "a space");
+    CHECK(slh_request_length("0x10") == 0, "hex");
+    CHECK(slh_request_length("99999999999999999999999") == 0, "over SIZE_MAX");
+}
+
 /* A body with no Content-Type of its own: JSON or form, by its first
  * byte after blanks. */
 static void
@@ -574,6 +590,7 @@ main(void)
     test_validation_key();
     test_elapsed();
     test_body_content_type();
+    test_request_length();
     test_fixtures(&cfg);
     test_caps(&cfg);
     test_request_cases(&cfg);

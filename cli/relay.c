@@ -130,12 +130,15 @@ sig_thread(void *arg)
 
 /*
  * After a run that a reload stopped: the deliverer readied on the new
- * config replaces *d, and the config *owned (NULL: the caller's). Returns
- * false when no reload is waiting (or a stop came too).
+ * config replaces *d, and the config *owned (NULL: the caller's). The ones
+ * replaced go to *old_d and *old_owned, for the caller to drop_reload()
+ * once it has no more use of them. Returns false when no reload is waiting
+ * (or a stop came too).
  */
 static bool
 take_reload(struct sig_ctx *ctx, struct slh_deliverer **d,
-            struct slh_config **owned)
+            struct slh_config **owned, struct slh_deliverer **old_d,
+            struct slh_config **old_owned)
 {
     struct slh_deliverer *next;
     struct slh_config *cfg;
@@ -151,7 +154,8 @@ take_reload(struct sig_ctx *ctx, struct slh_deliverer **d,
     pthread_mutex_unlock(&ctx->mu);
     if (next == NULL)
         return false;
-    drop_reload(*d, *owned);
+    *old_d = *d;
+    *old_owned = *owned;
     *d = next;
     *owned = cfg;
     return true;
@@ -278,11 +282,13 @@ deliver_loop(struct sig_ctx *sig, struct slh_deliverer **d,
     if (!once)
         *lock = slh_kick_lock(cfg->spool);
     for (;;) {
+        struct slh_deliverer *old_d = NULL;
+        struct slh_config *old_owned = NULL;
         if (slh_deliverer_run(*d, once, &err) != SLH_OK) {
             fprintf(stderr, "slhook: deliver: %s\n", err.text);
             return 1;
         }
-        if (!take_reload(sig, d, owned))
+        if (!take_reload(sig, d, owned, &old_d, &old_owned))
             return 0;
         /* Checked before the swap: this fails only if the file went
          * since. */
@@ -294,6 +300,8 @@ deliver_loop(struct sig_ctx *sig, struct slh_deliverer **d,
         }
         if (!once && *lock < 0)
             *lock = slh_kick_lock((*owned)->spool);
+        /* Only now: cfg may be the config replaced (a reload's, owned). */
+        drop_reload(old_d, old_owned);
         cfg = *owned;
         fprintf(stderr,
                 "slhook: deliver: reloaded %s: %zu destination(s), spool "

@@ -145,6 +145,37 @@ on_commit(void *ctx)
     n_on_commit++;
 }
 
+/* Queues the batches of ids a and of ids b while the committer is held,
+ * so that one commit takes both, and waits for both. */
+static void
+group_of_two(struct slh_commit *c, struct job *ja, const char *const *a,
+             struct job *jb, const char *const *b)
+{
+    struct job g;
+
+    hold(c, &g);
+    job_batch(ja, a);
+    job_batch(jb, b);
+    slh_commit_submit(c, &ja->job);
+    slh_commit_submit(c, &jb->job);
+    release(&g);
+    job_wait(ja);
+    job_wait(jb);
+}
+
+/* A committer for cfg, counting on_commit calls from 0; NULL on failure. */
+static struct slh_commit *
+start(void)
+{
+    struct slh_error err = {0};
+    struct slh_commit *c = NULL;
+
+    n_on_commit = 0;
+    CHECK(slh_commit_start(&c, &cfg, on_commit, NULL, NULL, &err) == SLH_OK,
+          "start: %s", err.text);
+    return c;
+}
+
 /* ---- the tests ---- */
 
 /* Batches queued together share one commit, each told its own count. */
@@ -153,24 +184,13 @@ test_group(void)
 {
     static const char *const a[] = {"g-a1", "g-a2", NULL};
     static const char *const b[] = {"g-b1", NULL};
-    struct slh_error err = {0};
-    struct slh_commit *c = NULL;
-    struct job g, ja, jb;
+    struct slh_commit *c = start();
+    struct job ja, jb;
     unsigned long n_batches = 0, n_commits = 0;
 
-    n_on_commit = 0;
-    if (!CHECK(slh_commit_start(&c, &cfg, on_commit, NULL, NULL, &err) ==
-                   SLH_OK,
-               "start: %s", err.text))
+    if (c == NULL)
         return;
-    hold(c, &g);
-    job_batch(&ja, a);
-    job_batch(&jb, b);
-    slh_commit_submit(c, &ja.job);
-    slh_commit_submit(c, &jb.job);
-    release(&g);
-    job_wait(&ja);
-    job_wait(&jb);
+    group_of_two(c, &ja, a, &jb, b);
     CHECK(ja.job.rc == SLH_OK && jb.job.rc == SLH_OK, "group: stored");
     CHECK(ja.job.is_exact && ja.job.n_new == 2, "group: a exact, 2 new (%zu)",
           ja.job.n_new);
@@ -192,37 +212,19 @@ test_counts(void)
 {
     static const char *const old[] = {"g-a1", NULL};
     static const char *const fresh[] = {"c-new1", "c-new2", NULL};
-    struct slh_error err = {0};
-    struct slh_commit *c = NULL;
-    struct job g, j1, j2;
+    struct slh_commit *c = start();
+    struct job j1, j2;
 
-    n_on_commit = 0;
-    if (!CHECK(slh_commit_start(&c, &cfg, on_commit, NULL, NULL, &err) ==
-                   SLH_OK,
-               "start: %s", err.text))
+    if (c == NULL)
         return;
-    hold(c, &g);
-    job_batch(&j1, old);
-    job_batch(&j2, fresh);
-    slh_commit_submit(c, &j1.job);
-    slh_commit_submit(c, &j2.job);
-    release(&g);
-    job_wait(&j1);
-    job_wait(&j2);
+    group_of_two(c, &j1, old, &j2, fresh);
     CHECK(j1.job.rc == SLH_OK && j2.job.rc == SLH_OK, "mixed: stored");
     CHECK(!j1.job.is_exact && j1.job.n_new == 0, "mixed: old not exact");
     CHECK(!j2.job.is_exact && j2.job.n_new == 0, "mixed: new not exact");
     job_free(&j1);
     job_free(&j2);
 
-    hold(c, &g);
-    job_batch(&j1, old);
-    job_batch(&j2, fresh);
-    slh_commit_submit(c, &j1.job);
-    slh_commit_submit(c, &j2.job);
-    release(&g);
-    job_wait(&j1);
-    job_wait(&j2);
+    group_of_two(c, &j1, old, &j2, fresh);
     CHECK(j1.job.is_exact && j1.job.n_new == 0, "all old: exact 0");
     CHECK(j2.job.is_exact && j2.job.n_new == 0, "all old: exact 0");
     job_free(&j1);

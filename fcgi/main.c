@@ -15,14 +15,12 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <fastcgi.h>
@@ -32,15 +30,14 @@
 #include "config.h"
 #include "config_path.h"
 #include "deliver.h"
+#include "deliver_thread.h"
 #include "log.h"
 #include "spool.h"
-#include "thread.h"
 #include "workers.h"
 
 #define DEFAULT_THREADS 16
 #define MAX_THREADS 256
 #define LISTEN_BACKLOG 1024
-#define DELIVER_RESTART_S 10 /* after the deliverer stopped on an error */
 /* The listening socket a reloading slhook.fcgi hands to itself across
  * exec (fd 0 needs no telling: it stays fd 0). */
 #define LISTEN_FD_ENV "SLHOOK_FCGI_LISTEN_FD"
@@ -55,89 +52,15 @@ struct options {
 
 struct delivery {
     struct slh_deliverer *d;
-    struct slh_thread thread;
-};
-
-/*
- * Delivers until the stop. An error (the spool busy or unreadable for a
- * while) ends a run; receiving goes on regardless, and delivery resumes
- * after a pause rather than waiting for the process to be restarted.
- */
-static void *
-deliver_main(void *arg)
-{
-    struct delivery *dl = arg;
-    struct slh_error err;
-
-    slh_deliver_yield_priority();
-    while (!slh_thread_is_stopping(&dl->thread)) {
-        slh_error_clear(&err);
-        if (slh_deliverer_run(dl->d, false, &err) == SLH_OK)
-            break;
-        fprintf(stderr, "slhook.fcgi: delivery stopped: %s; resuming in %d s\n",
-                err.text, DELIVER_RESTART_S);
-        for (int i = 0; i < DELIVER_RESTART_S * 10; i++) {
-            if (slh_thread_is_stopping(&dl->thread))
-                break;
-            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-        }
-    }
-    return NULL;
-}
-
-/* One of the deliverer's spool writes, run in a committer's transaction. */
-struct write_wait {
-    struct slh_commit_job job; /* first: written() gets the job */
-    sem_t done;
+    struct slh_deliver_thread thread;
 };
 
 static void
-written(struct slh_commit_job *job)
+note_delivery_error(void *ctx, const char *text)
 {
-    sem_post(&((struct write_wait *)(void *)job)->done);
-}
-
-/* The deliverer's writes go through the committer (deliver.h): the delivery
- * thread waits for the commit that ran its task. */
-static enum slh_err
-write_through(const struct slh_spool_task *task, void *commit,
-              struct slh_error *err)
-{
-    struct write_wait w = {.job = {.task = task, .done = written}};
-
-    sem_init(&w.done, 0, 0);
-    slh_commit_submit(commit, &w.job);
-    while (sem_wait(&w.done) != 0 && errno == EINTR)
-        ;
-    sem_destroy(&w.done);
-    if (w.job.rc != SLH_OK && err != NULL)
-        *err = w.job.err;
-    return w.job.rc;
-}
-
-/* Starts the delivery thread of dl->d, whose spool writes commit runs. */
-static enum slh_err
-delivery_start(struct delivery *dl, struct slh_commit *commit,
-               struct slh_error *err)
-{
-    slh_deliverer_write_through(dl->d, write_through, commit);
-    if (slh_thread_start(&dl->thread, deliver_main, dl) != 0)
-        return slh_error_set(err, SLH_ENOMEM, "cannot start the deliverer");
-    return SLH_OK;
-}
-
-static void
-stop_deliverer(void *d)
-{
-    slh_deliverer_stop(d);
-}
-
-/* Stops the delivery thread; the deliverer is freed only after the
- * committer, which may still wake it. */
-static void
-delivery_stop(struct delivery *dl)
-{
-    slh_thread_stop(&dl->thread, stop_deliverer, dl->d);
+    (void)ctx;
+    fprintf(stderr, "slhook.fcgi: delivery stopped: %s; resuming in %d s\n",
+            text, SLH_DELIVER_RESTART_S);
 }
 
 static void
@@ -410,7 +333,8 @@ start(struct running *r, const struct options *opt,
                               dl->d != NULL ? wake_deliverer : NULL,
                               note_checkpoint, dl->d, err);
     if (rc == SLH_OK && dl->d != NULL)
-        rc = delivery_start(dl, r->commit, err);
+        rc = slh_deliver_thread_start(&dl->thread, dl->d, r->commit,
+                                      note_delivery_error, NULL, err);
     if (rc == SLH_OK)
         rc = fc_workers_start(&r->workers, cfg, r->commit, listen_fd,
                               (size_t)opt->threads, pthread_self(), err);
@@ -446,7 +370,9 @@ stop(struct running *r, bool is_reloading, const struct slh_error *err)
 {
     unsigned long n_batches = 0, n_commits = 0;
 
-    delivery_stop(&r->dl); /* its last writes go through the committer */
+    /* Its last writes go through the committer; the deliverer is freed
+     * only after the committer, which may still wake it. */
+    slh_deliver_thread_stop(&r->dl.thread);
     slh_commit_stop(r->commit, &n_batches, &n_commits);
     slh_deliverer_free(r->dl.d);
     if (err->code != SLH_OK)

@@ -2,7 +2,7 @@
  *
  * Request threads (workers.c) read requests and handle them; those with
  * events to store share disk commits through one committer thread, which
- * answers them once stored, helped by a checkpointer thread (commit.c);
+ * answers them once stored, helped by a checkpointer thread (lib/commit.h);
  * unless --no-deliver one more thread relays what was stored, its spool
  * writes made in the committer's transactions. The main thread
  * waits for SIGTERM (or SIGINT, or libfcgi's SIGUSR1), then stops accepting,

@@ -125,6 +125,8 @@ $(B)/tests/%: $(B)/tests/%.o $(B)/libslhook-deliver.a $(B)/libslhook.a
 
 # The FastCGI record parser is fcgi/'s (lib/ never sees a FastCGI header).
 $(B)/tests/test_fcgi_proto: $(B)/fcgi/proto.o
+# Which config file a front end loads reads the environment: front/'s.
+$(B)/tests/test_config_path: $(B)/front/config_path.o
 
 tests: $(TEST_BIN)
 

@@ -346,6 +346,20 @@ test_body_rules(const struct slh_config *cfg)
     CHECK(n > 0 && strstr(out, "Status: 503 ") == out &&
               strstr(out, "\r\nRetry-After: ") != NULL,
           "503 has Retry-After: %s", out);
+    CHECK(strcmp(resp.body, SLH_UNAVAILABLE_STORE) == 0 &&
+              strstr(out, "\r\nContent-Length: 44\r\n") != NULL,
+          "store failure: says so, with its length: %s", out);
+
+    /* Out of memory (slhook.fcgi: bodies over their memory bound) says so,
+     * not that the events could not be stored. */
+    fs.result = SLH_ENOMEM;
+    post(cfg, "application/json", ok, strlen(ok), &fs, &resp);
+    n = slh_response_format(&resp, out, sizeof(out));
+    CHECK(resp.status == 503 && resp.retry_after > 0 &&
+              strcmp(resp.body, "out of memory; try again later\n") == 0 &&
+              strstr(out, "\r\nRetry-After: ") != NULL &&
+              strstr(out, "\r\nContent-Length: 31\r\n") != NULL,
+          "out of memory: %s", out);
 
     fs.result = SLH_OK;
     post(cfg, "application/json", ok, strlen(ok), &fs, &resp);
@@ -567,6 +581,54 @@ test_elapsed(void)
     CHECK(ms >= 1500 && ms < 2500, "elapsed since 1.5 s ago: %.3f ms", ms);
 }
 
+/* CONTENT_LENGTH as the head checks read it. */
+static void
+test_request_length(void)
+{
+    CHECK(slh_request_length("0") == 0, "0");
+    CHECK(slh_request_length("4096") == 4096, "4096");
+    CHECK(slh_request_length("007") == 7, "leading zeros");
+    CHECK(slh_request_length(NULL) == 0, "NULL");
+    CHECK(slh_request_length("") == 0, "empty");
+    CHECK(slh_request_length("-1") == 0, "a sign");
+    CHECK(slh_request_length(" 12") == 0 && slh_request_length("12 ") == 0,
+          "a space");
+    CHECK(slh_request_length("0x10") == 0, "hex");
+    CHECK(slh_request_length("99999999999999999999999") == 0, "over SIZE_MAX");
+}
+
+/* A body with no Content-Type of its own: JSON or form, by its first
+ * byte after blanks. */
+static void
+test_body_content_type(void)
+{
+    static const struct {
+        const char *body;
+        bool is_json;
+    } cases[] = {
+        {"{\"Type\":\"Delivered\"}", true},
+        {"[{}]", true},
+        {" \t\r\n{", true},
+        {"\n\n[", true},
+        {"Type=Delivered&SecretKey=x", false},
+        {"", false},
+        {"   ", false},
+        {" x{", false},
+        {"\v{", false}, /* only space, tab, CR and LF are blanks */
+    };
+    const char *form = "application/x-www-form-urlencoded";
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got =
+            slh_body_content_type(cases[i].body, strlen(cases[i].body));
+        CHECK(strcmp(got, cases[i].is_json ? "application/json" : form) == 0,
+              "content type of '%s': %s", cases[i].body, got);
+    }
+    /* Only len bytes are read: a '{' past them does not count. */
+    CHECK(strcmp(slh_body_content_type("  {", 2), form) == 0, "len bounds");
+    CHECK(strcmp(slh_body_content_type(NULL, 0), form) == 0, "NULL, 0");
+}
+
 int
 main(void)
 {
@@ -581,6 +643,8 @@ main(void)
     test_body_rules(&cfg);
     test_validation_key();
     test_elapsed();
+    test_body_content_type();
+    test_request_length();
     test_fixtures(&cfg);
     test_caps(&cfg);
     test_request_cases(&cfg);

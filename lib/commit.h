@@ -1,4 +1,4 @@
-/* commit.h: group commit for the FastCGI responder.
+/* commit.h: group commit (slhook.fcgi's committer).
  *
  * One fsync costs far more than handling a request, so request threads do
  * not commit alone: each hands its batch to one committer thread, which
@@ -13,8 +13,8 @@
  * connection writes, its page cache stays warm, and the writers' lock is
  * never handed between threads.
  */
-#ifndef SLH_FCGI_COMMIT_H
-#define SLH_FCGI_COMMIT_H
+#ifndef SLH_COMMIT_H
+#define SLH_COMMIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,6 +28,10 @@ struct slh_commit; /* opaque */
 
 /* Called on the committer thread after a commit that stored new events. */
 typedef void (*slh_commit_fn)(void *ctx);
+
+/* Called on the checkpointer thread with why a checkpoint failed: once per
+ * failure, again only when the reason changes or after one succeeded. */
+typedef void (*slh_commit_note_fn)(void *ctx, const char *text);
 
 /*
  * One batch to store, or one task to run (task non-NULL, batch unused):
@@ -54,12 +58,15 @@ struct slh_commit_job {
 /*
  * Opens the spool of cfg (borrowed: must outlive the committer) and starts
  * the committer thread. on_commit (may be NULL) is called with ctx after
- * each commit that stored at least one new event. *out is released with
- * slh_commit_stop(). On failure *out is NULL and err says why.
+ * each commit that stored at least one new event; on_note (may be NULL) with
+ * ctx when a checkpoint fails (lib/ prints nothing: the caller logs it).
+ * *out is released with slh_commit_stop(). On failure *out is NULL and err
+ * says why.
  */
 enum slh_err slh_commit_start(struct slh_commit **out,
                               const struct slh_config *cfg,
-                              slh_commit_fn on_commit, void *ctx,
+                              slh_commit_fn on_commit,
+                              slh_commit_note_fn on_note, void *ctx,
                               struct slh_error *err);
 
 /*

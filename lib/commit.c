@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "spool.h"
+#include "thread.h"
 
 /*
  * The checkpointer: a thread with its own connection that checkpoints the
@@ -18,11 +19,11 @@
  */
 struct checkpointer {
     struct slh_spool *sp;
-    pthread_t thread;
+    slh_commit_note_fn on_note;
+    void *ctx;
+    struct slh_thread thread;
     sem_t work;
     atomic_bool is_pending;
-    atomic_bool is_stopping;
-    bool is_running;
 };
 
 static void
@@ -44,15 +45,15 @@ checkpoint_run(void *arg)
     for (;;) {
         while (sem_wait(&k->work) != 0 && errno == EINTR)
             ;
-        if (atomic_load(&k->is_stopping))
+        if (slh_thread_is_stopping(&k->thread))
             break;
         atomic_store(&k->is_pending, false);
         slh_error_clear(&err);
         /* A failure is logged once until it changes or passes: commits go
          * on, the WAL grows, and the next due signal tries again. */
         if (slh_spool_checkpoint(k->sp, &err) != SLH_OK) {
-            if (strcmp(err.text, last) != 0)
-                fprintf(stderr, "slhook.fcgi: checkpoint: %s\n", err.text);
+            if (strcmp(err.text, last) != 0 && k->on_note != NULL)
+                k->on_note(k->ctx, err.text);
             snprintf(last, sizeof(last), "%s", err.text);
         } else {
             last[0] = '\0';
@@ -73,9 +74,8 @@ checkpointer_start(struct checkpointer *k, const struct slh_config *cfg,
     if (rc != SLH_OK)
         return rc;
     atomic_init(&k->is_pending, false);
-    atomic_init(&k->is_stopping, false);
     sem_init(&k->work, 0, 0);
-    e = pthread_create(&k->thread, NULL, checkpoint_run, k);
+    e = slh_thread_start(&k->thread, checkpoint_run, k);
     if (e != 0) {
         sem_destroy(&k->work);
         slh_spool_close(k->sp);
@@ -83,21 +83,24 @@ checkpointer_start(struct checkpointer *k, const struct slh_config *cfg,
         return slh_error_set(err, SLH_ENOMEM,
                              "cannot start the checkpointer: %s", strerror(e));
     }
-    k->is_running = true;
     return SLH_OK;
+}
+
+/* Wakes a thread asleep on the semaphore at arg. */
+static void
+post(void *arg)
+{
+    sem_post(arg);
 }
 
 static void
 checkpointer_stop(struct checkpointer *k)
 {
-    if (!k->is_running)
+    if (!k->thread.is_running)
         return;
-    atomic_store(&k->is_stopping, true);
-    sem_post(&k->work);
-    pthread_join(k->thread, NULL);
+    slh_thread_stop(&k->thread, post, &k->work);
     sem_destroy(&k->work);
     slh_spool_close(k->sp);
-    k->is_running = false;
 }
 
 /*
@@ -110,8 +113,7 @@ struct slh_commit {
     _Atomic(struct slh_commit_job *) head;
     struct checkpointer ckpt;
     sem_t work;
-    atomic_bool is_stopping;
-    pthread_t thread;
+    struct slh_thread thread;
     struct slh_spool *sp;
     const struct slh_config *cfg;
     slh_commit_fn on_commit;
@@ -247,7 +249,7 @@ run(void *arg)
         first = take(c);
         if (first == NULL) {
             /* A count whose job an earlier take got, or the stop. */
-            if (atomic_load(&c->is_stopping))
+            if (slh_thread_is_stopping(&c->thread))
                 break;
             continue;
         }
@@ -265,7 +267,8 @@ run(void *arg)
 
 enum slh_err
 slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
-                 slh_commit_fn on_commit, void *ctx, struct slh_error *err)
+                 slh_commit_fn on_commit, slh_commit_note_fn on_note, void *ctx,
+                 struct slh_error *err)
 {
     struct slh_commit *c;
     enum slh_err rc;
@@ -278,6 +281,8 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
     c->cfg = cfg;
     c->on_commit = on_commit;
     c->ctx = ctx;
+    c->ckpt.on_note = on_note;
+    c->ckpt.ctx = ctx;
     rc = slh_spool_open(&c->sp, cfg->spool, err);
     if (rc == SLH_OK)
         rc = checkpointer_start(&c->ckpt, cfg, err);
@@ -285,9 +290,8 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
         goto fail;
     slh_spool_defer_checkpoints(c->sp, checkpoint_due, &c->ckpt);
     atomic_init(&c->head, NULL);
-    atomic_init(&c->is_stopping, false);
     sem_init(&c->work, 0, 0);
-    e = pthread_create(&c->thread, NULL, run, c);
+    e = slh_thread_start(&c->thread, run, c);
     if (e != 0) {
         rc = slh_error_set(err, SLH_ENOMEM, "cannot start the committer: %s",
                            strerror(e));
@@ -319,10 +323,7 @@ slh_commit_stop(struct slh_commit *c, unsigned long *n_batches,
 {
     if (c == NULL)
         return;
-    atomic_store(&c->is_stopping, true);
-    sem_post(&c->work);
-    pthread_join(c->thread, NULL);
-
+    slh_thread_stop(&c->thread, post, &c->work);
     if (n_batches != NULL)
         *n_batches = c->n_batches;
     if (n_commits != NULL)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_path.h"
 #include "handler.h"
 #include "kick.h"
 #include "log.h"
@@ -133,21 +134,6 @@ kick_deliverer(const struct slh_config *cfg)
                 err.text, cfg->spool);
 }
 
-/* CONTENT_LENGTH when it is plain decimal digits, else 0. */
-static size_t
-content_length(void)
-{
-    const char *p = getenv("CONTENT_LENGTH");
-    size_t len = 0;
-
-    for (; p != NULL && *p >= '0' && *p <= '9'; p++) {
-        if (len > DRAIN_CAP)
-            return DRAIN_CAP;
-        len = len * 10 + (size_t)(*p - '0');
-    }
-    return p != NULL && *p == '\0' ? len : 0;
-}
-
 /*
  * Every 503 this program writes, through the handler's formatter: a
  * complete answer (Content-Length, Retry-After), which SocketLabs retries.
@@ -171,26 +157,15 @@ usage(FILE *out)
             SLH_CONFIG_DEFAULT_PATH);
 }
 
-int
-main(int argc, char **argv)
+/* From a shell, -c FILE into *option. Returns -1 to go on, else the exit
+ * status. A CGI's arguments come from the query string: only a shell's
+ * count. */
+static int
+parse_args(int argc, char **argv, bool is_cgi, const char **option)
 {
-    bool is_cgi = getenv("GATEWAY_INTERFACE") != NULL;
-    const char *path = getenv("SLHOOK_CONFIG");
-    struct slh_config cfg = {0};
-    struct slh_error err = {0};
-    struct slh_request req = {0};
-    struct slh_response resp;
-    struct store_ctx ctx = {.cfg = &cfg};
-    struct timespec t0;
-    char length[32], out[SLH_RESPONSE_BODY + 256], line[512];
-    char *body = NULL;
-    size_t body_len = 0, n;
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    /* A CGI's arguments come from the query string: only a shell's count. */
     for (int i = 1; !is_cgi && i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-            path = argv[++i];
+            *option = argv[++i];
         } else {
             usage(strcmp(argv[i], "--help") == 0 ? stdout : stderr);
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
@@ -201,75 +176,97 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (path == NULL || *path == '\0')
-        path = SLH_CONFIG_DEFAULT_PATH;
-    if (slh_config_load(&cfg, path, &err) != SLH_OK) {
-        slh_log_early("slhook", err.text);
-        /* SocketLabs retries a 503: nothing is lost to a broken config. The
-         * body is read first, as for any answer given without it. */
-        if (is_cgi) {
-            drain_stdin(content_length());
-            memset(&resp, 0, sizeof(resp));
-            n = unavailable(&resp, "not configured\n", out, sizeof(out));
-            fwrite(out, 1, n, stdout);
-            fflush(stdout);
-        }
-        return is_cgi ? 0 : 1;
-    }
-    /* The default (stderr, the web server's error log) costs nothing: no
-     * system call. A log file that cannot be opened does not cost the
-     * request its answer: the line goes to stderr then. */
-    if (slh_log_to(cfg.log, "slhook", &err) != SLH_OK)
-        fprintf(stderr, "slhook: %s\n", err.text);
+    return -1;
+}
 
-    /* Under a web server the first request makes the spool, as its user.
-     * Root running the pipe test from a shell would make it root's, and
-     * every request after that would fail: root uses a spool directory
-     * that is there (its own; another user's is refused, store.h), and
-     * makes none. */
-    ctx.how = is_cgi || geteuid() != 0 ? SLH_STORE_CREATE : SLH_STORE_CREATE_DB;
-    if (is_cgi) {
-        req.method = getenv("REQUEST_METHOD");
-        req.content_type = getenv("CONTENT_TYPE");
-        req.content_length = getenv("CONTENT_LENGTH");
-        req.remote_addr = getenv("REMOTE_ADDR");
-    } else {
-        body = read_stdin(cfg.max_body + 1, &body_len);
-        if (body == NULL) {
-            fprintf(stderr, "slhook: out of memory\n");
-            slh_config_free(&cfg);
-            return 1;
-        }
-        n = strspn(body, " \t\r\n");
-        snprintf(length, sizeof(length), "%zu", body_len);
-        req.method = "POST";
-        req.content_type = body[n] == '{' || body[n] == '['
-                               ? "application/json"
-                               : "application/x-www-form-urlencoded";
-        req.content_length = length;
-        req.remote_addr = "127.0.0.1";
-        req.body = body;
-        req.body_len = body_len;
-    }
+/* The config did not load: SocketLabs retries a 503, so nothing is lost to
+ * a broken config. The body is read first, as for any answer given without
+ * it. Returns the exit status. */
+static int
+answer_unconfigured(bool is_cgi, const char *why)
+{
+    struct slh_response resp = {0};
+    char out[SLH_RESPONSE_BODY + 256];
+    size_t n;
 
-    if (slh_handler_head(&cfg, &req, &body_len, &resp)) {
+    slh_log_early("slhook", why);
+    if (!is_cgi)
+        return 1;
+    drain_stdin(slh_request_length(getenv("CONTENT_LENGTH")));
+    n = unavailable(&resp, SLH_UNAVAILABLE_CONFIG, out, sizeof(out));
+    fwrite(out, 1, n, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* The request as the web server's meta-variables give it. */
+static void
+request_from_env(struct slh_request *req)
+{
+    req->method = getenv("REQUEST_METHOD");
+    req->content_type = getenv("CONTENT_TYPE");
+    req->content_length = getenv("CONTENT_LENGTH");
+    req->remote_addr = getenv("REMOTE_ADDR");
+}
+
+/* A shell's request: stdin, up to one byte past max_body (so that 413 can
+ * be told), POSTed from 127.0.0.1 as its first byte says. length holds the
+ * CONTENT_LENGTH text. Returns the body (the caller's), NULL when out of
+ * memory. */
+static char *
+request_from_shell(const struct slh_config *cfg, struct slh_request *req,
+                   char *length, size_t size)
+{
+    size_t len = 0;
+    char *body = read_stdin(cfg->max_body + 1, &len);
+
+    if (body == NULL)
+        return NULL;
+    snprintf(length, size, "%zu", len);
+    req->method = "POST";
+    req->content_type = slh_body_content_type(body, len);
+    req->content_length = length;
+    req->remote_addr = "127.0.0.1";
+    req->body = body;
+    req->body_len = len;
+    return body;
+}
+
+/* Decides the answer into resp, reading (or dropping) the body of a CGI
+ * request. *body gets what was read (the caller's); resp->status is 0 when
+ * memory for it ran out. */
+static void
+handle(const struct slh_config *cfg, struct slh_request *req, bool is_cgi,
+       char **body, struct store_ctx *ctx, struct slh_response *resp)
+{
+    size_t body_len = 0, n = 0;
+
+    if (slh_handler_head(cfg, req, &body_len, resp)) {
         if (is_cgi)
             drain_stdin(body_len);
-    } else {
-        if (is_cgi) {
-            body = read_stdin(body_len, &n);
-            req.body = body;
-            req.body_len = n;
-        }
-        if (body == NULL)
-            resp.status = 0; /* out of memory: answered below as 503 */
-        else
-            slh_handle(&cfg, &req, store, &ctx, &resp);
+        return;
     }
-    n = resp.status != 0 ? slh_response_format(&resp, out, sizeof(out)) : 0;
+    if (is_cgi) {
+        *body = read_stdin(body_len, &n);
+        req->body = *body;
+        req->body_len = n;
+    }
+    if (*body == NULL)
+        resp->status = 0; /* out of memory: answered as 503 */
+    else
+        slh_handle(cfg, req, store, ctx, resp);
+}
+
+/* Writes the answer and lets the web server have it whole. */
+static void
+write_answer(struct slh_response *resp, bool is_cgi)
+{
+    char out[SLH_RESPONSE_BODY + 256];
+    size_t n;
+
+    n = resp->status != 0 ? slh_response_format(resp, out, sizeof(out)) : 0;
     if (n == 0)
-        n = unavailable(&resp, "out of memory; try again later\n", out,
-                        sizeof(out));
+        n = unavailable(resp, SLH_UNAVAILABLE_NOMEM, out, sizeof(out));
     /* lighttpd sends SIGTERM about 1 ms after a CGI closes stdout; the log
      * line and the kick still have to happen (4-8 % of them were lost). */
     signal(SIGTERM, SIG_IGN);
@@ -281,14 +278,67 @@ main(int argc, char **argv)
      * moment (it waits for the deliverer to say it started). */
     if (is_cgi)
         close_stdin();
+}
 
-    slh_response_logline(&req, &resp, slh_elapsed_ms(&t0), line, sizeof(line));
-    if (ctx.detail[0] != '\0')
-        fprintf(stderr, "%s: %s\n", line, ctx.detail);
+/* After the answer: the log line, and delivery for new events. */
+static void
+after_answer(const struct slh_config *cfg, const struct slh_request *req,
+             const struct slh_response *resp, const struct store_ctx *ctx,
+             const struct timespec *t0)
+{
+    char line[512];
+
+    slh_response_logline(req, resp, slh_elapsed_ms(t0), line, sizeof(line));
+    if (ctx->detail[0] != '\0')
+        fprintf(stderr, "%s: %s\n", line, ctx->detail);
     else
         fprintf(stderr, "%s\n", line);
-    if (resp.status == 200 && resp.n_new > 0 && cfg.n_dests > 0)
-        kick_deliverer(&cfg);
+    if (resp->status == 200 && resp->n_new > 0 && cfg->n_dests > 0)
+        kick_deliverer(cfg);
+}
+
+int
+main(int argc, char **argv)
+{
+    bool is_cgi = getenv("GATEWAY_INTERFACE") != NULL;
+    const char *option = NULL;
+    struct slh_config cfg = {0};
+    struct slh_error err = {0};
+    struct slh_request req = {0};
+    struct slh_response resp = {0};
+    struct store_ctx ctx = {.cfg = &cfg};
+    struct timespec t0;
+    char length[32], *body = NULL;
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rc = parse_args(argc, argv, is_cgi, &option);
+    if (rc >= 0)
+        return rc;
+    if (slh_config_load(&cfg, slh_config_path(option), &err) != SLH_OK)
+        return answer_unconfigured(is_cgi, err.text);
+    /* The default (stderr, the web server's error log) costs nothing: no
+     * system call. A log file that cannot be opened does not cost the
+     * request its answer: the line goes to stderr then. */
+    if (slh_log_to(cfg.log, "slhook", &err) != SLH_OK)
+        fprintf(stderr, "slhook: %s\n", err.text);
+    /* Under a web server the first request makes the spool, as its user.
+     * Root running the pipe test from a shell would make it root's, and
+     * every request after that would fail: root uses a spool directory
+     * that is there (its own; another user's is refused, store.h), and
+     * makes none. */
+    ctx.how = is_cgi || geteuid() != 0 ? SLH_STORE_CREATE : SLH_STORE_CREATE_DB;
+    if (is_cgi) {
+        request_from_env(&req);
+    } else if ((body = request_from_shell(&cfg, &req, length,
+                                          sizeof(length))) == NULL) {
+        fprintf(stderr, "slhook: out of memory\n");
+        slh_config_free(&cfg);
+        return 1;
+    }
+    handle(&cfg, &req, is_cgi, &body, &ctx, &resp);
+    write_answer(&resp, is_cgi);
+    after_answer(&cfg, &req, &resp, &ctx, &t0);
     free(body);
     slh_config_free(&cfg);
     /* From a shell, say how it went; a web server reads the Status. */

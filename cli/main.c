@@ -10,6 +10,7 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "config_path.h"
 #include "deliver.h"
 #include "log.h"
 #include "sample.h"
@@ -224,9 +225,7 @@ cmd_sample(int argc, char **argv, const struct slh_config *cfg)
         fprintf(stderr, "usage: slhook sample TYPE\n");
         return 2;
     }
-    body = slh_sample_make(argv[1], cfg->secret_keys[0],
-                           cfg->n_server_ids > 0 ? cfg->server_ids[0] : 40211,
-                           (long long)time(NULL));
+    body = slh_sample_make(argv[1], cfg, (long long)time(NULL));
     if (body == NULL) {
         fprintf(stderr, "slhook: unknown sample type '%s' (try --help)\n",
                 argv[1]);
@@ -240,7 +239,7 @@ cmd_sample(int argc, char **argv, const struct slh_config *cfg)
 int
 main(int argc, char **argv)
 {
-    const char *path = getenv("SLHOOK_CONFIG");
+    const char *option = NULL;
     struct slh_config cfg = {0};
     struct slh_error err = {0};
     const char *cmd;
@@ -248,7 +247,7 @@ main(int argc, char **argv)
 
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
-            path = argv[++i];
+            option = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 ||
                    strcmp(argv[i], "--help") == 0) {
             usage(stdout);
@@ -268,9 +267,7 @@ main(int argc, char **argv)
         return 2;
     }
     cmd = argv[i];
-    if (path == NULL || *path == '\0')
-        path = SLH_CONFIG_DEFAULT_PATH;
-    if (slh_config_load(&cfg, path, &err) != SLH_OK) {
+    if (slh_config_load(&cfg, slh_config_path(option), &err) != SLH_OK) {
         slh_log_early("slhook", err.text);
         return 1;
     }

@@ -1,7 +1,6 @@
 /* The relay commands of the operator's tool: deliver, status, retry, send. */
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -18,16 +17,16 @@
 
 #include "cmd.h"
 #include "deliver.h"
+#include "deliver_kicked.h"
+#include "handler.h"
 #include "kick.h"
 #include "log.h"
-#include "store.h"
 #include "sample.h"
 #include "store.h"
 
 #define SEND_TIMEOUT 30          /* seconds */
 #define SEND_ANSWER_MAX 65536    /* bytes of an answer printed by send */
 #define SEND_FILE_MAX (16 << 20) /* bytes of a file send posts */
-#define TICK_MS 250 /* how often a kicked deliverer looks for new rows */
 
 bool
 cmd_may_make_spool(const char *dir, const char *cmd)
@@ -54,6 +53,7 @@ struct sig_ctx {
     atomic_int caught;       /* the stopping signal taken, 0 before */
     bool is_reloading;       /* SIGHUP reloads; else it stops, as SIGTERM */
     const char *path;        /* the config file to reload */
+    const char *cfg_log;     /* a kicked deliverer's log target */
     struct slh_deliverer *next_d; /* a reloaded config and its deliverer, */
     struct slh_config *next_cfg;  /* ready to take over; NULL before */
 };
@@ -129,12 +129,15 @@ sig_thread(void *arg)
 
 /*
  * After a run that a reload stopped: the deliverer readied on the new
- * config replaces *d, and the config *owned (NULL: the caller's). Returns
- * false when no reload is waiting (or a stop came too).
+ * config replaces *d, and the config *owned (NULL: the caller's). The ones
+ * replaced go to *old_d and *old_owned, for the caller to drop_reload()
+ * once it has no more use of them. Returns false when no reload is waiting
+ * (or a stop came too).
  */
 static bool
 take_reload(struct sig_ctx *ctx, struct slh_deliverer **d,
-            struct slh_config **owned)
+            struct slh_config **owned, struct slh_deliverer **old_d,
+            struct slh_config **old_owned)
 {
     struct slh_deliverer *next;
     struct slh_config *cfg;
@@ -150,7 +153,8 @@ take_reload(struct sig_ctx *ctx, struct slh_deliverer **d,
     pthread_mutex_unlock(&ctx->mu);
     if (next == NULL)
         return false;
-    drop_reload(*d, *owned);
+    *old_d = *d;
+    *old_owned = *owned;
     *d = next;
     *owned = cfg;
     return true;
@@ -187,50 +191,21 @@ log_attempt(const struct slh_attempt *a, void *arg)
     }
 }
 
-/* The earliest due time of the configured destinations' pending rows,
- * INT64_MAX when nothing is pending. */
-static enum slh_err
-next_due(struct slh_store *sp, const struct slh_config *cfg, int64_t *due,
-         struct slh_error *err)
+static bool
+is_caught(void *ctx)
 {
-    *due = INT64_MAX;
-    for (size_t i = 0; i < cfg->n_dests; i++) {
-        int64_t t;
-        enum slh_err rc = slh_store_next_due(sp, cfg->dests[i].name, &t, err);
-        if (rc != SLH_OK)
-            return rc;
-        if (t < *due)
-            *due = t;
-    }
-    return SLH_OK;
+    return atomic_load(&((struct sig_ctx *)ctx)->caught) != 0;
 }
 
-/*
- * A kicked deliverer stays while anything is pending, so that retries
- * happen on schedule with no daemon: it delivers what is due, then sleeps
- * until the next retry, looking every TICK_MS whether a receiver stored new
- * events (a CGI that sees the kick lock held does not start another).
- */
-static enum slh_err
-deliver_until_empty(struct slh_deliverer *d, struct slh_store *sp,
-                    const struct slh_config *cfg, struct sig_ctx *sig,
-                    struct slh_error *err)
+/* Only once the starter heard: until then stderr was its pipe, and what
+ * went wrong went to it. A log file that will not open is the starter's to
+ * report too, as it logs to the same file. */
+static void
+log_when_ready(void *ctx)
 {
-    for (;;) {
-        int64_t due, version;
-        enum slh_err rc = slh_deliverer_run(d, true, err);
-        if (rc != SLH_OK || sig->caught)
-            return rc;
-        version = slh_store_data_version(sp);
-        rc = next_due(sp, cfg, &due, err);
-        if (rc != SLH_OK || due == INT64_MAX)
-            return rc;
-        while (!sig->caught && slh_now_ms() < due &&
-               slh_store_data_version(sp) == version)
-            poll(NULL, 0, TICK_MS);
-        if (sig->caught)
-            return SLH_OK;
-    }
+    struct slh_error err = {0};
+
+    (void)slh_log_to(((struct sig_ctx *)ctx)->cfg_log, "slhook", &err);
 }
 
 /* ready_fd: where the CGI that started this deliverer waits to hear that
@@ -239,47 +214,99 @@ static int
 deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
                struct sig_ctx *sig, int ready_fd)
 {
+    struct slh_kicked_hooks hooks = {
+        .is_stopping = is_caught, .on_ready = log_when_ready, .ctx = sig};
     struct slh_error err = {0};
-    struct slh_store *sp = NULL;
-    enum slh_err rc;
 
-    /* Kicked by a CGI request: the CGI processes to come go first. */
-    slh_deliver_yield_priority();
-    rc = slh_store_open(&sp, cfg->spool, SLH_STORE_CREATE, &err);
-    while (rc == SLH_OK && !sig->caught) {
-        int64_t due = INT64_MAX;
-        int lock = slh_kick_lock(cfg->spool);
-        if (ready_fd >= 0 && lock != -2) {
-            slh_kick_ready(ready_fd, cfg->spool);
-            ready_fd = -1;
-            /* Only now: until the starter heard, stderr was its pipe, and
-             * what went wrong went to it. A log file that will not open is
-             * the starter's to report too, as it logs to the same file. */
-            (void)slh_log_to(cfg->log, "slhook", &err);
-            slh_error_clear(&err);
-        }
-        if (lock == -1)
-            break; /* another deliverer has it */
-        if (lock < 0) {
-            rc = slh_error_set(&err, SLH_EIO, "%s/%s: cannot take the lock",
-                               cfg->spool, SLH_KICK_LOCK);
-            break;
-        }
-        rc = deliver_until_empty(d, sp, cfg, sig, &err);
-        close(lock);
-        /* A receiver that stored events while we held the lock did not
-         * kick anybody: look once more now that the lock is free. */
-        if (rc == SLH_OK)
-            rc = next_due(sp, cfg, &due, &err);
-        if (rc != SLH_OK || due == INT64_MAX)
-            break;
-    }
-    slh_store_close(sp);
-    if (rc != SLH_OK) {
+    sig->cfg_log = cfg->log;
+    if (slh_deliver_kicked(d, cfg, ready_fd, &hooks, &err) != SLH_OK) {
         fprintf(stderr, "slhook: deliver: %s\n", err.text);
         return 1;
     }
     return 0;
+}
+
+/* deliver's options. Returns -1 to go on, else the exit status. */
+static int
+deliver_args(int argc, char **argv, bool *once, bool *kicked, int *ready_fd)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--once") == 0) {
+            *once = true;
+        } else if (strcmp(argv[i], "--kicked") == 0) {
+            *kicked = true;
+        } else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) {
+            *ready_fd = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: slhook deliver [--once]\n");
+            return 2;
+        }
+    }
+    return -1;
+}
+
+/* Blocks the signals sig_thread() takes (the old mask into *old). A kicked
+ * deliverer ends when nothing is pending, and the next one reads the
+ * config afresh: SIGHUP only stops it. */
+static void
+sig_init(struct sig_ctx *sig, const struct slh_config *cfg, bool kicked,
+         sigset_t *old)
+{
+    memset(sig, 0, sizeof(*sig));
+    atomic_init(&sig->caught, 0);
+    pthread_mutex_init(&sig->mu, NULL);
+    sig->is_reloading = !kicked;
+    sig->path = cfg->path;
+    sigemptyset(&sig->set);
+    sigaddset(&sig->set, SIGINT);
+    sigaddset(&sig->set, SIGTERM);
+    sigaddset(&sig->set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sig->set, old);
+}
+
+/*
+ * The deliverer that is no kicked one: runs *d until stopped (or, once,
+ * until nothing is due), taking up each reloaded config (*owned) as it
+ * comes. A looping deliverer holds the kick lock (*lock) when it can, so
+ * receivers do not start kicked ones beside it; it finds their rows
+ * itself. Returns the exit status.
+ */
+static int
+deliver_loop(struct sig_ctx *sig, struct slh_deliverer **d,
+             const struct slh_config *cfg, struct slh_config **owned, bool once,
+             int *lock)
+{
+    struct slh_error err = {0};
+
+    if (!once)
+        *lock = slh_kick_lock(cfg->spool);
+    for (;;) {
+        struct slh_deliverer *old_d = NULL;
+        struct slh_config *old_owned = NULL;
+        if (slh_deliverer_run(*d, once, &err) != SLH_OK) {
+            fprintf(stderr, "slhook: deliver: %s\n", err.text);
+            return 1;
+        }
+        if (!take_reload(sig, d, owned, &old_d, &old_owned))
+            return 0;
+        /* Checked before the swap: this fails only if the file went
+         * since. */
+        if (slh_log_to((*owned)->log, "slhook", &err) != SLH_OK)
+            fprintf(stderr, "slhook: deliver: %s\n", err.text);
+        if (*lock >= 0 && strcmp(cfg->spool, (*owned)->spool) != 0) {
+            close(*lock);
+            *lock = -1;
+        }
+        if (!once && *lock < 0)
+            *lock = slh_kick_lock((*owned)->spool);
+        /* Only now: cfg may be the config replaced (a reload's, owned). */
+        drop_reload(old_d, old_owned);
+        cfg = *owned;
+        fprintf(stderr,
+                "slhook: deliver: reloaded %s: %zu destination(s), spool "
+                "%s\n",
+                cfg->path, cfg->n_dests, cfg->spool);
+    }
 }
 
 int
@@ -292,35 +319,16 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
     sigset_t old;
     pthread_t thread;
     bool once = false, kicked = false, have_thread = false;
-    int lock = -1, rc = 1, ready_fd = -1;
+    int lock = -1, rc, ready_fd = -1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--once") == 0) {
-            once = true;
-        } else if (strcmp(argv[i], "--kicked") == 0) {
-            kicked = true;
-        } else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) {
-            ready_fd = atoi(argv[++i]);
-        } else {
-            fprintf(stderr, "usage: slhook deliver [--once]\n");
-            return 2;
-        }
-    }
+    rc = deliver_args(argc, argv, &once, &kicked, &ready_fd);
+    if (rc >= 0)
+        return rc;
     /* A kicked one follows a receiver that made the spool already. */
     if (!kicked && !cmd_may_make_spool(cfg->spool, "deliver"))
         return 1;
-    memset(&sig, 0, sizeof(sig));
-    atomic_init(&sig.caught, 0);
-    pthread_mutex_init(&sig.mu, NULL);
-    /* A kicked deliverer ends when nothing is pending, and the next one
-     * reads the config afresh: SIGHUP only stops it. */
-    sig.is_reloading = !kicked;
-    sig.path = cfg->path;
-    sigemptyset(&sig.set);
-    sigaddset(&sig.set, SIGINT);
-    sigaddset(&sig.set, SIGTERM);
-    sigaddset(&sig.set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sig.set, &old);
+    rc = 1;
+    sig_init(&sig, cfg, kicked, &old);
     /* A kicked deliverer's stderr leads back to the CGI that started it,
      * which waits to hear that it started: the log target comes after. */
     if ((ready_fd < 0 && slh_log_to(cfg->log, "slhook", &err) != SLH_OK) ||
@@ -335,38 +343,8 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
         goto out;
     }
     have_thread = true;
-    if (kicked) {
-        rc = deliver_kicked(d, cfg, &sig, ready_fd);
-        goto out;
-    }
-    /* A looping deliverer holds the kick lock when it can, so receivers
-     * do not start kicked ones beside it; it finds their rows itself. */
-    if (!once)
-        lock = slh_kick_lock(cfg->spool);
-    for (;;) {
-        if (slh_deliverer_run(d, once, &err) != SLH_OK) {
-            fprintf(stderr, "slhook: deliver: %s\n", err.text);
-            goto out;
-        }
-        if (!take_reload(&sig, &d, &owned))
-            break;
-        /* Checked before the swap: this fails only if the file went
-         * since. */
-        if (slh_log_to(owned->log, "slhook", &err) != SLH_OK)
-            fprintf(stderr, "slhook: deliver: %s\n", err.text);
-        if (lock >= 0 && strcmp(cfg->spool, owned->spool) != 0) {
-            close(lock);
-            lock = -1;
-        }
-        if (!once && lock < 0)
-            lock = slh_kick_lock(owned->spool);
-        cfg = owned;
-        fprintf(stderr,
-                "slhook: deliver: reloaded %s: %zu destination(s), spool "
-                "%s\n",
-                cfg->path, cfg->n_dests, cfg->spool);
-    }
-    rc = 0;
+    rc = kicked ? deliver_kicked(d, cfg, &sig, ready_fd)
+                : deliver_loop(&sig, &d, cfg, &owned, once, &lock);
 out:
     if (have_thread) {
         /* Not pthread_cancel(): the thread may be in the middle of a
@@ -746,10 +724,7 @@ send_body(const char *what, const struct slh_config *cfg, size_t *len)
     char *buf;
 
     if (is_sample_type(what)) {
-        buf = slh_sample_make(
-            what, cfg->secret_keys[0],
-            cfg->n_server_ids > 0 ? (long long)cfg->server_ids[0] : 40211,
-            (long long)time(NULL));
+        buf = slh_sample_make(what, cfg, (long long)time(NULL));
         if (buf != NULL)
             *len = strlen(buf);
         else
@@ -785,7 +760,6 @@ cmd_send(int argc, char **argv, const struct slh_config *cfg)
 {
     struct slh_error err = {0};
     char *body, *answer = NULL;
-    const char *p;
     size_t len = 0;
     long status = 0;
     int rc = 1;
@@ -797,14 +771,9 @@ cmd_send(int argc, char **argv, const struct slh_config *cfg)
     body = send_body(argc == 3 ? argv[2] : "Delivered", cfg, &len);
     if (body == NULL)
         return 1;
-    for (p = body; *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'; p++)
-        ;
-    if (slh_deliver_post(argv[1],
-                         *p == '{' || *p == '['
-                             ? "application/json"
-                             : "application/x-www-form-urlencoded",
-                         body, len, SEND_TIMEOUT, &status, &answer,
-                         SEND_ANSWER_MAX, &err) != SLH_OK) {
+    if (slh_deliver_post(argv[1], slh_body_content_type(body, len), body, len,
+                         SEND_TIMEOUT, &status, &answer, SEND_ANSWER_MAX,
+                         &err) != SLH_OK) {
         fprintf(stderr, "slhook: send: %s\n", err.text);
         goto out;
     }

@@ -2,7 +2,7 @@
  *
  * Request threads (workers.c) read requests and handle them; those with
  * events to store share disk commits through one committer thread, which
- * answers them once stored, helped by a checkpointer thread (commit.c);
+ * answers them once stored, helped by a checkpointer thread (lib/commit.h);
  * unless --no-deliver one more thread relays what was stored, its spool
  * writes made in the committer's transactions. The main thread
  * waits for SIGTERM (or SIGINT, or libfcgi's SIGUSR1), then stops accepting,
@@ -15,15 +15,12 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <fastcgi.h>
@@ -31,7 +28,9 @@
 
 #include "commit.h"
 #include "config.h"
+#include "config_path.h"
 #include "deliver.h"
+#include "deliver_thread.h"
 #include "log.h"
 #include "store.h"
 #include "workers.h"
@@ -39,7 +38,6 @@
 #define DEFAULT_THREADS 16
 #define MAX_THREADS 256
 #define LISTEN_BACKLOG 1024
-#define DELIVER_RESTART_S 10 /* after the deliverer stopped on an error */
 /* The listening socket a reloading slhook.fcgi hands to itself across
  * exec (fd 0 needs no telling: it stays fd 0). */
 #define LISTEN_FD_ENV "SLHOOK_FCGI_LISTEN_FD"
@@ -54,98 +52,28 @@ struct options {
 
 struct delivery {
     struct slh_deliverer *d;
-    pthread_t thread;
-    atomic_bool is_stopping;
-    bool is_running;
-};
-
-/*
- * Delivers until the stop. An error (the spool busy or unreadable for a
- * while) ends a run; receiving goes on regardless, and delivery resumes
- * after a pause rather than waiting for the process to be restarted.
- */
-static void *
-deliver_main(void *arg)
-{
-    struct delivery *dl = arg;
-    struct slh_error err;
-
-    slh_deliver_yield_priority();
-    while (!atomic_load(&dl->is_stopping)) {
-        slh_error_clear(&err);
-        if (slh_deliverer_run(dl->d, false, &err) == SLH_OK)
-            break;
-        fprintf(stderr, "slhook.fcgi: delivery stopped: %s; resuming in %d s\n",
-                err.text, DELIVER_RESTART_S);
-        for (int i = 0; i < DELIVER_RESTART_S * 10; i++) {
-            if (atomic_load(&dl->is_stopping))
-                break;
-            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-        }
-    }
-    return NULL;
-}
-
-/* One of the deliverer's spool writes, run in a committer's transaction. */
-struct write_wait {
-    struct slh_commit_job job; /* first: written() gets the job */
-    sem_t done;
+    struct slh_deliver_thread thread;
 };
 
 static void
-written(struct slh_commit_job *job)
+note_delivery_error(void *ctx, const char *text)
 {
-    sem_post(&((struct write_wait *)(void *)job)->done);
-}
-
-/* The deliverer's writes go through the committer (deliver.h): the delivery
- * thread waits for the commit that ran its task. */
-static enum slh_err
-write_through(const struct slh_store_task *task, void *commit,
-              struct slh_error *err)
-{
-    struct write_wait w = {.job = {.task = task, .done = written}};
-
-    sem_init(&w.done, 0, 0);
-    slh_commit_submit(commit, &w.job);
-    while (sem_wait(&w.done) != 0 && errno == EINTR)
-        ;
-    sem_destroy(&w.done);
-    if (w.job.rc != SLH_OK && err != NULL)
-        *err = w.job.err;
-    return w.job.rc;
-}
-
-/* Starts the delivery thread of dl->d, whose spool writes commit runs. */
-static enum slh_err
-delivery_start(struct delivery *dl, struct slh_commit *commit,
-               struct slh_error *err)
-{
-    slh_deliverer_write_through(dl->d, write_through, commit);
-    atomic_init(&dl->is_stopping, false);
-    if (pthread_create(&dl->thread, NULL, deliver_main, dl) != 0)
-        return slh_error_set(err, SLH_ENOMEM, "cannot start the deliverer");
-    dl->is_running = true;
-    return SLH_OK;
-}
-
-/* Stops the delivery thread; the deliverer is freed only after the
- * committer, which may still wake it. */
-static void
-delivery_stop(struct delivery *dl)
-{
-    if (!dl->is_running)
-        return;
-    atomic_store(&dl->is_stopping, true);
-    slh_deliverer_stop(dl->d);
-    pthread_join(dl->thread, NULL);
-    dl->is_running = false;
+    (void)ctx;
+    fprintf(stderr, "slhook.fcgi: delivery stopped: %s; resuming in %d s\n",
+            text, SLH_DELIVER_RESTART_S);
 }
 
 static void
 wake_deliverer(void *d)
 {
     slh_deliverer_wake(d);
+}
+
+static void
+note_checkpoint(void *ctx, const char *text)
+{
+    (void)ctx;
+    fprintf(stderr, "slhook.fcgi: checkpoint: %s\n", text);
 }
 
 static void
@@ -336,99 +264,153 @@ reexec(char **argv, int listen_fd)
             strerror(errno));
 }
 
+/* Loads the config that opt names and points the log where it says. On
+ * failure says why (under spawn-fcgi, stderr is /dev/null until the config
+ * says where lines go: this one goes to syslog too). */
+static bool
+load_config(struct options *opt, struct slh_config *cfg)
+{
+    struct slh_error err = {0};
+
+    opt->config = slh_config_path(opt->config);
+    if (slh_config_load(cfg, opt->config, &err) != SLH_OK ||
+        slh_log_to(opt->log != NULL ? opt->log : cfg->log, "slhook.fcgi",
+                   &err) != SLH_OK) {
+        slh_log_early("slhook.fcgi", err.text);
+        return false;
+    }
+    return true;
+}
+
+/* The listening socket, after libfcgi is ready; -1 when there is none. */
+static int
+listen_on(const char *addr)
+{
+    if (FCGX_Init() != 0) {
+        fprintf(stderr, "slhook.fcgi: cannot initialise libfcgi\n");
+        return -1;
+    }
+    return open_listener(addr);
+}
+
+/*
+ * Every thread inherits this mask: the stop signals reach only the main
+ * thread's sigwait(). SIGUSR1 is libfcgi's own graceful stop, kept for
+ * servers that send it. A web server gone away must not kill the process:
+ * writes to it fail instead.
+ */
+static void
+block_signals(sigset_t *stop)
+{
+    sigemptyset(stop);
+    sigaddset(stop, SIGTERM);
+    sigaddset(stop, SIGINT);
+    sigaddset(stop, SIGUSR1);
+    sigaddset(stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* What runs: the deliverer (unless --no-deliver or no destination), the
+ * committer, the delivery thread, the request threads, in this order. */
+struct running {
+    struct slh_commit *commit;
+    struct fc_workers *workers;
+    struct delivery dl;
+};
+
+static enum slh_err
+start(struct running *r, const struct options *opt,
+      const struct slh_config *cfg, int listen_fd, struct slh_error *err)
+{
+    struct delivery *dl = &r->dl;
+    enum slh_err rc = SLH_OK;
+
+    if (opt->is_delivering && cfg->n_dests > 0)
+        rc = slh_deliverer_new(&dl->d, cfg, err);
+    if (rc == SLH_OK)
+        rc = slh_commit_start(&r->commit, cfg,
+                              dl->d != NULL ? wake_deliverer : NULL,
+                              note_checkpoint, dl->d, err);
+    if (rc == SLH_OK && dl->d != NULL)
+        rc = slh_deliver_thread_start(&dl->thread, dl->d, r->commit,
+                                      note_delivery_error, NULL, err);
+    if (rc == SLH_OK)
+        rc = fc_workers_start(&r->workers, cfg, r->commit, listen_fd,
+                              (size_t)opt->threads, pthread_self(), err);
+    if (rc == SLH_OK)
+        fprintf(stderr, "slhook.fcgi %s: %ld threads on %s%s\n", SLH_VERSION,
+                opt->threads, opt->listen != NULL ? opt->listen : "fd 0",
+                dl->d != NULL ? ", delivering" : "");
+    return rc;
+}
+
+/* Waits for a stop signal, or a SIGHUP whose config would run (then true:
+ * reload). A SIGHUP whose config would not is refused and logged. */
+static bool
+wait_for_signal(const sigset_t *stop, const struct options *opt,
+                const struct slh_config *cfg)
+{
+    int sig;
+
+    while (sigwait(stop, &sig) == 0 && sig == SIGHUP) {
+        struct slh_error why = {0};
+        if (check_reload(opt->config, opt->log, cfg->spool, &why) == SLH_OK)
+            return true;
+        fprintf(stderr,
+                "slhook.fcgi: reload refused, the running config kept: %s\n",
+                why.text);
+    }
+    return false;
+}
+
+/* Stops what start() started, in reverse, and logs the totals (or err). */
+static void
+stop(struct running *r, bool is_reloading, const struct slh_error *err)
+{
+    unsigned long n_batches = 0, n_commits = 0;
+
+    /* Its last writes go through the committer; the deliverer is freed
+     * only after the committer, which may still wake it. */
+    slh_deliver_thread_stop(&r->dl.thread);
+    slh_commit_stop(r->commit, &n_batches, &n_commits);
+    slh_deliverer_free(r->dl.d);
+    if (err->code != SLH_OK)
+        fprintf(stderr, "slhook.fcgi: %s\n", err->text);
+    else
+        fprintf(stderr, "slhook.fcgi: %s; %lu requests stored in %lu commits\n",
+                is_reloading ? "reloading" : "stopped", n_batches, n_commits);
+}
+
 int
 main(int argc, char **argv)
 {
     struct options opt = {.threads = DEFAULT_THREADS, .is_delivering = true};
     struct slh_config cfg = {0};
     struct slh_error err = {0};
-    struct slh_commit *commit = NULL;
-    struct slh_workers *workers = NULL;
-    struct delivery dl = {0};
-    sigset_t stop;
-    unsigned long n_batches = 0, n_commits = 0;
+    struct running r = {0};
+    sigset_t stop_set;
     bool is_ok = true, is_reloading = false;
-    int rc, sig, listen_fd = -1;
+    int rc, listen_fd;
 
     /* glibc gives each thread that allocates an arena of its own, up to 16
      * on two CPUs, and a request is allocated by its request thread but
-     * freed by the committer: every arena kept a share of free memory, 9.5
-     * MiB anonymous in all after 200,000 requests against 5.9 with two, at
-     * the same throughput. */
+     * freed by the committer: every arena kept a share of free memory
+     * (BENCHMARKS.md). Two are enough, at the same throughput. */
     mallopt(M_ARENA_MAX, 2);
     rc = parse_options(argc, argv, &opt);
     if (rc >= 0)
         return rc;
-    if (opt.config == NULL)
-        opt.config = getenv("SLHOOK_CONFIG");
-    if (opt.config == NULL || *opt.config == '\0')
-        opt.config = SLH_CONFIG_DEFAULT_PATH;
-    /* Under spawn-fcgi, stderr is /dev/null until the config says where
-     * lines go: this one goes to syslog too. */
-    if (slh_config_load(&cfg, opt.config, &err) != SLH_OK ||
-        slh_log_to(opt.log != NULL ? opt.log : cfg.log, "slhook.fcgi", &err) !=
-            SLH_OK) {
-        slh_log_early("slhook.fcgi", err.text);
+    if (!load_config(&opt, &cfg) || (listen_fd = listen_on(opt.listen)) < 0) {
         slh_config_free(&cfg);
         return 1;
     }
-    if (FCGX_Init() != 0)
-        fprintf(stderr, "slhook.fcgi: cannot initialise libfcgi\n");
-    else
-        listen_fd = open_listener(opt.listen);
-    if (listen_fd < 0) {
-        slh_config_free(&cfg);
-        return 1;
+    block_signals(&stop_set);
+    if (start(&r, &opt, &cfg, listen_fd, &err) == SLH_OK) {
+        is_reloading = wait_for_signal(&stop_set, &opt, &cfg);
+        is_ok = fc_workers_stop(r.workers);
     }
-
-    /* Every thread inherits this mask: the stop signals reach only the
-     * main thread's sigwait(). SIGUSR1 is libfcgi's own graceful stop,
-     * kept for servers that send it. A web server gone away must not kill
-     * the process: writes to it fail instead. */
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGUSR1);
-    sigaddset(&stop, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (opt.is_delivering && cfg.n_dests > 0 &&
-        slh_deliverer_new(&dl.d, &cfg, &err) != SLH_OK)
-        goto done;
-    if (slh_commit_start(&commit, &cfg, dl.d != NULL ? wake_deliverer : NULL,
-                         dl.d, &err) != SLH_OK)
-        goto done;
-    if (dl.d != NULL && delivery_start(&dl, commit, &err) != SLH_OK)
-        goto done;
-    if (slh_workers_start(&workers, &cfg, commit, listen_fd,
-                          (size_t)opt.threads, pthread_self(), &err) != SLH_OK)
-        goto done;
-    fprintf(stderr, "slhook.fcgi %s: %ld threads on %s%s\n", SLH_VERSION,
-            opt.threads, opt.listen != NULL ? opt.listen : "fd 0",
-            dl.d != NULL ? ", delivering" : "");
-
-    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
-        struct slh_error why = {0};
-        if (check_reload(opt.config, opt.log, cfg.spool, &why) == SLH_OK) {
-            is_reloading = true;
-            break;
-        }
-        fprintf(stderr,
-                "slhook.fcgi: reload refused, the running config kept: %s\n",
-                why.text);
-    }
-    is_ok = slh_workers_stop(workers);
-
-done:
-    delivery_stop(&dl); /* its last writes go through the committer */
-    slh_commit_stop(commit, &n_batches, &n_commits);
-    slh_deliverer_free(dl.d);
-    if (err.code != SLH_OK)
-        fprintf(stderr, "slhook.fcgi: %s\n", err.text);
-    else
-        fprintf(stderr, "slhook.fcgi: %s; %lu requests stored in %lu commits\n",
-                is_reloading ? "reloading" : "stopped", n_batches, n_commits);
+    stop(&r, is_reloading, &err);
     slh_config_free(&cfg);
     if (is_reloading && is_ok && err.code == SLH_OK)
         reexec(argv, listen_fd);

@@ -26,7 +26,7 @@ header(unsigned char *h, int type, int id, size_t len, size_t pad)
 }
 
 static void
-end_request(struct slh_fcgi_conn *c, int id, int status, unsigned char *out,
+end_request(struct fc_conn *c, int id, int status, unsigned char *out,
             size_t *out_len)
 {
     FCGI_EndRequestBody end = {.protocolStatus = (unsigned char)status};
@@ -38,9 +38,9 @@ end_request(struct slh_fcgi_conn *c, int id, int status, unsigned char *out,
 }
 
 size_t
-slh_fcgi_answer(unsigned char *buf, int id, const char *out, size_t n)
+fc_answer(unsigned char *buf, int id, const char *out, size_t n)
 {
-    _Static_assert(SLH_FCGI_ANSWER_EXTRA ==
+    _Static_assert(FC_ANSWER_EXTRA ==
                        3 * FCGI_HEADER_LEN + sizeof(FCGI_EndRequestBody),
                    "proto.h's count of what an answer adds");
     FCGI_EndRequestBody end = {.protocolStatus = FCGI_REQUEST_COMPLETE};
@@ -104,11 +104,11 @@ decode_pairs(unsigned char *p, size_t len, size_t *out_len)
 }
 
 const char *
-slh_fcgi_param(const struct slh_fcgi_conn *c, const char *name)
+fc_param(const struct fc_conn *c, const char *name)
 {
     const char *p = c->params, *end = c->params + c->params_len;
 
-    if (p == NULL || c->phase < SLH_FCGI_STDIN)
+    if (p == NULL || c->phase < FC_STDIN)
         return NULL;
     while (p < end) {
         const char *v = p + strlen(p) + 1;
@@ -121,7 +121,7 @@ slh_fcgi_param(const struct slh_fcgi_conn *c, const char *name)
 }
 
 static bool
-charge(struct slh_fcgi_conn *c, long delta)
+charge(struct fc_conn *c, long delta)
 {
     return c->charge == NULL || c->charge(c->charge_ctx, delta);
 }
@@ -129,8 +129,8 @@ charge(struct slh_fcgi_conn *c, long delta)
 /* Grows *buf to hold need bytes (plus a NUL), doubling from first up to
  * max. False when charge refuses or memory is out. */
 static bool
-grow(struct slh_fcgi_conn *c, char **buf, size_t *cap, size_t need,
-     size_t first, size_t max)
+grow(struct fc_conn *c, char **buf, size_t *cap, size_t need, size_t first,
+     size_t max)
 {
     size_t cap2 = *cap > 0 ? *cap : first;
     char *p;
@@ -156,7 +156,7 @@ grow(struct slh_fcgi_conn *c, char **buf, size_t *cap, size_t need,
 /* FCGI_GET_VALUES_RESULT for the names asked in c->small; an unknown name
  * is left out, as the specification says. */
 static void
-get_values(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
+get_values(struct fc_conn *c, unsigned char *out, size_t *out_len)
 {
     unsigned char *rec = out + *out_len, *body = rec + FCGI_HEADER_LEN;
     size_t at = 0, n = 0, pad;
@@ -196,8 +196,8 @@ get_values(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
 }
 
 /* A management record (request id 0), its content in c->small. */
-static enum slh_fcgi_step
-management(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
+static enum fc_step
+management(struct fc_conn *c, unsigned char *out, size_t *out_len)
 {
     if (c->type == FCGI_GET_VALUES) {
         get_values(c, out, out_len);
@@ -208,12 +208,12 @@ management(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
         memcpy(out + *out_len + FCGI_HEADER_LEN, &u, sizeof(u));
         *out_len += FCGI_HEADER_LEN + sizeof(u);
     }
-    return SLH_FCGI_FLUSH;
+    return FC_FLUSH;
 }
 
 /* Forgets the current request's data, giving back its charge. */
 static void
-forget(struct slh_fcgi_conn *c)
+forget(struct fc_conn *c)
 {
     if (c->params != NULL)
         charge(c, -(long)c->params_cap);
@@ -225,22 +225,22 @@ forget(struct slh_fcgi_conn *c)
     c->params_len = c->params_cap = 0;
     c->body_len = c->body_cap = c->body_want = c->stdin_len = 0;
     c->is_busy = false;
-    c->phase = SLH_FCGI_IDLE;
+    c->phase = FC_IDLE;
     c->id = 0;
     c->keep_conn = false;
 }
 
-static enum slh_fcgi_step
-closing(struct slh_fcgi_conn *c, const char *why)
+static enum fc_step
+closing(struct fc_conn *c, const char *why)
 {
     c->why = why;
     c->is_closing = true;
-    return SLH_FCGI_CLOSE;
+    return FC_CLOSE;
 }
 
 /* A BEGIN_REQUEST, its content in c->small. */
-static enum slh_fcgi_step
-begin(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
+static enum fc_step
+begin(struct fc_conn *c, unsigned char *out, size_t *out_len)
 {
     const FCGI_BeginRequestBody *b = (const void *)c->small;
     int role = (b->roleB1 << 8) | b->roleB0;
@@ -248,13 +248,13 @@ begin(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
 
     if (c->small_len < sizeof(*b))
         return closing(c, "short FCGI_BEGIN_REQUEST");
-    if (c->phase != SLH_FCGI_IDLE) {
+    if (c->phase != FC_IDLE) {
         if (c->rid == c->id)
             return closing(c, "FCGI_BEGIN_REQUEST for a request in progress");
         /* One request at a time per connection: the server opens another
          * connection for the next (FCGI_MPXS_CONNS is 0). */
         end_request(c, c->rid, FCGI_CANT_MPX_CONN, out, out_len);
-        return SLH_FCGI_FLUSH;
+        return FC_FLUSH;
     }
     if (role != FCGI_RESPONDER) {
         end_request(c, c->rid, FCGI_UNKNOWN_ROLE, out, out_len);
@@ -262,17 +262,17 @@ begin(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
             c->why = "role other than FCGI_RESPONDER";
             c->is_closing = true;
         }
-        return SLH_FCGI_FLUSH;
+        return FC_FLUSH;
     }
-    c->phase = SLH_FCGI_PARAMS;
+    c->phase = FC_PARAMS;
     c->id = c->rid;
     c->keep_conn = keep;
-    return SLH_FCGI_MORE;
+    return FC_MORE;
 }
 
 /* Content bytes p[0..n) of the current record, a part of it. */
-static enum slh_fcgi_step
-content(struct slh_fcgi_conn *c, const unsigned char *p, size_t n)
+static enum fc_step
+content(struct fc_conn *c, const unsigned char *p, size_t n)
 {
     if (c->rid == 0 || c->type == FCGI_BEGIN_REQUEST) {
         size_t room = sizeof(c->small) - c->small_len;
@@ -280,33 +280,33 @@ content(struct slh_fcgi_conn *c, const unsigned char *p, size_t n)
 
         memcpy(c->small + c->small_len, p, k);
         c->small_len += k;
-        return SLH_FCGI_MORE;
+        return FC_MORE;
     }
     if (c->rid != c->id)
-        return SLH_FCGI_MORE; /* a refused request's records: dropped */
+        return FC_MORE; /* a refused request's records: dropped */
     if (c->type == FCGI_PARAMS) {
-        if (c->phase != SLH_FCGI_PARAMS)
+        if (c->phase != FC_PARAMS)
             return closing(c, "FCGI_PARAMS after the params ended");
-        if (n > SLH_FCGI_MAX_PARAMS - c->params_len)
+        if (n > FC_MAX_PARAMS - c->params_len)
             return closing(c, "params too large");
         if (!grow(c, &c->params, &c->params_cap, c->params_len + n, 4096,
-                  SLH_FCGI_MAX_PARAMS))
+                  FC_MAX_PARAMS))
             return closing(c, "no memory for params");
         memcpy(c->params + c->params_len, p, n);
         c->params_len += n;
-        return SLH_FCGI_MORE;
+        return FC_MORE;
     }
     if (c->type == FCGI_STDIN) {
         size_t keep;
 
-        if (c->phase != SLH_FCGI_STDIN)
+        if (c->phase != FC_STDIN)
             return closing(c, "FCGI_STDIN before the params ended");
         c->stdin_len += n;
         keep = c->body_want - c->body_len;
         if (keep > n)
             keep = n;
         if (keep == 0 || c->is_busy)
-            return SLH_FCGI_MORE;
+            return FC_MORE;
         if (!grow(c, &c->body, &c->body_cap, c->body_len + keep, BODY_FIRST,
                   c->body_want)) {
             if (c->body != NULL)
@@ -315,18 +315,18 @@ content(struct slh_fcgi_conn *c, const unsigned char *p, size_t n)
             c->body = NULL;
             c->body_len = c->body_cap = 0;
             c->is_busy = true;
-            return SLH_FCGI_MORE;
+            return FC_MORE;
         }
         memcpy(c->body + c->body_len, p, keep);
         c->body_len += keep;
         c->body[c->body_len] = '\0';
     }
-    return SLH_FCGI_MORE; /* FCGI_DATA and the like: not a responder's */
+    return FC_MORE; /* FCGI_DATA and the like: not a responder's */
 }
 
 /* The current record is complete (content and padding). */
-static enum slh_fcgi_step
-record_end(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
+static enum fc_step
+record_end(struct fc_conn *c, unsigned char *out, size_t *out_len)
 {
     size_t len;
 
@@ -336,7 +336,7 @@ record_end(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
     if (c->type == FCGI_BEGIN_REQUEST)
         return begin(c, out, out_len);
     if (c->rid != c->id)
-        return SLH_FCGI_MORE;
+        return FC_MORE;
     switch (c->type) {
     case FCGI_ABORT_REQUEST:
         end_request(c, c->id, FCGI_REQUEST_COMPLETE, out, out_len);
@@ -345,39 +345,39 @@ record_end(struct slh_fcgi_conn *c, unsigned char *out, size_t *out_len)
             c->is_closing = true;
         }
         forget(c);
-        return SLH_FCGI_FLUSH;
+        return FC_FLUSH;
     case FCGI_PARAMS:
-        if (c->hdr[4] != 0 || c->hdr[5] != 0 || c->phase != SLH_FCGI_PARAMS)
-            return SLH_FCGI_MORE;
+        if (c->hdr[4] != 0 || c->hdr[5] != 0 || c->phase != FC_PARAMS)
+            return FC_MORE;
         if (!decode_pairs((unsigned char *)c->params, c->params_len, &len))
             return closing(c, "malformed params");
         c->params_len = len;
-        c->phase = SLH_FCGI_STDIN;
-        return SLH_FCGI_HEAD;
+        c->phase = FC_STDIN;
+        return FC_HEAD;
     case FCGI_STDIN:
         if (c->hdr[4] != 0 || c->hdr[5] != 0)
-            return SLH_FCGI_MORE;
-        c->phase = SLH_FCGI_DONE;
-        return SLH_FCGI_READY;
+            return FC_MORE;
+        c->phase = FC_DONE;
+        return FC_READY;
     }
-    return SLH_FCGI_MORE;
+    return FC_MORE;
 }
 
-enum slh_fcgi_step
-slh_fcgi_feed(struct slh_fcgi_conn *c, const unsigned char *buf, size_t len,
-              size_t *used, unsigned char *out, size_t out_cap, size_t *out_len)
+enum fc_step
+fc_feed(struct fc_conn *c, const unsigned char *buf, size_t len, size_t *used,
+        unsigned char *out, size_t out_cap, size_t *out_len)
 {
     size_t at = 0;
-    enum slh_fcgi_step step = SLH_FCGI_MORE;
+    enum fc_step step = FC_MORE;
 
     (void)out_cap;
     if (len > 0)
         c->is_started = true;
-    while (step == SLH_FCGI_MORE && !c->is_closing) {
-        if (c->phase == SLH_FCGI_DONE) {
+    while (step == FC_MORE && !c->is_closing) {
+        if (c->phase == FC_DONE) {
             /* Bytes past a complete request wait until it is served. */
             *used = at;
-            return SLH_FCGI_READY;
+            return FC_READY;
         }
         if (!c->is_in_record) {
             size_t k = FCGI_HEADER_LEN - c->hdr_have;
@@ -411,7 +411,7 @@ slh_fcgi_feed(struct slh_fcgi_conn *c, const unsigned char *buf, size_t len,
             step = content(c, buf + at, k);
             at += k;
             c->content_left -= k;
-            if (step != SLH_FCGI_MORE || c->content_left > 0)
+            if (step != FC_MORE || c->content_left > 0)
                 continue;
         }
         if (c->pad_left > 0) {
@@ -425,20 +425,20 @@ slh_fcgi_feed(struct slh_fcgi_conn *c, const unsigned char *buf, size_t len,
         step = record_end(c, out, out_len);
     }
     *used = at;
-    if (c->is_closing && step != SLH_FCGI_FLUSH)
-        return SLH_FCGI_CLOSE;
+    if (c->is_closing && step != FC_FLUSH)
+        return FC_CLOSE;
     return step;
 }
 
 void
-slh_fcgi_next(struct slh_fcgi_conn *c)
+fc_next(struct fc_conn *c)
 {
     forget(c);
     c->is_started = c->hdr_have > 0 || c->is_in_record;
 }
 
 void
-slh_fcgi_conn_free(struct slh_fcgi_conn *c)
+fc_conn_free(struct fc_conn *c)
 {
     forget(c);
 }

@@ -51,9 +51,8 @@
  */
 
 /* Requests handed to the committer (or waiting for it) per request thread:
- * each holds its body and parsed events. 3 rather than 4: after 200,000
- * requests at 64 connections, 14.5-14.6 MiB against 14.8, the same
- * requests/s (bench/ab -c 64, three rounds each). */
+ * each holds its body and parsed events. 3 rather than 4: less memory held,
+ * as many requests/s (BENCHMARKS.md). */
 #define REQUESTS_PER_THREAD 3
 
 /* A kept connection may sit idle between requests this long (nginx's
@@ -110,14 +109,14 @@ struct conn {
     bool is_in_epoll;
     bool is_new;         /* no request yet: its deadline runs from accept */
     int64_t deadline_ms; /* monotonic */
-    struct slh_fcgi_conn p;
+    struct fc_conn p;
     unsigned char *pending; /* bytes read past a complete request */
     size_t pending_len;
     struct request *rq; /* from its params (HEAD) to its answer */
     struct conn *next;  /* the sweeper's list */
 };
 
-struct slh_workers {
+struct fc_workers {
     const struct slh_config *cfg;
     struct slh_commit *commit;
     int listen_fd, ep, timer_fd, stop_fd;
@@ -161,7 +160,7 @@ struct slh_workers {
  */
 struct request {
     struct slh_commit_job job; /* first: committed() gets the job */
-    struct slh_workers *ws;
+    struct fc_workers *ws;
     struct conn *c;
     struct slh_request req;
     struct slh_response resp;
@@ -187,7 +186,7 @@ now_ms(void)
 static bool
 charge(void *ctx, long delta)
 {
-    struct slh_workers *ws = ctx;
+    struct fc_workers *ws = ctx;
 
     if (atomic_fetch_add(&ws->held, delta) + delta > ws->held_max &&
         delta > 0) {
@@ -198,7 +197,7 @@ charge(void *ctx, long delta)
 }
 
 static void
-request_free(struct slh_workers *ws, struct request *rq)
+request_free(struct fc_workers *ws, struct request *rq)
 {
     if (rq == NULL)
         return;
@@ -207,14 +206,14 @@ request_free(struct slh_workers *ws, struct request *rq)
     slh_batch_free(&rq->batch);
     sem_destroy(&rq->committed);
     /* glibc keeps what a large request's parse freed (hundreds of MiB for
-     * a few hostile 1 MiB bodies) in its arenas for the next; it is given
-     * back once no large request is left to reuse it, by the next sweep:
-     * malloc_trim() took 25-110 ms after 16 such bodies, too long for the
+     * a few hostile bodies) in its arenas for the next; it is given back
+     * once no large request is left to reuse it, by the next sweep:
+     * malloc_trim() takes tens of ms then (BENCHMARKS.md), too long for the
      * committer, which may be the one freeing. */
     if (rq->is_large && atomic_fetch_sub(&ws->n_large, 1) == 1)
         atomic_store(&ws->is_trim_due, true);
     free(rq);
-    /* Last: once every slot is back, slh_workers_stop() frees ws. */
+    /* Last: once every slot is back, fc_workers_stop() frees ws. */
     if (has_slot)
         sem_post(&ws->slots);
 }
@@ -222,18 +221,18 @@ request_free(struct slh_workers *ws, struct request *rq)
 /* Frees c and what it holds; its descriptor is closed and out of the
  * table. */
 static void
-conn_free(struct slh_workers *ws, struct conn *c)
+conn_free(struct fc_workers *ws, struct conn *c)
 {
     struct request *rq = c->rq;
 
-    slh_fcgi_conn_free(&c->p);
+    fc_conn_free(&c->p);
     free(c->pending);
     free(c);
     request_free(ws, rq);
 }
 
 static void
-table_remove(struct slh_workers *ws, struct conn *c)
+table_remove(struct fc_workers *ws, struct conn *c)
 {
     pthread_mutex_lock(&ws->mu);
     if ((size_t)c->fd < ws->table_cap && ws->table[c->fd] == c)
@@ -243,7 +242,7 @@ table_remove(struct slh_workers *ws, struct conn *c)
 
 /* Closes c, owned by the caller, and frees it. */
 static void
-conn_close(struct slh_workers *ws, struct conn *c)
+conn_close(struct fc_workers *ws, struct conn *c)
 {
     table_remove(ws, c);
     close(c->fd);
@@ -258,7 +257,7 @@ key_of(const struct conn *c)
 
 /* Gives c back to the epoll set, to wait for its next bytes. */
 static void
-arm(struct slh_workers *ws, struct conn *c)
+arm(struct fc_workers *ws, struct conn *c)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT,
                              .data.u64 = key_of(c)};
@@ -285,7 +284,7 @@ arm(struct slh_workers *ws, struct conn *c)
 
 /* The connection an event is for, now the caller's; NULL when stale. */
 static struct conn *
-claim(struct slh_workers *ws, uint64_t key)
+claim(struct fc_workers *ws, uint64_t key)
 {
     size_t fd = (uint32_t)key;
     struct conn *c = NULL;
@@ -335,12 +334,12 @@ static void
 answer(struct request *rq, int wait_ms)
 {
     char out[SLH_RESPONSE_BODY + 256], line[1024];
-    unsigned char buf[SLH_FCGI_ANSWER_EXTRA + sizeof(out)];
+    unsigned char buf[FC_ANSWER_EXTRA + sizeof(out)];
     size_t n = slh_response_format(&rq->resp, out, sizeof(out));
 
     slh_response_logline(&rq->req, &rq->resp, slh_elapsed_ms(&rq->t0), line,
                          sizeof(line));
-    n = slh_fcgi_answer(buf, rq->c->p.id, out, n);
+    n = fc_answer(buf, rq->c->p.id, out, n);
     /* A write that fails (the server went away) leaves nothing to do but
      * close: stored events stay stored, and the sender will post them again
      * and get a 200 for a duplicate. */
@@ -373,7 +372,7 @@ committed(struct slh_commit_job *job)
 /* The params are complete: the checks that need only them. False when out
  * of memory. */
 static bool
-head(struct slh_workers *ws, struct conn *c)
+head(struct fc_workers *ws, struct conn *c)
 {
     struct request *rq = calloc(1, sizeof(*rq));
     size_t body_len = 0;
@@ -385,10 +384,10 @@ head(struct slh_workers *ws, struct conn *c)
     rq->job.is_exact = true;
     sem_init(&rq->committed, 0, 0);
     clock_gettime(CLOCK_MONOTONIC, &rq->t0);
-    rq->req.method = slh_fcgi_param(&c->p, "REQUEST_METHOD");
-    rq->req.content_type = slh_fcgi_param(&c->p, "CONTENT_TYPE");
-    rq->req.content_length = slh_fcgi_param(&c->p, "CONTENT_LENGTH");
-    rq->req.remote_addr = slh_fcgi_param(&c->p, "REMOTE_ADDR");
+    rq->req.method = fc_param(&c->p, "REQUEST_METHOD");
+    rq->req.content_type = fc_param(&c->p, "CONTENT_TYPE");
+    rq->req.content_length = fc_param(&c->p, "CONTENT_LENGTH");
+    rq->req.remote_addr = fc_param(&c->p, "REMOTE_ADDR");
     rq->is_answered = slh_handler_head(ws->cfg, &rq->req, &body_len, &rq->resp);
     /* An answered request's body is read to its end and dropped, so that
      * the answer is not lost to a reset, and a kept connection goes on. */
@@ -404,13 +403,13 @@ head(struct slh_workers *ws, struct conn *c)
 /* Forgets c's request once answered; a kept connection then waits for its
  * next. Returns false when c is closed. */
 static bool
-finish(struct slh_workers *ws, struct conn *c)
+finish(struct fc_workers *ws, struct conn *c)
 {
     if (!c->p.keep_conn || atomic_load(&ws->is_draining)) {
         conn_close(ws, c);
         return false;
     }
-    slh_fcgi_next(&c->p);
+    fc_next(&c->p);
     request_free(ws, c->rq);
     c->rq = NULL;
     c->is_new = false;
@@ -426,7 +425,7 @@ finish(struct slh_workers *ws, struct conn *c)
  * when it is a kept connection waiting for its next request.
  */
 static bool
-serve(struct slh_workers *ws, struct conn *c)
+serve(struct fc_workers *ws, struct conn *c)
 {
     struct request *rq = c->rq;
 
@@ -466,7 +465,7 @@ serve(struct slh_workers *ws, struct conn *c)
  * (nothing is stored from a body not wholly received). Then closed.
  */
 static void
-expire(struct slh_workers *ws, struct conn *c)
+expire(struct fc_workers *ws, struct conn *c)
 {
     struct request *rq = c->rq;
 
@@ -495,7 +494,7 @@ expire(struct slh_workers *ws, struct conn *c)
 
 /* Why a connection was closed before its request was complete. */
 static void
-drop(struct slh_workers *ws, struct conn *c, const char *why)
+drop(struct fc_workers *ws, struct conn *c, const char *why)
 {
     if (c->rq != NULL || c->p.is_started)
         fprintf(stderr, "slhook.fcgi: connection closed: %s\n", why);
@@ -505,17 +504,17 @@ drop(struct slh_workers *ws, struct conn *c, const char *why)
 /* Feeds n bytes of buf to c. Returns false when c is no longer the
  * caller's; true when all were taken and c wants more. */
 static bool
-feed(struct slh_workers *ws, struct conn *c, const unsigned char *buf, size_t n)
+feed(struct fc_workers *ws, struct conn *c, const unsigned char *buf, size_t n)
 {
-    unsigned char out[SLH_FCGI_OUT_MIN];
+    unsigned char out[FC_OUT_MIN];
     size_t at = 0;
 
     if (!c->p.is_started && !c->is_new)
         c->deadline_ms = now_ms() + ws->cfg->read_timeout * 1000;
     for (;;) {
         size_t used = 0, out_len = 0;
-        enum slh_fcgi_step step = slh_fcgi_feed(&c->p, buf + at, n - at, &used,
-                                                out, sizeof(out), &out_len);
+        enum fc_step step =
+            fc_feed(&c->p, buf + at, n - at, &used, out, sizeof(out), &out_len);
 
         at += used;
         if (out_len > 0 && !send_all(c->fd, out, out_len, WRITE_WAIT_MS)) {
@@ -523,20 +522,20 @@ feed(struct slh_workers *ws, struct conn *c, const unsigned char *buf, size_t n)
             return false;
         }
         switch (step) {
-        case SLH_FCGI_MORE:
+        case FC_MORE:
             return true;
-        case SLH_FCGI_FLUSH:
+        case FC_FLUSH:
             break;
-        case SLH_FCGI_HEAD:
+        case FC_HEAD:
             if (!head(ws, c)) {
                 drop(ws, c, "out of memory");
                 return false;
             }
             break;
-        case SLH_FCGI_CLOSE:
+        case FC_CLOSE:
             drop(ws, c, c->p.why);
             return false;
-        case SLH_FCGI_READY:
+        case FC_READY:
             if (at < n) {
                 /* A client that sends its next request before the answer
                  * to this one: rare, and kept until this one is served. */
@@ -561,7 +560,7 @@ feed(struct slh_workers *ws, struct conn *c, const unsigned char *buf, size_t n)
  * Never waits for the client.
  */
 static void
-handle(struct slh_workers *ws, struct conn *c, unsigned char *buf)
+handle(struct fc_workers *ws, struct conn *c, unsigned char *buf)
 {
     size_t turn = 0;
 
@@ -611,7 +610,7 @@ handle(struct slh_workers *ws, struct conn *c, unsigned char *buf)
 
 /* Puts a new connection in the table, the caller's. */
 static struct conn *
-conn_new(struct slh_workers *ws, int fd)
+conn_new(struct fc_workers *ws, int fd)
 {
     struct conn *c = calloc(1, sizeof(*c));
 
@@ -658,7 +657,7 @@ is_transient(int e)
 }
 
 static void
-rearm_key(struct slh_workers *ws, int fd, uint64_t key)
+rearm_key(struct fc_workers *ws, int fd, uint64_t key)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = key};
 
@@ -671,7 +670,7 @@ rearm_key(struct slh_workers *ws, int fd, uint64_t key)
  * connecting, so it is usually there already.
  */
 static void
-accept_one(struct slh_workers *ws, unsigned char *buf)
+accept_one(struct fc_workers *ws, unsigned char *buf)
 {
     int fd = accept4(ws->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     int e = errno;
@@ -705,7 +704,7 @@ accept_one(struct slh_workers *ws, unsigned char *buf)
 
 /* Closes the connections whose deadline passed while they waited. */
 static void
-sweep(struct slh_workers *ws)
+sweep(struct fc_workers *ws)
 {
     int64_t now = now_ms();
     struct conn *expired = NULL, *next;
@@ -738,12 +737,12 @@ sweep(struct slh_workers *ws)
 /*
  * Waits for the next event. At most POLLING_MAX threads wait in
  * epoll_wait(); the rest park, and the thread that leaves none behind
- * unparks one. With all 16 waiting, every connection woke a sleeping thread:
- * 2.3 context switches per request at 16 connections (bench/ab), where a
- * thread back from a request usually finds the next event already there.
+ * unparks one. With all of them waiting, every connection woke a sleeping
+ * thread (context switches per request: BENCHMARKS.md), where a thread back
+ * from a request usually finds the next event already there.
  */
 static int
-wait_event(struct slh_workers *ws, struct epoll_event *ev)
+wait_event(struct fc_workers *ws, struct epoll_event *ev)
 {
     int n;
 
@@ -763,7 +762,7 @@ wait_event(struct slh_workers *ws, struct epoll_event *ev)
 static void *
 worker_main(void *arg)
 {
-    struct slh_workers *ws = arg;
+    struct fc_workers *ws = arg;
     unsigned char *buf = malloc(READ_BUF);
 
     while (buf != NULL) {
@@ -810,14 +809,14 @@ watch(int ep, int fd, uint64_t key, bool is_oneshot)
 }
 
 enum slh_err
-slh_workers_start(struct slh_workers **out, const struct slh_config *cfg,
-                  struct slh_commit *commit, int listen_fd, size_t n,
-                  pthread_t notify, struct slh_error *err)
+fc_workers_start(struct fc_workers **out, const struct slh_config *cfg,
+                 struct slh_commit *commit, int listen_fd, size_t n,
+                 pthread_t notify, struct slh_error *err)
 {
     struct itimerspec tick = {
         .it_interval = {.tv_nsec = SWEEP_MS * 1000 * 1000},
         .it_value = {.tv_nsec = SWEEP_MS * 1000 * 1000}};
-    struct slh_workers *ws;
+    struct fc_workers *ws;
     int e;
 
     *out = NULL;
@@ -862,7 +861,7 @@ slh_workers_start(struct slh_workers **out, const struct slh_config *cfg,
         /* Not one-shot: every thread is to see the stop. */
         !watch(ws->ep, ws->stop_fd, KEY_STOP, false)) {
         e = errno;
-        slh_workers_stop(ws);
+        fc_workers_stop(ws);
         return slh_error_set(err, SLH_EIO, "cannot set up epoll: %s",
                              strerror(e));
     }
@@ -870,7 +869,7 @@ slh_workers_start(struct slh_workers **out, const struct slh_config *cfg,
     for (size_t i = 0; i < n; i++) {
         e = pthread_create(&ws->threads[i], NULL, worker_main, ws);
         if (e != 0) {
-            slh_workers_stop(ws);
+            fc_workers_stop(ws);
             return slh_error_set(err, SLH_ENOMEM,
                                  "cannot start request thread %zu: %s", i + 1,
                                  strerror(e));
@@ -883,7 +882,7 @@ slh_workers_start(struct slh_workers **out, const struct slh_config *cfg,
 
 /* Connections in the table: being read, or kept and idle. */
 static size_t
-n_open(struct slh_workers *ws)
+n_open(struct fc_workers *ws)
 {
     size_t n = 0;
 
@@ -902,7 +901,7 @@ n_open(struct slh_workers *ws)
  * most read_timeout) to arrive. The threads go on meanwhile.
  */
 static void
-drain(struct slh_workers *ws)
+drain(struct fc_workers *ws)
 {
     int64_t grace = ws->cfg->read_timeout * 1000 < STOP_GRACE_MS
                         ? ws->cfg->read_timeout * 1000
@@ -939,7 +938,7 @@ drain(struct slh_workers *ws)
  * connections idle or still being read, closed here.
  */
 bool
-slh_workers_stop(struct slh_workers *ws)
+fc_workers_stop(struct fc_workers *ws)
 {
     bool is_failed;
 
@@ -959,7 +958,7 @@ slh_workers_stop(struct slh_workers *ws)
 
         if (c == NULL)
             continue;
-        if (c->rq != NULL || c->p.phase != SLH_FCGI_IDLE)
+        if (c->rq != NULL || c->p.phase != FC_IDLE)
             fprintf(stderr, "slhook.fcgi: connection closed at the stop "
                             "before its request was complete\n");
         conn_close(ws, c);

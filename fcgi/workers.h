@@ -11,8 +11,8 @@
  * first byte (of the connection's opening, for a new one) is answered 400
  * if its params came, and closed. One log line per request goes to stderr.
  */
-#ifndef SLH_FCGI_WORKERS_H
-#define SLH_FCGI_WORKERS_H
+#ifndef FC_WORKERS_H
+#define FC_WORKERS_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -22,7 +22,7 @@
 #include "config.h"
 #include "err.h"
 
-struct slh_workers; /* opaque */
+struct fc_workers; /* opaque */
 
 /*
  * Starts n request threads on listen_fd (made non-blocking). cfg and
@@ -31,11 +31,11 @@ struct slh_workers; /* opaque */
  * SIGTERM is sent to thread notify. On failure *out is NULL and no thread
  * is left running.
  */
-enum slh_err slh_workers_start(struct slh_workers **out,
-                               const struct slh_config *cfg,
-                               struct slh_commit *commit, int listen_fd,
-                               size_t n, pthread_t notify,
-                               struct slh_error *err);
+enum slh_err fc_workers_start(struct fc_workers **out,
+                              const struct slh_config *cfg,
+                              struct slh_commit *commit, int listen_fd,
+                              size_t n, pthread_t notify,
+                              struct slh_error *err);
 
 /*
  * Stops accepting (connections in the listen backlog stay there), closes
@@ -47,6 +47,6 @@ enum slh_err slh_workers_start(struct slh_workers **out,
  * and frees w. Returns false when the threads had ended because accepting
  * failed. NULL is fine.
  */
-bool slh_workers_stop(struct slh_workers *w);
+bool fc_workers_stop(struct fc_workers *w);
 
 #endif

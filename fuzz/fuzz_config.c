@@ -1,4 +1,4 @@
-/* libFuzzer target: the configuration parser (lib/config.c, over inih).
+/* libFuzzer target: the configuration parser (lib/config*.c, over inih).
  *
  * The input is the config text. secret_key_file makes the parser read a
  * file: to keep the fuzzer from reading /dev or /proc (or blocking on a

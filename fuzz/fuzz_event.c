@@ -1,4 +1,4 @@
-/* libFuzzer target: the request body parser (lib/event.c).
+/* libFuzzer target: the request body parser (lib/event*.c).
  *
  * Input: one byte choosing the media type (even: JSON, odd: form), then the
  * body. Besides crashes and sanitizer reports, it checks the parser's

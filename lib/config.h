@@ -1,4 +1,7 @@
-/* config.h: the INI configuration file, loaded with inih. */
+/* config.h: the INI configuration file, loaded with inih. The module is
+ * lib/config*.c: reading the file and its sections (config.c), the values
+ * of [receiver] (config_value.c) and the destinations with their filters
+ * (config_dest.c); what they share is in config_int.h. */
 #ifndef SLH_CONFIG_H
 #define SLH_CONFIG_H
 

@@ -15,6 +15,10 @@
  * a run starts, and every second while it runs, it takes back what dead
  * deliverers of the spool had claimed, so a restarted one resumes at once
  * what its killed predecessor held.
+ *
+ * The pieces (deliver_int.h): deliver.c schedules, deliver_http.c posts,
+ * deliver_file.c appends, deliver_spool.c reads and writes the spool,
+ * deliver_post.c serves `slhook send` and `check`.
  */
 #ifndef SLH_DELIVER_H
 #define SLH_DELIVER_H
@@ -25,6 +29,9 @@
 #include "err.h"
 
 struct slh_deliverer; /* opaque */
+struct slh_store_task;
+
+/* ---- Making and freeing ---- */
 
 /*
  * A new deliverer for cfg (borrowed: must outlive it), opening its own spool
@@ -33,6 +40,51 @@ struct slh_deliverer; /* opaque */
 enum slh_err slh_deliverer_new(struct slh_deliverer **out,
                                const struct slh_config *cfg,
                                struct slh_error *err);
+
+/* Releases d. NULL is fine. Must not be running. */
+void slh_deliverer_free(struct slh_deliverer *d);
+
+/* ---- What a front end sets before run ---- */
+
+/* What one attempt came to. Borrowed for the duration of the callback. */
+struct slh_attempt {
+    const char *dest;     /* destination name */
+    const char *event_id; /* hex event id */
+    int attempts;         /* attempts made, this one included */
+    int state;            /* enum slh_delivery_state the row is now in */
+    int status;           /* HTTP status, 0 when there was none */
+    const char *error;    /* why it failed ("HTTP 500", "Timeout was
+                             reached", ...), "" when delivered */
+    long long due_ms;     /* when still pending: unix ms of the next try */
+    long ms;              /* how long the attempt took */
+};
+
+/*
+ * Has run call fn(a, arg) on its own thread after each attempt's outcome is
+ * recorded, so that a front end can log each attempt. Set it before run; fn
+ * NULL turns it off. fn must not call back into d.
+ */
+void slh_deliverer_on_attempt(struct slh_deliverer *d,
+                              void (*fn)(const struct slh_attempt *a,
+                                         void *arg),
+                              void *arg);
+
+/*
+ * A deliverer writes the spool (claims, outcomes, rows given back) in
+ * transactions of its own on its own connection, unless a front end that
+ * has a writer thread takes those writes into its writer's transactions:
+ * then each is handed to fn(task, ctx, err), which must run task (store.h)
+ * inside a write transaction on the writer's connection and return once
+ * that is committed (SLH_OK) or rolled back (the error). slhook.fcgi's
+ * committer does, so that one connection makes every write, and fewer
+ * transactions make them. Set before run; ctx must outlive every run.
+ */
+typedef enum slh_err (*slh_deliver_write_fn)(const struct slh_store_task *task,
+                                             void *ctx, struct slh_error *err);
+void slh_deliverer_write_through(struct slh_deliverer *d,
+                                 slh_deliver_write_fn fn, void *ctx);
+
+/* ---- Running ---- */
 
 /*
  * Delivers until slh_deliverer_stop() is called or, when once is true,
@@ -50,45 +102,29 @@ void slh_deliverer_wake(struct slh_deliverer *d);
  * retried). Thread-safe. */
 void slh_deliverer_stop(struct slh_deliverer *d);
 
-/* Releases d. NULL is fine. Must not be running. */
-void slh_deliverer_free(struct slh_deliverer *d);
-
 /*
- * Added by the relay work (append only): the hooks a front end needs to log
- * each attempt, and a plain POST for `slhook send`, which would otherwise
- * need curl outside this module.
+ * Relaying yields to receiving: SocketLabs waits on every answer, the
+ * destinations on nothing. A deliverer that shares the CPUs with the
+ * receiving side (slhook.fcgi's delivery thread, the deliverer a CGI
+ * request kicks) calls this to lower its own thread's priority by
+ * SLH_DELIVER_NICE, so that when the CPUs are short the requests are
+ * answered first and the relaying catches up as soon as they are not.
+ * Not lower: nice +19 and SCHED_IDLE starve the relaying on busy CPUs
+ * (BENCHMARKS.md, bench/contended). Best effort: a failure leaves the
+ * priority as it was.
  */
+#define SLH_DELIVER_NICE 10
+void slh_deliver_yield_priority(void);
 
-/* What one attempt came to. Borrowed for the duration of the callback. */
-struct slh_attempt {
-    const char *dest;     /* destination name */
-    const char *event_id; /* hex event id */
-    int attempts;         /* attempts made, this one included */
-    int state;            /* enum slh_delivery_state the row is now in */
-    int status;           /* HTTP status, 0 when there was none */
-    const char *error;    /* why it failed ("HTTP 500", "Timeout was
-                             reached", ...), "" when delivered */
-    long long due_ms;     /* when still pending: unix ms of the next try */
-    long ms;              /* how long the attempt took */
-};
-
-/*
- * Has run call fn(a, arg) on its own thread after each attempt's outcome is
- * recorded. Set it before run; fn NULL turns it off. fn must not call back
- * into d.
- */
-void slh_deliverer_on_attempt(struct slh_deliverer *d,
-                              void (*fn)(const struct slh_attempt *a,
-                                         void *arg),
-                              void *arg);
+/* ---- One-shot curl for the command-line tool (no curl outside here) ---- */
 
 /*
  * Posts the len bytes of body with the given Content-Type to url (http or
  * https only, TLS verified, no redirects, timeout seconds) and waits for the
- * answer. *status gets its HTTP status; *answer (answer may be NULL) a new
- * NUL-terminated copy of at most max bytes of its body (free()). When no
- * answer came (connection, TLS, timeout) the result is SLH_EDELIVER with
- * curl's reason in err, and *answer is NULL.
+ * answer, for `slhook send`. *status gets its HTTP status; *answer (answer
+ * may be NULL) a new NUL-terminated copy of at most max bytes of its body
+ * (free()). When no answer came (connection, TLS, timeout) the result is
+ * SLH_EDELIVER with curl's reason in err, and *answer is NULL.
  */
 enum slh_err slh_deliver_post(const char *url, const char *content_type,
                               const char *body, size_t len, long timeout,
@@ -104,37 +140,5 @@ enum slh_err slh_deliver_post(const char *url, const char *content_type,
  * memory.
  */
 char *slh_deliver_url_masked(const char *url);
-
-/*
- * Relaying yields to receiving: SocketLabs waits on every answer, the
- * destinations on nothing. A deliverer that shares the CPUs with the
- * receiving side (slhook.fcgi's delivery thread, the deliverer a CGI
- * request kicks) calls this to lower its own thread's priority by
- * SLH_DELIVER_NICE, so that when the CPUs are short the requests are
- * answered first and the relaying catches up as soon as they are not.
- * Not lower: with three busy loops on two CPUs, nice +19 and SCHED_IDLE
- * relayed 12,212 and 12,468 of a 20,500-event backlog in ten seconds, nice
- * +10 all of it, the answers as fast (bench/contended, BENCHMARKS.md).
- * Best effort: a failure leaves the priority as it was.
- */
-#define SLH_DELIVER_NICE 10
-void slh_deliver_yield_priority(void);
-
-/*
- * Added by the performance work (append only). A deliverer writes the spool
- * (claims, outcomes, rows given back) in transactions of its own on its own
- * connection, unless a front end that has a writer thread takes those writes
- * into its writer's transactions: then each is handed to fn(task, ctx, err),
- * which must run task (store.h) inside a write transaction on the writer's
- * connection and return once that is committed (SLH_OK) or rolled back (the
- * error). slhook.fcgi's committer does, so that one connection makes every
- * write, and fewer transactions make them. Set before run; ctx must outlive
- * every run.
- */
-struct slh_store_task;
-typedef enum slh_err (*slh_deliver_write_fn)(const struct slh_store_task *task,
-                                             void *ctx, struct slh_error *err);
-void slh_deliverer_write_through(struct slh_deliverer *d,
-                                 slh_deliver_write_fn fn, void *ctx);
 
 #endif

@@ -3,8 +3,10 @@
 #define SLH_ERR_H
 
 /*
- * Every fallible library function returns one of these. SLH_OK is 0; new
- * codes are only ever appended, so a code's number never changes meaning.
+ * Every fallible library function returns one of these; SLH_OK is 0. The
+ * numbers are no ABI: the library is linked statically into its own
+ * programs and a code is never stored or sent, so compare codes by name;
+ * a code nothing returns is removed, not kept.
  */
 enum slh_err {
     SLH_OK = 0,
@@ -14,8 +16,6 @@ enum slh_err {
     SLH_EIO,      /* reading or writing a file failed */
     SLH_EPARSE,   /* a request body is not JSON or form */
     SLH_EEVENT,   /* a request body is not an event, or array of them */
-    SLH_EAUTH,    /* SecretKey missing or wrong */
-    SLH_ESERVER,  /* ServerId not allowed */
     SLH_ESTORE,   /* the spool could not store (disk full, unwritable) */
     SLH_EDELIVER, /* a delivery attempt failed */
     SLH_ENOTFOUND /* no such thing (destination, event) */
@@ -31,9 +31,6 @@ struct slh_error {
     enum slh_err code;
     char text[SLH_ERROR_TEXT];
 };
-
-/* A static English name for code; never NULL, even for unknown codes. */
-const char *slh_strerror(enum slh_err code);
 
 /*
  * Records code and a printf-style text in err unless err is NULL or already

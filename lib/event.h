@@ -1,4 +1,8 @@
-/* event.h: SocketLabs request bodies parsed into events, and their identity. */
+/* event.h: SocketLabs request bodies parsed into events, and their identity.
+ * The module is lib/event*.c, a file a job: parsing (event.c), legacy form
+ * bodies (event_form.c), the pre-parse shape count (event_shape.c), the
+ * identity (event_id.c) and the DateTime order key (event_time.c); what they
+ * share is in event_int.h. */
 #ifndef SLH_EVENT_H
 #define SLH_EVENT_H
 

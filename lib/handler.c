@@ -23,10 +23,10 @@ answer(struct slh_response *resp, int status, const char *fmt, ...)
 {
     va_list ap;
 
-    resp->status = status;
     va_start(ap, fmt);
     vsnprintf(resp->body, sizeof(resp->body), fmt, ap);
     va_end(ap);
+    resp->status = status;
     return true;
 }
 
@@ -54,6 +54,14 @@ parse_length(const char *text, size_t *len)
     }
     *len = (size_t)v;
     return true;
+}
+
+size_t
+slh_request_length(const char *content_length)
+{
+    size_t len = 0;
+
+    return parse_length(content_length, &len) ? len : 0;
 }
 
 bool
@@ -149,9 +157,10 @@ copy_type(char *dst, size_t size, const char *type)
 /*
  * The caps on what a body makes, checked on its counts before it is parsed:
  * a request has not proved its key until every event is parsed, and a
- * 1 MiB body of 80,000 tiny events made 47 MB of tree and events to throw
- * away. Nesting and an event's size say the body is not SocketLabs' (400);
- * the number of events and of values is the request's size (413).
+ * body of many tiny events made a tree and events many times its size to
+ * throw away (BENCHMARKS.md). Nesting and an event's size say the body is not
+ * SocketLabs' (400); the number of events and of values is the request's size
+ * (413).
  */
 static bool
 over_caps(const struct slh_config *cfg, const struct slh_request *req,
@@ -216,7 +225,7 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
         SLH_OK) {
         /* Out of memory is ours, not the sender's: it should try again. */
         if (err.code == SLH_ENOMEM) {
-            slh_response_unavailable(resp, "out of memory; try again later\n");
+            slh_response_unavailable(resp, SLH_UNAVAILABLE_NOMEM);
             return true;
         }
         return answer(resp, 400, "%s\n", err.text);
@@ -251,7 +260,7 @@ slh_handler_body(const struct slh_config *cfg, const struct slh_request *req,
     }
     if (slh_batch_bodies(batch) != SLH_OK) {
         slh_batch_free(batch);
-        slh_response_unavailable(resp, "out of memory; try again later\n");
+        slh_response_unavailable(resp, SLH_UNAVAILABLE_NOMEM);
         return true;
     }
     return false;
@@ -264,8 +273,9 @@ slh_handler_stored(const struct slh_config *cfg, const struct slh_batch *batch,
     (void)batch;
     resp->n_new = n_new;
     if (stored != SLH_OK) {
-        slh_response_unavailable(
-            resp, "events could not be stored; try again later\n");
+        slh_response_unavailable(resp, stored == SLH_ENOMEM
+                                           ? SLH_UNAVAILABLE_NOMEM
+                                           : SLH_UNAVAILABLE_STORE);
         return;
     }
     if (cfg->validation_key != NULL)
@@ -289,6 +299,19 @@ slh_handle(const struct slh_config *cfg, const struct slh_request *req,
     stored = store(store_ctx, &batch, &n_new);
     slh_handler_stored(cfg, &batch, stored, n_new, resp);
     slh_batch_free(&batch);
+}
+
+const char *
+slh_body_content_type(const char *body, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' ||
+                       body[i] == '\n'))
+        i++;
+    return i < len && (body[i] == '{' || body[i] == '[')
+               ? "application/json"
+               : "application/x-www-form-urlencoded";
 }
 
 void

@@ -46,6 +46,15 @@ struct slh_response {
 };
 
 /*
+ * The body length that a CONTENT_LENGTH text states, read as
+ * slh_handler_head() reads it: plain decimal digits (no sign, no space, no
+ * hex) that fit a size_t; else 0 (NULL, empty or not valid). For a front
+ * end that must drop a body before the config, and so the handler, is
+ * there.
+ */
+size_t slh_request_length(const char *content_length);
+
+/*
  * The checks that need only headers, in the contract's order: 405, 411, 413,
  * 403 (allow_from), 415. Returns true when resp holds the answer, false when
  * the body is needed. Either way *body_len gets CONTENT_LENGTH (0 when it is
@@ -74,8 +83,10 @@ bool slh_handler_body(const struct slh_config *cfg,
 
 /*
  * The answer once storing batch returned stored: 200 "OK" (plus the
- * validation key when configured) for SLH_OK, else 503 with Retry-After.
- * n_new is the number of events that were new (for the log).
+ * validation key when configured) for SLH_OK, else 503 with Retry-After:
+ * SLH_UNAVAILABLE_NOMEM for SLH_ENOMEM (the body could not even be held),
+ * SLH_UNAVAILABLE_STORE for any other error. n_new is the number of events
+ * that were new (for the log).
  */
 void slh_handler_stored(const struct slh_config *cfg,
                         const struct slh_batch *batch, enum slh_err stored,
@@ -91,13 +102,29 @@ typedef enum slh_err (*slh_store_fn)(void *ctx, const struct slh_batch *batch,
 void slh_handle(const struct slh_config *cfg, const struct slh_request *req,
                 slh_store_fn store, void *store_ctx, struct slh_response *resp);
 
+/* The bodies of every 503, one line each for the sender. */
+#define SLH_UNAVAILABLE_STORE "events could not be stored; try again later\n"
+#define SLH_UNAVAILABLE_NOMEM "out of memory; try again later\n"
+#define SLH_UNAVAILABLE_CONFIG "not configured\n"
+
 /*
  * Makes resp the answer to anything SocketLabs should send again later (the
  * events could not be stored, out of memory, a broken configuration): 503
- * with Retry-After, and body (a line for the sender; never a secret). The
- * fields kept for the log are left as they are.
+ * with Retry-After, and body (a line for the sender, one of the
+ * SLH_UNAVAILABLE_ texts; never a secret). The fields kept for the log are
+ * left as they are. Every 503 of every front end is made here, and
+ * slh_response_format() gives it a Content-Length like any answer.
  */
 void slh_response_unavailable(struct slh_response *resp, const char *body);
+
+/*
+ * The Content-Type of a body that came without one (a body on slhook.cgi's
+ * stdin from a shell, a file that slhook send posts): "application/json"
+ * when its first byte after blanks (space, tab, CR, LF) is '{' or '[', else
+ * "application/x-www-form-urlencoded". Reads at most len bytes of body
+ * (NULL only with len 0). The result is a literal.
+ */
+const char *slh_body_content_type(const char *body, size_t len);
 
 /*
  * Writes resp as a CGI response (Status line, Content-Type, Allow,

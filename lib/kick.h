@@ -5,7 +5,7 @@
  * detached `slhook deliver --kicked`, which holds the lock while it works.
  * The lock is tested after the commit and a deliverer looks for due work
  * again after letting the lock go, so no event is left behind between the
- * two.
+ * two (the deliverer's loop: deliver_kicked.h).
  *
  * The CGI carries the slhook tool inside itself and runs it from memory, so
  * that it relays wherever it was copied. The deliverer says on a pipe when

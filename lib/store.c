@@ -76,17 +76,11 @@ slh_store_role(struct slh_store *st, enum slh_store_role role,
 }
 
 void
-slh_store_defer_maintenance(struct slh_store *st, void (*due)(void *ctx),
-                            void *ctx)
+slh_store_on_note(struct slh_store *st,
+                  void (*note)(void *ctx, const char *text), void *ctx)
 {
     if (st != NULL)
-        st->ops->defer_maintenance(st, due, ctx);
-}
-
-enum slh_err
-slh_store_maintain(struct slh_store *st, struct slh_error *err)
-{
-    return st != NULL ? st->ops->maintain(st, err) : NO_HANDLE(err);
+        st->ops->on_note(st, note, ctx);
 }
 
 enum slh_err

@@ -91,6 +91,11 @@ enum slh_store_role {
      * outcome only repeats a delivery. It reads the queue in order, each
      * event once. */
     SLH_STORE_DELIVERER,
+    /* It commits often, and others wait on each commit (slhook.fcgi's
+     * committer): the store does its upkeep off this connection's commits
+     * (SQLite: checkpoints, on a thread with a connection of its own,
+     * started here and stopped by slh_store_close()). */
+    SLH_STORE_COMMITTER,
 };
 
 /* Tunes st for role; a backend with nothing to tune returns SLH_OK. */
@@ -98,18 +103,14 @@ enum slh_err slh_store_role(struct slh_store *st, enum slh_store_role role,
                             struct slh_error *err);
 
 /*
- * Storage maintenance off the commit path, for a connection that commits
- * often (slhook.fcgi's committer): after this call, st calls due(ctx) (on
- * the committing thread: keep it short) when maintenance is worth running,
- * and someone holding another handle runs slh_store_maintain(). Kept when
- * st reconnects. A backend that needs none never calls due.
+ * Where the store's own threads (SLH_STORE_COMMITTER's) tell what the
+ * operator should hear, a failure of its upkeep: note(ctx, text) on that
+ * thread, once per failure, again only when the text changes or after a
+ * success (lib/ prints nothing). Set before slh_store_role(); note NULL
+ * (the default) tells no one.
  */
-void slh_store_defer_maintenance(struct slh_store *st, void (*due)(void *ctx),
-                                 void *ctx);
-
-/* The maintenance that slh_store_defer_maintenance() deferred, on its own
- * handle, without holding up writers. */
-enum slh_err slh_store_maintain(struct slh_store *st, struct slh_error *err);
+void slh_store_on_note(struct slh_store *st,
+                       void (*note)(void *ctx, const char *text), void *ctx);
 
 /*
  * Stores, in one write that is durable (fsync'd) when this returns SLH_OK,

@@ -36,8 +36,7 @@ struct slh_store_ops {
     __typeof__(slh_store_verify) *verify;
     __typeof__(slh_store_is_replaced) *is_replaced;
     __typeof__(slh_store_role) *role;
-    __typeof__(slh_store_defer_maintenance) *defer_maintenance;
-    __typeof__(slh_store_maintain) *maintain;
+    __typeof__(slh_store_on_note) *on_note;
     __typeof__(slh_store_put_tasks) *put_tasks;
     __typeof__(slh_store_owner_open) *owner_open;
     __typeof__(slh_store_take_back) *take_back;

@@ -245,6 +245,7 @@ store_close(struct slh_store *st)
 {
     struct slh_sqlite *sq = slh_sqlite(st);
 
+    slh_sqlite_ckpt_stop(sq);
     slh_sqlite_close_db(sq);
     free(sq->dir);
     free(sq->path);
@@ -291,9 +292,11 @@ is_replaced(struct slh_store *st)
 }
 
 static void
-defer_maintenance(struct slh_store *st, void (*due)(void *ctx), void *ctx)
+on_note(struct slh_store *st, void (*note)(void *ctx, const char *text),
+        void *ctx)
 {
-    slh_sqlite_defer_checkpoints(st, due, ctx);
+    slh_sqlite(st)->note = note;
+    slh_sqlite(st)->note_ctx = ctx;
 }
 
 const struct slh_store_ops slh_store_sqlite_ops = {
@@ -305,8 +308,7 @@ const struct slh_store_ops slh_store_sqlite_ops = {
     .verify = verify,
     .is_replaced = is_replaced,
     .role = slh_sqlite_role,
-    .defer_maintenance = defer_maintenance,
-    .maintain = slh_sqlite_checkpoint,
+    .on_note = on_note,
     .put_tasks = slh_sqlite_put_tasks,
     .owner_open = slh_sqlite_store_owner_open,
     .take_back = slh_sqlite_take_back,

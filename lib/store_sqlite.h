@@ -101,8 +101,11 @@ struct slh_sqlite {
         const char *sql;
         sqlite3_stmt *st;
     } kept[SLH_SQLITE_STMTS];          /* slh_sqlite_prepare()'s */
-    void (*checkpoint_due)(void *ctx); /* slh_store_defer_maintenance() */
+    void (*checkpoint_due)(void *ctx); /* slh_sqlite_defer_checkpoints() */
     void *checkpoint_ctx;
+    void (*note)(void *ctx, const char *text); /* slh_store_on_note() */
+    void *note_ctx;
+    struct slh_sqlite_ckpt *ckpt; /* the committer's checkpointer, or NULL */
     /* Dead owners whose rows the open transaction takes back: forgotten
      * when it commits, left for the next look when it rolls back. */
     struct slh_sqlite_owner dead[SLH_SQLITE_DEAD_MAX];
@@ -190,12 +193,12 @@ void slh_sqlite_open_lock(struct slh_sqlite *sq);
 int slh_sqlite_busy_wait(void *arg, int count);
 
 /*
- * Checkpoints mostly off the commit path (slh_store_defer_maintenance()).
+ * Checkpoints mostly off the commit path (SLH_STORE_COMMITTER).
  * SQLite's own checkpoint runs inside the commit that finds the WAL past
  * SLH_SQLITE_CHECKPOINT_PAGES: every request waiting on that commit waits
  * with it. With a hook, each commit that leaves half that many pages or
  * more in the WAL calls due(ctx), and another connection copies the WAL
- * ahead (a passive checkpoint, slh_store_maintain()); at the full count the
+ * ahead (a passive checkpoint, slh_sqlite_checkpoint()); at the full count the
  * connection still checkpoints itself, and finds little left to copy.
  */
 #define SLH_SQLITE_CHECKPOINT_PAGES 1000
@@ -204,6 +207,17 @@ void slh_sqlite_defer_checkpoints(struct slh_store *st, void (*due)(void *ctx),
 enum slh_err slh_sqlite_checkpoint(struct slh_store *st, struct slh_error *err);
 /* Puts sq's hook on its (new) connection, if deferred. */
 void slh_sqlite_hook_checkpoints(struct slh_sqlite *sq);
+
+/*
+ * The committer's checkpointer (store_sqlite_ckpt.c): start opens a
+ * connection of its own and a thread that checkpoints when sq's commits
+ * defer it, telling failures to sq's note; stop ends both (NULL ckpt is
+ * fine).
+ */
+struct slh_sqlite_ckpt;
+enum slh_err slh_sqlite_ckpt_start(struct slh_sqlite *sq,
+                                   struct slh_error *err);
+void slh_sqlite_ckpt_stop(struct slh_sqlite *sq);
 
 /* Whether the file at path is the one with that identity; the identity of
  * the file at path (false, errno set, when there is none); whether the

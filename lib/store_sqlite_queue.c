@@ -15,6 +15,8 @@ slh_sqlite_role(struct slh_store *st, enum slh_store_role role,
 {
     struct slh_sqlite *sq = slh_sqlite(st);
 
+    if (role == SLH_STORE_COMMITTER)
+        return slh_sqlite_ckpt_start(sq, err);
     if (role != SLH_STORE_DELIVERER)
         return SLH_OK;
     /* A power cut may lose the latest outcomes, which only repeats those

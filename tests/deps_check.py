@@ -11,7 +11,8 @@ installs: listed there, Essential, or pulled in by those through Depends.
 
 What is read:
 - programs: the first word of each shell command line and pipeline stage
-  (after |, &&, ||, ;, $(, `exec`, `timeout N`, `env X=Y`) in tests/*.sh,
+  (after |, &&, ||, ;, $(, `exec`, `timeout N`, `env X=Y`, and the
+  command `xargs OPTIONS` runs) in tests/*.sh,
   bench's scripts, tools/demo, .ci/run and the Makefile's recipes, and the
   programs Python tests start (["prog", ...] / "prog" in subprocess calls);
   a word counts when it is a program on PATH and not a shell builtin;
@@ -184,6 +185,15 @@ def command_words(text):
                 toks = toks[2:] if len(toks) > 2 else []
             if len(toks) > 1 and toks[1] == "=":
                 continue  # an INI line inside a quoted string: "file = x"
+            if toks and toks[0] == "xargs":
+                # xargs is a program, and so is the command it runs.
+                words.add("xargs")
+                toks = toks[1:]
+                while toks and toks[0].startswith("-"):
+                    opt = toks.pop(0)
+                    if opt in ("-n", "-P", "-I", "-L", "-s", "-d", "-E",
+                               "-a") and toks:
+                        toks.pop(0)
             if toks and re.fullmatch(r"[a-z][a-z0-9_.+-]*", toks[0]):
                 words.add(toks[0])
         if m is not None:
@@ -223,6 +233,13 @@ def debian_paths(word):
     return [p for p in (os.path.join(d, word) for d in SYSTEM_PATH)
             if os.access(p, os.X_OK)]
 
+
+# Programs a test uses only where they are installed, saying so in a line
+# of its own where they are not; never Debian packages, so never listed.
+OPTIONAL = {
+    "duplicates": "this workplace's repeated-code finder; tests/t_structure.sh"
+                  " says NOT CHECKED without it",
+}
 
 SYSTEM_PATH = "/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin" \
     .split()
@@ -264,7 +281,9 @@ def main():
     for f in py_files:
         words |= python_programs(read(f))
     own = {"slhook", "slhook.cgi", "slhook.fcgi"}
-    for w in sorted(words - SHELL_WORDS - own):
+    for w in sorted(words & set(OPTIONAL)):
+        ok("program %s is optional: %s" % (w, OPTIONAL[w]))
+    for w in sorted(words - SHELL_WORDS - own - set(OPTIONAL)):
         paths = debian_paths(w)
         if paths is None:
             continue  # not a program: a function, a variable, a word

@@ -82,6 +82,20 @@ printf '[receiver]\nsecret_key = %s\nbogus = 1\n' "$SECRET" >"$T/bad.conf"
 cgi "$T/bad.conf" "$FIX/delivered-1.json"
 expect "CGI: broken config is 503" 503 "$STATUS"
 check "the log names path:line" grep -q "bad.conf:3: " "$T/cgi.log"
+# complete_503 FILE TEXT: FILE holds a complete 503 (Status, Retry-After, a
+# Content-Length that matches) whose body is the line TEXT.
+complete_503() {
+    python3 -c '
+import re, sys
+head, sep, body = open(sys.argv[1], "rb").read().partition(b"\r\n\r\n")
+h = head.decode().split("\r\n")
+lengths = [int(l.split(":")[1]) for l in h if l.lower().startswith("content-length:")]
+ok = (sep and h[0] == "Status: 503 Service Unavailable"
+      and any(re.match(r"(?i)retry-after: [1-9][0-9]*$", l) for l in h)
+      and lengths == [len(body)] and body == sys.argv[2].encode() + b"\n")
+sys.exit(0 if ok else "answer: %r" % (head + sep + body))' "$1" "$2"
+}
+
 # The 503 of a broken or missing config is a complete answer (Status,
 # Retry-After, a Content-Length that matches), sent after reading the body:
 # under mod_cgid stdin and stdout are one socket, and anything less was cut
@@ -92,17 +106,28 @@ for c in "$T/bad.conf" "$T/no-such.conf"; do
         CONTENT_TYPE=application/json CONTENT_LENGTH=200000 \
         sh -c "'$B/slhook.cgi' >'$T/out' 2>>'$T/cgi.log'; cat >'$T/rest'" \
         <"$T/big"
-    check "CGI, $name: a complete 503 with Retry-After" python3 -c '
-import re, sys
-head, sep, body = open(sys.argv[1], "rb").read().partition(b"\r\n\r\n")
-h = head.decode().split("\r\n")
-lengths = [int(l.split(":")[1]) for l in h if l.lower().startswith("content-length:")]
-ok = (sep and h[0] == "Status: 503 Service Unavailable"
-      and any(re.match(r"(?i)retry-after: [1-9][0-9]*$", l) for l in h)
-      and lengths == [len(body)] and body == b"not configured\n")
-sys.exit(0 if ok else "answer: %r" % (head + sep + body))' "$T/out"
+    check "CGI, $name: a complete 503 with Retry-After" \
+        complete_503 "$T/out" "not configured"
     expect "CGI, $name: the body was read first" 0 "$(wc -c <"$T/rest")"
 done
+
+# Every other 503 the CGI writes is as complete, and says why: a spool
+# that cannot be made (under /proc), and a body it has no memory for (a
+# Content-Length of 2 TB that max_body allows: malloc fails, and so does
+# a sanitizer's allocator, told to return NULL).
+printf '[receiver]\nsecret_key = %s\nspool = /proc/slhook-none/spool\n' \
+    "$SECRET" >"$T/nospool.conf"
+cgi "$T/nospool.conf" "$FIX/delivered-1.json"
+check "CGI: a spool it cannot make: a complete 503" \
+    complete_503 "$ANSWER" "events could not be stored; try again later"
+printf '[receiver]\nsecret_key = %s\nspool = %s/bigspool\nmax_body = 3000000000000\n' \
+    "$SECRET" "$T" >"$T/huge.conf"
+SLHOOK_CONFIG=$T/huge.conf GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
+    CONTENT_TYPE=application/json CONTENT_LENGTH=2000000000000 \
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1 \
+    "$B/slhook.cgi" <"$FIX/delivered-1.json" >"$T/out" 2>>"$T/cgi.log"
+check "CGI: no memory for the body: a complete 503" \
+    complete_503 "$T/out" "out of memory; try again later"
 
 # lighttpd sends SIGTERM right after the CGI closes stdout: the log line and
 # the kicked deliverer must still follow.

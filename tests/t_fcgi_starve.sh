@@ -143,6 +143,8 @@ sleep 0.5
 post "$A" --body "$T/spaces.json" --type application/json
 expect "a body over the memory bound" 503 "$STATUS"
 check "503 says Retry-After" grep -qi '^retry-after:' "$ANSWER"
+check "503 says out of memory" grep -qx 'out of memory; try again later' \
+    "$ANSWER"
 check "logged as over the bound" grep -q 'memory bound' "$T/hog.log"
 sleep 4
 post "$A" --body "$T/spaces.json" --type application/json

@@ -251,6 +251,16 @@ cp "$DCONF.good" "$DCONF"
 "$B/slhook.cgi" -c "$DCONF" <"$FIX/failed-3.json" >/dev/null 2>&1
 check "deliver: the running config still delivers" wait_for 10 sh -c \
     "[ \$(grep -c '\"name\": *\"keep\"' '$T/recv.log') -ge 3 ]"
+# A second reload that takes: the config replaced now is the first
+# reload's own, which the deliverer had freed before it was done with it
+# (a use after free that a sanitizer build stops on).
+kill -HUP "$DPID"
+check "deliver: a second reload is logged" wait_for 10 sh -c \
+    "[ \$(grep -c 'reloaded $DCONF: 1 destination' '$T/deliver.log') -ge 2 ]"
+check "deliver: the same process after two reloads" kill -0 "$DPID"
+"$B/slhook.cgi" -c "$DCONF" <"$FIX/delivered-1.json" >/dev/null 2>&1
+check "deliver: the second reload's config delivers" wait_for 10 sh -c \
+    "[ \$(grep -c '\"name\": *\"keep\"' '$T/recv.log') -ge 4 ]"
 stop_pid "$DPID"
 expect "deliver: SIGTERM after reloads: exit 0" 0 $?
 finish

@@ -51,10 +51,12 @@
 #define ID_LEGACY_XBS_YG                                                       \
     "5462102cf1150119e8f513cc3d41931ce6d8e14069a93fae850d9f97145ddbef"
 
+#define ERR_NAME(code) [code] = #code
 static const char *const err_names[] = {
-    "SLH_OK",      "SLH_ENOMEM", "SLH_EINVAL",   "SLH_ECONFIG",
-    "SLH_EIO",     "SLH_EPARSE", "SLH_EEVENT",   "SLH_EAUTH",
-    "SLH_ESERVER", "SLH_ESTORE", "SLH_EDELIVER", "SLH_ENOTFOUND"};
+    ERR_NAME(SLH_OK),       ERR_NAME(SLH_ENOMEM), ERR_NAME(SLH_EINVAL),
+    ERR_NAME(SLH_ECONFIG),  ERR_NAME(SLH_EIO),    ERR_NAME(SLH_EPARSE),
+    ERR_NAME(SLH_EEVENT),   ERR_NAME(SLH_ESTORE), ERR_NAME(SLH_EDELIVER),
+    ERR_NAME(SLH_ENOTFOUND)};
 
 static const char *
 err_name(enum slh_err rc)

@@ -93,28 +93,28 @@ struct run {
 };
 
 /* Feeds buf[0..len) in pieces of step bytes until a step other than
- * SLH_FCGI_MORE, FLUSH or HEAD (which sets body_want to want); FLUSHed
+ * FC_MORE, FLUSH or HEAD (which sets body_want to want); FLUSHed
  * records collect in r->out. */
-static enum slh_fcgi_step
-feed(struct slh_fcgi_conn *c, const unsigned char *buf, size_t len, size_t step,
+static enum fc_step
+feed(struct fc_conn *c, const unsigned char *buf, size_t len, size_t step,
      size_t want, struct run *r)
 {
     size_t at = 0;
 
     for (;;) {
         size_t k = len - at < step ? len - at : step, used = 0;
-        enum slh_fcgi_step st = slh_fcgi_feed(c, buf + at, k, &used, r->out,
-                                              sizeof(r->out), &r->out_len);
+        enum fc_step st =
+            fc_feed(c, buf + at, k, &used, r->out, sizeof(r->out), &r->out_len);
         at += used;
         r->used = at;
-        if (st == SLH_FCGI_HEAD) {
+        if (st == FC_HEAD) {
             r->n_head++;
             c->body_want = want;
             continue;
         }
-        if (st == SLH_FCGI_FLUSH)
+        if (st == FC_FLUSH)
             continue;
-        if (st != SLH_FCGI_MORE || at == len)
+        if (st != FC_MORE || at == len)
             return st;
     }
 }
@@ -133,31 +133,31 @@ static void
 test_whole(size_t step)
 {
     struct stream *s = calloc(1, sizeof(*s));
-    struct slh_fcgi_conn c = {0};
+    struct fc_conn c = {0};
     struct run r = {0};
-    enum slh_fcgi_step st;
+    enum fc_step st;
     const char *v;
 
     request(s, 7, false, "hello, world");
     st = feed(&c, s->b, s->n, step, 12, &r);
-    CHECK(st == SLH_FCGI_READY, "step %zu: ready (%d)", step, st);
+    CHECK(st == FC_READY, "step %zu: ready (%d)", step, st);
     CHECK(r.used == s->n, "step %zu: every byte taken", step);
     CHECK(r.n_head == 1, "step %zu: one HEAD", step);
     CHECK(r.out_len == 0, "step %zu: nothing to send", step);
     CHECK(c.id == 7 && !c.keep_conn, "step %zu: id 7, not kept", step);
-    v = slh_fcgi_param(&c, "REQUEST_METHOD");
+    v = fc_param(&c, "REQUEST_METHOD");
     CHECK(v != NULL && strcmp(v, "POST") == 0, "step %zu: method", step);
-    v = slh_fcgi_param(&c, "CONTENT_LENGTH");
+    v = fc_param(&c, "CONTENT_LENGTH");
     CHECK(v != NULL && strcmp(v, "12") == 0, "step %zu: length", step);
-    v = slh_fcgi_param(&c, "HTTP_X_LONG");
+    v = fc_param(&c, "HTTP_X_LONG");
     CHECK(v != NULL && strlen(v) == 299, "step %zu: a 4-byte length", step);
-    v = slh_fcgi_param(&c, "EMPTY");
+    v = fc_param(&c, "EMPTY");
     CHECK(v != NULL && *v == '\0', "step %zu: an empty value", step);
-    CHECK(slh_fcgi_param(&c, "NOPE") == NULL, "step %zu: absent", step);
+    CHECK(fc_param(&c, "NOPE") == NULL, "step %zu: absent", step);
     CHECK(c.body != NULL && c.body_len == 12 &&
               strcmp(c.body, "hello, world") == 0,
           "step %zu: body", step);
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
     free(s);
 }
 
@@ -165,7 +165,7 @@ static void
 test_body_want(void)
 {
     struct stream *s = calloc(1, sizeof(*s));
-    struct slh_fcgi_conn c = {0};
+    struct fc_conn c = {0};
     struct run r = {0};
     char big[70000];
 
@@ -177,18 +177,17 @@ test_body_want(void)
     rec(s, FCGI_STDIN, 1, big, 60000);
     rec(s, FCGI_STDIN, 1, big, 9999);
     rec(s, FCGI_STDIN, 1, "", 0);
-    CHECK(feed(&c, s->b, s->n, 4096, 65000, &r) == SLH_FCGI_READY, "ready");
+    CHECK(feed(&c, s->b, s->n, 4096, 65000, &r) == FC_READY, "ready");
     CHECK(c.body_len == 65000 && c.stdin_len == 69999, "kept %zu of %zu",
           c.body_len, c.stdin_len);
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
 
     memset(&c, 0, sizeof(c));
     memset(&r, 0, sizeof(r));
-    CHECK(feed(&c, s->b, s->n, 100000, 0, &r) == SLH_FCGI_READY,
-          "ready, dropped");
+    CHECK(feed(&c, s->b, s->n, 100000, 0, &r) == FC_READY, "ready, dropped");
     CHECK(c.body == NULL && c.body_len == 0 && c.stdin_len == 69999,
           "a dropped body is counted, not kept");
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
     free(s);
 }
 
@@ -209,16 +208,16 @@ static void
 test_charge(void)
 {
     struct stream *s = calloc(1, sizeof(*s));
-    struct slh_fcgi_conn c = {.charge = charge};
+    struct fc_conn c = {.charge = charge};
     struct run r = {0};
     char big[50000];
 
     memset(big, 'b', sizeof(big));
     request(s, 1, false, "short");
     charge_limit = 1 << 20;
-    CHECK(feed(&c, s->b, s->n, 3, 5, &r) == SLH_FCGI_READY, "ready");
+    CHECK(feed(&c, s->b, s->n, 3, 5, &r) == FC_READY, "ready");
     CHECK(charged > 0, "params and body charged (%ld)", charged);
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
     CHECK(charged == 0, "all given back (%ld)", charged);
 
     s->n = 0;
@@ -230,12 +229,12 @@ test_charge(void)
     memset(&c, 0, sizeof(c));
     c.charge = charge;
     memset(&r, 0, sizeof(r));
-    CHECK(feed(&c, s->b, s->n, 1000, sizeof(big), &r) == SLH_FCGI_READY,
+    CHECK(feed(&c, s->b, s->n, 1000, sizeof(big), &r) == FC_READY,
           "ready over the charge");
     CHECK(c.is_busy && c.body == NULL && c.stdin_len == sizeof(big),
           "refused: the body is dropped and busy");
     CHECK(charged == 0, "nothing held while busy (%ld)", charged);
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
     free(s);
 }
 
@@ -243,26 +242,26 @@ static void
 test_keep_alive(void)
 {
     struct stream *s = calloc(1, sizeof(*s));
-    struct slh_fcgi_conn c = {0};
+    struct fc_conn c = {0};
     struct run r = {0};
     size_t first;
 
     request(s, 1, true, "one");
     first = s->n;
     request(s, 2, true, "second");
-    CHECK(feed(&c, s->b, s->n, 100000, 3, &r) == SLH_FCGI_READY, "first");
+    CHECK(feed(&c, s->b, s->n, 100000, 3, &r) == FC_READY, "first");
     CHECK(r.used == first, "stops at the first request's end (%zu of %zu)",
           r.used, first);
     CHECK(c.keep_conn && strcmp(c.body, "one") == 0, "first, kept");
-    slh_fcgi_next(&c);
+    fc_next(&c);
     CHECK(!c.is_started, "the next request's bytes are not yet fed: %d",
           c.is_started);
-    CHECK(feed(&c, s->b + first, s->n - first, 100000, 6, &r) == SLH_FCGI_READY,
+    CHECK(feed(&c, s->b + first, s->n - first, 100000, 6, &r) == FC_READY,
           "second");
     CHECK(c.id == 2 && strcmp(c.body, "second") == 0, "second's body");
-    slh_fcgi_next(&c);
-    CHECK(c.phase == SLH_FCGI_IDLE && c.params == NULL, "idle again");
-    slh_fcgi_conn_free(&c);
+    fc_next(&c);
+    CHECK(c.phase == FC_IDLE && c.params == NULL, "idle again");
+    fc_conn_free(&c);
     free(s);
 }
 
@@ -270,7 +269,7 @@ static void
 test_management(void)
 {
     struct stream *s = calloc(1, sizeof(*s));
-    struct slh_fcgi_conn c = {.max_conns = 48, .max_reqs = 48};
+    struct fc_conn c = {.max_conns = 48, .max_reqs = 48};
     struct run r = {0};
     unsigned char q[128];
     size_t n = 0;
@@ -284,7 +283,7 @@ test_management(void)
     n += pair(q + n, FCGI_MAX_REQS, "");
     n += pair(q + n, FCGI_MPXS_CONNS, "");
     rec(s, FCGI_GET_VALUES, 0, q, n);
-    CHECK(feed(&c, s->b, s->n, 5, 0, &r) == SLH_FCGI_MORE, "more");
+    CHECK(feed(&c, s->b, s->n, 5, 0, &r) == FC_MORE, "more");
     CHECK(r.out_len == 8 + want_len + (-want_len % 8), "result length %zu",
           r.out_len);
     CHECK(r.out[1] == FCGI_GET_VALUES_RESULT && r.out[2] == 0 &&
@@ -295,11 +294,11 @@ test_management(void)
     s->n = 0;
     r.out_len = 0;
     rec(s, 42, 0, "xyz", 3);
-    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == SLH_FCGI_MORE, "more");
+    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == FC_MORE, "more");
     CHECK(r.out_len == 16 && r.out[1] == FCGI_UNKNOWN_TYPE && r.out[8] == 42,
           "FCGI_UNKNOWN_TYPE of 42");
-    CHECK(c.phase == SLH_FCGI_IDLE, "still no request");
-    slh_fcgi_conn_free(&c);
+    CHECK(c.phase == FC_IDLE, "still no request");
+    fc_conn_free(&c);
     free(s);
 }
 
@@ -307,7 +306,7 @@ static void
 test_refusals(void)
 {
     struct stream *s = calloc(1, sizeof(*s));
-    struct slh_fcgi_conn c = {0};
+    struct fc_conn c = {0};
     struct run r = {0};
 
     /* A second request id while the first is read: refused, its records
@@ -324,22 +323,22 @@ test_refusals(void)
     rec(s, FCGI_STDIN, 2, "zz", 2);
     rec(s, FCGI_STDIN, 1, "ok", 2);
     rec(s, FCGI_STDIN, 1, "", 0);
-    CHECK(feed(&c, s->b, s->n, 7, 10, &r) == SLH_FCGI_READY, "first ready");
+    CHECK(feed(&c, s->b, s->n, 7, 10, &r) == FC_READY, "first ready");
     CHECK(r.out_len == 16 && end_status(r.out, 0, 2) == FCGI_CANT_MPX_CONN,
           "id 2: FCGI_CANT_MPX_CONN");
-    CHECK(c.id == 1 && strcmp(slh_fcgi_param(&c, "a"), "b") == 0 &&
+    CHECK(c.id == 1 && strcmp(fc_param(&c, "a"), "b") == 0 &&
               strcmp(c.body, "ok") == 0,
           "id 1 untouched");
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
 
     /* Another role: FCGI_UNKNOWN_ROLE, then closed (not kept). */
     memset(&c, 0, sizeof(c));
     memset(&r, 0, sizeof(r));
     s->n = 0;
     begin(s, 3, FCGI_AUTHORIZER, false);
-    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == SLH_FCGI_CLOSE, "closed");
+    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == FC_CLOSE, "closed");
     CHECK(end_status(r.out, 0, 3) == FCGI_UNKNOWN_ROLE, "FCGI_UNKNOWN_ROLE");
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
 
     /* An abort: the request ends; a kept connection takes the next. */
     memset(&c, 0, sizeof(c));
@@ -350,21 +349,21 @@ test_refusals(void)
     rec(s, FCGI_STDIN, 4, "partial", 7);
     rec(s, FCGI_ABORT_REQUEST, 4, "", 0);
     request(s, 5, true, "after");
-    CHECK(feed(&c, s->b, s->n, 9, 5, &r) == SLH_FCGI_READY, "next ready");
+    CHECK(feed(&c, s->b, s->n, 9, 5, &r) == FC_READY, "next ready");
     CHECK(end_status(r.out, 0, 4) == FCGI_REQUEST_COMPLETE,
           "the aborted request ended");
     CHECK(c.id == 5 && strcmp(c.body, "after") == 0, "then the next");
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
 
     memset(&c, 0, sizeof(c));
     memset(&r, 0, sizeof(r));
     s->n = 0;
     begin(s, 4, FCGI_RESPONDER, false);
     rec(s, FCGI_ABORT_REQUEST, 4, "", 0);
-    CHECK(feed(&c, s->b, s->n, 100, 5, &r) == SLH_FCGI_CLOSE,
+    CHECK(feed(&c, s->b, s->n, 100, 5, &r) == FC_CLOSE,
           "aborted, not kept: closed");
     CHECK(end_status(r.out, 0, 4) == FCGI_REQUEST_COMPLETE, "and ended");
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
     free(s);
 }
 
@@ -372,14 +371,14 @@ static void
 test_bad(void)
 {
     struct stream *s = calloc(1, sizeof(*s));
-    struct slh_fcgi_conn c = {0};
+    struct fc_conn c = {0};
     struct run r = {0};
     static char chunk[60000];
 
     s->b[0] = 2;
     s->n = 8;
-    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == SLH_FCGI_CLOSE, "version 2");
-    slh_fcgi_conn_free(&c);
+    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == FC_CLOSE, "version 2");
+    fc_conn_free(&c);
 
     memset(&c, 0, sizeof(c));
     s->n = 0;
@@ -389,30 +388,30 @@ test_bad(void)
         "ab",
         4);
     rec(s, FCGI_PARAMS, 1, "", 0);
-    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == SLH_FCGI_CLOSE &&
+    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == FC_CLOSE &&
               strcmp(c.why, "malformed params") == 0,
           "a pair past the end");
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
 
     memset(&c, 0, sizeof(c));
     s->n = 0;
     begin(s, 1, FCGI_RESPONDER, false);
     rec(s, FCGI_PARAMS, 1, chunk, sizeof(chunk));
     rec(s, FCGI_PARAMS, 1, chunk, sizeof(chunk));
-    CHECK(feed(&c, s->b, s->n, 100000, 0, &r) == SLH_FCGI_CLOSE &&
+    CHECK(feed(&c, s->b, s->n, 100000, 0, &r) == FC_CLOSE &&
               strcmp(c.why, "params too large") == 0,
-          "params over SLH_FCGI_MAX_PARAMS");
-    CHECK(c.params_cap <= SLH_FCGI_MAX_PARAMS + 1, "params capped (%zu)",
+          "params over FC_MAX_PARAMS");
+    CHECK(c.params_cap <= FC_MAX_PARAMS + 1, "params capped (%zu)",
           c.params_cap);
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
 
     memset(&c, 0, sizeof(c));
     s->n = 0;
     begin(s, 1, FCGI_RESPONDER, false);
     rec(s, FCGI_STDIN, 1, "x", 1);
-    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == SLH_FCGI_CLOSE,
+    CHECK(feed(&c, s->b, s->n, 100, 0, &r) == FC_CLOSE,
           "stdin before the params ended");
-    slh_fcgi_conn_free(&c);
+    fc_conn_free(&c);
     free(s);
 }
 
@@ -420,7 +419,7 @@ static void
 test_answer(void)
 {
     unsigned char buf[256];
-    size_t n = slh_fcgi_answer(buf, 0x1234, "Status: 200 OK\r\n\r\n", 18);
+    size_t n = fc_answer(buf, 0x1234, "Status: 200 OK\r\n\r\n", 18);
 
     CHECK(n == 8 + 18 + 8 + 16, "answer length %zu", n);
     CHECK(buf[1] == FCGI_STDOUT && buf[2] == 0x12 && buf[3] == 0x34 &&

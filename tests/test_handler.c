@@ -124,8 +124,60 @@ test_fixtures(const struct slh_config *cfg)
     CHECK(seen >= 23, "all fixtures seen (%d)", seen);
 }
 
-/* tests/cases/requests/STATUS-name.{json,form}: adding a case is adding a
- * file. */
+/* Text on one line, a newline shown as \n, for a FAIL line. */
+static const char *
+one_line(const char *text, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (; *text != '\0' && o + 3 < size; text++) {
+        if (*text == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *text;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/*
+ * The answer text a case expects: NAME.answer beside NAME.json/.form
+ * (tests/cases/requests/README). A missing one fails; with
+ * SLH_CASES_WRITE=1 it is written from today's answer, to be read against
+ * the contract before it is committed.
+ */
+static void
+check_case_answer(const char *dir, const char *name, const char *body)
+{
+    char path[1024], got[512], text[512];
+    size_t len;
+    char *want;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%.*s.answer", dir,
+             (int)(strrchr(name, '.') - name), name);
+    want = check_slurp(path, &len);
+    if (want != NULL) {
+        CHECK(strlen(want) == len && strcmp(want, body) == 0,
+              "%s: answer '%s', %s says '%s'", name,
+              one_line(body, got, sizeof(got)), path,
+              one_line(want, text, sizeof(text)));
+        free(want);
+        return;
+    }
+    if (getenv("SLH_CASES_WRITE") != NULL && (f = fopen(path, "w")) != NULL) {
+        fputs(body, f);
+        fclose(f);
+        CHECK(false, "%s: wrote %s from today's answer: read it", name, path);
+        return;
+    }
+    CHECK(false, "%s: no %s (SLH_CASES_WRITE=1 writes it)", name, path);
+}
+
+/* tests/cases/requests/STATUS-name.{json,form}, each with its answer text
+ * in STATUS-name.answer: adding a case is adding two files. */
 static void
 test_request_cases(const struct slh_config *cfg)
 {
@@ -148,7 +200,8 @@ test_request_cases(const struct slh_config *cfg)
         size_t len;
         char *body;
 
-        if (name[0] == '.' || ext == NULL)
+        if (name[0] == '.' || ext == NULL ||
+            (strcmp(ext, ".json") != 0 && strcmp(ext, ".form") != 0))
             continue;
         want = atoi(name);
         snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -162,6 +215,7 @@ test_request_cases(const struct slh_config *cfg)
              body, len, &fs, &resp);
         CHECK(resp.status == want, "%s: want %d, got %d (%s)", name, want,
               resp.status, resp.body);
+        check_case_answer(dir, name, resp.body);
         CHECK(want == 200 || fs.calls == 0, "%s: a %d stores nothing", name,
               want);
         CHECK(strstr(resp.body, SECRET) == NULL,
@@ -292,6 +346,20 @@ test_body_rules(const struct slh_config *cfg)
     CHECK(n > 0 && strstr(out, "Status: 503 ") == out &&
               strstr(out, "\r\nRetry-After: ") != NULL,
           "503 has Retry-After: %s", out);
+    CHECK(strcmp(resp.body, SLH_UNAVAILABLE_STORE) == 0 &&
+              strstr(out, "\r\nContent-Length: 44\r\n") != NULL,
+          "store failure: says so, with its length: %s", out);
+
+    /* Out of memory (slhook.fcgi: bodies over their memory bound) says so,
+     * not that the events could not be stored. */
+    fs.result = SLH_ENOMEM;
+    post(cfg, "application/json", ok, strlen(ok), &fs, &resp);
+    n = slh_response_format(&resp, out, sizeof(out));
+    CHECK(resp.status == 503 && resp.retry_after > 0 &&
+              strcmp(resp.body, "out of memory; try again later\n") == 0 &&
+              strstr(out, "\r\nRetry-After: ") != NULL &&
+              strstr(out, "\r\nContent-Length: 31\r\n") != NULL,
+          "out of memory: %s", out);
 
     fs.result = SLH_OK;
     post(cfg, "application/json", ok, strlen(ok), &fs, &resp);
@@ -513,6 +581,54 @@ test_elapsed(void)
     CHECK(ms >= 1500 && ms < 2500, "elapsed since 1.5 s ago: %.3f ms", ms);
 }
 
+/* CONTENT_LENGTH as the head checks read it. */
+static void
+test_request_length(void)
+{
+    CHECK(slh_request_length("0") == 0, "0");
+    CHECK(slh_request_length("4096") == 4096, "4096");
+    CHECK(slh_request_length("007") == 7, "leading zeros");
+    CHECK(slh_request_length(NULL) == 0, "NULL");
+    CHECK(slh_request_length("") == 0, "empty");
+    CHECK(slh_request_length("-1") == 0, "a sign");
+    CHECK(slh_request_length(" 12") == 0 && slh_request_length("12 ") == 0,
+          "a space");
+    CHECK(slh_request_length("0x10") == 0, "hex");
+    CHECK(slh_request_length("99999999999999999999999") == 0, "over SIZE_MAX");
+}
+
+/* A body with no Content-Type of its own: JSON or form, by its first
+ * byte after blanks. */
+static void
+test_body_content_type(void)
+{
+    static const struct {
+        const char *body;
+        bool is_json;
+    } cases[] = {
+        {"{\"Type\":\"Delivered\"}", true},
+        {"[{}]", true},
+        {" \t\r\n{", true},
+        {"\n\n[", true},
+        {"Type=Delivered&SecretKey=x", false},
+        {"", false},
+        {"   ", false},
+        {" x{", false},
+        {"\v{", false}, /* only space, tab, CR and LF are blanks */
+    };
+    const char *form = "application/x-www-form-urlencoded";
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got =
+            slh_body_content_type(cases[i].body, strlen(cases[i].body));
+        CHECK(strcmp(got, cases[i].is_json ? "application/json" : form) == 0,
+              "content type of '%s': %s", cases[i].body, got);
+    }
+    /* Only len bytes are read: a '{' past them does not count. */
+    CHECK(strcmp(slh_body_content_type("  {", 2), form) == 0, "len bounds");
+    CHECK(strcmp(slh_body_content_type(NULL, 0), form) == 0, "NULL, 0");
+}
+
 int
 main(void)
 {
@@ -527,6 +643,8 @@ main(void)
     test_body_rules(&cfg);
     test_validation_key();
     test_elapsed();
+    test_body_content_type();
+    test_request_length();
     test_fixtures(&cfg);
     test_caps(&cfg);
     test_request_cases(&cfg);

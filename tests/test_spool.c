@@ -1257,7 +1257,7 @@ test_deferred_checkpoints(void)
                        SLH_OK,
                "open: %s", err.text))
         goto out;
-    slh_store_defer_maintenance(sp, count_due, NULL);
+    slh_sqlite_defer_checkpoints(sp, count_due, NULL);
     /* 3 events of 20 KB a put: about 15 pages; 200 puts fill the WAL three
      * times over. */
     for (i = 0; i < 200 && ok; i++) {
@@ -1268,8 +1268,8 @@ test_deferred_checkpoints(void)
         n += ok ? (int)n_new : 0;
         if (n_due > 0 && at_due == 0) {
             at_due = file_size(wal);
-            CHECK(slh_store_maintain(other, &err) == SLH_OK, "checkpoint: %s",
-                  err.text);
+            CHECK(slh_sqlite_checkpoint(other, &err) == SLH_OK,
+                  "checkpoint: %s", err.text);
         }
         if (file_size(wal) > most)
             most = file_size(wal);

@@ -1,20 +1,20 @@
-/* commit.h: group commit for the FastCGI responder.
+/* commit.h: group commit (slhook.fcgi's committer).
  *
  * One fsync costs far more than handling a request, so request threads do
  * not commit alone: each hands its batch to one committer thread, which
  * stores everything queued meanwhile in one spool transaction and then
  * reports each batch's own result through its callback. The callback runs
  * on the committer thread, so a request thread need not sleep until its
- * commit is done (and be woken again) unless it has to. A second thread
- * with its own connection copies the WAL into the database ahead of the
- * committer (slh_store_defer_maintenance()), so that commits seldom wait
- * for a checkpoint. The committer also runs the delivery thread's spool
- * writes, as tasks in its transactions (slh_store_put_tasks()): one
+ * commit is done (and be woken again) unless it has to. Its store
+ * connection has the committer's role (store.h): the store keeps its own
+ * upkeep off the commit path (SQLite: a thread that copies the WAL into the
+ * database ahead of the commits). The committer also runs the delivery thread's
+ * spool writes, as tasks in its transactions (slh_store_put_tasks()): one
  * connection writes, its page cache stays warm, and the writers' lock is
  * never handed between threads.
  */
-#ifndef SLH_FCGI_COMMIT_H
-#define SLH_FCGI_COMMIT_H
+#ifndef SLH_COMMIT_H
+#define SLH_COMMIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,6 +28,11 @@ struct slh_commit; /* opaque */
 
 /* Called on the committer thread after a commit that stored new events. */
 typedef void (*slh_commit_fn)(void *ctx);
+
+/* Called on the store's own thread with why its upkeep failed (SQLite: a
+ * checkpoint): once per failure, again only when the reason changes or
+ * after one succeeded (store.h, slh_store_on_note()). */
+typedef void (*slh_commit_note_fn)(void *ctx, const char *text);
 
 /*
  * One batch to store, or one task to run (task non-NULL, batch unused):
@@ -54,12 +59,16 @@ struct slh_commit_job {
 /*
  * Opens the spool of cfg (borrowed: must outlive the committer) and starts
  * the committer thread. on_commit (may be NULL) is called with ctx after
- * each commit that stored at least one new event. *out is released with
- * slh_commit_stop(). On failure *out is NULL and err says why.
+ * each commit that stored at least one new event; on_note (may be NULL) with
+ * ctx when the store's upkeep fails (lib/ prints nothing: the caller logs
+ * it).
+ * *out is released with slh_commit_stop(). On failure *out is NULL and err
+ * says why.
  */
 enum slh_err slh_commit_start(struct slh_commit **out,
                               const struct slh_config *cfg,
-                              slh_commit_fn on_commit, void *ctx,
+                              slh_commit_fn on_commit,
+                              slh_commit_note_fn on_note, void *ctx,
                               struct slh_error *err);
 
 /*

@@ -10,94 +10,13 @@
 #include <time.h>
 
 #include "store.h"
+#include "thread.h"
 
-/*
- * The checkpointer: a thread with its own connection that checkpoints the
- * WAL when the committer's commits say it is due (store.h), so that commits
- * seldom wait for one. A due signal while one is pending adds nothing.
- */
-struct checkpointer {
-    struct slh_store *sp;
-    pthread_t thread;
-    sem_t work;
-    atomic_bool is_pending;
-    atomic_bool is_stopping;
-    bool is_running;
-};
-
+/* Wakes a thread asleep on the semaphore at arg. */
 static void
-checkpoint_due(void *arg)
+post(void *arg)
 {
-    struct checkpointer *k = arg;
-
-    if (!atomic_exchange(&k->is_pending, true))
-        sem_post(&k->work);
-}
-
-static void *
-checkpoint_run(void *arg)
-{
-    struct checkpointer *k = arg;
-    struct slh_error err = {0};
-    char last[sizeof(err.text)] = "";
-
-    for (;;) {
-        while (sem_wait(&k->work) != 0 && errno == EINTR)
-            ;
-        if (atomic_load(&k->is_stopping))
-            break;
-        atomic_store(&k->is_pending, false);
-        slh_error_clear(&err);
-        /* A failure is logged once until it changes or passes: commits go
-         * on, the WAL grows, and the next due signal tries again. */
-        if (slh_store_maintain(k->sp, &err) != SLH_OK) {
-            if (strcmp(err.text, last) != 0)
-                fprintf(stderr, "slhook.fcgi: checkpoint: %s\n", err.text);
-            snprintf(last, sizeof(last), "%s", err.text);
-        } else {
-            last[0] = '\0';
-        }
-        /* Once per WAL's fill is enough: 20 ms is a few hundred pages. */
-        nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
-    }
-    return NULL;
-}
-
-static enum slh_err
-checkpointer_start(struct checkpointer *k, const struct slh_config *cfg,
-                   struct slh_error *err)
-{
-    enum slh_err rc = slh_store_open(&k->sp, cfg->spool, SLH_STORE_CREATE, err);
-    int e;
-
-    if (rc != SLH_OK)
-        return rc;
-    atomic_init(&k->is_pending, false);
-    atomic_init(&k->is_stopping, false);
-    sem_init(&k->work, 0, 0);
-    e = pthread_create(&k->thread, NULL, checkpoint_run, k);
-    if (e != 0) {
-        sem_destroy(&k->work);
-        slh_store_close(k->sp);
-        k->sp = NULL;
-        return slh_error_set(err, SLH_ENOMEM,
-                             "cannot start the checkpointer: %s", strerror(e));
-    }
-    k->is_running = true;
-    return SLH_OK;
-}
-
-static void
-checkpointer_stop(struct checkpointer *k)
-{
-    if (!k->is_running)
-        return;
-    atomic_store(&k->is_stopping, true);
-    sem_post(&k->work);
-    pthread_join(k->thread, NULL);
-    sem_destroy(&k->work);
-    slh_store_close(k->sp);
-    k->is_running = false;
+    sem_post(arg);
 }
 
 /*
@@ -108,10 +27,8 @@ checkpointer_stop(struct checkpointer *k)
  */
 struct slh_commit {
     _Atomic(struct slh_commit_job *) head;
-    struct checkpointer ckpt;
     sem_t work;
-    atomic_bool is_stopping;
-    pthread_t thread;
+    struct slh_thread thread;
     struct slh_store *sp;
     const struct slh_config *cfg;
     slh_commit_fn on_commit;
@@ -247,7 +164,7 @@ run(void *arg)
         first = take(c);
         if (first == NULL) {
             /* A count whose job an earlier take got, or the stop. */
-            if (atomic_load(&c->is_stopping))
+            if (slh_thread_is_stopping(&c->thread))
                 break;
             continue;
         }
@@ -265,7 +182,8 @@ run(void *arg)
 
 enum slh_err
 slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
-                 slh_commit_fn on_commit, void *ctx, struct slh_error *err)
+                 slh_commit_fn on_commit, slh_commit_note_fn on_note, void *ctx,
+                 struct slh_error *err)
 {
     struct slh_commit *c;
     enum slh_err rc;
@@ -279,15 +197,17 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
     c->on_commit = on_commit;
     c->ctx = ctx;
     rc = slh_store_open(&c->sp, cfg->spool, SLH_STORE_CREATE, err);
-    if (rc == SLH_OK)
-        rc = checkpointer_start(&c->ckpt, cfg, err);
     if (rc != SLH_OK)
         goto fail;
-    slh_store_defer_maintenance(c->sp, checkpoint_due, &c->ckpt);
+    /* The store's own upkeep (SQLite: checkpoints on a thread of its own)
+     * stays off the commit path; what fails there is the caller's to log. */
+    slh_store_on_note(c->sp, on_note, ctx);
+    rc = slh_store_role(c->sp, SLH_STORE_COMMITTER, err);
+    if (rc != SLH_OK)
+        goto fail;
     atomic_init(&c->head, NULL);
-    atomic_init(&c->is_stopping, false);
     sem_init(&c->work, 0, 0);
-    e = pthread_create(&c->thread, NULL, run, c);
+    e = slh_thread_start(&c->thread, run, c);
     if (e != 0) {
         rc = slh_error_set(err, SLH_ENOMEM, "cannot start the committer: %s",
                            strerror(e));
@@ -298,7 +218,6 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
     return SLH_OK;
 
 fail:
-    checkpointer_stop(&c->ckpt);
     slh_store_close(c->sp);
     free(c);
     return rc;
@@ -319,15 +238,11 @@ slh_commit_stop(struct slh_commit *c, unsigned long *n_batches,
 {
     if (c == NULL)
         return;
-    atomic_store(&c->is_stopping, true);
-    sem_post(&c->work);
-    pthread_join(c->thread, NULL);
-
+    slh_thread_stop(&c->thread, post, &c->work);
     if (n_batches != NULL)
         *n_batches = c->n_batches;
     if (n_commits != NULL)
         *n_commits = c->n_commits;
-    checkpointer_stop(&c->ckpt);
     slh_store_close(c->sp);
     sem_destroy(&c->work);
     free(c->group);

@@ -1,0 +1,104 @@
+/* config_int.h: what the pieces of the config module (lib/config*.c) share:
+ * the parser's state, its error helpers and the setters of each key.
+ * Internal: not library API, so the names carry no slh_ prefix. */
+#ifndef SLH_CONFIG_INT_H
+#define SLH_CONFIG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum section { SEC_NONE, SEC_RECEIVER, SEC_DEST };
+
+struct parser {
+    struct slh_config cfg; /* what is being built */
+    const char *name;      /* the path, for messages */
+    const char *base_dir;  /* for relative secret_key_file, or NULL */
+    size_t base_dir_len;
+    const char *text; /* the reader's input */
+    size_t len, pos;
+    int line; /* the line last handed to inih */
+    enum section section;
+    uint32_t receiver_seen; /* once-only keys seen in [receiver] sections, */
+    uint32_t dest_seen;     /* and in the current [destination] (a bit each) */
+    int receiver_line;      /* first [receiver], 0 when none */
+    char *file_key;         /* the key read from secret_key_file */
+    bool has_max_body;
+    bool has_max_events;
+    struct slh_error err;
+};
+
+/*
+ * Records "name:line: text" (or "name: text" for line 0) as the parse's
+ * SLH_ECONFIG error unless one is set already. Returns 0, inih's "handler
+ * failed", so a setter can `return fail(p, ...)`.
+ */
+int config_fail_at(struct parser *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The current line's error; returns 0. */
+#define fail(p, ...) config_fail_at((p), (p)->line, __VA_ARGS__)
+
+/* Records SLH_ENOMEM at the current line; returns 0. */
+int config_fail_nomem(struct parser *p);
+
+/*
+ * Makes room for element n of an array that holds n: capacity is implicitly
+ * the next power of two, so no separate count is needed. Returns the
+ * (possibly moved) array, or NULL with arr untouched.
+ */
+void *config_grow(void *arr, size_t n, size_t size);
+
+/* Appends a copy of s[0..len) to *arr of *n strings; false when out of
+ * memory (nothing changed). */
+bool config_push_str(char ***arr, size_t *n, const char *s, size_t len);
+
+/* The next item of the list *s ("a b", "a, b" and "a,b" read the same), its
+ * length in *len, moving *s past it; NULL when none is left. */
+const char *config_next_item(const char **s, size_t *len);
+
+/* Whether s holds a control character (a tab is one unless allow_tab). */
+bool config_has_ctl(const char *s, bool allow_tab);
+
+/*
+ * Reads a small file whole into a new NUL-terminated buffer (free()).
+ * Returns errno on failure (EFBIG when over max bytes, EISDIR for a
+ * directory).
+ */
+int config_slurp(const char *path, size_t max, char **out, size_t *out_len);
+
+/*
+ * value as a duration (slh_duration_parse()) of at least 1 second and, when
+ * max is not 0, at most max, into *secs; else fails with "bad NAME 'value'".
+ */
+bool config_seconds(struct parser *p, const char *name, const char *value,
+                    int64_t max, int64_t *secs);
+
+/*
+ * Setters: each takes one key's value (not empty, no control character but
+ * tab) into p->cfg, a [destination]'s into the last destination. 1 when
+ * done, else 0 with p->err set.
+ */
+typedef int config_setter(struct parser *p, const char *value);
+
+/* [receiver] keys (config_value.c). */
+config_setter config_add_secret_key, config_read_key_file,
+    config_set_validation_key, config_add_server_ids, config_add_allow,
+    config_set_max_body, config_set_max_events, config_set_spool,
+    config_set_log, config_set_read_timeout;
+
+/* [destination NAME] keys (config_dest.c). */
+config_setter config_set_url, config_set_file, config_set_events,
+    config_add_header, config_set_signing_secret, config_set_timeout,
+    config_set_max_age;
+
+/* Starts [destination NAME] with name[0..len) (checked here); false with
+ * p->err set when it is bad or a second one. */
+bool config_begin_dest(struct parser *p, const char *name, size_t len);
+
+/* Releases what d owns (the signing key wiped first). */
+void config_free_dest(struct slh_dest *d);
+
+#endif

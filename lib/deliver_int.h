@@ -1,0 +1,206 @@
+/* deliver_int.h: what the pieces of the deliverer share (private to
+ * lib/deliver*.c; the contract for callers is deliver.h).
+ *
+ *   deliver.c        the scheduler: the run loop, when to claim and when to
+ *                    record, wake/stop, new/free, thread niceness
+ *   deliver_http.c   the curl transport: easy handles, headers, signing,
+ *                    answer sinks, the multi handle and its harvest
+ *   deliver_file.c   the file destination: lock, torn-tail mending, appends
+ *   deliver_spool.c  every read and write of the spool (the only file that
+ *                    calls store.h): claim, record and finish,
+ *                    unclaim, dead owners, following a moved spool, purge
+ *   deliver_post.c   the one-shot POST of `slhook send`, and URL masking
+ *
+ * Names shared between these files carry dl_ (not slh_: no library API).
+ */
+#ifndef SLH_DELIVER_INT_H
+#define SLH_DELIVER_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+
+#include "deliver.h"
+#include "store.h" /* the types of claims, outcomes and owners */
+
+/* ---- Sizes ---- */
+
+#define MAX_INFLIGHT 8 /* attempts in flight per destination */
+/* Rows claimed per transaction for an http destination; those beyond the
+ * free slots wait in a local queue. One SQLite transaction per few events
+ * would bound the throughput well below what a receiver can take. */
+#define CLAIM_BATCH 64
+#define FILE_BATCH 256  /* lines appended per fsync */
+#define ANSWER_KEEP 200 /* bytes of a downstream answer kept for its error */
+
+/* ---- State ---- */
+
+struct dest_state;
+
+/* A response body sink that keeps the first cap bytes and drops the rest,
+ * so a downstream answer never reaches stdout nor grows without bound. */
+struct sink {
+    char *buf;
+    size_t len;
+    size_t cap;
+};
+
+/* One attempt in flight to a url destination. */
+struct slot {
+    struct dest_state *ds;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct slh_claim claim;
+    char answer[ANSWER_KEEP + 1];
+    struct sink sink;
+    int64_t started;
+    bool busy;
+};
+
+struct dest_state {
+    const struct slh_dest *dest;
+    struct slot slots[MAX_INFLIGHT]; /* url destinations only */
+    size_t inflight;
+    struct slh_claim queue[CLAIM_BATCH]; /* claimed, waiting for a slot */
+    size_t q_head;
+    size_t q_len;
+    int64_t next_due;   /* when to look for due rows again; INT64_MIN: now */
+    int64_t claimed_at; /* when rows were last claimed */
+    bool claimed_full;  /* and whether that claim filled a batch */
+};
+
+/* An outcome waiting to be recorded, with what its log line needs. */
+struct finished {
+    struct slh_outcome o;
+    int attempts;
+    long ms;
+};
+
+struct slh_deliverer {
+    const struct slh_config *cfg;
+    struct slh_store *sp;
+    CURLM *multi;
+    struct dest_state *ds;
+    size_t n_ds;
+    struct finished *fin;
+    size_t n_fin;
+    size_t cap_fin;
+    int64_t fin_since;       /* when the oldest unrecorded outcome came */
+    struct slh_claim *batch; /* FILE_BATCH claims for file destinations */
+    void (*on_attempt)(const struct slh_attempt *a, void *arg);
+    void *arg;
+    slh_deliver_write_fn write; /* slh_deliverer_write_through()'s */
+    void *write_ctx;
+    atomic_bool stop;
+    atomic_bool wake;
+    uint32_t rnd;
+    int64_t version;
+    int64_t version_checked;
+    int64_t purge_checked; /* when the purge stamp was last looked at */
+    int64_t recovered_at;  /* when dead deliverers were last looked for */
+    struct slh_store_owner *owner; /* whose claims these are (store.h) */
+    bool curl_ready;
+};
+
+/* ---- The spool (deliver_spool.c) ---- */
+
+/* Opens d->sp on d->cfg->spool for a deliverer, and makes d's owner (a
+ * deliverer without one claims for no owner).
+ * On failure err says why; dl_spool_close() releases what was made. */
+enum slh_err dl_spool_open(struct slh_deliverer *d, struct slh_error *err);
+
+/* Ends d's owner and closes d->sp. Fine on a zeroed d. */
+void dl_spool_close(struct slh_deliverer *d);
+
+/* The spool's change counter: a new value means another connection wrote. */
+int64_t dl_spool_version(struct slh_deliverer *d);
+
+/* When a receiver made a new spool at the path (the old one removed or its
+ * file system replaced), reopens d->sp there and makes a new owner. Call
+ * only when d holds no claim and no unrecorded outcome: a claim's seq means
+ * nothing in another database. True when it did. */
+bool dl_spool_follow(struct slh_deliverer *d);
+
+/* Takes back what dead deliverers had claimed, at most once a second. True
+ * when rows may be due now. */
+bool dl_spool_recover(struct slh_deliverer *d, int64_t now);
+
+/* Once an hour per spool, forgets delivered events kept long enough. */
+void dl_spool_purge(struct slh_deliverer *d, int64_t now);
+
+/* Claims up to max due rows of dest into claims[0..*n), setting *next_due.
+ * On failure *n is 0 and nothing is held. */
+enum slh_err dl_claim(struct slh_deliverer *d, const struct slh_dest *dest,
+                      int64_t now, size_t max, struct slh_claim *claims,
+                      size_t *n, int64_t *next_due, struct slh_error *err);
+
+/* Releases what claim c owns and zeroes it. A zeroed claim is fine. */
+void dl_claim_free(struct slh_claim *c);
+
+/* Gives back rows seqs[0..n) of dest, claimed and not attempted. */
+void dl_unclaim(struct slh_deliverer *d, const char *dest, const int64_t *seqs,
+                size_t n, int64_t now);
+
+/* Queues the outcome of attempt c of ds for recording (status 0 with a NULL
+ * error: a file destination's line is on disk), lowering ds->next_due to a
+ * retry's due time. d->fin has room (cap_fin). */
+void dl_record(struct slh_deliverer *d, struct dest_state *ds,
+               const struct slh_claim *c, int status, int64_t retry_after_ms,
+               const char *error, int64_t now, long ms);
+
+/* Records every queued outcome in one transaction, then calls on_attempt
+ * for each. On failure they stay queued. */
+enum slh_err dl_flush(struct slh_deliverer *d, int64_t now,
+                      struct slh_error *err);
+
+/* ---- The transport (deliver_http.c) ---- */
+
+/* curl_global_init, the multi handle, and an easy handle per slot of every
+ * url destination of d->ds. On failure err says why; dl_http_close()
+ * releases what was made. */
+enum slh_err dl_http_open(struct slh_deliverer *d, struct slh_error *err);
+
+/* Abandons any attempt in flight and releases what dl_http_open() made. */
+void dl_http_close(struct slh_deliverer *d);
+
+/* Builds the attempt's headers for s->claim and hands s to the multi
+ * handle. SLH_ENOMEM when it could not. */
+enum slh_err dl_http_start(struct slh_deliverer *d, struct slot *s,
+                           int64_t now);
+
+/* Takes s's attempt off the multi handle, unfinished, and frees s. */
+void dl_http_cancel(struct slh_deliverer *d, struct slot *s);
+
+/* Frees busy slot s (headers, claim) for the next attempt. */
+void dl_http_release(struct slot *s);
+
+/* Drives the transfers; then records each finished one (dl_record()) and
+ * frees its slot. */
+enum slh_err dl_http_perform(struct slh_deliverer *d, struct slh_error *err);
+
+/* Waits up to ms for a transfer's progress or dl_http_wakeup(). */
+void dl_http_wait(struct slh_deliverer *d, int ms);
+
+/* Ends dl_http_wait() early. Thread-safe. */
+void dl_http_wakeup(struct slh_deliverer *d);
+
+/* The options every POST shares (http and https only, no redirects, TLS
+ * verified, no signals, timeout seconds), its answer going to sink. */
+bool dl_http_options(CURL *easy, const char *url, long timeout,
+                     struct sink *sink);
+
+/* Appends line to *list. False, *list unchanged, when out of memory. */
+bool dl_http_header(struct curl_slist **list, const char *line);
+
+/* ---- The file destination (deliver_file.c) ---- */
+
+/* Appends claims c[0..n) to ds's file, one line each, and records each
+ * outcome (dl_record()). */
+void dl_file_append(struct slh_deliverer *d, struct dest_state *ds,
+                    struct slh_claim *c, size_t n, int64_t now);
+
+#endif

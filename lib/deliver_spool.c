@@ -1,0 +1,331 @@
+/* deliver_spool.c: every read and write of the spool a deliverer makes
+ * (deliver_int.h). The only deliver*.c that calls store.h. */
+#include "deliver_int.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "retry.h"
+#include "store.h"
+
+/* A claim outlives its attempt's timeout by this much, so that a slow
+ * moment in this process never lets another deliverer take a row that is
+ * still in flight here. */
+#define LEASE_MARGIN_MS 30000
+/* How often a deliverer looks for dead ones whose claims to take back (at
+ * start, then this often): an open() and a flock() per other deliverer. */
+#define RECOVER_EVERY_MS 1000
+#define PURGE_EVERY_MS (3600 * 1000) /* per spool, whoever delivers */
+#define PURGE_STAMP "purge.stamp"    /* its mtime: the last purge */
+
+/* ---- Opening and following the spool ---- */
+
+enum slh_err
+dl_spool_open(struct slh_deliverer *d, struct slh_error *err)
+{
+    const char *dir = d->cfg->spool;
+    enum slh_err rc;
+
+    rc = slh_store_open(&d->sp, dir, SLH_STORE_CREATE, err);
+    if (rc != SLH_OK)
+        return rc;
+    rc = slh_store_role(d->sp, SLH_STORE_DELIVERER, err);
+    if (rc != SLH_OK)
+        return rc;
+    /* Without an owner of its own (a full inode table, too many open
+     * files) it claims for no owner: what it holds when killed waits for
+     * the lease, as it always did. */
+    (void)slh_store_owner_open(d->sp, &d->owner, NULL);
+    return SLH_OK;
+}
+
+void
+dl_spool_close(struct slh_deliverer *d)
+{
+    /* Its claims are given back (run's end) or finished: nothing to take. */
+    slh_store_owner_close(d->owner);
+    d->owner = NULL;
+    slh_store_close(d->sp);
+    d->sp = NULL;
+}
+
+int64_t
+dl_spool_version(struct slh_deliverer *d)
+{
+    return slh_store_data_version(d->sp);
+}
+
+/*
+ * The spool directory was removed (or its file system replaced) and a
+ * receiver made a new spool at the path: d->sp still reads the unlinked
+ * files, where nothing new ever arrives, so follow the receiver there. A
+ * path with no database yet is left to the receiver to create; the old
+ * handle is kept until a new one works.
+ */
+bool
+dl_spool_follow(struct slh_deliverer *d)
+{
+    struct slh_store *sp = NULL;
+
+    if (!slh_store_is_replaced(d->sp))
+        return false;
+    if (slh_store_open(&sp, d->cfg->spool, SLH_STORE_CREATE, NULL) != SLH_OK)
+        return false;
+    if (slh_store_role(sp, SLH_STORE_DELIVERER, NULL) != SLH_OK) {
+        slh_store_close(sp);
+        return false;
+    }
+    slh_store_close(d->sp);
+    d->sp = sp;
+    /* An owner of the store that was replaced tells no one here. */
+    slh_store_owner_close(d->owner);
+    (void)slh_store_owner_open(d->sp, &d->owner, NULL);
+    d->recovered_at = 0; /* now */
+    return true;
+}
+
+/* ---- Writes: in a transaction of their own, or written through ---- */
+
+/*
+ * The deliverer's spool writes: fn(sp, arg, err) on d->sp, in a transaction
+ * of its own, or, written through (slh_deliverer_write_through()), in the
+ * front end's writer's transaction, on its connection.
+ */
+static enum slh_err
+write_spool(struct slh_deliverer *d,
+            enum slh_err (*fn)(struct slh_store *sp, void *arg,
+                               struct slh_error *err),
+            void *arg, struct slh_error *err)
+{
+    struct slh_store_task task = {.fn = fn, .arg = arg};
+
+    if (d->write == NULL)
+        return fn(d->sp, arg, err);
+    return d->write(&task, d->write_ctx, err);
+}
+
+/* Long enough for the last row of a claimed batch to wait for a slot while
+ * every attempt before it times out. */
+static int64_t
+lease_ms(const struct slh_dest *dest)
+{
+    return (int64_t)(CLAIM_BATCH / MAX_INFLIGHT + 1) * dest->timeout * 1000 +
+           LEASE_MARGIN_MS;
+}
+
+struct claim_args {
+    const struct slh_dest *dest;
+    int64_t owner;
+    int64_t now;
+    size_t max;
+    struct slh_claim *claims;
+    size_t *n;
+    int64_t *next_due;
+};
+
+static enum slh_err
+claim_task(struct slh_store *sp, void *arg, struct slh_error *err)
+{
+    struct claim_args *a = arg;
+
+    /* What a run of this task rolled back since had claimed. */
+    for (size_t i = 0; i < *a->n; i++)
+        slh_store_claim_free(&a->claims[i]);
+    return slh_store_claim(sp, a->dest->name, a->owner, a->now,
+                           lease_ms(a->dest), a->max, a->claims, a->n,
+                           a->next_due, err);
+}
+
+enum slh_err
+dl_claim(struct slh_deliverer *d, const struct slh_dest *dest, int64_t now,
+         size_t max, struct slh_claim *claims, size_t *n, int64_t *next_due,
+         struct slh_error *err)
+{
+    struct claim_args a = {
+        dest, slh_store_owner_token(d->owner), now, max, claims, n, next_due};
+    enum slh_err rc;
+
+    *n = 0;
+    rc = write_spool(d, claim_task, &a, err);
+    if (rc != SLH_OK) {
+        /* Claimed in a writer's transaction that failed to commit. */
+        for (size_t i = 0; i < *n; i++)
+            slh_store_claim_free(&claims[i]);
+        *n = 0;
+    }
+    return rc;
+}
+
+void
+dl_claim_free(struct slh_claim *c)
+{
+    slh_store_claim_free(c);
+}
+
+/* The writes of many rows at once: what is done to them, and the rows. */
+enum rows_op { FINISH, UNCLAIM };
+
+struct rows_args {
+    enum rows_op op;
+    const char *dest; /* UNCLAIM */
+    const void *rows; /* slh_outcome or int64_t seq */
+    size_t n;
+    int64_t now;
+};
+
+static enum slh_err
+rows_task(struct slh_store *sp, void *arg, struct slh_error *err)
+{
+    struct rows_args *a = arg;
+
+    if (a->op == FINISH)
+        return slh_store_finish(sp, a->rows, a->n, a->now, err);
+    return slh_store_unclaim(sp, a->dest, a->rows, a->n, a->now, err);
+}
+
+void
+dl_unclaim(struct slh_deliverer *d, const char *dest, const int64_t *seqs,
+           size_t n, int64_t now)
+{
+    write_spool(d, rows_task, &(struct rows_args){UNCLAIM, dest, seqs, n, now},
+                NULL);
+}
+
+/*
+ * Takes back at once what dead deliverers had claimed (store.h), rather
+ * than leaving it to their leases: at the first look of a run, then every
+ * RECOVER_EVERY_MS. On d->sp itself, not written through: it writes
+ * nothing unless a deliverer died, which is rare, and a take-back that
+ * fails leaves the dead for the next look.
+ */
+bool
+dl_spool_recover(struct slh_deliverer *d, int64_t now)
+{
+    size_t taken = 0;
+
+    if (now - d->recovered_at < RECOVER_EVERY_MS)
+        return false;
+    d->recovered_at = now;
+    return slh_store_take_back(d->sp, slh_store_owner_token(d->owner), now,
+                               &taken, NULL) == SLH_OK &&
+           taken > 0;
+}
+
+/*
+ * Once an hour per spool, whichever deliverer comes first (the stamp file's
+ * mtime tells, across processes), forgets delivered events older than
+ * SLH_STORE_KEEP_MS so the spool does not grow without end. A failed purge
+ * is tried again next hour: it never holds up delivery.
+ */
+void
+dl_spool_purge(struct slh_deliverer *d, int64_t now)
+{
+    char path[4096];
+    struct stat st;
+    int fd;
+
+    if (now - d->purge_checked < PURGE_EVERY_MS / 60)
+        return;
+    d->purge_checked = now;
+    if (snprintf(path, sizeof(path), "%s/%s", d->cfg->spool, PURGE_STAMP) >=
+        (int)sizeof(path))
+        return;
+    if (stat(path, &st) == 0 &&
+        now - (int64_t)st.st_mtime * 1000 < PURGE_EVERY_MS)
+        return;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    (void)futimens(fd, NULL);
+    close(fd);
+    (void)slh_store_purge(d->sp, now - SLH_STORE_KEEP_MS, NULL, NULL);
+}
+
+/* ---- Outcomes ---- */
+
+/* The retry jitter's generator (xorshift32): no need for more. */
+static uint32_t
+next_rnd(struct slh_deliverer *d)
+{
+    uint32_t x = d->rnd;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    d->rnd = x;
+    return x;
+}
+
+void
+dl_record(struct slh_deliverer *d, struct dest_state *ds,
+          const struct slh_claim *c, int status, int64_t retry_after_ms,
+          const char *error, int64_t now, long ms)
+{
+    struct finished *f = &d->fin[d->n_fin++];
+
+    if (d->n_fin == 1)
+        d->fin_since = now;
+    memset(f, 0, sizeof(*f));
+    if (status == 0 && error == NULL) {
+        f->o.seq = c->seq;
+        memcpy(f->o.id, c->id, sizeof(f->o.id));
+        f->o.state = SLH_DELIVERED;
+        f->o.due = now;
+    } else {
+        slh_retry_decide(&f->o, c, ds->dest->max_age, status, retry_after_ms,
+                         now, next_rnd(d));
+        snprintf(f->o.error, sizeof(f->o.error), "%s",
+                 error != NULL ? error : "");
+        if (f->o.state == SLH_PENDING && f->o.due < ds->next_due)
+            ds->next_due = f->o.due;
+    }
+    f->o.dest = ds->dest->name;
+    f->attempts = c->attempts;
+    f->ms = ms;
+}
+
+/* Tells the front end's log what each recorded attempt came to. */
+static void
+tell_attempts(const struct slh_deliverer *d)
+{
+    for (size_t i = 0; d->on_attempt != NULL && i < d->n_fin; i++) {
+        const struct finished *f = &d->fin[i];
+        struct slh_attempt a = {
+            .dest = f->o.dest,
+            .event_id = f->o.id,
+            .attempts = f->attempts,
+            .state = f->o.state,
+            .status = f->o.status,
+            .error = f->o.error,
+            .due_ms = f->o.due,
+            .ms = f->ms,
+        };
+        d->on_attempt(&a, d->arg);
+    }
+}
+
+enum slh_err
+dl_flush(struct slh_deliverer *d, int64_t now, struct slh_error *err)
+{
+    struct slh_outcome *o;
+    enum slh_err rc = SLH_OK;
+
+    if (d->n_fin == 0)
+        return SLH_OK;
+    o = malloc(d->n_fin * sizeof(*o));
+    if (o == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < d->n_fin; i++)
+        o[i] = d->fin[i].o;
+    rc = write_spool(d, rows_task,
+                     &(struct rows_args){FINISH, NULL, o, d->n_fin, now}, err);
+    free(o);
+    if (rc != SLH_OK)
+        return rc;
+    tell_attempts(d);
+    d->n_fin = 0;
+    return SLH_OK;
+}

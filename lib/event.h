@@ -200,7 +200,7 @@ void slh_event_identity(const json_t *obj, char id[SLH_EVENT_ID_LEN + 1]);
  * A stored row under this id was stored by that older slhook: the current
  * one stores the plain join's digest only for events whose join has exactly
  * seven '|' and no '\', which an event with a '|' or '\' in a field never
- * joins to (spool.h).
+ * joins to (store_sqlite.h).
  */
 void slh_event_legacy_id(const json_t *obj,
                          char legacy_id[SLH_EVENT_ID_LEN + 1]);
@@ -214,7 +214,7 @@ void slh_event_legacy_id(const json_t *obj,
  * It depends on the value alone, never on the locale or TZ, and the value
  * is hashed into the identity: two events with one id have one time. The
  * spool keys events on (time, id), so that new events land together at the
- * end of its index instead of each on a page of its own (spool.h).
+ * end of its index instead of each on a page of its own (store_sqlite.h).
  */
 int64_t slh_event_at(const json_t *datetime);
 

@@ -1287,6 +1287,75 @@ out:
     slh_store_close(other);
 }
 
+/* Frames of the WAL copied into the database so far: nBackfill, the first
+ * word of the checkpoint information after the wal-index's two 48-byte
+ * headers in the -shm file (SQLite's file format, "WAL-index Format");
+ * 0 when unreadable. */
+static uint32_t
+backfilled(const char *dir)
+{
+    char shm[PATH_MAX];
+    uint32_t n = 0;
+    int fd;
+
+    pathf(shm, "%s/slhook.db-shm", dir);
+    fd = open(shm, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && pread(fd, &n, sizeof(n), 96) != (ssize_t)sizeof(n))
+        n = 0;
+    if (fd >= 0)
+        close(fd);
+    return n;
+}
+
+static void
+note_count(void *ctx, const char *text)
+{
+    (void)text;
+    (*(int *)ctx)++;
+}
+
+/* The committer's role: the backend's own thread copies the WAL ahead once
+ * it is half full, long before the committing connection would (at the
+ * full count), and is gone with the handle. */
+static void
+test_committer_role(void)
+{
+    const off_t frame = 24 + 4096, full = SLH_SQLITE_CHECKPOINT_PAGES * frame;
+    char dir[PATH_MAX], wal[PATH_MAX], prefix[64];
+    struct slh_store *sp = NULL;
+    struct slh_error err = {0};
+    struct slh_batch b = {0};
+    size_t n_new;
+    int i, notes = 0;
+    bool ok = true;
+
+    path_in(dir, "committer");
+    pathf(wal, "%s/slhook.db-wal", dir);
+    if (!CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK,
+               "open: %s", err.text))
+        return;
+    slh_store_on_note(sp, note_count, &notes);
+    CHECK(slh_store_role(sp, SLH_STORE_COMMITTER, &err) == SLH_OK &&
+              slh_sqlite(sp)->ckpt != NULL,
+          "committer: a checkpointer: %s", err.text);
+    CHECK(slh_store_role(sp, SLH_STORE_COMMITTER, &err) == SLH_OK,
+          "asked twice: still one");
+    for (i = 0; i < 200 && ok && file_size(wal) < full / 2 + 8 * frame; i++) {
+        snprintf(prefix, sizeof(prefix), "role-%d", i);
+        batch_fill(&b, 3, prefix, 20000);
+        ok = put1(sp, &b, &n_new, &err) == SLH_OK;
+        slh_batch_free(&b);
+    }
+    CHECK(ok && file_size(wal) < full, "the WAL half full: %lld bytes (%s)",
+          (long long)file_size(wal), err.text);
+    for (i = 0; i < 500 && backfilled(dir) == 0; i++)
+        usleep(10000);
+    CHECK(backfilled(dir) > 0, "copied ahead by the checkpointer: %u frames",
+          backfilled(dir));
+    CHECK(notes == 0, "nothing to tell: %d notes", notes);
+    slh_store_close(sp);
+}
+
 /* A real body through event.c, as the handler would store it. */
 static void
 test_put_fixture(void)
@@ -2275,6 +2344,7 @@ main(void)
     test_upgrade_3();
     test_kept_statements();
     test_deferred_checkpoints();
+    test_committer_role();
     test_disk_full();
     test_read_only_open();
     test_read_only_ext4();

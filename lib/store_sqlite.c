@@ -244,12 +244,14 @@ static void
 store_close(struct slh_store *st)
 {
     struct slh_sqlite *sq = slh_sqlite(st);
+    char *paths[] = {sq->dir, sq->path, sq->wal_path};
 
+    /* The checkpointer first: the hook of the connection that closes next
+     * would wake it. */
     slh_sqlite_ckpt_stop(sq);
     slh_sqlite_close_db(sq);
-    free(sq->dir);
-    free(sq->path);
-    free(sq->wal_path);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        free(paths[i]);
     free(sq);
 }
 

@@ -144,10 +144,15 @@ dl_claim(struct slh_deliverer *d, const struct slh_dest *dest, int64_t now,
          size_t max, struct slh_claim *claims, size_t *n, int64_t *next_due,
          struct slh_error *err)
 {
-    struct claim_args a = {
-        dest, slh_store_owner_token(d->owner), now, max, claims, n, next_due};
+    struct claim_args a = {.dest = dest,
+                           .owner = slh_store_owner_token(d->owner),
+                           .now = now,
+                           .max = max,
+                           .claims = claims,
+                           .n = n};
     enum slh_err rc;
 
+    a.next_due = next_due; /* written by the task (claim_task()) */
     *n = 0;
     rc = write_spool(d, claim_task, &a, err);
     if (rc != SLH_OK) {

@@ -1,5 +1,6 @@
 /* The relay commands of the operator's tool: deliver, status, retry, send. */
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -226,6 +227,23 @@ deliver_kicked(struct slh_deliverer *d, const struct slh_config *cfg,
     return 0;
 }
 
+/* A descriptor number given as an argument: true with *fd when text is
+ * one (decimal, 0 to INT_MAX), false for anything else, so that a typo is
+ * a usage error rather than descriptor 0. */
+static bool
+fd_arg(const char *text, int *fd)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || n < 0 || n > INT_MAX)
+        return false;
+    *fd = (int)n;
+    return true;
+}
+
 /* deliver's options. Returns -1 to go on, else the exit status. */
 static int
 deliver_args(int argc, char **argv, bool *once, bool *kicked, int *ready_fd)
@@ -235,8 +253,9 @@ deliver_args(int argc, char **argv, bool *once, bool *kicked, int *ready_fd)
             *once = true;
         } else if (strcmp(argv[i], "--kicked") == 0) {
             *kicked = true;
-        } else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) {
-            *ready_fd = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc &&
+                   fd_arg(argv[i + 1], ready_fd)) {
+            i++;
         } else {
             fprintf(stderr, "usage: slhook deliver [--once]\n");
             return 2;

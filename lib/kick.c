@@ -320,8 +320,8 @@ bool
 slh_kick_failure(const char *dir, time_t *when, char *text, size_t size)
 {
     char path[PATH_MAX], line[SLH_ERROR_TEXT + 32];
+    char *end;
     long long t;
-    int used = 0;
     FILE *f;
     bool found = false;
 
@@ -330,12 +330,17 @@ slh_kick_failure(const char *dir, time_t *when, char *text, size_t size)
     f = fopen(path, "re");
     if (f == NULL)
         return false;
-    if (fgets(line, sizeof(line), f) != NULL &&
-        sscanf(line, "%lld %n", &t, &used) == 1 && used > 0) {
-        line[strcspn(line, "\n")] = '\0';
-        *when = (time_t)t;
-        snprintf(text, size, "%s", line + used);
-        found = true;
+    /* "SECONDS TEXT\n", as note_failure() writes it; anything else (a
+     * note cut short, edited by hand, out of range) is no note. */
+    if (fgets(line, sizeof(line), f) != NULL) {
+        errno = 0;
+        t = strtoll(line, &end, 10);
+        if (errno == 0 && end != line && *end == ' ') {
+            line[strcspn(line, "\n")] = '\0';
+            *when = (time_t)t;
+            snprintf(text, size, "%s", end + 1);
+            found = true;
+        }
     }
     fclose(f);
     return found;

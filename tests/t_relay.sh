@@ -172,6 +172,9 @@ ok = (not bad and "# TYPE slhook_deliveries gauge" in text
 sys.exit(0 if ok else "prometheus: bad lines %r" % bad)' "$T/status.prom"
 "$B/slhook" -c "$CONF" status --yaml >/dev/null 2>&1
 check "status: unknown option is a usage error" test $? -eq 2
+"$B/slhook" -c "$CONF" deliver --once --ready-fd 2x >/dev/null 2>"$T/err" </dev/null
+check "deliver: a --ready-fd that is no number is a usage error" \
+    test $? -eq 2 -a "$(cat "$T/err")" = "usage: slhook deliver [--once]"
 
 # ---- retry ----
 "$B/slhook" -c "$CONF" retry nosuch >/dev/null 2>&1

@@ -4,6 +4,7 @@
  * passes after -c is a script saying what a deliverer would: ready, an
  * error, nothing at all. */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -28,6 +29,15 @@ start(const char *script, int wait_ms)
         return "";
     CHECK(err.code == SLH_EDELIVER, "code %d", err.code);
     return err.text;
+}
+
+/* Writes text as the whole file at path. */
+static void
+spill(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    CHECK(f != NULL && fputs(text, f) >= 0 && fclose(f) == 0, "write %s", path);
 }
 
 static bool
@@ -106,6 +116,24 @@ main(void)
         slh_kick_ready(p[1], dir);
         CHECK(1, "no SIGPIPE");
         close(p[1]);
+    }
+
+    /* A note cut short, edited by hand or out of range is no note. */
+    {
+        static const char *const bad[] = {
+            "",     "\n",  "x 12 text\n",
+            "12\n", "-\n", "99999999999999999999999 overflow\n"};
+        time_t when = 0;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            spill(note, bad[i]);
+            CHECK(!slh_kick_failure(dir, &when, buf, sizeof(buf)),
+                  "bad note %zu: none", i);
+        }
+        spill(note, "1700000000 a reason\n");
+        CHECK(slh_kick_failure(dir, &when, buf, sizeof(buf)) &&
+                  when == 1700000000 && strcmp(buf, "a reason") == 0,
+              "a well-formed note: %lld '%s'", (long long)when, buf);
     }
 
     unlink(note);

@@ -46,7 +46,8 @@ setup(struct setup *s, bool with_url)
     if (!CHECK(slh_config_parse(&s->cfg, text, "test.ini", &err) == SLH_OK,
                "config: %s", err.text))
         return false;
-    CHECK(slh_store_open(&sp, s->spool, SLH_STORE_CREATE, &err) == SLH_OK, "spool: %s", err.text);
+    CHECK(slh_store_open(&sp, s->spool, SLH_STORE_CREATE, &err) == SLH_OK,
+          "spool: %s", err.text);
     slh_store_close(sp);
     return CHECK(slh_deliverer_new(&s->d, &s->cfg, &err) == SLH_OK,
                  "deliverer: %s", err.text);

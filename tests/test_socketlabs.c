@@ -93,11 +93,11 @@ test_users_agree(void)
 {
     struct slh_config cfg;
     char text[256];
+    json_t *obj;
 
     for (int k = 0; k < SLH_SL_ENUM_VALUES; k++) {
         const char *kind = slh_sl_tracking_kinds[k];
         struct slh_batch batch;
-        json_t *obj;
         char *body;
 
         snprintf(text, sizeof(text),
@@ -139,8 +139,9 @@ test_users_agree(void)
         CHECK(cfg.n_dests == 1 &&
                   slh_dest_wants(&cfg.dests[0], slh_sl_types[t], -1),
               "filter %s wants its Type", slh_sl_types[t]);
-        CHECK(sample_obj(slh_sl_types[t], &cfg) != NULL, "a %s sample",
-              slh_sl_types[t]);
+        obj = sample_obj(slh_sl_types[t], &cfg);
+        CHECK(obj != NULL, "a %s sample", slh_sl_types[t]);
+        json_decref(obj);
         slh_config_free(&cfg);
     }
 }

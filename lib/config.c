@@ -35,6 +35,7 @@ static const struct key {
     {SEC_RECEIVER, true, "spool", config_set_spool},
     {SEC_RECEIVER, true, "log", config_set_log},
     {SEC_RECEIVER, true, "read_timeout", config_set_read_timeout},
+    {SEC_RECEIVER, true, "retention", config_set_retention},
     {SEC_DEST, true, "url", config_set_url},
     {SEC_DEST, true, "file", config_set_file},
     {SEC_DEST, true, "events", config_set_events},
@@ -351,6 +352,8 @@ finish(struct parser *p)
         cfg->max_events = SLH_DEFAULT_MAX_EVENTS;
     if (cfg->read_timeout == 0)
         cfg->read_timeout = SLH_DEFAULT_READ_TIMEOUT;
+    if (cfg->retention == 0)
+        cfg->retention = SLH_DEFAULT_RETENTION;
     if (cfg->spool == NULL)
         cfg->spool = strdup(SLH_DEFAULT_SPOOL);
     cfg->path = strdup(p->name);

@@ -87,7 +87,7 @@ typedef int config_setter(struct parser *p, const char *value);
 config_setter config_add_secret_key, config_read_key_file,
     config_set_validation_key, config_add_server_ids, config_add_allow,
     config_set_max_body, config_set_max_events, config_set_spool,
-    config_set_log, config_set_read_timeout;
+    config_set_log, config_set_read_timeout, config_set_retention;
 
 /* [destination NAME] keys (config_dest.c). */
 config_setter config_set_url, config_set_file, config_set_events,

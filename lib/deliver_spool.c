@@ -222,7 +222,7 @@ dl_spool_recover(struct slh_deliverer *d, int64_t now)
 /*
  * Once an hour per spool, whichever deliverer comes first (the stamp file's
  * mtime tells, across processes), forgets delivered events older than
- * SLH_STORE_KEEP_MS so the spool does not grow without end. A failed purge
+ * [receiver] retention so the spool does not grow without end. A failed purge
  * is tried again next hour: it never holds up delivery.
  */
 void
@@ -246,7 +246,7 @@ dl_spool_purge(struct slh_deliverer *d, int64_t now)
         return;
     (void)futimens(fd, NULL);
     close(fd);
-    (void)slh_store_purge(d->sp, now - SLH_STORE_KEEP_MS, NULL, NULL);
+    (void)slh_store_purge(d->sp, now - d->cfg->retention * 1000, NULL, NULL);
 }
 
 /* ---- Outcomes ---- */

@@ -296,14 +296,12 @@ slh_store_event(struct slh_store *st, const char *id,
 }
 
 enum slh_err
-slh_store_requeue(struct slh_store *st, const struct slh_dest *dest,
-                  int64_t since_ms, int64_t until_ms, unsigned states,
+slh_store_requeue(struct slh_store *st, const struct slh_store_replay *r,
                   int64_t now_ms, size_t *n, struct slh_error *err)
 {
     if (n != NULL)
         *n = 0;
-    if (st == NULL || dest == NULL)
+    if (st == NULL || r == NULL || r->dest == NULL)
         return NO_HANDLE(err);
-    return st->ops->requeue(st, dest, since_ms, until_ms, states, now_ms, n,
-                            err);
+    return st->ops->requeue(st, r, now_ms, n, err);
 }

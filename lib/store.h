@@ -36,7 +36,6 @@
 #include "err.h"
 #include "event.h"
 
-#define SLH_STORE_KEEP_MS (7LL * 24 * 3600 * 1000) /* delivered kept */
 #define SLH_STORE_ERROR_LEN 256 /* last_error buffer, NUL included */
 
 enum slh_delivery_state { SLH_PENDING = 0, SLH_DELIVERED = 1, SLH_DEAD = 2 };
@@ -354,14 +353,15 @@ struct slh_store_event {
 
 /* Which events slh_store_events() lists. Zero (or NULL) fields mean any. */
 struct slh_store_filter {
-    const char *dest; /* with a row for this destination */
-    unsigned states;  /* a bit (1u << state) per wanted state of that row
-                         (of any row without dest); 0: any */
-    bool is_retrying; /* of pending rows, only those that failed before */
-    const char *type; /* Type, exactly */
-    int64_t since;    /* received at or after (unix ms); 0: no bound */
-    int64_t until;    /* received before (unix ms); 0: no bound */
-    size_t limit;     /* at most this many; 0: SLH_STORE_LIST_LIMIT */
+    const char *dest;       /* with a row for this destination */
+    unsigned states;        /* a bit (1u << state) per wanted state of that row
+                               (of any row without dest); 0: any */
+    bool is_retrying;       /* of pending rows, only those that failed before */
+    const char *type;       /* Type, in any case */
+    const char *message_id; /* MessageId (so spelled in the body), exactly */
+    int64_t since;          /* received at or after (unix ms); 0: no bound */
+    int64_t until;          /* received before (unix ms); 0: no bound */
+    size_t limit;           /* at most this many; 0: SLH_STORE_LIST_LIMIT */
 };
 #define SLH_STORE_LIST_LIMIT 50
 
@@ -393,23 +393,40 @@ enum slh_err slh_store_event(struct slh_store *st, const char *id,
 /* Releases what *ev owns and zeroes it. NULL is fine. */
 void slh_store_event_free(struct slh_store_event *ev);
 
-/*
- * Queues again, for destination dest, every event received in
- * [since_ms, until_ms) (0: no bound) whose row for dest is in one of the
- * states (bits 1u << state; 0: any) and that dest's filter accepts
- * (slh_dest_wants()): due at now_ms, attempts 0, last error kept, and
- * max_age counted afresh from now_ms. An event with no row for dest gets
- * one (a backfill: a destination added after the events arrived), when
- * states has no bit or SLH_STORE_NO_ROW. A row claimed by an owner
- * (slh_store_owner_open()) and not finished is left alone, in flight, and
- * so is every other destination's. *n (may be NULL) gets how many rows
- * were queued, in one write.
- */
+/* What slh_store_requeue() queues again. Zero fields mean any. */
+struct slh_store_replay {
+    const struct slh_dest *dest; /* for this destination; its filter
+                                    (slh_dest_wants()) applies */
+    int64_t since;            /* received at or after (unix ms); 0: no bound */
+    int64_t until;            /* received before (unix ms); 0: no bound */
+    const char *const *types; /* of these Types (any case); */
+    size_t n_types;           /* 0: every Type */
+    unsigned states;          /* bits 1u << state of dest's row, and
+                                 SLH_STORE_NO_ROW; 0: SLH_STORE_REPLAY_ANY */
+    bool is_dry_run;          /* count only: nothing is written */
+};
 #define SLH_STORE_NO_ROW 8u /* a states bit: events without a row for dest */
+/* The default: every row that is not pending, and no row yet (backfill). */
+#define SLH_STORE_REPLAY_ANY                                                   \
+    (1u << SLH_DELIVERED | 1u << SLH_DEAD | SLH_STORE_NO_ROW)
+
+/*
+ * Queues again, for r->dest, every event received in r's window, of r's
+ * Types, that r->dest's filter accepts and whose row for it is in one of
+ * r's states: due at now_ms, attempts 0, last error kept, and max_age
+ * counted afresh from now_ms. The event keeps its id, and so the
+ * webhook-id it is relayed with. An event with no row for dest gets one
+ * (a backfill: a destination added after the events arrived), when states
+ * has SLH_STORE_NO_ROW. A row claimed by an owner (slh_store_owner_open())
+ * and not finished is left alone, in flight, and so is every other
+ * destination's. The window is gone through oldest first in short writes
+ * (SLH_STORE_REPLAY_CHUNK events each), so that receivers storing events
+ * meanwhile never wait long; on failure the writes before stand. *n (may
+ * be NULL) gets how many rows were queued (with is_dry_run: would be).
+ */
+#define SLH_STORE_REPLAY_CHUNK 1000
 enum slh_err slh_store_requeue(struct slh_store *st,
-                               const struct slh_dest *dest, int64_t since_ms,
-                               int64_t until_ms, unsigned states,
-                               int64_t now_ms, size_t *n,
-                               struct slh_error *err);
+                               const struct slh_store_replay *r, int64_t now_ms,
+                               size_t *n, struct slh_error *err);
 
 #endif

@@ -38,6 +38,10 @@
  *                                      -- "what did this dead one hold"
  *   index event_received ON event(received)  -- version 4: windows by
  *                                      -- received time, newest first
+ *   index event_id8 ON event(substr(id, 1, 8))  -- version 5: an event by
+ *                                      -- a prefix of its id (show)
+ *   index event_message_id ON event(json_extract(body, '$.MessageId'))
+ *                                      -- version 5: by MessageId
  *
  * PRAGMA user_version holds the schema version (SLH_SQLITE_VERSION).
  *
@@ -66,8 +70,8 @@
 #include "store_backend.h"
 
 /* Older versions are upgraded on open: 1 (no at, id UNIQUE), 2 (no owner),
- * 3 (no event_received). */
-#define SLH_SQLITE_VERSION 4
+ * 3 (no event_received), 4 (no event_id8, event_message_id). */
+#define SLH_SQLITE_VERSION 5
 #define SLH_SQLITE_FILE "slhook.db"  /* inside the spool directory */
 #define SLH_SQLITE_LOCK "write.lock" /* the writers' lock, beside it */
 #define SLH_SQLITE_CLAIMS "claims"   /* the owners' lock files, beside it */

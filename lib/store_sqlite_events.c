@@ -6,19 +6,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Newest first through event_received; the window is always bound (the
  * widest when not given) so that the index bounds the scan. */
 static const char list_sql[] =
     "SELECT seq, id, type, tracking, at, received, body FROM event"
-    " WHERE received >= ?1 AND received < ?2 AND (?3 IS NULL OR type = ?3)"
+    " WHERE received >= ?1 AND received < ?2"
+    " AND (?3 IS NULL OR type = ?3 COLLATE NOCASE)"
     " ORDER BY received DESC, seq DESC";
 
-/* No index on id alone (events are keyed on (at, id)): a prefix is looked
- * for in the whole table, which `show` can afford. */
+/* One MessageId's events through event_message_id (version 5; the
+ * expression is the index's, word for word); +received keeps the planner
+ * off event_received, which would read the whole window in order. */
+static const char list_mid_sql[] =
+    "SELECT seq, id, type, tracking, at, received, body FROM event"
+    " WHERE json_extract(body, '$.MessageId') = ?4"
+    " AND +received >= ?1 AND +received < ?2"
+    " AND (?3 IS NULL OR type = ?3 COLLATE NOCASE)"
+    " ORDER BY received DESC, seq DESC";
+
+/* Through event_id8 (version 5), on the id's first 8 characters (?2),
+ * which every prefix given has (SLH_STORE_PREFIX_MIN). */
 static const char find_sql[] =
     "SELECT seq, id, type, tracking, at, received, body FROM event"
-    " WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2";
+    " WHERE substr(id, 1, 8) = ?2 AND substr(id, 1, length(?1)) = ?1"
+    " LIMIT 2";
+
+_Static_assert(SLH_STORE_PREFIX_MIN == 8, "find_sql's substr(id, 1, 8)");
 
 static const char row_sql[] =
     "SELECT state, attempts, last_status, last_error, due, done, owner"
@@ -165,13 +180,17 @@ list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
     size_t n_dests = 0;
     enum slh_err rc = slh_sqlite_dests(&sq->base, &dests, &n_dests, err);
 
-    if (rc == SLH_OK && slh_sqlite_prepare(sq, list_sql, &q) != SQLITE_OK)
+    if (rc == SLH_OK &&
+        slh_sqlite_prepare(sq, f->message_id != NULL ? list_mid_sql : list_sql,
+                           &q) != SQLITE_OK)
         rc = slh_sqlite_fail(sq, "events", err);
     if (rc == SLH_OK) {
         sqlite3_bind_int64(q, 1, f->since > 0 ? f->since : INT64_MIN);
         sqlite3_bind_int64(q, 2, f->until > 0 ? f->until : INT64_MAX);
         if (f->type != NULL)
             sqlite3_bind_text(q, 3, f->type, -1, SQLITE_STATIC);
+        if (f->message_id != NULL)
+            sqlite3_bind_text(q, 4, f->message_id, -1, SQLITE_STATIC);
         rc = list(sq, q, f, dests, n_dests, out, n, err);
     }
     slh_sqlite_release(q);
@@ -218,6 +237,7 @@ find(struct slh_sqlite *sq, const char *id, struct slh_store_event *ev,
     if (slh_sqlite_prepare(sq, find_sql, &q) != SQLITE_OK)
         return slh_sqlite_fail(sq, "event", err);
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, SLH_STORE_PREFIX_MIN, SQLITE_STATIC);
     r = sqlite3_step(q);
     if (r == SQLITE_DONE)
         rc = slh_error_set(err, SLH_ENOTFOUND, "no event %s", id);
@@ -260,8 +280,12 @@ slh_sqlite_event(struct slh_store *st, const char *id,
     return rc;
 }
 
-static const char window_sql[] = "SELECT seq, type, tracking FROM event"
-                                 " WHERE received >= ?1 AND received < ?2";
+/* A chunk of the window, oldest first, after the last one's (received,
+ * seq): a range on event_received, whose entries end with seq. */
+static const char window_sql[] =
+    "SELECT seq, type, tracking, received FROM event"
+    " WHERE received >= ?1 AND received < ?2 AND (received, seq) > (?3, ?4)"
+    " ORDER BY received, seq LIMIT ?5";
 static const char requeue_sql[] =
     "UPDATE delivery SET state = 0, due = ?3, attempts = 0, done = ?3,"
     " owner = NULL WHERE dest = ?1 AND seq = ?2";
@@ -269,68 +293,121 @@ static const char backfill_sql[] =
     "INSERT INTO delivery(dest, seq, state, due, attempts, done)"
     " VALUES (?1, ?2, 0, ?3, 0, ?3)"; /* 0: SLH_PENDING */
 
-/* Queues the event of seq for dest again, or for the first time, when its
- * row's state is one of states; *n counts it. */
+/* Where a replay is: the window's events after (received, seq) are left. */
+struct replay_at {
+    int64_t received;
+    int64_t seq;
+    size_t count; /* rows queued (or, dry, that would be) so far */
+};
+
+/* Queues the event of seq for r->dest again, or for the first time, when
+ * its row's state is one of r's states; at->count counts it. */
 static enum slh_err
-requeue_one(struct slh_sqlite *sq, const char *dest, int64_t seq,
-            unsigned states, int64_t now_ms, size_t *n, struct slh_error *err)
+requeue_one(struct slh_sqlite *sq, const struct slh_store_replay *r,
+            int64_t seq, int64_t now_ms, struct replay_at *at,
+            struct slh_error *err)
 {
-    struct slh_store_row r = {0};
+    struct slh_store_row row = {0};
+    unsigned states = r->states != 0 ? r->states : SLH_STORE_REPLAY_ANY;
     bool is_leased = false;
     sqlite3_stmt *st = NULL;
-    int rc = read_row(sq, dest, seq, &r, &is_leased);
-    unsigned bit = rc == SQLITE_ROW ? 1u << r.state : SLH_STORE_NO_ROW;
+    int rc = read_row(sq, r->dest->name, seq, &row, &is_leased);
+    unsigned bit = rc == SQLITE_ROW ? 1u << row.state : SLH_STORE_NO_ROW;
 
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return slh_sqlite_fail(sq, "requeue", err);
-    if ((states != 0 && (states & bit) == 0) || is_leased)
+    if ((states & bit) == 0 || is_leased)
         return SLH_OK;
-    if (slh_sqlite_prepare(sq, rc == SQLITE_ROW ? requeue_sql : backfill_sql,
-                           &st) != SQLITE_OK)
-        return slh_sqlite_fail(sq, "requeue", err);
-    sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, seq);
-    sqlite3_bind_int64(st, 3, now_ms);
-    if (slh_sqlite_run(st) != SQLITE_DONE)
-        return slh_sqlite_fail(sq, "requeue", err);
-    (*n)++;
+    if (!r->is_dry_run) {
+        if (slh_sqlite_prepare(sq,
+                               rc == SQLITE_ROW ? requeue_sql : backfill_sql,
+                               &st) != SQLITE_OK)
+            return slh_sqlite_fail(sq, "requeue", err);
+        sqlite3_bind_text(st, 1, r->dest->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, seq);
+        sqlite3_bind_int64(st, 3, now_ms);
+        if (slh_sqlite_run(st) != SQLITE_DONE)
+            return slh_sqlite_fail(sq, "requeue", err);
+    }
+    at->count++;
     return SLH_OK;
 }
 
+/* Whether r wants an event of this Type and tracking kind. */
+static bool
+is_replayed(const struct slh_store_replay *r, const char *type, int tracking)
+{
+    bool is_type = r->n_types == 0;
+
+    for (size_t i = 0; !is_type && i < r->n_types; i++)
+        is_type = strcasecmp(r->types[i], type) == 0;
+    return is_type && slh_dest_wants(r->dest, type, tracking);
+}
+
+/* One chunk of the window after at, in the transaction open: *n_seen gets
+ * how many events it went through. */
+static enum slh_err
+requeue_chunk(struct slh_sqlite *sq, const struct slh_store_replay *r,
+              int64_t now_ms, struct replay_at *at, size_t *n_seen,
+              struct slh_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    enum slh_err rc = SLH_OK;
+    int step = SQLITE_DONE;
+
+    *n_seen = 0;
+    if (slh_sqlite_prepare(sq, window_sql, &q) != SQLITE_OK)
+        return slh_sqlite_fail(sq, "requeue", err);
+    sqlite3_bind_int64(q, 1, r->since > 0 ? r->since : INT64_MIN);
+    sqlite3_bind_int64(q, 2, r->until > 0 ? r->until : INT64_MAX);
+    sqlite3_bind_int64(q, 3, at->received);
+    sqlite3_bind_int64(q, 4, at->seq);
+    sqlite3_bind_int64(q, 5, SLH_STORE_REPLAY_CHUNK);
+    while (rc == SLH_OK && (step = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(q, 1);
+        int64_t seq = sqlite3_column_int64(q, 0);
+
+        at->received = sqlite3_column_int64(q, 3);
+        at->seq = seq;
+        (*n_seen)++;
+        if (is_replayed(r, type != NULL ? type : "", sqlite3_column_int(q, 2)))
+            rc = requeue_one(sq, r, seq, now_ms, at, err);
+    }
+    if (rc == SLH_OK && step != SQLITE_DONE)
+        rc = slh_sqlite_fail(sq, "requeue", err);
+    slh_sqlite_release(q);
+    return rc;
+}
+
 enum slh_err
-slh_sqlite_requeue(struct slh_store *st, const struct slh_dest *dest,
-                   int64_t since_ms, int64_t until_ms, unsigned states,
+slh_sqlite_requeue(struct slh_store *st, const struct slh_store_replay *r,
                    int64_t now_ms, size_t *n, struct slh_error *err)
 {
     struct slh_sqlite *sq = slh_sqlite(st);
-    sqlite3_stmt *q = NULL;
-    size_t count = 0;
-    enum slh_err rc;
-    bool own;
-    int r = SQLITE_DONE;
+    struct replay_at at = {INT64_MIN, INT64_MIN, 0};
+    enum slh_err rc = SLH_OK;
+    size_t seen = SLH_STORE_REPLAY_CHUNK;
 
-    rc = slh_sqlite_begin(sq, "requeue", &own, err);
-    if (rc != SLH_OK)
-        return rc;
-    if (slh_sqlite_prepare(sq, window_sql, &q) != SQLITE_OK)
-        rc = slh_sqlite_fail(sq, "requeue", err);
-    if (rc == SLH_OK) {
-        sqlite3_bind_int64(q, 1, since_ms > 0 ? since_ms : INT64_MIN);
-        sqlite3_bind_int64(q, 2, until_ms > 0 ? until_ms : INT64_MAX);
-    }
-    while (rc == SLH_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *type = (const char *)sqlite3_column_text(q, 1);
+    while (rc == SLH_OK && seen == SLH_STORE_REPLAY_CHUNK) {
+        size_t before = at.count;
+        bool own = false;
 
-        if (slh_dest_wants(dest, type != NULL ? type : "",
-                           (enum slh_tracking)sqlite3_column_int(q, 2)))
-            rc = requeue_one(sq, dest->name, sqlite3_column_int64(q, 0), states,
-                             now_ms, &count, err);
+        if (r->is_dry_run) {
+            rc = slh_sqlite_read_begin(sq, "requeue", &own, err);
+            if (rc == SLH_OK)
+                rc = requeue_chunk(sq, r, now_ms, &at, &seen, err);
+            slh_sqlite_read_end(sq, own);
+            continue;
+        }
+        rc = slh_sqlite_begin(sq, "requeue", &own, err);
+        if (rc != SLH_OK)
+            break;
+        rc = requeue_chunk(sq, r, now_ms, &at, &seen, err);
+        rc = slh_sqlite_end(sq, own, rc, err);
+        if (rc != SLH_OK)
+            at.count = before; /* rolled back */
     }
-    if (rc == SLH_OK && r != SQLITE_DONE)
-        rc = slh_sqlite_fail(sq, "requeue", err);
-    slh_sqlite_release(q);
-    rc = slh_sqlite_end(sq, own, rc, err);
-    if (rc == SLH_OK && n != NULL)
-        *n = count;
+    if (n != NULL)
+        *n = at.count;
     return rc;
 }

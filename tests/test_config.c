@@ -210,6 +210,8 @@ test_defaults(void)
               "default max_events %zu", cfg.max_events);
         CHECK(cfg.read_timeout == SLH_DEFAULT_READ_TIMEOUT,
               "default read_timeout");
+        CHECK(cfg.retention == 7 * 86400 && SLH_DEFAULT_RETENTION == 7 * 86400,
+              "default retention 7d");
         CHECK(cfg.spool != NULL && strcmp(cfg.spool, SLH_DEFAULT_SPOOL) == 0,
               "default spool");
         CHECK(cfg.n_dests == 0 && cfg.dests == NULL, "no destinations");
@@ -327,6 +329,39 @@ test_max_body(void)
         snprintf(text, sizeof(text), RECV "max_body = %s\n", bad[i]);
         PARSE_BAD(text, NAME ":3: bad max_body");
     }
+}
+
+/* [receiver] retention: any positive duration (check warns when short). */
+static void
+test_retention(void)
+{
+    static const struct {
+        const char *v;
+        int64_t want;
+    } good[] = {{"7d", 7 * 86400}, {"1d", 86400},  {"36h", 36 * 3600},
+                {"90m", 5400},     {"3600", 3600}, {"365d", 365 * 86400}};
+    static const char *const bad[] = {
+        "0", "-1d", "1.5d", "x", "7 d", "99999999999999999d", "1w"};
+    struct slh_config cfg;
+    char text[256];
+    size_t i;
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), RECV "retention = %s\n", good[i].v);
+        if (PARSE_GOOD(&cfg, text)) {
+            CHECK(cfg.retention == good[i].want, "retention %s = %lld",
+                  good[i].v, (long long)cfg.retention);
+            slh_config_free(&cfg);
+        }
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), RECV "retention = %s\n", bad[i]);
+        PARSE_BAD(text, NAME ":3: bad retention");
+    }
+    PARSE_BAD(RECV "retention = 1d\nretention = 2d\n",
+              NAME ":4: duplicate key");
+    PARSE_BAD("[destination x]\nurl = http://h/\nretention = 1d\n" RECV,
+              NAME ":3:");
 }
 
 static void
@@ -1042,6 +1077,7 @@ main(void)
     test_max_body();
     test_max_events();
     test_read_timeout();
+    test_retention();
     test_durations();
     test_dest_values();
     test_signing_secret();

@@ -1665,8 +1665,8 @@ test_upgrade_3(void)
     if (sp == NULL)
         return;
     db = slh_sqlite_db(sp);
-    CHECK(sql_int(db, "PRAGMA user_version") == 4 && SLH_SQLITE_VERSION == 4,
-          "upgraded to 4");
+    CHECK(sql_int(db, "PRAGMA user_version") == SLH_SQLITE_VERSION,
+          "upgraded to %d", SLH_SQLITE_VERSION);
     CHECK(strcmp(q_text(db,
                         "SELECT group_concat(name, ',') FROM "
                         "pragma_index_info('event_received')",
@@ -1701,6 +1701,107 @@ test_upgrade_3(void)
               ev[0].rows[0].state == SLH_DELIVERED && ev[1].n_rows == 1,
           "listed newest first: %zu %s", n, err.text);
     slh_store_events_free(ev, n);
+    slh_store_close(sp);
+}
+
+/* Whether the plan of sql reads through index. */
+static bool
+plan_uses(sqlite3 *db, const char *sql, const char *index)
+{
+    char explain[1024];
+    sqlite3_stmt *q = NULL;
+    bool is_used = false;
+
+    snprintf(explain, sizeof(explain), "EXPLAIN QUERY PLAN %s", sql);
+    if (sqlite3_prepare_v2(db, explain, -1, &q, NULL) == SQLITE_OK)
+        while (sqlite3_step(q) == SQLITE_ROW)
+            is_used = is_used || strstr((const char *)sqlite3_column_text(q, 3),
+                                        index) != NULL;
+    sqlite3_finalize(q);
+    return is_used;
+}
+
+/* A spool of schema version 4 (no index to find an event by), upgraded on
+ * open: event_id8 and event_message_id made, every row kept, and show's
+ * lookups then read through them, not the whole table. */
+static void
+test_upgrade_4(void)
+{
+    static const char v4_sql[] =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE event(seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
+        " at INTEGER NOT NULL, type TEXT NOT NULL,"
+        " tracking INTEGER NOT NULL, received INTEGER NOT NULL,"
+        " body TEXT NOT NULL, UNIQUE (at, id));"
+        "CREATE TABLE delivery(dest TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " state INTEGER NOT NULL, due INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL, last_status INTEGER, last_error TEXT,"
+        " done INTEGER, owner INTEGER,"
+        " PRIMARY KEY (dest, seq)) WITHOUT ROWID;"
+        "CREATE INDEX delivery_due ON delivery(dest, state, due);"
+        "CREATE INDEX delivery_owner ON delivery(owner)"
+        " WHERE owner IS NOT NULL;"
+        "CREATE INDEX event_received ON event(received);"
+        "INSERT INTO event VALUES (1, 'aaaaaaaa11', 10, 'Delivered', -1, 5,"
+        " '{\"MessageId\":\"m1\"}');"
+        "INSERT INTO event VALUES (2, 'aaaaaaaa22', 11, 'Failed', -1, 6,"
+        " '{\"MessageId\":\"m2\",\"Address\":\"x@y\"}');"
+        "INSERT INTO event VALUES (3, 'bbbbbbbb33', 12, 'Open', 1, 7, '{}');"
+        "INSERT INTO delivery VALUES ('x', 2, 1, 7, 1, 200, NULL, 7, NULL);"
+        "PRAGMA user_version = 4;";
+    char dir[PATH_MAX], buf[256];
+    struct slh_store *sp = open_older(dir, "upgrade4", v4_sql);
+    struct slh_store_filter f = {.message_id = "m2"};
+    struct slh_store_event *ev = NULL, one;
+    struct slh_error err = {0};
+    size_t n = 0;
+    sqlite3 *db;
+
+    if (sp == NULL)
+        return;
+    db = slh_sqlite_db(sp);
+    CHECK(sql_int(db, "PRAGMA user_version") == 5 && SLH_SQLITE_VERSION == 5,
+          "upgraded to 5");
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(name, ',') FROM sqlite_master"
+                        " WHERE type = 'index' AND tbl_name = 'event'"
+                        " AND sql IS NOT NULL",
+                        buf, sizeof(buf)),
+                 "event_received,event_id8,event_message_id") == 0,
+          "the two indexes made: %s", buf);
+    CHECK(sql_int(db, "SELECT count(*) FROM event") == 3 &&
+              sql_int(db, "SELECT count(*) FROM delivery") == 1,
+          "rows kept");
+    CHECK(plan_uses(db,
+                    "SELECT seq FROM event WHERE substr(id, 1, 8) = ?2"
+                    " AND substr(id, 1, length(?1)) = ?1 LIMIT 2",
+                    "event_id8"),
+          "an id prefix found through event_id8");
+    CHECK(plan_uses(db,
+                    "SELECT seq FROM event"
+                    " WHERE json_extract(body, '$.MessageId') = ?4"
+                    " AND +received >= ?1 AND +received < ?2"
+                    " AND (?3 IS NULL OR type = ?3 COLLATE NOCASE)"
+                    " ORDER BY received DESC, seq DESC",
+                    "event_message_id"),
+          "a MessageId found through event_message_id");
+    CHECK(plan_uses(db,
+                    "SELECT seq FROM event WHERE received >= ?1"
+                    " AND received < ?2 AND (received, seq) > (?3, ?4)"
+                    " ORDER BY received, seq LIMIT ?5",
+                    "event_received"),
+          "replay's chunks read through event_received");
+    CHECK(slh_store_events(sp, &f, &ev, &n, &err) == SLH_OK && n == 1 &&
+              ev[0].seq == 2 && ev[0].n_rows == 1,
+          "by MessageId: %zu %s", n, err.text);
+    slh_store_events_free(ev, n);
+    CHECK(slh_store_event(sp, "aaaaaaaa", &one, &err) == SLH_EINVAL &&
+              strstr(err.text, "ambiguous") != NULL,
+          "a prefix two ids share: %s", err.text);
+    slh_error_clear(&err);
+    CHECK(slh_store_event(sp, "bbbbbbbb", &one, &err) == SLH_OK && one.seq == 3,
+          "a prefix one id has: %s", err.text);
+    slh_store_event_free(&one);
     slh_store_close(sp);
 }
 
@@ -2342,6 +2443,7 @@ main(void)
     test_upgrade();
     test_upgrade_2();
     test_upgrade_3();
+    test_upgrade_4();
     test_kept_statements();
     test_deferred_checkpoints();
     test_committer_role();

@@ -663,6 +663,26 @@ test_events(void)
     CHECK(n == 3 && is_mid(&ev[0], "e3") && is_mid(&ev[2], "e1"),
           "the window's three, since included, until not: %zu", n);
     slh_store_events_free(ev, n);
+    memset(&f, 0, sizeof(f));
+    f.type = "delivered";
+    n = list(st, &f, &ev);
+    CHECK(n == 3 && is_mid(&ev[0], "e4"), "Type in any case: %zu", n);
+    slh_store_events_free(ev, n);
+    memset(&f, 0, sizeof(f));
+    f.message_id = "e3";
+    n = list(st, &f, &ev);
+    CHECK(n == 1 && is_mid(&ev[0], "e3") && ev[0].n_rows == 2,
+          "by MessageId, with its rows: %zu", n);
+    slh_store_events_free(ev, n);
+    f.type = "Delivered";
+    n = list(st, &f, &ev);
+    CHECK(n == 0, "by MessageId and another Type: none: %zu", n);
+    slh_store_events_free(ev, n);
+    f.type = NULL;
+    f.message_id = "e";
+    n = list(st, &f, &ev);
+    CHECK(n == 0, "a MessageId is matched whole: %zu", n);
+    slh_store_events_free(ev, n);
     slh_store_events_free(NULL, 0);
 out:
     close_store(&cfg, st);
@@ -722,16 +742,35 @@ test_requeue(void)
     struct slh_store_owner *me = NULL;
     struct slh_error err = {0};
     struct slh_claim c[8];
+    struct slh_store_replay r = {0};
+    static const char *const failed[] = {"failed"};
+    static const char *const delivered[] = {"Open", "Delivered"};
     char text[1024];
     size_t n = 99, m = 0;
 
     if (!window_store(&cfg, &st, "requeue"))
         goto out;
-    CHECK(slh_store_requeue(st, &cfg.dests[0], T0, T0 + 6 * HOUR,
-                            1u << SLH_DELIVERED | 1u << SLH_DEAD, T0 + 8 * HOUR,
-                            &n, &err) == SLH_OK &&
-              n == 2,
-          "a's delivered and dead queued again: %zu %s", n, err.text);
+    r.dest = &cfg.dests[0];
+    r.since = T0;
+    r.until = T0 + 6 * HOUR;
+    r.states = 1u << SLH_DELIVERED | 1u << SLH_DEAD;
+    r.is_dry_run = true;
+    CHECK(slh_store_requeue(st, &r, T0 + 8 * HOUR, &n, &err) == SLH_OK &&
+              n == 2 && stats(st, "a").pending == 4 &&
+              stats(st, "a").delivered == 1 && stats(st, "a").dead == 1,
+          "dry run: 2 would be queued, nothing changed: %zu %s", n, err.text);
+    r.is_dry_run = false;
+    r.types = failed;
+    r.n_types = 1;
+    CHECK(slh_store_requeue(st, &r, T0 + 8 * HOUR, &n, &err) == SLH_OK &&
+              n == 1 && stats(st, "a").dead == 0 &&
+              stats(st, "a").delivered == 1,
+          "of Type failed (any case): e1, the dead one: %zu %s", n, err.text);
+    r.types = delivered;
+    r.n_types = 2;
+    CHECK(slh_store_requeue(st, &r, T0 + 8 * HOUR, &n, &err) == SLH_OK &&
+              n == 1,
+          "of Types Delivered or Open: e0: %zu %s", n, err.text);
     CHECK(stats(st, "a").pending == 6 && stats(st, "b").pending == 3,
           "every a row pending; b untouched");
     CHECK(slh_store_owner_open(st, &me, &err) == SLH_OK, "owner: %s", err.text);
@@ -743,8 +782,10 @@ test_requeue(void)
         if (c[i].received == T0 || c[i].received == T0 + HOUR)
             CHECK(c[i].attempts == 1 && c[i].revived == T0 + 8 * HOUR,
                   "a requeued row: attempts afresh, horizon from now");
-    CHECK(slh_store_requeue(st, &cfg.dests[0], 0, 0, 0, T0 + 8 * HOUR, &n,
-                            &err) == SLH_OK &&
+    memset(&r, 0, sizeof(r));
+    r.dest = &cfg.dests[0];
+    r.states = 1u << SLH_PENDING;
+    CHECK(slh_store_requeue(st, &r, T0 + 8 * HOUR, &n, &err) == SLH_OK &&
               n == 0,
           "rows leased to a live owner are left alone");
     free_claims(c, m);
@@ -756,14 +797,19 @@ test_requeue(void)
     if (!CHECK(slh_config_parse(&cfg2, text, "test.ini", &err) == SLH_OK,
                "config: %s", err.text))
         goto out;
-    CHECK(slh_store_requeue(st, &cfg2.dests[0], T0 + HOUR, T0 + 5 * HOUR,
-                            SLH_STORE_NO_ROW, T0 + 9 * HOUR, &n,
-                            &err) == SLH_OK &&
+    memset(&r, 0, sizeof(r));
+    r.dest = &cfg2.dests[0];
+    r.since = T0 + HOUR;
+    r.until = T0 + 5 * HOUR;
+    CHECK(slh_store_requeue(st, &r, T0 + 9 * HOUR, &n, &err) == SLH_OK &&
               n == 2,
-          "backfill: c gets e1 and e3, its Failed ones in the window: %zu", n);
+          "backfill by default: c gets e1 and e3, its Failed ones in the "
+          "window: %zu",
+          n);
     CHECK(stats(st, "c").pending == 2, "c: 2 pending");
-    CHECK(slh_store_requeue(st, &cfg2.dests[0], 0, 0, SLH_STORE_NO_ROW,
-                            T0 + 9 * HOUR, &n, &err) == SLH_OK &&
+    r.since = r.until = 0;
+    r.states = SLH_STORE_NO_ROW;
+    CHECK(slh_store_requeue(st, &r, T0 + 9 * HOUR, &n, &err) == SLH_OK &&
               n == 1,
           "then e5 only, the others have a row");
 out:

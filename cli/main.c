@@ -15,6 +15,7 @@
 #include "log.h"
 #include "sample.h"
 #include "store.h"
+#include "when.h"
 
 static void
 usage(FILE *out)
@@ -36,6 +37,16 @@ usage(FILE *out)
         "  send URL [TYPE|FILE]\n"
         "                     post a sample (default Delivered) or FILE to\n"
         "                     URL and print the answer\n"
+        "  events [--dest NAME] [--state STATE] [--type TYPE] [--since TIME]\n"
+        "         [--until TIME] [--limit N] [--json]\n"
+        "                     the stored events, newest first\n"
+        "  show ID | show --message-id MID\n"
+        "                     one stored event and its deliveries\n"
+        "  replay DEST [--since TIME] [--until TIME] [--type TYPE]...\n"
+        "         [--state delivered|dead|any] [--dry-run]\n"
+        "                     queue stored events again for DEST (a\n"
+        "                     backfill for a new one)\n"
+        "  (slhook COMMAND --help says more of events, show and replay)\n"
         "\n"
         "Options:\n"
         "  -c FILE            config file (default: $SLHOOK_CONFIG, else\n"
@@ -186,6 +197,26 @@ check_deliverer(const struct slh_config *cfg)
     return 1;
 }
 
+/* How long delivered events are kept, and a word when it is shorter than
+ * SocketLabs' retry horizon. Never an error: a test spool may want it. */
+static int
+check_retention(const struct slh_config *cfg)
+{
+    char keep[32], safe[32];
+
+    slh_when_duration(cfg->retention, keep, sizeof(keep));
+    slh_when_duration(SLH_SAFE_RETENTION, safe, sizeof(safe));
+    printf("  retention %s: delivered events are kept that long; replay "
+           "reaches no further back\n",
+           keep);
+    if (cfg->retention < SLH_SAFE_RETENTION)
+        printf("warning: retention %s is below %s, SocketLabs' retry "
+               "horizon: an event it sends again after its copy was "
+               "forgotten is relayed twice\n",
+               keep, safe);
+    return 0;
+}
+
 /* Errors make the exit status 1; warnings ("warning: ...") leave it 0. */
 static int
 cmd_check(const struct slh_config *cfg)
@@ -194,6 +225,7 @@ cmd_check(const struct slh_config *cfg)
 
     printf("%s: ok: %zu secret key(s), %zu destination(s)\n", cfg->path,
            cfg->n_secret_keys, cfg->n_dests);
+    errors += check_retention(cfg);
     if (cfg->n_dests == 0)
         printf("warning: no destination: events would be stored but relayed "
                "nowhere\n");
@@ -236,13 +268,58 @@ cmd_sample(int argc, char **argv, const struct slh_config *cfg)
     return 0;
 }
 
+static int
+run_check(int argc, char **argv, const struct slh_config *cfg)
+{
+    (void)argc;
+    (void)argv;
+    return cmd_check(cfg);
+}
+
+/* Every command: its name, what runs it, and what its --help prints (NULL:
+ * the general usage). */
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv, const struct slh_config *cfg);
+    const char *usage;
+} commands[] = {
+    {"check", run_check, NULL},
+    {"sample", cmd_sample, NULL},
+    {"deliver", cmd_deliver, NULL},
+    {"status", cmd_status, NULL},
+    {"retry", cmd_retry, NULL},
+    {"send", cmd_send, NULL},
+    {"events", cmd_events, cmd_events_usage},
+    {"show", cmd_show, cmd_show_usage},
+    {"replay", cmd_replay, cmd_replay_usage},
+};
+
+static const struct command *
+command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Whether argv[1..argc) asks for help. */
+static bool
+is_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
 int
 main(int argc, char **argv)
 {
     const char *option = NULL;
     struct slh_config cfg = {0};
     struct slh_error err = {0};
-    const char *cmd;
+    const struct command *cmd;
     int i = 1, rc;
 
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -266,29 +343,23 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    cmd = argv[i];
+    cmd = command(argv[i]);
+    if (cmd == NULL) {
+        fprintf(stderr, "slhook: unknown command '%s' (try --help)\n", argv[i]);
+        return 2;
+    }
+    argc -= i;
+    argv += i;
+    /* Before the config: help needs none. */
+    if (cmd->usage != NULL && is_help(argc, argv)) {
+        fputs(cmd->usage, stdout);
+        return 0;
+    }
     if (slh_config_load(&cfg, slh_config_path(option), &err) != SLH_OK) {
         slh_log_early("slhook", err.text);
         return 1;
     }
-    argc -= i;
-    argv += i;
-    if (strcmp(cmd, "check") == 0) {
-        rc = cmd_check(&cfg);
-    } else if (strcmp(cmd, "sample") == 0) {
-        rc = cmd_sample(argc, argv, &cfg);
-    } else if (strcmp(cmd, "deliver") == 0) {
-        rc = cmd_deliver(argc, argv, &cfg);
-    } else if (strcmp(cmd, "status") == 0) {
-        rc = cmd_status(argc, argv, &cfg);
-    } else if (strcmp(cmd, "retry") == 0) {
-        rc = cmd_retry(argc, argv, &cfg);
-    } else if (strcmp(cmd, "send") == 0) {
-        rc = cmd_send(argc, argv, &cfg);
-    } else {
-        fprintf(stderr, "slhook: unknown command '%s' (try --help)\n", cmd);
-        rc = 2;
-    }
+    rc = cmd->run(argc, argv, &cfg);
     slh_config_free(&cfg);
     return rc;
 }

@@ -55,6 +55,22 @@ slh_view_state_filter(const char *name, unsigned *states, bool *is_retrying)
     return false;
 }
 
+bool
+slh_view_replay_state(const char *name, unsigned *states)
+{
+    if (name == NULL)
+        return false;
+    if (strcmp(name, "delivered") == 0)
+        *states = 1u << SLH_DELIVERED;
+    else if (strcmp(name, "dead") == 0)
+        *states = 1u << SLH_DEAD;
+    else if (strcmp(name, "any") == 0)
+        *states = SLH_STORE_REPLAY_ANY;
+    else
+        return false;
+    return true;
+}
+
 char *
 slh_view_field(const char *body, const char *name)
 {

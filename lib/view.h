@@ -31,6 +31,13 @@ bool slh_view_state_filter(const char *name, unsigned *states,
  */
 char *slh_view_field(const char *body, const char *name);
 
+/*
+ * The states bits of struct slh_store_replay for `replay --state NAME`:
+ * "delivered", "dead", or "any" (SLH_STORE_REPLAY_ANY: either, or no row
+ * yet). false for any other name, leaving *states untouched.
+ */
+bool slh_view_replay_state(const char *name, unsigned *states);
+
 /* The header line of slh_view_line()'s columns, no newline. Static. */
 const char *slh_view_header(void);
 

@@ -71,7 +71,19 @@ test_states(void)
     CHECK(slh_view_state_filter("delivered", &states, &retrying) &&
               states == 1u << SLH_DELIVERED,
           "delivered");
+    CHECK(slh_view_replay_state("delivered", &states) &&
+              states == 1u << SLH_DELIVERED &&
+              slh_view_replay_state("dead", &states) &&
+              states == 1u << SLH_DEAD &&
+              slh_view_replay_state("any", &states) &&
+              states == SLH_STORE_REPLAY_ANY &&
+              (states & SLH_STORE_NO_ROW) != 0 &&
+              (states & 1u << SLH_PENDING) == 0,
+          "replay's states: delivered, dead, any (not pending; no row)");
     states = 7;
+    CHECK(!slh_view_replay_state("pending", &states) &&
+              !slh_view_replay_state(NULL, &states) && states == 7,
+          "replay refuses pending");
     CHECK(!slh_view_state_filter("Dead", &states, &retrying) &&
               !slh_view_state_filter("any", &states, &retrying) &&
               !slh_view_state_filter(NULL, &states, &retrying) && states == 7,

@@ -1,0 +1,167 @@
+#!/bin/bash
+# bench/bigspool.sh: issue 16's query times on a big spool.
+#
+# Builds a spool of BIG_N events (10 million) received over the last
+# seven days, one `crm` row each (delivered, one in a thousand dead), in a
+# temporary directory: the schema made by slhook itself, the rows by one
+# SQL statement (a generator, not BIG_N posts), the two indexes of schema
+# version 5 (event_id8, event_message_id) built afterwards and timed, as an
+# upgrade from version 4 builds them. Then times the operator's commands,
+# each run BIG_RUNS times (the first with what the build left in the page
+# cache, the others warm): `events` (newest 50), a one-hour window listed
+# whole (--json), `show` by full id, by 8-character prefix and by
+# MessageId, `replay --dry-run` of an hour, and `events --state dead`
+# (the slow one: the state is not indexed, the newest 50 dead letters are
+# looked for among every event). Last, what the two indexes cost each
+# insert: BIG_PUTS events stored one per transaction, as slhook.cgi stores
+# them (synchronous=FULL, cache_size=-512), on the big spool with the
+# indexes and again without them. Prints figures; asserts nothing. Removes
+# the spool at the end unless KEEP=1.
+#
+# Settings (environment): B (build), BIG_N (10000000), BIG_DIR (a new
+# directory under /var/tmp), BIG_RUNS (3), BIG_PUTS (2000).
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=${B:-build}
+case $B in /*) ;; *) B=$ROOT/$B ;; esac
+N=${BIG_N:-10000000}
+RUNS=${BIG_RUNS:-3}
+PUTS=${BIG_PUTS:-2000}
+DIR=${BIG_DIR:-$(mktemp -d /var/tmp/slh-bigspool.XXXXXX)}
+DB=$DIR/spool/slhook.db
+for p in "$B/slhook" sqlite3; do
+    command -v "$p" >/dev/null || { echo "bigspool: $p missing"; exit 1; }
+done
+cleanup() {
+    if [ -n "${KEEP:-}" ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+mkdir -p "$DIR/spool" && chmod 0700 "$DIR/spool"
+cat >"$DIR/slhook.conf" <<EOF
+[receiver]
+secret_key = bench-bigspool-secret
+spool = $DIR/spool
+[destination crm]
+file = $DIR/crm.jsonl
+EOF
+S() { "$B/slhook" -c "$DIR/slhook.conf" "$@"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# secs CMD...: wall seconds CMD took, to the millisecond.
+secs() {
+    local t0 t1
+    t0=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    t1=$(date +%s%N)
+    awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e9 }'
+}
+# timed LABEL CMD...: BIG_RUNS runs, their times on one line.
+timed() {
+    local label=$1 line=""
+    shift
+    for _ in $(seq "$RUNS"); do line="$line $(secs "$@")"; done
+    printf '  %-44s%s s\n' "$label" "$line"
+}
+
+# The schema at this build's version, made by slhook (deliver --once opens
+# the spool as a deliverer would, finds nothing due and returns).
+S deliver --once >/dev/null 2>&1 || { echo "bigspool: no spool made"; exit 1; }
+version=$(sqlite3 "$DB" "PRAGMA user_version")
+echo "bigspool: $N events into $DB (schema version $version)"
+
+END=$(now_ms)
+START=$((END - 7 * 86400 * 1000))
+t0=$(date +%s)
+sqlite3 "$DB" >/dev/null <<EOF || exit 1
+PRAGMA journal_mode=DELETE;
+PRAGMA synchronous=OFF;
+PRAGMA cache_size=-2000000;
+DROP INDEX IF EXISTS event_id8;
+DROP INDEX IF EXISTS event_message_id;
+BEGIN;
+WITH RECURSIVE g(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM g WHERE i < $N - 1),
+e(i, received, type) AS (
+    SELECT i, $START + i * (7 * 86400 * 1000 / $N),
+           CASE WHEN i % 10 < 6 THEN 'Delivered' WHEN i % 10 < 8 THEN 'Tracking'
+                WHEN i % 10 = 8 THEN 'Failed' ELSE 'Complaint' END FROM g)
+INSERT INTO event(seq, id, at, type, tracking, received, body)
+SELECT i + 1, lower(hex(randomblob(32))), received / 1000 * 1000, type,
+       CASE type WHEN 'Tracking' THEN 1 ELSE -1 END, received,
+       json_object('Type', type, 'DateTime',
+                   strftime('%Y-%m-%dT%H:%M:%S.0000000Z', received / 1000,
+                            'unixepoch'),
+                   'MessageId', 'bench-' || i, 'Address',
+                   'user' || (i % 50000) || '@example.com', 'ServerId', 40211,
+                   'MailingId', 'mailing-' || (i % 1000), 'Response',
+                   '250 2.0.0 OK')
+FROM e;
+INSERT INTO delivery(dest, seq, state, due, attempts, last_status, last_error,
+                     done, owner)
+SELECT 'crm', seq, CASE WHEN seq % 1000 = 0 THEN 2 ELSE 1 END, received + 500,
+       1, CASE WHEN seq % 1000 = 0 THEN 410 ELSE 200 END,
+       CASE WHEN seq % 1000 = 0 THEN 'HTTP 410' END, received + 500, NULL
+FROM event;
+COMMIT;
+EOF
+t1=$(date +%s)
+sqlite3 "$DB" "PRAGMA journal_mode=WAL" >/dev/null
+echo "  generated in $((t1 - t0)) s"
+for ix in "event_id8 ON event(substr(id, 1, 8))" \
+    "event_message_id ON event(json_extract(body, '\$.MessageId'))"; do
+    printf '  CREATE INDEX %-58s' "${ix%% *}:"
+    echo "$(secs sqlite3 "$DB" "CREATE INDEX $ix") s"
+done
+echo "  disk: $(du -sh "$DIR/spool" | cut -f1) ($(sqlite3 "$DB" \
+    "SELECT count(*) FROM event") events)"
+
+ID=$(sqlite3 "$DB" "SELECT id FROM event WHERE seq = $((N / 3))")
+SINCE=$(date -u -d @$(((END - 2 * 86400 * 1000) / 1000)) +%Y-%m-%dT%H:%M:%SZ)
+UNTIL=$(date -u -d @$(((END - 2 * 86400 * 1000 + 3600 * 1000) / 1000)) \
+    +%Y-%m-%dT%H:%M:%SZ)
+in_hour=$(sqlite3 "$DB" "SELECT count(*) FROM event WHERE received >= \
+    $((END - 2 * 86400 * 1000)) AND received < \
+    $((END - 2 * 86400 * 1000 + 3600 * 1000))")
+echo "queries (seconds, $RUNS runs each; the hour $SINCE holds $in_hour events):"
+timed "events (newest 50)" S events
+timed "events --json (newest 50)" S events --json
+timed "events --since/--until an hour --limit 100000" \
+    S events --since "$SINCE" --until "$UNTIL" --limit 100000 --json
+timed "show ID (full)" S show "$ID"
+timed "show PREFIX (8 hex)" S show "${ID:0:8}"
+timed "show --message-id" S show --message-id "bench-$((N / 2))"
+timed "replay crm --dry-run (an hour)" \
+    S replay crm --since "$SINCE" --until "$UNTIL" --dry-run
+timed "events --state dead (unindexed)" S events --state dead
+echo "  replay's count: $(S replay crm --since "$SINCE" --until "$UNTIL" \
+    --dry-run 2>/dev/null)"
+
+# What the two indexes cost an insert: PUTS events, one per transaction,
+# as slhook stores them (its pragmas), each with its crm row.
+puts_sql() {
+    awk -v n="$PUTS" -v base="$1" -v now="$END" -v sync="$2" 'BEGIN {
+        print "PRAGMA synchronous=" sync "; PRAGMA cache_size=-512;"
+        for (i = 0; i < n; i++) {
+            s = base + i
+            printf "BEGIN IMMEDIATE; INSERT INTO event(id, at, type, tracking, " \
+                "received, body) VALUES (lower(hex(randomblob(32))), %d, " \
+                "'\''Delivered'\'', -1, %d, json_object('\''Type'\'', " \
+                "'\''Delivered'\'', '\''MessageId'\'', '\''put-%d'\'', " \
+                "'\''Address'\'', '\''user%d@example.com'\'')); " \
+                "INSERT INTO delivery VALUES ('\''crm'\'', " \
+                "last_insert_rowid(), 0, %d, 0, NULL, NULL, NULL, NULL); " \
+                "COMMIT;\n", now, now + i, s, s % 50000, now + i
+        }
+    }'
+}
+# put N SYNC: seconds and microseconds an event for PUTS more events.
+put() {
+    puts_sql "$1" "$2" >"$DIR/puts.sql"
+    t=$(secs sqlite3 "$DB" <"$DIR/puts.sql")
+    awk -v t="$t" -v n="$PUTS" -v s="$2" \
+        'BEGIN { printf "%-6s %.3f s, %6.1f us/event", s, t, t * 1e6 / n }'
+}
+echo "inserts, one event per transaction, $PUTS a run (FULL: fsync'd as"
+echo "slhook.cgi commits; NORMAL: no fsync, the pages' work alone):"
+put 0 FULL >/dev/null # warms the cache, not counted
+echo "  with the v5 indexes:  $(put "$PUTS" FULL)  $(put $((2 * PUTS)) NORMAL)"
+sqlite3 "$DB" "DROP INDEX event_id8; DROP INDEX event_message_id"
+echo "  without them (v4):    $(put $((3 * PUTS)) FULL)  $(put $((4 * PUTS)) NORMAL)"

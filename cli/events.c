@@ -188,14 +188,14 @@ print_events(const struct slh_store_event *ev, size_t n, bool json)
 int
 cmd_events(int argc, char **argv, const struct slh_config *cfg)
 {
-    struct slh_store_filter f = {0};
-    struct slh_store_event *ev = NULL;
-    struct slh_store *sp = NULL;
-    struct slh_error err = {0};
     int64_t now = slh_now_ms();
     bool json = false;
     size_t n = 0;
     int rc;
+    struct slh_store_filter f = {0};
+    struct slh_store_event *ev = NULL;
+    struct slh_store *sp = NULL;
+    struct slh_error err = {0};
 
     for (int i = 1; i < argc; i++)
         if (!events_option(argc, argv, &i, &f, &json, now))

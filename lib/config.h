@@ -25,7 +25,8 @@
 #define SLH_DEFAULT_RETENTION (7 * 24 * 3600) /* seconds */
 /* Below this retention (SocketLabs' retry horizon) an event SocketLabs
  * sends again after it was forgotten is relayed twice: `check` warns. */
-#define SLH_SAFE_RETENTION (4 * 24 * 3600) /* seconds */
+#define SLH_SAFE_RETENTION (4 * 24 * 3600)   /* seconds */
+#define SLH_MAX_RETENTION (3650 * 24 * 3600) /* seconds: ten years */
 
 /* One [destination NAME] section. Exactly one of url and file is set. */
 struct slh_dest {

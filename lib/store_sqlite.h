@@ -76,7 +76,7 @@
 #define SLH_SQLITE_LOCK "write.lock" /* the writers' lock, beside it */
 #define SLH_SQLITE_CLAIMS "claims"   /* the owners' lock files, beside it */
 #define SLH_SQLITE_BUSY_MS 5000 /* SQLite's busy wait and the writers' lock */
-#define SLH_SQLITE_STMTS 32     /* statements kept per connection */
+#define SLH_SQLITE_STMTS 48     /* statements kept per connection */
 #define SLH_SQLITE_DEAD_MAX 16  /* dead owners taken back per call */
 
 /* A deliverer's lock file, or a dead one's. */

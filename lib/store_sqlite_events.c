@@ -170,6 +170,118 @@ list(struct slh_sqlite *sq, sqlite3_stmt *q, const struct slh_store_filter *f,
                                           : SLH_OK;
 }
 
+/*
+ * A state few rows are in (dead letters, retrying ones) is listed through
+ * delivery_due: its rows, RARE_ROWS at most, gathered and sorted, rather
+ * than every event read newest first until enough match, which on a big
+ * spool would read it all. Past RARE_ROWS the state is common enough for
+ * that reading to end soon.
+ */
+#define RARE_ROWS 10000
+
+static const char rare_sql[] =
+    "SELECT d.seq, e.received FROM delivery d JOIN event e ON e.seq = d.seq"
+    " WHERE d.dest = ?1 AND d.state = ?2"
+    " AND +e.received >= ?3 AND +e.received < ?4"
+    " AND (?5 IS NULL OR e.type = ?5 COLLATE NOCASE) LIMIT ?6";
+static const char by_seq_sql[] =
+    "SELECT seq, id, type, tracking, at, received, body FROM event"
+    " WHERE seq = ?1";
+
+struct hit {
+    int64_t received;
+    int64_t seq;
+};
+
+/* Newest first, as list_sql orders. */
+static int
+hit_cmp(const void *a, const void *b)
+{
+    const struct hit *x = a, *y = b;
+
+    if (x->received != y->received)
+        return x->received < y->received ? 1 : -1;
+    return x->seq < y->seq ? 1 : x->seq > y->seq ? -1 : 0;
+}
+
+/* Adds dest's rows in state (within f's window and Type) to hits (room for
+ * RARE_ROWS); *is_rare false when they do not fit. */
+static enum slh_err
+gather(struct slh_sqlite *sq, const struct slh_store_filter *f,
+       const char *dest, int state, struct hit *hits, size_t *n_hits,
+       bool *is_rare, struct slh_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    int r;
+
+    if (slh_sqlite_prepare(sq, rare_sql, &q) != SQLITE_OK)
+        return slh_sqlite_fail(sq, "events", err);
+    sqlite3_bind_text(q, 1, dest, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, state);
+    sqlite3_bind_int64(q, 3, f->since > 0 ? f->since : INT64_MIN);
+    sqlite3_bind_int64(q, 4, f->until > 0 ? f->until : INT64_MAX);
+    if (f->type != NULL)
+        sqlite3_bind_text(q, 5, f->type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 6, (int64_t)(RARE_ROWS - *n_hits) + 1);
+    while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n_hits == RARE_ROWS) {
+            *is_rare = false;
+            r = SQLITE_DONE;
+            break;
+        }
+        hits[*n_hits].seq = sqlite3_column_int64(q, 0);
+        hits[(*n_hits)++].received = sqlite3_column_int64(q, 1);
+    }
+    slh_sqlite_release(q);
+    return r == SQLITE_DONE ? SLH_OK : slh_sqlite_fail(sq, "events", err);
+}
+
+/* The event of seq, with its rows, into out[*n] when f wants it. */
+static enum slh_err
+list_seq(struct slh_sqlite *sq, const struct slh_store_filter *f, int64_t seq,
+         char **dests, size_t n_dests, struct slh_store_event *out, size_t *n,
+         struct slh_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    enum slh_err rc;
+
+    if (slh_sqlite_prepare(sq, by_seq_sql, &q) != SQLITE_OK)
+        return slh_sqlite_fail(sq, "events", err);
+    sqlite3_bind_int64(q, 1, seq);
+    rc = list(sq, q, f, dests, n_dests, out, n, err);
+    slh_sqlite_release(q);
+    return rc;
+}
+
+/* f's events through their rare rows, when *is_rare (else nothing). */
+static enum slh_err
+list_rare(struct slh_sqlite *sq, const struct slh_store_filter *f, char **dests,
+          size_t n_dests, struct slh_store_event *out, size_t *n, bool *is_rare,
+          struct slh_error *err)
+{
+    size_t limit = f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT;
+    const char *const *names =
+        f->dest != NULL ? &f->dest : (const char *const *)dests;
+    size_t n_names = f->dest != NULL ? 1 : n_dests, n_hits = 0;
+    struct hit *hits = malloc(RARE_ROWS * sizeof(*hits));
+    enum slh_err rc = SLH_OK;
+
+    *is_rare = hits != NULL;
+    for (size_t i = 0; i < n_names && *is_rare && rc == SLH_OK; i++)
+        for (int s = SLH_PENDING; s <= SLH_DEAD && *is_rare && rc == SLH_OK;
+             s++)
+            if ((f->states >> s & 1u) != 0)
+                rc = gather(sq, f, names[i], s, hits, &n_hits, is_rare, err);
+    if (*is_rare && rc == SLH_OK)
+        qsort(hits, n_hits, sizeof(*hits), hit_cmp);
+    for (size_t i = 0; *is_rare && rc == SLH_OK && i < n_hits && *n < limit;
+         i++)
+        if (i == 0 || hits[i].seq != hits[i - 1].seq)
+            rc = list_seq(sq, f, hits[i].seq, dests, n_dests, out, n, err);
+    free(hits);
+    return rc;
+}
+
 /* The list's read transaction: the destinations, then the events. */
 static enum slh_err
 list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
@@ -178,13 +290,16 @@ list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
     sqlite3_stmt *q = NULL;
     char **dests = NULL;
     size_t n_dests = 0;
+    bool is_rare = false;
     enum slh_err rc = slh_sqlite_dests(&sq->base, &dests, &n_dests, err);
 
-    if (rc == SLH_OK &&
+    if (rc == SLH_OK && f->states != 0 && f->message_id == NULL)
+        rc = list_rare(sq, f, dests, n_dests, out, n, &is_rare, err);
+    if (rc == SLH_OK && !is_rare &&
         slh_sqlite_prepare(sq, f->message_id != NULL ? list_mid_sql : list_sql,
                            &q) != SQLITE_OK)
         rc = slh_sqlite_fail(sq, "events", err);
-    if (rc == SLH_OK) {
+    if (rc == SLH_OK && !is_rare) {
         sqlite3_bind_int64(q, 1, f->since > 0 ? f->since : INT64_MIN);
         sqlite3_bind_int64(q, 2, f->until > 0 ? f->until : INT64_MAX);
         if (f->type != NULL)

@@ -1791,6 +1791,13 @@ test_upgrade_4(void)
                     " ORDER BY received, seq LIMIT ?5",
                     "event_received"),
           "replay's chunks read through event_received");
+    CHECK(plan_uses(db,
+                    "SELECT d.seq, e.received FROM delivery d JOIN event e"
+                    " ON e.seq = d.seq WHERE d.dest = ?1 AND d.state = ?2"
+                    " AND +e.received >= ?3 AND +e.received < ?4"
+                    " AND (?5 IS NULL OR e.type = ?5 COLLATE NOCASE) LIMIT ?6",
+                    "delivery_due"),
+          "a rare state's rows found through delivery_due");
     CHECK(slh_store_events(sp, &f, &ev, &n, &err) == SLH_OK && n == 1 &&
               ev[0].seq == 2 && ev[0].n_rows == 1,
           "by MessageId: %zu %s", n, err.text);

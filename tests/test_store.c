@@ -688,6 +688,61 @@ out:
     close_store(&cfg, st);
 }
 
+/* A state many rows are in is listed by reading events newest first; a
+ * rare one through its rows (store_sqlite_events.c's RARE_ROWS: 10000):
+ * either way the same answer. */
+#define MANY 10050
+static void
+test_events_many(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st;
+    struct slh_store_event *ev = NULL;
+    struct slh_store_filter f = {.dest = "a", .limit = 3};
+    struct slh_batch b = {0};
+    const struct slh_batch *one = &b;
+    struct slh_error err = {0};
+    size_t n = 0, len = 0, size = (size_t)MANY * 160 + 2;
+    char *body = malloc(size);
+
+    if (body == NULL ||
+        !open_store(&cfg, &st, "many", "[destination a]\nurl = http://h/a\n")) {
+        free(body);
+        return;
+    }
+    body[len++] = '[';
+    for (int i = 0; i < MANY; i++)
+        len += (size_t)snprintf(body + len, size - len,
+                                "%s{\"Type\":\"Open\",\"MessageId\":\"m%d\","
+                                "\"SecretKey\":\"q7Rt2mXw9LpB4sKd8Zf3\"}",
+                                i > 0 ? "," : "", i);
+    body[len++] = ']';
+    if (CHECK(slh_batch_parse(&b, body, len, SLH_MEDIA_JSON, &err) == SLH_OK &&
+                  slh_store_put(st, &cfg, &one, 1, T0, &n, &err) == SLH_OK &&
+                  n == MANY,
+              "%d events stored: %s", MANY, err.text)) {
+        f.states = 1u << SLH_PENDING;
+        n = list(st, &f, &ev);
+        CHECK(n == 3 && is_mid(&ev[0], "m10049") && is_mid(&ev[2], "m10047"),
+              "pending, more than 10000: the newest 3: %zu", n);
+        slh_store_events_free(ev, n);
+        f.states = 1u << SLH_DEAD;
+        n = list(st, &f, &ev);
+        CHECK(n == 0, "dead: none: %zu", n);
+        slh_store_events_free(ev, n);
+        f.dest = NULL;
+        f.states = 1u << SLH_PENDING | 1u << SLH_DEAD;
+        f.limit = 1;
+        n = list(st, &f, &ev);
+        CHECK(n == 1 && is_mid(&ev[0], "m10049"),
+              "any destination's pending or dead: the newest: %zu", n);
+        slh_store_events_free(ev, n);
+    }
+    slh_batch_free(&b);
+    free(body);
+    close_store(&cfg, st);
+}
+
 /* One event read by its id or a unique prefix. */
 static void
 test_event(void)
@@ -1116,6 +1171,7 @@ main(void)
         test_tasks();
         test_owners();
         test_events();
+        test_events_many();
         test_event();
         test_requeue();
         test_claim_finish_stats();

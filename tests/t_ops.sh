@@ -1,12 +1,14 @@
 #!/bin/sh
-# t_ops.sh: finding, inspecting and replaying stored events (issue 16)
-# end to end. slhook.cgi (shell mode) stores ten events, `slhook deliver
-# --once` relays them to tests/receiver.py; their received times are then
-# set an hour apart in the spool (the test's clock), and `events` (text and
-# --json), `show` (id, prefix, --message-id) and `replay` (a window, Types,
-# states, --dry-run, a backfill to a destination added afterwards) are
-# checked against the spool and against what the receiver gets again: the
-# events of the window and no other, with their original webhook-id.
+# t_ops.sh: finding, inspecting and replaying stored events, and the
+# retention that bounds them (issue 16), end to end. slhook.cgi (shell
+# mode) stores ten events, `slhook deliver --once` relays them to
+# tests/receiver.py; their received times are then set an hour apart in
+# the spool (the test's clock), and `events` (text and --json), `show` (id,
+# prefix, --message-id) and `replay` (a window, Types, states, --dry-run, a
+# backfill to a destination added afterwards) are checked against the
+# spool and against what the receiver gets again: the events of the window
+# and no other, with their original webhook-id. Last, the hourly purge
+# under the default retention and a shorter one, and what check says.
 . "$(dirname "$0")/lib.sh"
 lib_init ops
 need "$B/slhook" "$B/slhook.cgi" sqlite3 python3 curl
@@ -293,6 +295,27 @@ for c in events show replay; do
 done
 
 # ---- retention ----
+# ops-1 delivered three days ago, ops-2 one day ago: the hourly purge (the
+# stamp removed, so the next deliverer purges) keeps both under the default
+# 7d, and forgets ops-1 under 2d.
+for i in 1 2; do
+    sql "$DB" "UPDATE event SET received = $NOW - (5 - 2 * $i) * 24 * $HOUR
+        WHERE json_extract(body, '\$.MessageId') = 'ops-$i';
+        UPDATE delivery SET done = $NOW - (5 - 2 * $i) * 24 * $HOUR WHERE
+        seq = (SELECT seq FROM event WHERE json_extract(body, '\$.MessageId')
+        = 'ops-$i')"
+done
+purged() {
+    rm -f "$T/spool/purge.stamp"
+    S deliver --once 2>>"$T/deliver.log"
+    sql "$DB" "SELECT group_concat(json_extract(body, '\$.MessageId'), ' ')
+        FROM (SELECT body FROM event WHERE json_extract(body, '\$.MessageId')
+        IN ('ops-1', 'ops-2') ORDER BY seq)"
+}
+expect "retention 7d (default): both kept" "ops-1 ops-2" "$(purged)"
+sed -i 's/^spool = .*/&\nretention = 2d/' "$CONF"
+expect "retention 2d: the one of three days ago forgotten" "ops-2" "$(purged)"
+sed -i '/^retention = 2d$/d' "$CONF"
 out=$(S check)
 check "check prints the retention (7d by default)" \
     has "$out" '^  retention 7d: '

@@ -17,16 +17,18 @@
 #define SLH_DEFAULT_MAX_EVENTS 100 /* SocketLabs posts one; 3 seen batched */
 #define SLH_MAX_MAX_EVENTS 10000   /* highest max_events accepted */
 #define SLH_DEFAULT_SPOOL "/var/spool/slhook"
-#define SLH_DEFAULT_TIMEOUT 10                /* seconds */
-#define SLH_DEFAULT_MAX_AGE (4 * 24 * 3600)   /* seconds: SocketLabs' horizon */
-#define SLH_MAX_KEY_LEN 256                   /* longest secret accepted */
-#define SLH_DEFAULT_READ_TIMEOUT 30           /* seconds */
-#define SLH_MAX_READ_TIMEOUT 3600             /* seconds */
-#define SLH_DEFAULT_RETENTION (7 * 24 * 3600) /* seconds */
-/* Below this retention (SocketLabs' retry horizon) an event SocketLabs
- * sends again after it was forgotten is relayed twice: `check` warns. */
-#define SLH_SAFE_RETENTION (4 * 24 * 3600)   /* seconds */
-#define SLH_MAX_RETENTION (3650 * 24 * 3600) /* seconds: ten years */
+#define SLH_DEFAULT_TIMEOUT 10              /* seconds */
+#define SLH_DEFAULT_MAX_AGE (4 * 24 * 3600) /* seconds: SocketLabs' horizon */
+#define SLH_MAX_KEY_LEN 256                 /* longest secret accepted */
+#define SLH_DEFAULT_READ_TIMEOUT 30         /* seconds */
+#define SLH_MAX_READ_TIMEOUT 3600           /* seconds */
+
+/* [receiver] retention, in seconds. Below SLH_SAFE_RETENTION (SocketLabs'
+ * retry horizon) an event SocketLabs sends again after it was forgotten is
+ * relayed twice: `check` warns. */
+#define SLH_DEFAULT_RETENTION (7 * 24 * 3600)
+#define SLH_SAFE_RETENTION (4 * 24 * 3600)
+#define SLH_MAX_RETENTION (3650 * 24 * 3600) /* ten years */
 
 /* One [destination NAME] section. Exactly one of url and file is set. */
 struct slh_dest {

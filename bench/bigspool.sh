@@ -1,25 +1,28 @@
 #!/bin/bash
-# bench/bigspool.sh: issue 16's query times on a big spool.
+# bench/bigspool.sh: issue 16's query times on a big spool, and what its
+# indexes cost an insert.
 #
 # Builds a spool of BIG_N events (10 million) received over the last
 # seven days, one `crm` row each (delivered, one in a thousand dead), in a
 # temporary directory: the schema made by slhook itself, the rows by one
-# SQL statement (a generator, not BIG_N posts), the two indexes of schema
-# version 5 (event_id8, event_message_id) built afterwards and timed, as an
-# upgrade from version 4 builds them. Then times the operator's commands,
-# each run BIG_RUNS times (the first with what the build left in the page
-# cache, the others warm): `events` (newest 50), a one-hour window listed
-# whole (--json), `show` by full id, by 8-character prefix and by
-# MessageId, `replay --dry-run` of an hour, and `events --state dead`
-# (the slow one: the state is not indexed, the newest 50 dead letters are
-# looked for among every event). Last, what the two indexes cost each
-# insert: BIG_PUTS events stored one per transaction, as slhook.cgi stores
-# them (synchronous=FULL, cache_size=-512), on the big spool with the
-# indexes and again without them. Prints figures; asserts nothing. Removes
-# the spool at the end unless KEEP=1.
+# SQL statement (a generator, not BIG_N posts). The two indexes of schema
+# version 5 (event_id8, event_message_id) are dropped for that and built
+# afterwards, timed, as an upgrade from version 4 builds them; inserts are
+# timed before they exist, with them, and after dropping them again (the
+# difference is what they cost; the two "without" rows show the noise):
+# BIG_PUTS events one a transaction, as slhook.cgi commits them, with
+# slhook's pragmas (synchronous=FULL, cache_size=-512), then the same not
+# fsync'd, then BIG_BATCH (50) a transaction, as slhook.fcgi's committer
+# under load. Between, the operator's commands, each run BIG_RUNS times
+# (the first with what the build left in the page cache): `events`
+# (newest 50), the newest 50 of a one-hour window and the whole window
+# (--json), `show` by full id, by 8-character prefix and by MessageId,
+# `replay --dry-run` of an hour, and `events --state dead` (through
+# delivery_due: dead letters are rare). Prints figures; asserts nothing.
+# Removes the spool at the end unless KEEP=1.
 #
 # Settings (environment): B (build), BIG_N (10000000), BIG_DIR (a new
-# directory under /var/tmp), BIG_RUNS (3), BIG_PUTS (2000).
+# directory under /var/tmp), BIG_RUNS (3), BIG_PUTS (2000), BIG_BATCH (50).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${B:-build}
@@ -105,11 +108,58 @@ EOF
 t1=$(date +%s)
 sqlite3 "$DB" "PRAGMA journal_mode=WAL" >/dev/null
 echo "  generated in $((t1 - t0)) s"
+
+# What the two indexes cost an insert: PUTS events, one per transaction as
+# slhook.cgi commits them, and BIG_BATCH a transaction as slhook.fcgi's
+# committer does under load, each with its crm row, with slhook's pragmas.
+BATCH=${BIG_BATCH:-50}
+puts_sql() {
+    awk -v n="$PUTS" -v base="$1" -v now="$END" -v sync="$2" -v batch="$3" \
+        'BEGIN {
+        print "PRAGMA synchronous=" sync "; PRAGMA cache_size=-512;"
+        for (i = 0; i < n; i++) {
+            s = base + i
+            if (i % batch == 0) printf "BEGIN IMMEDIATE; "
+            printf "INSERT INTO event(id, at, type, tracking, " \
+                "received, body) VALUES (lower(hex(randomblob(32))), %d, " \
+                "'\''Delivered'\'', -1, %d, json_object('\''Type'\'', " \
+                "'\''Delivered'\'', '\''MessageId'\'', '\''put-%d-'\'' " \
+                "|| lower(hex(randomblob(8))), '\''Address'\'', " \
+                "'\''user%d@example.com'\'')); " \
+                "INSERT INTO delivery VALUES ('\''crm'\'', " \
+                "last_insert_rowid(), 0, %d, 0, NULL, NULL, NULL, NULL); ", \
+                now, now + i, s, s % 50000, now + i
+            if (i % batch == batch - 1 || i == n - 1) print "COMMIT;"
+        }
+    }'
+}
+# put BASE SYNC BATCH: microseconds an event for PUTS more events.
+put() {
+    puts_sql "$1" "$2" "$3" >"$DIR/puts.sql"
+    t=$(secs sqlite3 "$DB" <"$DIR/puts.sql")
+    awk -v t="$t" -v n="$PUTS" 'BEGIN { printf "%7.1f", t * 1e6 / n }'
+}
+PUT_BASE=0
+# inserts LABEL: one line of the four figures.
+inserts() {
+    local a b c
+    a=$(put $PUT_BASE FULL 1)
+    b=$(put $((PUT_BASE + PUTS)) NORMAL 1)
+    c=$(put $((PUT_BASE + 2 * PUTS)) FULL "$BATCH")
+    PUT_BASE=$((PUT_BASE + 3 * PUTS))
+    printf '  %-22s %s %s %s\n' "$1" "$a" "$b" "$c"
+}
+echo "inserts, us an event ($PUTS a run): one a transaction fsync'd (FULL),"
+echo "one a transaction not fsync'd (NORMAL: the pages' work alone), $BATCH a"
+echo "transaction fsync'd (FULL, as the committer under load):"
+put 900000000 FULL 1 >/dev/null # warms the cache, not counted
+inserts "without them (v4)"
 for ix in "event_id8 ON event(substr(id, 1, 8))" \
     "event_message_id ON event(json_extract(body, '\$.MessageId'))"; do
     printf '  CREATE INDEX %-58s' "${ix%% *}:"
     echo "$(secs sqlite3 "$DB" "CREATE INDEX $ix") s"
 done
+inserts "with the v5 indexes"
 echo "  disk: $(du -sh "$DIR/spool" | cut -f1) ($(sqlite3 "$DB" \
     "SELECT count(*) FROM event") events)"
 
@@ -123,6 +173,8 @@ in_hour=$(sqlite3 "$DB" "SELECT count(*) FROM event WHERE received >= \
 echo "queries (seconds, $RUNS runs each; the hour $SINCE holds $in_hour events):"
 timed "events (newest 50)" S events
 timed "events --json (newest 50)" S events --json
+timed "events --since/--until an hour (newest 50)" \
+    S events --since "$SINCE" --until "$UNTIL"
 timed "events --since/--until an hour --limit 100000" \
     S events --since "$SINCE" --until "$UNTIL" --limit 100000 --json
 timed "show ID (full)" S show "$ID"
@@ -130,38 +182,9 @@ timed "show PREFIX (8 hex)" S show "${ID:0:8}"
 timed "show --message-id" S show --message-id "bench-$((N / 2))"
 timed "replay crm --dry-run (an hour)" \
     S replay crm --since "$SINCE" --until "$UNTIL" --dry-run
-timed "events --state dead (unindexed)" S events --state dead
+timed "events --state dead" S events --state dead
 echo "  replay's count: $(S replay crm --since "$SINCE" --until "$UNTIL" \
     --dry-run 2>/dev/null)"
 
-# What the two indexes cost an insert: PUTS events, one per transaction,
-# as slhook stores them (its pragmas), each with its crm row.
-puts_sql() {
-    awk -v n="$PUTS" -v base="$1" -v now="$END" -v sync="$2" 'BEGIN {
-        print "PRAGMA synchronous=" sync "; PRAGMA cache_size=-512;"
-        for (i = 0; i < n; i++) {
-            s = base + i
-            printf "BEGIN IMMEDIATE; INSERT INTO event(id, at, type, tracking, " \
-                "received, body) VALUES (lower(hex(randomblob(32))), %d, " \
-                "'\''Delivered'\'', -1, %d, json_object('\''Type'\'', " \
-                "'\''Delivered'\'', '\''MessageId'\'', '\''put-%d'\'', " \
-                "'\''Address'\'', '\''user%d@example.com'\'')); " \
-                "INSERT INTO delivery VALUES ('\''crm'\'', " \
-                "last_insert_rowid(), 0, %d, 0, NULL, NULL, NULL, NULL); " \
-                "COMMIT;\n", now, now + i, s, s % 50000, now + i
-        }
-    }'
-}
-# put N SYNC: seconds and microseconds an event for PUTS more events.
-put() {
-    puts_sql "$1" "$2" >"$DIR/puts.sql"
-    t=$(secs sqlite3 "$DB" <"$DIR/puts.sql")
-    awk -v t="$t" -v n="$PUTS" -v s="$2" \
-        'BEGIN { printf "%-6s %.3f s, %6.1f us/event", s, t, t * 1e6 / n }'
-}
-echo "inserts, one event per transaction, $PUTS a run (FULL: fsync'd as"
-echo "slhook.cgi commits; NORMAL: no fsync, the pages' work alone):"
-put 0 FULL >/dev/null # warms the cache, not counted
-echo "  with the v5 indexes:  $(put "$PUTS" FULL)  $(put $((2 * PUTS)) NORMAL)"
 sqlite3 "$DB" "DROP INDEX event_id8; DROP INDEX event_message_id"
-echo "  without them (v4):    $(put $((3 * PUTS)) FULL)  $(put $((4 * PUTS)) NORMAL)"
+inserts "without them again"

@@ -92,7 +92,7 @@ SELECT i + 1, lower(hex(randomblob(32))), received / 1000 * 1000, type,
        json_object('Type', type, 'DateTime',
                    strftime('%Y-%m-%dT%H:%M:%S.0000000Z', received / 1000,
                             'unixepoch'),
-                   'MessageId', 'bench-' || i, 'Address',
+                   'MessageId', lower(hex(randomblob(12))), 'Address',
                    'user' || (i % 50000) || '@example.com', 'ServerId', 40211,
                    'MailingId', 'mailing-' || (i % 1000), 'Response',
                    '250 2.0.0 OK')
@@ -123,8 +123,8 @@ puts_sql() {
             printf "INSERT INTO event(id, at, type, tracking, " \
                 "received, body) VALUES (lower(hex(randomblob(32))), %d, " \
                 "'\''Delivered'\'', -1, %d, json_object('\''Type'\'', " \
-                "'\''Delivered'\'', '\''MessageId'\'', '\''put-%d-'\'' " \
-                "|| lower(hex(randomblob(8))), '\''Address'\'', " \
+                "'\''Delivered'\'', '\''MessageId'\'', " \
+                "lower(hex(randomblob(12))) || '\''-%d'\'', '\''Address'\'', " \
                 "'\''user%d@example.com'\'')); " \
                 "INSERT INTO delivery VALUES ('\''crm'\'', " \
                 "last_insert_rowid(), 0, %d, 0, NULL, NULL, NULL, NULL); ", \
@@ -164,6 +164,8 @@ echo "  disk: $(du -sh "$DIR/spool" | cut -f1) ($(sqlite3 "$DB" \
     "SELECT count(*) FROM event") events)"
 
 ID=$(sqlite3 "$DB" "SELECT id FROM event WHERE seq = $((N / 3))")
+MID=$(sqlite3 "$DB" "SELECT json_extract(body, '\$.MessageId') FROM event
+    WHERE seq = $((N / 2))")
 SINCE=$(date -u -d @$(((END - 2 * 86400 * 1000) / 1000)) +%Y-%m-%dT%H:%M:%SZ)
 UNTIL=$(date -u -d @$(((END - 2 * 86400 * 1000 + 3600 * 1000) / 1000)) \
     +%Y-%m-%dT%H:%M:%SZ)
@@ -179,7 +181,7 @@ timed "events --since/--until an hour --limit 100000" \
     S events --since "$SINCE" --until "$UNTIL" --limit 100000 --json
 timed "show ID (full)" S show "$ID"
 timed "show PREFIX (8 hex)" S show "${ID:0:8}"
-timed "show --message-id" S show --message-id "bench-$((N / 2))"
+timed "show --message-id" S show --message-id "$MID"
 timed "replay crm --dry-run (an hour)" \
     S replay crm --since "$SINCE" --until "$UNTIL" --dry-run
 timed "events --state dead" S events --state dead

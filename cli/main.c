@@ -186,6 +186,23 @@ check_deliverer(const struct slh_config *cfg)
     return 1;
 }
 
+/* A destination's TLS and proxy keys: files by path (never what they
+ * hold), the proxy masked as a URL is. */
+static void
+print_tls(const struct slh_dest *d)
+{
+    if (d->ca_file != NULL)
+        printf("    ca_file %s\n", d->ca_file);
+    if (d->client_cert != NULL)
+        printf("    client_cert %s, client_key %s\n", d->client_cert,
+               d->client_key);
+    if (d->proxy != NULL) {
+        char *shown = slh_deliver_url_masked(d->proxy);
+        printf("    proxy %s\n", shown != NULL ? shown : "(out of memory)");
+        free(shown);
+    }
+}
+
 /* Errors make the exit status 1; warnings ("warning: ...") leave it 0. */
 static int
 cmd_check(const struct slh_config *cfg)
@@ -208,6 +225,7 @@ cmd_check(const struct slh_config *cfg)
                                : "(out of memory)",
                d->signing_key != NULL ? " (signed)" : "");
         free(shown);
+        print_tls(d);
         if (d->file != NULL)
             errors += check_file_dest(d);
     }

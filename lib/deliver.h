@@ -135,8 +135,9 @@ enum slh_err slh_deliver_post(const char *url, const char *content_type,
  * A copy of url fit to print (slhook check): scheme://host[:port]/path,
  * with the userinfo, if any, as "***@" and every query value as "***" (an
  * item without '=' is all value), the fragment left out: a URL may carry
- * credentials in any of them. A URL curl cannot parse gives "(a URL that
- * does not parse)", never itself. A new string (free()), NULL when out of
+ * credentials in any of them. Any scheme is taken (a proxy's socks5:// too).
+ * A URL curl cannot parse gives "(a URL that does not parse)", never
+ * itself. A new string (free()), NULL when out of
  * memory.
  */
 char *slh_deliver_url_masked(const char *url);

@@ -1,0 +1,276 @@
+#!/bin/sh
+# t_tls.sh: a destination's ca_file, client_cert/client_key and proxy, and
+# the answer header "webhook-delivery: abort", end to end. The test makes
+# its own private CA with openssl (a server and a client certificate, and a
+# client certificate of another CA), starts tests/receiver.py as an HTTPS
+# server that requires a client certificate of that CA, a plain one, and a
+# real tinyproxy with a password, on loopback ports; slhook.cgi stores one
+# event and `slhook deliver --once` relays it to every destination:
+#   mtls      ca_file + client_cert + client_key          delivered
+#   nocert    ca_file (relative to the config), no cert   refused: retrying
+#   noca      client cert, the system's CAs               refused: retrying
+#   otherca   ca_file, a client cert of another CA        refused: retrying
+#   plainproxy http:// through the proxy                  delivered, proxied
+#   tlsproxy  mtls through the proxy (CONNECT)            delivered, tunnelled
+#   abort200/abort500  answer with Webhook-Delivery: Abort  dead at once
+# Neither the proxy's password nor a key appears in check's output, the
+# deliverer's log or the spool.
+. "$(dirname "$0")/lib.sh"
+lib_init tls
+need python3 sqlite3 openssl tinyproxy "$B/slhook.cgi" "$B/slhook"
+
+PKI=$T/pki
+DB=$T/spool/slhook.db
+PROXY_PASS=pr0xyS3cret9
+mkdir -p "$PKI"
+
+# ---- a private CA, its server and client certificates, another CA ----
+# ca NAME: a self-signed CA certificate NAME.pem and its key NAME.key.
+ca() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -nodes -days 1 -subj "/CN=slhook test $1" \
+        -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$PKI/$1.key" -out "$PKI/$1.pem" >/dev/null 2>&1
+}
+# leaf NAME CN CA EXTENSIONS: NAME.pem/NAME.key for CN, signed by CA.
+leaf() {
+    printf '%s\n' "$4" >"$PKI/$1.ext"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=$2" -keyout "$PKI/$1.key" -out "$PKI/$1.csr" \
+        >/dev/null 2>&1 &&
+        openssl x509 -req -in "$PKI/$1.csr" -CA "$PKI/$3.pem" \
+            -CAkey "$PKI/$3.key" -CAcreateserial -days 1 \
+            -extfile "$PKI/$1.ext" -out "$PKI/$1.pem" >/dev/null 2>&1
+}
+ca ca && ca otherca &&
+    leaf server 127.0.0.1 ca "subjectAltName=IP:127.0.0.1
+extendedKeyUsage=serverAuth" &&
+    leaf client slhook-client ca "extendedKeyUsage=clientAuth" &&
+    leaf other slhook-other otherca "extendedKeyUsage=clientAuth" ||
+    abort "openssl: cannot make the test CA and certificates"
+check "openssl: the client certificate verifies against the CA" \
+    sh -c "openssl verify -CAfile '$PKI/ca.pem' '$PKI/client.pem' >/dev/null"
+
+# ---- the receivers and the proxy ----
+start_receiver TLS_PORT "$T/tls.log" --tls "$PKI/server.pem:$PKI/server.key" \
+    --client-ca "$PKI/ca.pem"
+start_receiver PORT "$T/recv.log" --mode abort200=abort:200 \
+    --mode abort500=abort:500
+PPORT=$(free_port)
+cat >"$T/tinyproxy.conf" <<EOF
+Port $PPORT
+Listen 127.0.0.1
+Timeout 30
+LogFile "$T/tinyproxy.log"
+LogLevel Info
+MaxClients 20
+Allow 127.0.0.1
+BasicAuth slh $PROXY_PASS
+EOF
+tinyproxy -d -c "$T/tinyproxy.conf" >"$T/tinyproxy.out" 2>&1 &
+track $!
+wait_for 5 grep -qs "Accepting connections" "$T/tinyproxy.log" ||
+    abort "tinyproxy did not start: $(cat "$T/tinyproxy.out")"
+PROXY=http://slh:$PROXY_PASS@127.0.0.1:$PPORT
+
+# The receiver itself refuses a client without a certificate of its CA.
+check "receiver: curl with the client certificate gets 200" sh -c "curl -s \
+    -o /dev/null -w '%{http_code}' --cacert '$PKI/ca.pem' \
+    --cert '$PKI/client.pem' --key '$PKI/client.key' \
+    https://127.0.0.1:$TLS_PORT/probe | grep -qx 200"
+check "receiver: curl without one is refused" sh -c "! curl -s -o /dev/null \
+    --cacert '$PKI/ca.pem' https://127.0.0.1:$TLS_PORT/probe"
+
+# ---- the config ----
+CONF=$T/slhook.conf
+TLSURL=https://127.0.0.1:$TLS_PORT
+cp "$PKI/ca.pem" "$T/ca-beside.pem"
+cat >"$CONF" <<EOF
+[receiver]
+secret_key = $SECRET
+spool = $T/spool
+
+[destination mtls]
+url = $TLSURL/mtls
+ca_file = $PKI/ca.pem
+client_cert = $PKI/client.pem
+client_key = $PKI/client.key
+
+[destination nocert]
+url = $TLSURL/nocert
+ca_file = ca-beside.pem
+
+[destination noca]
+url = $TLSURL/noca
+client_cert = $PKI/client.pem
+client_key = $PKI/client.key
+
+[destination otherca]
+url = $TLSURL/otherca
+ca_file = $PKI/ca.pem
+client_cert = $PKI/other.pem
+client_key = $PKI/other.key
+
+[destination plainproxy]
+url = http://127.0.0.1:$PORT/plainproxy
+proxy = $PROXY
+
+[destination tlsproxy]
+url = $TLSURL/tlsproxy
+ca_file = $PKI/ca.pem
+client_cert = $PKI/client.pem
+client_key = $PKI/client.key
+proxy = $PROXY
+
+[destination abort200]
+url = http://127.0.0.1:$PORT/abort200
+
+[destination abort500]
+url = http://127.0.0.1:$PORT/abort500
+EOF
+
+# ---- check: paths shown, the proxy masked, no secret ----
+"$B/slhook" -c "$CONF" check >"$T/check.out" 2>&1
+check "check: exit 0" test $? -eq 0
+check "check: shows ca_file by path (made whole)" \
+    grep -qF "ca_file $T/ca-beside.pem" "$T/check.out"
+check "check: shows the client certificate and key by path" \
+    grep -qF "client_cert $PKI/client.pem, client_key $PKI/client.key" \
+    "$T/check.out"
+check "check: shows the proxy with its credentials masked" \
+    grep -qF "proxy http://***@127.0.0.1:$PPORT/" "$T/check.out"
+check "check: never the proxy's password" \
+    sh -c "! grep -q '$PROXY_PASS' '$T/check.out'"
+check "check: never a key's contents" \
+    sh -c "! grep -q -e 'PRIVATE KEY' -e '^MI' '$T/check.out'"
+
+# ---- config errors: path:line, before any delivery ----
+bad() { # LINES...: a config of [receiver] and one destination
+    printf '[receiver]\nsecret_key = %s\nspool = %s\n[destination d]\n' \
+        "$SECRET" "$T/spool-bad" >"$T/bad.conf"
+    printf '%s\n' "$@" >>"$T/bad.conf"
+    "$B/slhook" -c "$T/bad.conf" check >"$T/bad.out" 2>&1
+}
+bad "url = $TLSURL/x" "ca_file = $PKI/missing.pem"
+check "check: a missing ca_file is an error at its line" \
+    grep -qF "$T/bad.conf:6: cannot read ca_file '$PKI/missing.pem'" \
+    "$T/bad.out"
+bad "url = $TLSURL/x" "client_cert = $PKI/client.pem"
+check "check: client_cert without client_key is an error" \
+    grep -qF "$T/bad.conf:4: [destination d] has client_cert but no client_key" \
+    "$T/bad.out"
+bad "url = $TLSURL/x" "proxy = socks4://slh:$PROXY_PASS@127.0.0.1:1080"
+check "check: an unknown proxy scheme is an error" \
+    grep -qF "$T/bad.conf:6: proxy is not an http://" "$T/bad.out"
+check "check: ... which does not repeat the password" \
+    sh -c "! grep -q '$PROXY_PASS' '$T/bad.out'"
+bad "file = $T/out.jsonl" "proxy = $PROXY"
+check "check: a file destination takes no proxy" \
+    grep -qF "$T/bad.conf:4: [destination d] writes a file: proxy is for url" \
+    "$T/bad.out"
+
+# ---- one event to every destination ----
+hold_kick_lock "$T/spool"
+"$B/slhook.cgi" -c "$CONF" <"$FIX/delivered-1.json" 2>"$T/cgi.err" |
+    grep -q '^Status: 200' || abort "slhook.cgi did not store the event"
+"$B/slhook" -c "$CONF" deliver --once 2>"$T/deliver.err"
+check "deliver --once: exit 0" test $? -eq 0
+"$B/slhook" -c "$CONF" status --json >"$T/status.json"
+
+# state DEST: "pending retrying dead delivered" from status --json.
+state() {
+    python3 -c '
+import json, sys
+for d in json.load(open(sys.argv[1]))["destinations"]:
+    if d["name"] == sys.argv[2]:
+        print(d["pending"], d["retrying"], d["dead"], d["delivered"])' \
+        "$T/status.json" "$1"
+}
+# last_error DEST
+last_error() {
+    python3 -c '
+import json, sys
+for d in json.load(open(sys.argv[1]))["destinations"]:
+    if d["name"] == sys.argv[2]:
+        print(d["last_error"])' "$T/status.json" "$1"
+}
+# posts LOG NAME [CN]: how many posts LOG's receiver took for NAME (with a
+# client certificate of that CN, when given).
+posts() {
+    python3 -c '
+import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["name"] == sys.argv[2] and (len(sys.argv) < 4 or r["client_cn"] == sys.argv[3]):
+        n += 1
+print(n)' "$@"
+}
+# attempts DEST: the delivery row's attempt count in the spool.
+attempts() {
+    sql "$DB" "SELECT attempts FROM delivery WHERE dest = '$1'"
+}
+# tls_refusal DEST: retrying, a TLS reason, and nothing posted. In TLS 1.3
+# a server checks the client's certificate after the client's handshake is
+# done: curl may learn of the refusal from the server's alert ("alert
+# certificate required") or, when the server has already closed the
+# connection, as a failure to send its request.
+tls_refusal() {
+    expect "$1: refused, retrying" "1 1 0 0" "$(state "$1")"
+    check "$1: the reason is TLS's ($(last_error "$1"))" sh -c \
+        "echo '$(last_error "$1")' | grep -qi -e SSL -e certificate -e alert \
+            -e 'sending data to the peer' -e 'receiving data from the peer'"
+    expect "$1: the receiver took nothing" 0 "$(posts "$T/tls.log" "$1")"
+}
+
+expect "mtls: delivered with ca_file, client_cert and client_key" \
+    "0 0 0 1" "$(state mtls)"
+expect "mtls: the receiver saw the client certificate" 1 \
+    "$(posts "$T/tls.log" mtls slhook-client)"
+tls_refusal nocert
+tls_refusal noca
+tls_refusal otherca
+check "noca: refused for the server's certificate, not the client's" sh -c \
+    "echo '$(last_error noca)' | grep -qi -e 'certificate' -e 'issuer'"
+
+# ---- the proxy ----
+expect "plainproxy: delivered" "0 0 0 1" "$(state plainproxy)"
+expect "plainproxy: the receiver got it" 1 "$(posts "$T/recv.log" plainproxy)"
+check "plainproxy: through tinyproxy (its log has the request)" grep -qF \
+    "POST http://127.0.0.1:$PORT/plainproxy" "$T/tinyproxy.log"
+expect "tlsproxy: delivered" "0 0 0 1" "$(state tlsproxy)"
+expect "tlsproxy: the receiver saw the client certificate" 1 \
+    "$(posts "$T/tls.log" tlsproxy slhook-client)"
+check "tlsproxy: tunnelled through tinyproxy (CONNECT in its log)" grep -qF \
+    "CONNECT 127.0.0.1:$TLS_PORT" "$T/tinyproxy.log"
+expect "no other destination went through the proxy" 2 \
+    "$(grep -c 'Request (file descriptor' "$T/tinyproxy.log")"
+
+# ---- webhook-delivery: abort ----
+for s in 200 500; do
+    expect "abort$s: a dead letter at once" "0 0 1 0" "$(state abort$s)"
+    expect "abort$s: after one attempt" 1 "$(attempts abort$s)"
+    check "abort$s: the error says why ($(last_error abort$s))" sh -c \
+        "echo '$(last_error abort$s)' | grep -q \
+'^aborted by destination (webhook-delivery: abort): HTTP $s'"
+done
+# A second pass, once the refused ones are due again: the aborted events
+# are not tried again, the refused ones are.
+sleep 1.5
+"$B/slhook" -c "$CONF" deliver --once 2>>"$T/deliver.err"
+expect "abort200: not posted again" 1 "$(posts "$T/recv.log" abort200)"
+expect "abort500: not posted again" 1 "$(posts "$T/recv.log" abort500)"
+expect "nocert: tried again" 2 "$(attempts nocert)"
+
+# ---- no secret anywhere ----
+check "deliverer's log: never the proxy's password" \
+    sh -c "! grep -q '$PROXY_PASS' '$T/deliver.err'"
+check "deliverer's log: an attempt line per destination" \
+    test "$(grep -c . "$T/deliver.err")" -ge 8
+sqlite3 "$DB" .dump >"$T/spool.dump"
+check "spool: never the proxy's password" \
+    sh -c "! grep -q '$PROXY_PASS' '$T/spool.dump'"
+check "spool: never a key" sh -c "! grep -q 'PRIVATE KEY' '$T/spool.dump'"
+
+finish

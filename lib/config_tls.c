@@ -54,9 +54,7 @@ set_file(struct parser *p, const char *key, const char *value, char **slot)
     if (path == NULL)
         return config_fail_nomem(p);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        e = errno;
-    else if (fstat(fd, &st) != 0)
+    if (fd < 0 || fstat(fd, &st) != 0)
         e = errno;
     else if (!S_ISREG(st.st_mode))
         e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;

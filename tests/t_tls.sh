@@ -12,6 +12,7 @@
 #   otherca   ca_file, a client cert of another CA        refused: retrying
 #   plainproxy http:// through the proxy                  delivered, proxied
 #   tlsproxy  mtls through the proxy (CONNECT)            delivered, tunnelled
+#   badpass, badpasstls  a wrong proxy password         refused: retrying
 #   abort200/abort500  answer with Webhook-Delivery: Abort  dead at once
 # Neither the proxy's password nor a key appears in check's output, the
 # deliverer's log or the spool.
@@ -73,6 +74,7 @@ track $!
 wait_for 5 grep -qs "Accepting connections" "$T/tinyproxy.log" ||
     abort "tinyproxy did not start: $(cat "$T/tinyproxy.out")"
 PROXY=http://slh:$PROXY_PASS@127.0.0.1:$PPORT
+WRONG_PASS=wr0ngPa55word
 
 # The receiver itself refuses a client without a certificate of its CA.
 check "receiver: curl with the client certificate gets 200" sh -c "curl -s \
@@ -122,6 +124,17 @@ ca_file = $PKI/ca.pem
 client_cert = $PKI/client.pem
 client_key = $PKI/client.key
 proxy = $PROXY
+
+[destination badpass]
+url = http://127.0.0.1:$PORT/badpass
+proxy = http://slh:$WRONG_PASS@127.0.0.1:$PPORT
+
+[destination badpasstls]
+url = $TLSURL/badpasstls
+ca_file = $PKI/ca.pem
+client_cert = $PKI/client.pem
+client_key = $PKI/client.key
+proxy = http://slh:$WRONG_PASS@127.0.0.1:$PPORT
 
 [destination abort200]
 url = http://127.0.0.1:$PORT/abort200
@@ -244,7 +257,20 @@ expect "tlsproxy: the receiver saw the client certificate" 1 \
     "$(posts "$T/tls.log" tlsproxy slhook-client)"
 check "tlsproxy: tunnelled through tinyproxy (CONNECT in its log)" grep -qF \
     "CONNECT 127.0.0.1:$TLS_PORT" "$T/tinyproxy.log"
-expect "no other destination went through the proxy" 2 \
+# tinyproxy refuses a wrong password with 401 and closes the connection,
+# which curl may see before the answer while it still sends the body.
+expect "badpass: the proxy's refusal is a failure, retried" "1 1 0 0" \
+    "$(state badpass)"
+check "badpass: ... its error says so ($(last_error badpass))" sh -c \
+    "echo '$(last_error badpass)' | grep -q -e '^HTTP 40[17]' \
+        -e 'receiving data from the peer'"
+expect "badpasstls: refused by the proxy, retried" "1 1 0 0" \
+    "$(state badpasstls)"
+check "badpasstls: ... its error says so ($(last_error badpasstls))" sh -c \
+    "echo '$(last_error badpasstls)' | grep -q 'CONNECT tunnel failed, response 40[17]'"
+expect "badpass, badpasstls: the receivers took nothing" "0 0" \
+    "$(posts "$T/recv.log" badpass) $(posts "$T/tls.log" badpasstls)"
+expect "no other destination went through the proxy" 4 \
     "$(grep -c 'Request (file descriptor' "$T/tinyproxy.log")"
 
 # ---- webhook-delivery: abort ----
@@ -264,13 +290,13 @@ expect "abort500: not posted again" 1 "$(posts "$T/recv.log" abort500)"
 expect "nocert: tried again" 2 "$(attempts nocert)"
 
 # ---- no secret anywhere ----
-check "deliverer's log: never the proxy's password" \
-    sh -c "! grep -q '$PROXY_PASS' '$T/deliver.err'"
+check "deliverer's log: never the proxy's password, right or wrong" \
+    sh -c "! grep -q -e '$PROXY_PASS' -e '$WRONG_PASS' '$T/deliver.err'"
 check "deliverer's log: an attempt line per destination" \
-    test "$(grep -c . "$T/deliver.err")" -ge 8
+    test "$(grep -c . "$T/deliver.err")" -ge 10
 sqlite3 "$DB" .dump >"$T/spool.dump"
-check "spool: never the proxy's password" \
-    sh -c "! grep -q '$PROXY_PASS' '$T/spool.dump'"
+check "spool: never the proxy's password, right or wrong" \
+    sh -c "! grep -q -e '$PROXY_PASS' -e '$WRONG_PASS' '$T/spool.dump'"
 check "spool: never a key" sh -c "! grep -q 'PRIVATE KEY' '$T/spool.dump'"
 
 finish

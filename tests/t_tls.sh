@@ -171,7 +171,8 @@ check "check: a missing ca_file is an error at its line" \
     "$T/bad.out"
 bad "url = $TLSURL/x" "client_cert = $PKI/client.pem"
 check "check: client_cert without client_key is an error" \
-    grep -qF "$T/bad.conf:4: [destination d] has client_cert but no client_key" \
+    grep -qF "$T/bad.conf:4: [destination d] has client_cert but no \
+client_key" \
     "$T/bad.out"
 bad "url = $TLSURL/x" "proxy = socks4://slh:$PROXY_PASS@127.0.0.1:1080"
 check "check: an unknown proxy scheme is an error" \
@@ -216,7 +217,8 @@ import json, sys
 n = 0
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    if r["name"] == sys.argv[2] and (len(sys.argv) < 4 or r["client_cn"] == sys.argv[3]):
+    cn = sys.argv[3] if len(sys.argv) > 3 else r["client_cn"]
+    if r["name"] == sys.argv[2] and r["client_cn"] == cn:
         n += 1
 print(n)' "$@"
 }
@@ -267,7 +269,8 @@ check "badpass: ... its error says so ($(last_error badpass))" sh -c \
 expect "badpasstls: refused by the proxy, retried" "1 1 0 0" \
     "$(state badpasstls)"
 check "badpasstls: ... its error says so ($(last_error badpasstls))" sh -c \
-    "echo '$(last_error badpasstls)' | grep -q 'CONNECT tunnel failed, response 40[17]'"
+    "echo '$(last_error badpasstls)' |
+        grep -q 'CONNECT tunnel failed, response 40[17]'"
 expect "badpass, badpasstls: the receivers took nothing" "0 0" \
     "$(posts "$T/recv.log" badpass) $(posts "$T/tls.log" badpasstls)"
 expect "no other destination went through the proxy" 4 \

@@ -157,6 +157,23 @@ check "check: never the proxy's password" \
     sh -c "! grep -q '$PROXY_PASS' '$T/check.out'"
 check "check: never a key's contents" \
     sh -c "! grep -q -e 'PRIVATE KEY' -e '^MI' '$T/check.out'"
+check "check: no warning while the key is private" \
+    sh -c "! grep -q '^warning' '$T/check.out'"
+chmod 644 "$PKI/client.key"
+"$B/slhook" -c "$CONF" check >"$T/check.out" 2>&1
+check "check: a client_key anyone may read is a warning, not an error" \
+    sh -c "[ $? -eq 0 ] && grep -qF 'warning: destination mtls: client_key \
+$PKI/client.key is readable by anyone' '$T/check.out'"
+chmod 600 "$PKI/client.key"
+
+# A ca_file on an http:// url does nothing: a warning.
+printf '[receiver]\nsecret_key = %s\nspool = %s\n[destination d]\n%s\n%s\n' \
+    "$SECRET" "$T/spool-bad" "url = http://127.0.0.1:$PORT/d" \
+    "ca_file = $PKI/ca.pem" >"$T/http.conf"
+"$B/slhook" -c "$T/http.conf" check >"$T/http.out" 2>&1
+check "check: ca_file on an http:// url is a warning" sh -c "[ $? -eq 0 ] &&
+    grep -q '^warning: destination d: ca_file and client_cert are for \
+https:// urls' '$T/http.out'"
 
 # ---- config errors: path:line, before any delivery ----
 bad() { # LINES...: a config of [receiver] and one destination

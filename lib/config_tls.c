@@ -42,7 +42,8 @@ resolve(const struct parser *p, const char *value)
  * regular file this process can open for reading: curl would otherwise only
  * say so at the first attempt, in a deliverer nobody watches. The file's
  * contents are not read here: the key is a secret, and the CGI loads the
- * config on every request.
+ * config on every request. O_NONBLOCK: a FIFO named by mistake must not
+ * hang the load; it is then refused as no regular file.
  */
 static int
 set_file(struct parser *p, const char *key, const char *value, char **slot)
@@ -53,7 +54,7 @@ set_file(struct parser *p, const char *key, const char *value, char **slot)
 
     if (path == NULL)
         return config_fail_nomem(p);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0 || fstat(fd, &st) != 0)
         e = errno;
     else if (!S_ISREG(st.st_mode))

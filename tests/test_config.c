@@ -1113,6 +1113,15 @@ test_tls(void)
     PARSE_BAD(text, NAME ":6: cannot read client_key '");
     PARSE_BAD(RECV "[destination d]\nurl = https://x\nca_file = /dev/null\n",
               NAME ":5: ca_file '/dev/null' is not a regular file");
+    /* A FIFO is refused at once, not waited on for a writer. */
+    snprintf(want, sizeof(want), "%s/fifo", tmpdir);
+    if (CHECK(mkfifo(want, 0600) == 0, "mkfifo %s", want)) {
+        snprintf(text, sizeof(text),
+                 RECV "[destination d]\nurl = https://x\nclient_key = %s\n",
+                 want);
+        PARSE_BAD(text, NAME ":5: client_key '");
+        remove_tmp("fifo");
+    }
 
     /* The pair comes together; file destinations take none of them. */
     snprintf(text, sizeof(text),

@@ -4,7 +4,8 @@
 # its own private CA with openssl (a server and a client certificate, and a
 # client certificate of another CA), starts tests/receiver.py as an HTTPS
 # server that requires a client certificate of that CA, a plain one, and a
-# real tinyproxy with a password, on loopback ports; slhook.cgi stores one
+# real tinyproxy with a password, and tests/socks5.py (a SOCKS5 proxy, with
+# a password too), on loopback ports; slhook.cgi stores one
 # event and `slhook deliver --once` relays it to every destination:
 #   mtls      ca_file + client_cert + client_key          delivered
 #   nocert    ca_file (relative to the config), no cert   refused: retrying
@@ -13,6 +14,9 @@
 #   plainproxy http:// through the proxy                  delivered, proxied
 #   tlsproxy  mtls through the proxy (CONNECT)            delivered, tunnelled
 #   badpass, badpasstls  a wrong proxy password         refused: retrying
+#   socks     http:// through socks5:// (the proxy given an address)
+#   socksh    mtls to https://localhost through socks5h:// (the proxy
+#             given the name, which it resolves)           both delivered
 #   abort200/abort500  answer with Webhook-Delivery: Abort  dead at once
 # Neither the proxy's password nor a key appears in check's output, the
 # deliverer's log or the spool.
@@ -45,7 +49,7 @@ leaf() {
             -extfile "$PKI/$1.ext" -out "$PKI/$1.pem" >/dev/null 2>&1
 }
 ca ca && ca otherca &&
-    leaf server 127.0.0.1 ca "subjectAltName=IP:127.0.0.1
+    leaf server 127.0.0.1 ca "subjectAltName=IP:127.0.0.1,DNS:localhost
 extendedKeyUsage=serverAuth" &&
     leaf client slhook-client ca "extendedKeyUsage=clientAuth" &&
     leaf other slhook-other otherca "extendedKeyUsage=clientAuth" ||
@@ -74,6 +78,11 @@ track $!
 wait_for 5 grep -qs "Accepting connections" "$T/tinyproxy.log" ||
     abort "tinyproxy did not start: $(cat "$T/tinyproxy.out")"
 PROXY=http://slh:$PROXY_PASS@127.0.0.1:$PPORT
+python3 "$ROOT/tests/socks5.py" --log "$T/socks.log" \
+    --auth "slh:$PROXY_PASS" >"$T/socks.port" 2>"$T/socks.err" &
+track $!
+wait_for 5 test -s "$T/socks.port" || abort "socks5.py did not start"
+SPORT=$(head -n 1 "$T/socks.port")
 WRONG_PASS=wr0ngPa55word
 
 # The receiver itself refuses a client without a certificate of its CA.
@@ -136,6 +145,17 @@ client_cert = $PKI/client.pem
 client_key = $PKI/client.key
 proxy = http://slh:$WRONG_PASS@127.0.0.1:$PPORT
 
+[destination socks]
+url = http://127.0.0.1:$PORT/socks
+proxy = socks5://slh:$PROXY_PASS@127.0.0.1:$SPORT
+
+[destination socksh]
+url = https://localhost:$TLS_PORT/socksh
+ca_file = $PKI/ca.pem
+client_cert = $PKI/client.pem
+client_key = $PKI/client.key
+proxy = socks5h://slh:$PROXY_PASS@127.0.0.1:$SPORT
+
 [destination abort200]
 url = http://127.0.0.1:$PORT/abort200
 
@@ -153,6 +173,8 @@ check "check: shows the client certificate and key by path" \
     "$T/check.out"
 check "check: shows the proxy with its credentials masked" \
     grep -qF "proxy http://***@127.0.0.1:$PPORT/" "$T/check.out"
+check "check: shows a socks5h proxy masked too" \
+    grep -qF "proxy socks5h://***@127.0.0.1:$SPORT/" "$T/check.out"
 check "check: never the proxy's password" \
     sh -c "! grep -q '$PROXY_PASS' '$T/check.out'"
 check "check: never a key's contents" \
@@ -292,6 +314,27 @@ expect "badpass, badpasstls: the receivers took nothing" "0 0" \
     "$(posts "$T/recv.log" badpass) $(posts "$T/tls.log" badpasstls)"
 expect "no other destination went through the proxy" 4 \
     "$(grep -c 'Request (file descriptor' "$T/tinyproxy.log")"
+
+# socks LOG ATYP HOST PORT: the SOCKS5 proxy connected once for HOST:PORT
+# as given (ATYP ipv4: an address; domain: a name it resolved).
+socks() {
+    python3 -c '
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+want = {"user": "slh", "atyp": sys.argv[2], "host": sys.argv[3],
+        "port": int(sys.argv[4]), "ok": True}
+sys.exit(0 if recs.count(want) == 1 else "socks: %r" % recs)' "$@"
+}
+expect "socks: delivered through socks5://" "0 0 0 1" "$(state socks)"
+expect "socks: the receiver got it" 1 "$(posts "$T/recv.log" socks)"
+check "socks: the proxy connected to the address it was given" \
+    socks "$T/socks.log" ipv4 127.0.0.1 "$PORT"
+expect "socksh: delivered through socks5h://, mutual TLS" "0 0 0 1" \
+    "$(state socksh)"
+expect "socksh: the receiver saw the client certificate" 1 \
+    "$(posts "$T/tls.log" socksh slhook-client)"
+check "socksh: the proxy resolved the name itself" \
+    socks "$T/socks.log" domain localhost "$TLS_PORT"
 
 # ---- webhook-delivery: abort ----
 for s in 200 500; do

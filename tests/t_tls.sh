@@ -11,6 +11,7 @@
 #   nocert    ca_file (relative to the config), no cert   refused: retrying
 #   noca      client cert, the system's CAs               refused: retrying
 #   otherca   ca_file, a client cert of another CA        refused: retrying
+#   wrongca   a ca_file that did not issue the server's   refused: retrying
 #   plainproxy http:// through the proxy                  delivered, proxied
 #   tlsproxy  mtls through the proxy (CONNECT)            delivered, tunnelled
 #   badpass, badpasstls  a wrong proxy password         refused: retrying
@@ -124,6 +125,12 @@ url = $TLSURL/otherca
 ca_file = $PKI/ca.pem
 client_cert = $PKI/other.pem
 client_key = $PKI/other.key
+
+[destination wrongca]
+url = $TLSURL/wrongca
+ca_file = $PKI/otherca.pem
+client_cert = $PKI/client.pem
+client_key = $PKI/client.key
 
 [destination plainproxy]
 url = http://127.0.0.1:$PORT/plainproxy
@@ -289,6 +296,9 @@ tls_refusal noca
 tls_refusal otherca
 check "noca: refused for the server's certificate, not the client's" sh -c \
     "echo '$(last_error noca)' | grep -qi -e 'certificate' -e 'issuer'"
+tls_refusal wrongca
+check "wrongca: the server's certificate is what failed" sh -c \
+    "echo '$(last_error wrongca)' | grep -qi 'certificate problem'"
 
 # ---- the proxy ----
 expect "plainproxy: delivered" "0 0 0 1" "$(state plainproxy)"

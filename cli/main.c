@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -217,6 +218,36 @@ check_retention(const struct slh_config *cfg)
     return 0;
 }
 
+/* A destination's TLS and proxy keys: files by path (never what they
+ * hold), the proxy masked as a URL is. Warns of a client key anyone may
+ * read, and of TLS files an http:// url never uses. */
+static void
+print_tls(const struct slh_dest *d)
+{
+    struct stat st;
+
+    if (d->ca_file != NULL)
+        printf("    ca_file %s\n", d->ca_file);
+    if (d->client_cert != NULL)
+        printf("    client_cert %s, client_key %s\n", d->client_cert,
+               d->client_key);
+    if (d->client_key != NULL && stat(d->client_key, &st) == 0 &&
+        (st.st_mode & S_IROTH) != 0)
+        printf("warning: destination %s: client_key %s is readable by "
+               "anyone (chmod o-r)\n",
+               d->name, d->client_key);
+    if ((d->ca_file != NULL || d->client_cert != NULL) && d->url != NULL &&
+        strncasecmp(d->url, "http://", 7) == 0)
+        printf("warning: destination %s: ca_file and client_cert are for "
+               "https:// urls; this one is http://\n",
+               d->name);
+    if (d->proxy != NULL) {
+        char *shown = slh_deliver_url_masked(d->proxy);
+        printf("    proxy %s\n", shown != NULL ? shown : "(out of memory)");
+        free(shown);
+    }
+}
+
 /* Errors make the exit status 1; warnings ("warning: ...") leave it 0. */
 static int
 cmd_check(const struct slh_config *cfg)
@@ -240,6 +271,7 @@ cmd_check(const struct slh_config *cfg)
                                : "(out of memory)",
                d->signing_key != NULL ? " (signed)" : "");
         free(shown);
+        print_tls(d);
         if (d->file != NULL)
             errors += check_file_dest(d);
     }

@@ -1,8 +1,9 @@
 /* libFuzzer target: the configuration parser (lib/config*.c, over inih).
  *
  * The input is the config text. secret_key_file makes the parser read a
- * file: to keep the fuzzer from reading /dev or /proc (or blocking on a
- * FIFO), a secret_key_file line holding a '/' skips the input, and the
+ * file, and ca_file, client_cert and client_key open one: to keep the
+ * fuzzer from reading /dev or /proc (or blocking on a FIFO), such a line
+ * holding a '/' skips the input, and the
  * parser runs in a private directory of a few prepared key files, which
  * the relative names reach (libFuzzer itself stays in the directory it was
  * started in).
@@ -76,19 +77,25 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* A secret_key_file line naming a path outside the private directory. */
+/* A line of a key that opens a file naming a path outside the private
+ * directory. */
 static bool
 reads_outside(const char *text)
 {
-    const char *p = text;
+    static const char *const names[] = {"secret_key_file", "ca_file",
+                                        "client_cert", "client_key"};
 
-    while ((p = strstr(p, "secret_key_file")) != NULL) {
-        const char *eol = strchr(p, '\n');
-        size_t n = eol != NULL ? (size_t)(eol - p) : strlen(p);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *p = text;
 
-        if (memchr(p, '/', n) != NULL || memchr(p, '\\', n) != NULL)
-            return true;
-        p += n;
+        while ((p = strstr(p, names[i])) != NULL) {
+            const char *eol = strchr(p, '\n');
+            size_t n = eol != NULL ? (size_t)(eol - p) : strlen(p);
+
+            if (memchr(p, '/', n) != NULL || memchr(p, '\\', n) != NULL)
+                return true;
+            p += n;
+        }
     }
     return false;
 }
@@ -182,6 +189,12 @@ check_config(const struct slh_config *cfg)
                     d->timeout, (long long)d->max_age);
         FUZZ_ASSERT((d->signing_key == NULL) == (d->signing_key_len == 0),
                     "destination %s: signing key", d->name);
+        FUZZ_ASSERT((d->client_cert == NULL) == (d->client_key == NULL),
+                    "destination %s: client_cert without client_key", d->name);
+        FUZZ_ASSERT(d->url != NULL ||
+                        (d->ca_file == NULL && d->client_cert == NULL &&
+                         d->proxy == NULL),
+                    "destination %s: TLS or proxy on a file", d->name);
         for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
             for (int kind = -1; kind <= 2; kind++)
                 (void)slh_dest_wants(d, types[t], kind);

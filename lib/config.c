@@ -43,6 +43,11 @@ static const struct key {
     {SEC_DEST, true, "signing_secret", config_set_signing_secret},
     {SEC_DEST, true, "timeout", config_set_timeout},
     {SEC_DEST, true, "max_age", config_set_max_age},
+    /* TLS and proxy (config_tls.c) */
+    {SEC_DEST, true, "ca_file", config_set_ca_file},
+    {SEC_DEST, true, "client_cert", config_set_client_cert},
+    {SEC_DEST, true, "client_key", config_set_client_key},
+    {SEC_DEST, true, "proxy", config_set_proxy},
 };
 
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= 32, "a seen bit per key");
@@ -326,6 +331,8 @@ finish(struct parser *p)
                            cfg->dests[i].name);
             return;
         }
+        if (!config_check_tls(p, &cfg->dests[i]))
+            return;
     }
     if (cfg->n_secret_keys == 0 && p->file_key == NULL) {
         if (p->receiver_line > 0)

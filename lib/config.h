@@ -44,6 +44,15 @@ struct slh_dest {
     long timeout;               /* seconds per attempt */
     int64_t max_age;            /* seconds from receipt to dead letter */
     int line;                   /* line of the section header, for messages */
+    /* TLS and proxy (url destinations only; each NULL when not set). Paths
+     * are as written, or made absolute against the config file's directory
+     * when relative; each file was readable when the config was loaded. */
+    char *ca_file;     /* PEM bundle that verifies the destination instead
+                          of the system's */
+    char *client_cert; /* PEM client certificate for mutual TLS, and */
+    char *client_key;  /* its PEM private key (unencrypted): both or none */
+    char *proxy;       /* http://, https://, socks5:// or socks5h:// URL; may
+                          carry user:pass@, so never printed whole */
 };
 
 struct slh_config {

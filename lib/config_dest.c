@@ -31,6 +31,7 @@ config_free_dest(struct slh_dest *d)
     free_strs(d->events, d->n_events);
     free_strs(d->headers, d->n_headers);
     OPENSSL_clear_free(d->signing_key, d->signing_key_len);
+    config_free_tls(d);
 }
 
 /* The filter word's tracking kind (0..2), -1 for a plain Type, -2 for no

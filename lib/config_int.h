@@ -94,6 +94,19 @@ config_setter config_set_url, config_set_file, config_set_events,
     config_add_header, config_set_signing_secret, config_set_timeout,
     config_set_max_age;
 
+/* [destination NAME] TLS and proxy keys (config_tls.c): ca_file,
+ * client_cert, client_key, proxy. */
+config_setter config_set_ca_file, config_set_client_cert, config_set_client_key,
+    config_set_proxy;
+
+/* Once the file is read: d's TLS and proxy keys belong to a url destination
+ * and client_cert comes with client_key. False with p->err set (at d's
+ * section line) when not. */
+bool config_check_tls(struct parser *p, const struct slh_dest *d);
+
+/* Releases d's TLS and proxy strings (config_free_dest() calls it). */
+void config_free_tls(struct slh_dest *d);
+
 /* Starts [destination NAME] with name[0..len) (checked here); false with
  * p->err set when it is bad or a second one. */
 bool config_begin_dest(struct parser *p, const char *name, size_t len);

@@ -124,7 +124,7 @@ fill_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
         s->busy = true;
         ds->inflight++;
         if (dl_http_start(d, s, now) != SLH_OK) {
-            dl_record(d, ds, &s->claim, 0, 0, "out of memory", now, 0);
+            dl_record(d, ds, &s->claim, 0, false, 0, "out of memory", now, 0);
             dl_http_release(s);
         }
     }

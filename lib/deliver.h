@@ -5,9 +5,10 @@
  * of deliverers may share one spool without posting an event twice to a
  * destination by racing), posts them with libcurl (multi interface,
  * keep-alive, a bounded number in flight per destination) or appends them to
- * a file, and records each outcome: 2xx delivered; 410 dead at once; else a
- * retry on a backoff with jitter that honours Retry-After, until the
- * destination's max_age since receipt has passed, then dead.
+ * a file, and records each outcome: 2xx delivered; 410, or an answer with
+ * the header "webhook-delivery: abort", dead at once; else a retry on a
+ * backoff with jitter that honours Retry-After, until the destination's
+ * max_age since receipt has passed, then dead.
  *
  * Each deliverer claims as an owner of its own (store.h), made by
  * slh_deliverer_new() and removed by slh_deliverer_free() (a deliverer that
@@ -135,8 +136,9 @@ enum slh_err slh_deliver_post(const char *url, const char *content_type,
  * A copy of url fit to print (slhook check): scheme://host[:port]/path,
  * with the userinfo, if any, as "***@" and every query value as "***" (an
  * item without '=' is all value), the fragment left out: a URL may carry
- * credentials in any of them. A URL curl cannot parse gives "(a URL that
- * does not parse)", never itself. A new string (free()), NULL when out of
+ * credentials in any of them. Any scheme is taken (a proxy's socks5:// too).
+ * A URL curl cannot parse gives "(a URL that does not parse)", never
+ * itself. A new string (free()), NULL when out of
  * memory.
  */
 char *slh_deliver_url_masked(const char *url);

@@ -90,6 +90,6 @@ dl_file_append(struct slh_deliverer *d, struct dest_state *ds,
         close(fd);
     }
     for (size_t i = 0; i < n; i++)
-        dl_record(d, ds, &c[i], 0, 0, i < written ? NULL : error, now,
+        dl_record(d, ds, &c[i], 0, false, 0, i < written ? NULL : error, now,
                   (long)(slh_now_ms() - now));
 }

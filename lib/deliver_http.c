@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "retry.h"
 #include "sign.h"
 
 #define USER_AGENT "slhook/" SLH_VERSION
@@ -59,6 +60,45 @@ dl_http_header(struct curl_slist **list, const char *line)
 
 /* ---- Setting up and tearing down ---- */
 
+/* Each answer (a proxy's to CONNECT, a 1xx, the destination's own) begins
+ * with its status line: only the last one's headers count. */
+static size_t
+on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+    struct slot *s = arg;
+    size_t n = size * nmemb;
+
+    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0)
+        s->is_abort = false;
+    else if (slh_retry_is_abort_header(line, n))
+        s->is_abort = true;
+    return n;
+}
+
+/* A destination's own TLS and proxy settings (config.h). A ca_file
+ * replaces the system's trust, the bundle and the directory both. A
+ * configured proxy is used for every address: the environment's NO_PROXY
+ * does not override what the config says. */
+static bool
+dest_options(CURL *easy, const struct slh_dest *dest)
+{
+    bool ok = true;
+
+    if (dest->ca_file != NULL)
+        ok =
+            curl_easy_setopt(easy, CURLOPT_CAINFO, dest->ca_file) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_CAPATH, NULL) == CURLE_OK;
+    if (ok && dest->client_cert != NULL)
+        ok = curl_easy_setopt(easy, CURLOPT_SSLCERT, dest->client_cert) ==
+                 CURLE_OK &&
+             curl_easy_setopt(easy, CURLOPT_SSLKEY, dest->client_key) ==
+                 CURLE_OK;
+    if (ok && dest->proxy != NULL)
+        ok = curl_easy_setopt(easy, CURLOPT_PROXY, dest->proxy) == CURLE_OK &&
+             curl_easy_setopt(easy, CURLOPT_NOPROXY, "") == CURLE_OK;
+    return ok;
+}
+
 /* Slot s of destination ds: its easy handle, set up once for all its
  * attempts (keep-alive). */
 static bool
@@ -71,6 +111,13 @@ open_slot(struct dest_state *ds, struct slot *s)
     return s->easy != NULL &&
            dl_http_options(s->easy, ds->dest->url, ds->dest->timeout,
                            &s->sink) &&
+           dest_options(s->easy, ds->dest) &&
+           curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header) ==
+               CURLE_OK &&
+           curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, (void *)s) ==
+               CURLE_OK &&
+           curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->curl_error) ==
+               CURLE_OK &&
            curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s) == CURLE_OK;
 }
 
@@ -152,6 +199,8 @@ dl_http_start(struct slh_deliverer *d, struct slot *s, int64_t now)
         return SLH_ENOMEM;
     s->sink.len = 0;
     s->answer[0] = '\0';
+    s->is_abort = false;
+    s->curl_error[0] = '\0';
     s->started = now;
     curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -205,6 +254,27 @@ http_error(char *out, size_t size, long status, const char *answer)
     out[n] = '\0';
 }
 
+/*
+ * Why transfer rc failed: curl's text for the code, and for a TLS failure
+ * its detail too ("... tlsv13 alert certificate required"), without which a
+ * refused client certificate reads as a mere receive error. Other details
+ * are left out: curl may quote a proxy URL, password and all, in them.
+ */
+static void
+transfer_error(char *out, size_t size, CURLcode rc, const char *detail)
+{
+    bool is_tls =
+        rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
+        rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CIPHER ||
+        rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ISSUER_ERROR ||
+        rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR;
+
+    size_t n = (size_t)snprintf(out, size, "%s", curl_easy_strerror(rc));
+
+    if (is_tls && detail[0] != '\0' && n + 2 < size)
+        snprintf(out + n, size - n, ": %.*s", (int)(size - n - 3), detail);
+}
+
 /* Records what each finished transfer came to and frees its slot. */
 static void
 harvest(struct slh_deliverer *d)
@@ -215,7 +285,12 @@ harvest(struct slh_deliverer *d)
     while ((msg = curl_multi_info_read(d->multi, &left)) != NULL) {
         struct slot *s;
         char *priv = NULL;
+        /* "aborted by destination (webhook-delivery: abort): HTTP 500" */
+        static const char abort_why[] =
+            "aborted by destination (" SLH_ABORT_HEADER "): ";
         char error[SLH_STORE_ERROR_LEN];
+        size_t skip;
+        bool is_abort = false;
         long status = 0;
         curl_off_t retry_after = 0;
         int64_t now = slh_now_ms();
@@ -227,16 +302,20 @@ harvest(struct slh_deliverer *d)
         if (msg->data.result == CURLE_OK) {
             curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
             curl_easy_getinfo(s->easy, CURLINFO_RETRY_AFTER, &retry_after);
-            http_error(error, sizeof(error), status, s->answer);
+            is_abort = s->is_abort;
+            skip = is_abort ? sizeof(abort_why) - 1 : 0;
+            memcpy(error, abort_why, skip);
+            http_error(error + skip, sizeof(error) - skip, status, s->answer);
         } else {
-            snprintf(error, sizeof(error), "%s",
-                     curl_easy_strerror(msg->data.result));
+            transfer_error(error, sizeof(error), msg->data.result,
+                           s->curl_error);
         }
         curl_multi_remove_handle(d->multi, s->easy);
         if (retry_after < 0 || retry_after > INT64_MAX / 1000)
             retry_after = 0;
-        dl_record(d, s->ds, &s->claim, (int)status, (int64_t)retry_after * 1000,
-                  status >= 200 && status <= 299 ? "" : error, now,
+        dl_record(d, s->ds, &s->claim, (int)status, is_abort,
+                  (int64_t)retry_after * 1000,
+                  status >= 200 && status <= 299 && !is_abort ? "" : error, now,
                   (long)(now - s->started));
         dl_http_release(s);
     }

@@ -59,6 +59,8 @@ struct slot {
     struct sink sink;
     int64_t started;
     bool busy;
+    bool is_abort; /* the answer so far carries SLH_ABORT_HEADER (retry.h) */
+    char curl_error[CURL_ERROR_SIZE]; /* curl's detail of a failure */
 };
 
 struct dest_state {
@@ -146,11 +148,12 @@ void dl_unclaim(struct slh_deliverer *d, const char *dest, const int64_t *seqs,
                 size_t n, int64_t now);
 
 /* Queues the outcome of attempt c of ds for recording (status 0 with a NULL
- * error: a file destination's line is on disk), lowering ds->next_due to a
- * retry's due time. d->fin has room (cap_fin). */
+ * error: a file destination's line is on disk; is_abort: the answer carried
+ * SLH_ABORT_HEADER), lowering ds->next_due to a retry's due time. d->fin
+ * has room (cap_fin). */
 void dl_record(struct slh_deliverer *d, struct dest_state *ds,
-               const struct slh_claim *c, int status, int64_t retry_after_ms,
-               const char *error, int64_t now, long ms);
+               const struct slh_claim *c, int status, bool is_abort,
+               int64_t retry_after_ms, const char *error, int64_t now, long ms);
 
 /* Records every queued outcome in one transaction, then calls on_attempt
  * for each. On failure they stay queued. */

@@ -71,7 +71,9 @@ slh_deliver_url_masked(const char *url)
 
     if (u == NULL)
         return NULL;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+    /* A proxy's socks5:// and socks5h:// are no scheme curl fetches. */
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) !=
+            CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
         out = strdup("(a URL that does not parse)");

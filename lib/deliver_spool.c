@@ -266,8 +266,8 @@ next_rnd(struct slh_deliverer *d)
 
 void
 dl_record(struct slh_deliverer *d, struct dest_state *ds,
-          const struct slh_claim *c, int status, int64_t retry_after_ms,
-          const char *error, int64_t now, long ms)
+          const struct slh_claim *c, int status, bool is_abort,
+          int64_t retry_after_ms, const char *error, int64_t now, long ms)
 {
     struct finished *f = &d->fin[d->n_fin++];
 
@@ -280,8 +280,8 @@ dl_record(struct slh_deliverer *d, struct dest_state *ds,
         f->o.state = SLH_DELIVERED;
         f->o.due = now;
     } else {
-        slh_retry_decide(&f->o, c, ds->dest->max_age, status, retry_after_ms,
-                         now, next_rnd(d));
+        slh_retry_decide(&f->o, c, ds->dest->max_age, status, is_abort,
+                         retry_after_ms, now, next_rnd(d));
         snprintf(f->o.error, sizeof(f->o.error), "%s",
                  error != NULL ? error : "");
         if (f->o.state == SLH_PENDING && f->o.due < ds->next_due)

@@ -253,3 +253,20 @@ EOF
 stored() {
     sql "$1" "SELECT count(*) FROM event WHERE json_extract(body, '\$.MessageId') LIKE '$2-%'"
 }
+
+# hold_kick_lock SPOOL: holds the spool's kick lock (a background Python
+# process, tracked; its pid in $LOCK_PID), so that slhook.cgi starts no
+# deliverer and the commands under test are the only ones delivering.
+hold_kick_lock() {
+    mkdir -p "$1"
+    rm -f "$T/kick-locked"
+    python3 -c '
+import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+open(sys.argv[2], "w").write("locked")
+time.sleep(600)' "$1/deliver.lock" "$T/kick-locked" &
+    LOCK_PID=$!
+    track $LOCK_PID
+    wait_for 5 test -s "$T/kick-locked" || abort "cannot hold $1's kick lock"
+}

@@ -3,11 +3,15 @@
 
     receiver.py --log FILE [--port N] [--mode NAME=MODE ...]
                 [--secret NAME=whsec_... ...] [--tls CERT:KEY]
+                [--client-ca FILE]
 
-Listens on 127.0.0.1 (port 0: any free port; with --tls, HTTPS), prints the port on the first
+Listens on 127.0.0.1 (port 0: any free port; with --tls, HTTPS; with
+--client-ca as well, HTTPS that requires a client certificate issued by a CA
+of FILE, refusing the handshake without one), prints the port on the first
 line of stdout, and appends one JSON object per request to FILE:
 {"path", "name", "method", "headers" (lower-case names), "body", "peer"
-(the client's port, to see connection reuse), "status" (the answer, or
+(the client's port, to see connection reuse), "client_cn" (the CN of the
+client certificate, null without one), "status" (the answer, or
 "hang"), "sig_ok" (true/false when a secret is set for the name, else null),
 "time"}.
 
@@ -20,6 +24,7 @@ answered is its MODE (default 200):
     hang                 never answers in time (sleeps 60 s, then 200)
     hang:N               sleeps N seconds (float), then 200
     redirect:PATH         302 to PATH (which a client must not follow)
+    abort:N              status N with the header Webhook-Delivery: Abort
 A mode can be changed while running: PUT or POST /_mode/NAME with the mode
 as body.
 Signatures are checked with Python's own hmac module, the Standard Webhooks
@@ -111,11 +116,21 @@ class Handler(BaseHTTPRequestHandler):
         elif mode.startswith("redirect:"):
             status = 302
             extra.append(("Location", mode.split(":", 1)[1]))
+        elif mode.startswith("abort:"):
+            status = int(mode.split(":", 1)[1])
+            extra.append(("Webhook-Delivery", "Abort"))
         elif mode.startswith("429:"):
             status = 429
             extra.append(("Retry-After", mode.split(":", 1)[1]))
         else:
             status = int(mode)
+        client_cn = None
+        if hasattr(self.connection, "getpeercert"):
+            cert = self.connection.getpeercert() or {}
+            for rdn in cert.get("subject", ()):
+                for k, v in rdn:
+                    if k == "commonName":
+                        client_cn = v
         rec = {
             "path": self.path,
             "name": name,
@@ -123,6 +138,7 @@ class Handler(BaseHTTPRequestHandler):
             "headers": headers,
             "body": body.decode("utf-8", "replace"),
             "peer": self.client_address[1],
+            "client_cn": client_cn,
             "status": "hang" if hang else status,
             "sig_ok": verify(name, headers, body),
             "time": time.time(),
@@ -147,6 +163,7 @@ def main():
     ap.add_argument("--mode", action="append", default=[])
     ap.add_argument("--secret", action="append", default=[])
     ap.add_argument("--tls")
+    ap.add_argument("--client-ca")
     args = ap.parse_args()
     for m in args.mode:
         k, _, v = m.partition("=")
@@ -163,6 +180,9 @@ def main():
         cert, _, key = args.tls.partition(":")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
+        if args.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.client_ca)
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(srv.server_address[1], flush=True)
     try:

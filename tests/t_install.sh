@@ -143,8 +143,11 @@ rc=$?
 check "shipped slhook.conf is refused until a secret is set" \
     sh -c "[ $rc -eq 1 ] && grep -q 'needs secret_key' '$T/check.out'"
 echo "example-key-from-a-file" >"$T/secret"
+# ca_file, client_cert and client_key must name readable files.
+mkdir -p "$T/tls"
+for f in private-ca.pem crm-client.pem crm-client.key; do : >"$T/tls/$f"; done
 sed -E -e 's/^;([a-z_]+ = )/\1/' -e 's/^;(\[destination )/\1/' \
-    -e "s|/etc/slhook/secret|$T/secret|" \
+    -e "s|/etc/slhook/secret|$T/secret|" -e "s|/etc/slhook/tls/|$T/tls/|" \
     -e "s|/var/spool/slhook|$T/spool|" -e "s|/var/log/slhook/|$T/|" \
     "$conf" >"$T/all.conf"
 check "every example key of slhook.conf is accepted" \

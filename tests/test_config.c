@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "deliver.h" /* slh_deliver_url_masked(), for the proxy */
 
 #define NAME "t.conf"
 #define RECV "[receiver]\nsecret_key = k1\n" /* two lines */
@@ -1062,6 +1063,166 @@ test_lost_equals(void)
     }
 }
 
+/* ca_file, client_cert, client_key and proxy: files checked at load, the
+ * pair together, url destinations only, a proxy URL never repeated. */
+static void
+test_tls(void)
+{
+    struct slh_config cfg;
+    struct slh_error err = {0};
+    char text[2048], want[1024];
+    const char *path;
+    char *shown;
+
+    write_tmp("ca.pem", "-----BEGIN CERTIFICATE-----\n", 28);
+    write_tmp("client.pem", "-----BEGIN CERTIFICATE-----\n", 28);
+    write_tmp("client.key", "-----BEGIN PRIVATE KEY-----\n", 28);
+    snprintf(text, sizeof(text),
+             RECV "[destination d]\nurl = https://x.example/\n"
+                  "ca_file = %s/ca.pem\nclient_cert = %s/client.pem\n"
+                  "client_key = %s/client.key\n"
+                  "proxy = socks5h://user:hunter2@proxy:1080\n",
+             tmpdir, tmpdir, tmpdir);
+    if (PARSE_GOOD(&cfg, text)) {
+        const struct slh_dest *d = &cfg.dests[0];
+        snprintf(want, sizeof(want), "%s/client.key", tmpdir);
+        CHECK(d->ca_file != NULL && strstr(d->ca_file, "/ca.pem") != NULL &&
+                  d->client_cert != NULL &&
+                  strstr(d->client_cert, "/client.pem") != NULL &&
+                  d->client_key != NULL && strcmp(d->client_key, want) == 0,
+              "the three files kept by path");
+        CHECK(d->proxy != NULL &&
+                  strcmp(d->proxy, "socks5h://user:hunter2@proxy:1080") == 0,
+              "proxy kept as written");
+        slh_config_free(&cfg);
+    }
+    if (PARSE_GOOD(&cfg, RECV "[destination d]\nurl = http://x\n")) {
+        const struct slh_dest *d = &cfg.dests[0];
+        CHECK(d->ca_file == NULL && d->client_cert == NULL &&
+                  d->client_key == NULL && d->proxy == NULL,
+              "none set by default");
+        slh_config_free(&cfg);
+    }
+    static const char *const proxies[] = {
+        "http://proxy:3128", "HTTPS://proxy.example", "socks5://10.0.0.1:1080",
+        "socks5h://u:p@proxy", "http://[::1]:3128/"};
+    for (size_t i = 0; i < sizeof(proxies) / sizeof(proxies[0]); i++) {
+        snprintf(text, sizeof(text),
+                 RECV "[destination d]\nurl = http://x\nproxy = %s\n",
+                 proxies[i]);
+        if (PARSE_GOOD(&cfg, text))
+            slh_config_free(&cfg);
+    }
+
+    /* A relative path is found beside the config file, made whole. */
+    path = write_tmp("tls.conf",
+                     RECV "[destination d]\nurl = https://x\n"
+                          "ca_file = ca.pem\n",
+                     strlen(RECV "[destination d]\nurl = https://x\n"
+                                 "ca_file = ca.pem\n"));
+    if (CHECK(slh_config_load(&cfg, path, &err) == SLH_OK, "relative: %s",
+              err.text)) {
+        snprintf(want, sizeof(want), "%s/ca.pem", tmpdir);
+        CHECK(strcmp(cfg.dests[0].ca_file, want) == 0, "ca_file %s",
+              cfg.dests[0].ca_file);
+        slh_config_free(&cfg);
+    }
+    remove_tmp("tls.conf");
+
+    /* Missing or unfit files: path:line, the key and the path named. */
+    snprintf(text, sizeof(text),
+             RECV "[destination d]\nurl = https://x\nca_file = %s/none.pem\n",
+             tmpdir);
+    snprintf(want, sizeof(want),
+             NAME ":5: cannot read ca_file '%s/none.pem': No such file",
+             tmpdir);
+    PARSE_BAD(text, want);
+    snprintf(text, sizeof(text),
+             RECV "[destination d]\nurl = https://x\nclient_cert = %s\n",
+             tmpdir);
+    PARSE_BAD(text, NAME ":5: cannot read client_cert '");
+    snprintf(text, sizeof(text),
+             RECV "[destination d]\nurl = https://x\n"
+                  "client_cert = %s/client.pem\nclient_key = %s/none.key\n",
+             tmpdir, tmpdir);
+    PARSE_BAD(text, NAME ":6: cannot read client_key '");
+    PARSE_BAD(RECV "[destination d]\nurl = https://x\nca_file = /dev/null\n",
+              NAME ":5: ca_file '/dev/null' is not a regular file");
+    /* A FIFO is refused at once, not waited on for a writer. */
+    snprintf(want, sizeof(want), "%s/fifo", tmpdir);
+    if (CHECK(mkfifo(want, 0600) == 0, "mkfifo %s", want)) {
+        snprintf(text, sizeof(text),
+                 RECV "[destination d]\nurl = https://x\nclient_key = %s\n",
+                 want);
+        PARSE_BAD(text, NAME ":5: client_key '");
+        remove_tmp("fifo");
+    }
+
+    /* The pair comes together; file destinations take none of them. */
+    snprintf(text, sizeof(text),
+             RECV "[destination d]\nurl = https://x\n"
+                  "client_cert = %s/client.pem\n",
+             tmpdir);
+    PARSE_BAD(text, NAME ":3: [destination d] has client_cert but no "
+                         "client_key");
+    snprintf(text, sizeof(text),
+             RECV "[destination d]\nurl = https://x\n"
+                  "client_key = %s/client.key\n",
+             tmpdir);
+    PARSE_BAD(text, NAME ":3: [destination d] has client_key but no "
+                         "client_cert");
+    snprintf(text, sizeof(text),
+             RECV "[destination d]\nfile = /tmp/x\nca_file = %s/ca.pem\n",
+             tmpdir);
+    PARSE_BAD(text, NAME ":3: [destination d] writes a file: ca_file is for "
+                         "url destinations");
+    PARSE_BAD(RECV "[destination d]\nproxy = http://p:3128\nfile = /tmp/x\n",
+              NAME ":3: [destination d] writes a file: proxy is for url");
+    snprintf(text, sizeof(text),
+             RECV "[destination d]\nurl = https://x\nca_file = %s/ca.pem\n"
+                  "ca_file = %s/ca.pem\n",
+             tmpdir, tmpdir);
+    PARSE_BAD(text, NAME ":6: duplicate key 'ca_file'");
+
+    /* Bad proxies, and no message repeats one (it may hold a password). */
+    static const char *const bad_proxies[] = {
+        "ftp://u:hunter2@proxy:21",      "socks4://u:hunter2@proxy:1080",
+        "u:hunter2@proxy:3128",          "http://u:hunter2@",
+        "http://u:hunter2@:3128",        "http:///hunter2",
+        "http://u:hunter2@proxy:3128/ x"};
+    for (size_t i = 0; i < sizeof(bad_proxies) / sizeof(bad_proxies[0]); i++) {
+        snprintf(text, sizeof(text),
+                 RECV "[destination d]\nurl = http://x\nproxy = %s\n",
+                 bad_proxies[i]);
+        memset(&cfg, 0, sizeof(cfg));
+        memset(&err, 0, sizeof(err));
+        CHECK(slh_config_parse(&cfg, text, NAME, &err) == SLH_ECONFIG &&
+                  strncmp(err.text, NAME ":5: proxy ", 10) == 0 &&
+                  strstr(err.text, "hunter2") == NULL,
+              "proxy %s: '%s'", bad_proxies[i], err.text);
+        slh_config_free(&cfg);
+    }
+    PARSE_BAD(RECV "[destination d]\nurl = http://x\nproxy = gopher://p\n",
+              NAME ":5: proxy is not an http://, https://, socks5:// or "
+                   "socks5h:// URL");
+    PARSE_BAD(RECV "[destination d]\nurl = http://x\nproxy = http://\n",
+              NAME ":5: proxy has no host");
+
+    /* What check prints of a proxy: its password masked. */
+    shown = slh_deliver_url_masked("socks5h://user:hunter2@proxy:1080");
+    CHECK(shown != NULL && strcmp(shown, "socks5h://***@proxy:1080/") == 0,
+          "socks5h proxy masked: %s", shown != NULL ? shown : "(null)");
+    free(shown);
+    shown = slh_deliver_url_masked("http://:hunter2@proxy:3128");
+    CHECK(shown != NULL && strcmp(shown, "http://***@proxy:3128/") == 0,
+          "http proxy masked: %s", shown != NULL ? shown : "(null)");
+    free(shown);
+
+    remove_tmp("ca.pem");
+    remove_tmp("client.pem");
+    remove_tmp("client.key");
+}
+
 int
 main(void)
 {
@@ -1091,6 +1252,7 @@ main(void)
     test_syntax();
     test_load_errors();
     test_lost_equals();
+    test_tls();
     rmdir(tmpdir);
     return check_summary();
 }

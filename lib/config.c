@@ -42,6 +42,9 @@ static const struct key {
     {SEC_DEST, true, "signing_secret", config_set_signing_secret},
     {SEC_DEST, true, "timeout", config_set_timeout},
     {SEC_DEST, true, "max_age", config_set_max_age},
+    {SEC_DEST, true, "rate", config_set_rate},
+    {SEC_DEST, true, "concurrency", config_set_concurrency},
+    {SEC_DEST, true, "breaker", config_set_breaker},
 };
 
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= 32, "a seen bit per key");
@@ -325,6 +328,8 @@ finish(struct parser *p)
                            cfg->dests[i].name);
             return;
         }
+        if (!config_finish_throttle(p, &cfg->dests[i]))
+            return;
     }
     if (cfg->n_secret_keys == 0 && p->file_key == NULL) {
         if (p->receiver_line > 0)

@@ -94,6 +94,13 @@ config_setter config_set_url, config_set_file, config_set_events,
     config_add_header, config_set_signing_secret, config_set_timeout,
     config_set_max_age;
 
+/* [destination NAME] keys that protect it (config_throttle.c). */
+config_setter config_set_rate, config_set_concurrency, config_set_breaker;
+
+/* d's protecting keys checked once its section is read (url destinations
+ * only), defaults filled in; false with p->err set. */
+bool config_finish_throttle(struct parser *p, struct slh_dest *d);
+
 /* Starts [destination NAME] with name[0..len) (checked here); false with
  * p->err set when it is bad or a second one. */
 bool config_begin_dest(struct parser *p, const char *name, size_t len);

@@ -25,11 +25,11 @@
 #include <curl/curl.h>
 
 #include "deliver.h"
-#include "store.h" /* the types of claims, outcomes and owners */
+#include "store.h"    /* the types of claims, outcomes and owners */
+#include "throttle.h" /* a destination's rate and breaker */
 
 /* ---- Sizes ---- */
 
-#define MAX_INFLIGHT 8 /* attempts in flight per destination */
 /* Rows claimed per transaction for an http destination; those beyond the
  * free slots wait in a local queue. One SQLite transaction per few events
  * would bound the throughput well below what a receiver can take. */
@@ -63,7 +63,8 @@ struct slot {
 
 struct dest_state {
     const struct slh_dest *dest;
-    struct slot slots[MAX_INFLIGHT]; /* url destinations only */
+    struct slot *slots; /* url destinations: dest->concurrency of them */
+    size_t n_slots;
     size_t inflight;
     struct slh_claim queue[CLAIM_BATCH]; /* claimed, waiting for a slot */
     size_t q_head;
@@ -71,11 +72,20 @@ struct dest_state {
     int64_t next_due;   /* when to look for due rows again; INT64_MIN: now */
     int64_t claimed_at; /* when rows were last claimed */
     bool claimed_full;  /* and whether that claim filled a batch */
+    /* Protecting the destination (deliver_throttle.c): */
+    bool is_throttled;             /* a rate or a breaker: claims and
+                                      outcomes go through the throttle */
+    struct slh_throttle_state th;  /* as this deliverer last read or wrote */
+    int64_t claimed_opened;        /* th.opened when the queue was claimed */
+    int64_t pace_us;               /* the queue's next start (unix us) */
+    int64_t swept_at;              /* open: the last sweep past max_age */
 };
 
 /* An outcome waiting to be recorded, with what its log line needs. */
 struct finished {
     struct slh_outcome o;
+    struct dest_state *ds; /* whose */
+    int64_t at;            /* when it came */
     int attempts;
     long ms;
 };
@@ -138,6 +148,12 @@ enum slh_err dl_claim(struct slh_deliverer *d, const struct slh_dest *dest,
                       int64_t now, size_t max, struct slh_claim *claims,
                       size_t *n, int64_t *next_due, struct slh_error *err);
 
+/* How long a claim of dest's is leased. */
+int64_t dl_lease_ms(const struct slh_dest *dest);
+
+/* The next of d's random numbers (retry jitter). */
+uint32_t dl_rnd(struct slh_deliverer *d);
+
 /* Releases what claim c owns and zeroes it. A zeroed claim is fine. */
 void dl_claim_free(struct slh_claim *c);
 
@@ -156,6 +172,42 @@ void dl_record(struct slh_deliverer *d, struct dest_state *ds,
  * for each. On failure they stay queued. */
 enum slh_err dl_flush(struct slh_deliverer *d, int64_t now,
                       struct slh_error *err);
+
+/* ---- Protecting destinations (deliver_throttle.c) ---- */
+
+/* The slots of every url destination of d, for curl's connection cache. */
+size_t dl_slots_total(const struct slh_deliverer *d);
+
+/* The deliverer's spool writes: fn(sp, arg, err) in a write transaction
+ * of its own on d->sp, or written through (slh_deliverer_write_through())
+ * in the front end's writer's; tx asks for a transaction even on d->sp, so
+ * that what fn reads and writes is one (deliver_spool.c). */
+enum slh_err dl_write(struct slh_deliverer *d,
+                      enum slh_err (*fn)(struct slh_store *sp, void *arg,
+                                         struct slh_error *err),
+                      void *arg, bool tx, struct slh_error *err);
+
+/* dl_claim() for a throttled ds: in one write, asks the throttle how many
+ * rows may be claimed, claims them, reserves their starts (ds->pace_us) and
+ * keeps the state in ds->th. */
+enum slh_err dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds,
+                                int64_t now, size_t max, size_t *n,
+                                struct slh_error *err);
+
+/* In the transaction that records outcomes o[0..n): each throttled
+ * destination's breaker updated by its outcomes (the store's state read,
+ * changed, written; ds->th kept). */
+enum slh_err dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
+                                const struct finished *f, size_t n,
+                                struct slh_error *err);
+
+/* Whether the queue's next row of ds may start at now (its rate). */
+bool dl_may_start(const struct dest_state *ds, int64_t now);
+
+/* Gives back ds's queue when its breaker opened since it was claimed;
+ * sweeps an open one's rows past max_age now and then. */
+void dl_throttle_look(struct slh_deliverer *d, struct dest_state *ds,
+                      int64_t now);
 
 /* ---- The transport (deliver_http.c) ---- */
 

@@ -28,6 +28,16 @@
     " body TEXT NOT NULL,"                                                     \
     " UNIQUE (at, id))"
 
+/* Each destination's breaker and pace: version 5. */
+#define THROTTLE_TABLE                                                         \
+    "CREATE TABLE throttle(dest TEXT PRIMARY KEY,"                             \
+    " failures INTEGER NOT NULL,"                                              \
+    " opened INTEGER NOT NULL,"                                                \
+    " probes INTEGER NOT NULL,"                                                \
+    " probe_at INTEGER NOT NULL,"                                              \
+    " probing INTEGER NOT NULL,"                                               \
+    " pace INTEGER NOT NULL) WITHOUT ROWID;"
+
 /* The schema of store_sqlite.h, word for word. */
 static const char schema_sql[] =
     "CREATE TABLE event" EVENT_COLUMNS ";"
@@ -44,6 +54,7 @@ static const char schema_sql[] =
     "CREATE INDEX delivery_due ON delivery(dest, state, due);"
     "CREATE INDEX delivery_owner ON delivery(owner) WHERE owner IS NOT NULL;"
     "CREATE INDEX event_received ON event(received);"
+    THROTTLE_TABLE
     "PRAGMA user_version = " STR(SLH_SQLITE_VERSION) ";";
 
 /* Version 1 keyed events on id alone: the table is made anew with at, read
@@ -70,6 +81,9 @@ static const char upgrade_2_sql[] =
 static const char upgrade_3_sql[] =
     "CREATE INDEX event_received ON event(received);"
     "PRAGMA user_version = 4;";
+
+/* Version 4 kept no breaker: every destination starts closed. */
+static const char upgrade_4_sql[] = THROTTLE_TABLE "PRAGMA user_version = 5;";
 
 /* 0: SLH_PENDING */
 
@@ -341,7 +355,12 @@ make_schema(struct slh_sqlite *sq, sqlite3_int64 version, struct slh_error *err)
         if (e != SLH_OK)
             return e;
     }
-    return schema_step(sq, 3, upgrade_3_sql, err);
+    if (version <= 3) {
+        e = schema_step(sq, 3, upgrade_3_sql, err);
+        if (e != SLH_OK)
+            return e;
+    }
+    return schema_step(sq, 4, upgrade_4_sql, err);
 }
 
 /* The directory and file checks, then SQLite's open; *is_new tells

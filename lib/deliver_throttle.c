@@ -1,0 +1,174 @@
+/* deliver_throttle.c: the deliverer's side of protecting a destination
+ * (throttle.h decides, the store keeps the state): throttled claims, the
+ * breaker fed with outcomes, the queue's pace, an open breaker's queue
+ * given back and its rows swept past max_age. */
+#include "deliver_int.h"
+
+#include <string.h>
+
+size_t
+dl_slots_total(const struct slh_deliverer *d)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < d->n_ds; i++)
+        n += d->ds[i].n_slots;
+    return n;
+}
+
+struct tclaim {
+    struct slh_deliverer *d;
+    struct dest_state *ds;
+    int64_t now;
+    size_t max;
+    size_t *n;
+    int64_t next_due;
+    struct slh_throttle_state th;
+    int64_t first_us;
+};
+
+/* Read the state, ask, claim, reserve, write: one transaction, so that
+ * deliverers sharing the spool share the breaker and the pace. */
+static enum slh_err
+tclaim_task(struct slh_store *sp, void *arg, struct slh_error *err)
+{
+    struct tclaim *a = arg;
+    const struct slh_dest *dest = a->ds->dest;
+    int64_t again, lease = dl_lease_ms(dest);
+    size_t allow;
+    enum slh_err rc;
+
+    for (size_t i = 0; i < *a->n; i++) /* a rolled-back run's */
+        slh_store_claim_free(&a->ds->queue[i]);
+    *a->n = 0;
+    rc = slh_store_throttle_get(sp, dest->name, &a->th, err);
+    if (rc != SLH_OK)
+        return rc;
+    allow = slh_throttle_allow(&a->th, dest, a->now, a->max, &again);
+    if (allow == 0) {
+        rc = slh_store_next_due(sp, dest->name, &a->next_due, err);
+        if (a->next_due != INT64_MAX && a->next_due < again)
+            a->next_due = again;
+        return rc;
+    }
+    rc = slh_store_claim(sp, dest->name, slh_store_owner_token(a->d->owner),
+                         a->now, lease, allow, a->ds->queue, a->n,
+                         &a->next_due, err);
+    if (rc != SLH_OK || *a->n == 0)
+        return rc;
+    slh_throttle_take(&a->th, dest, a->now, *a->n, lease, &a->first_us);
+    return slh_store_throttle_put(sp, dest->name, &a->th, err);
+}
+
+enum slh_err
+dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
+                   size_t max, size_t *n, struct slh_error *err)
+{
+    struct tclaim a = {.d = d, .ds = ds, .now = now, .max = max, .n = n};
+    enum slh_err rc;
+
+    *n = 0;
+    /* Open as far as this deliverer knows, and no probe due: nothing to
+     * ask the store (a write transaction) until then. */
+    if (ds->th.opened != 0 && now < ds->th.probe_at) {
+        ds->next_due = ds->th.probe_at;
+        return SLH_OK;
+    }
+    a.next_due = INT64_MAX;
+    rc = dl_write(d, tclaim_task, &a, true, err);
+    if (rc != SLH_OK) {
+        for (size_t i = 0; i < *n; i++)
+            dl_claim_free(&ds->queue[i]);
+        *n = 0;
+        return rc;
+    }
+    ds->th = a.th;
+    ds->next_due = a.next_due;
+    ds->claimed_opened = a.th.opened;
+    /* Never before what this deliverer's own late starts moved on to. */
+    if (*n > 0 && a.first_us > ds->pace_us)
+        ds->pace_us = a.first_us;
+    return SLH_OK;
+}
+
+enum slh_err
+dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
+                   const struct finished *f, size_t n, struct slh_error *err)
+{
+    for (size_t i = 0; i < d->n_ds; i++) {
+        struct dest_state *ds = &d->ds[i];
+        struct slh_throttle_state s;
+        bool is_mine = false;
+        enum slh_err rc;
+
+        for (size_t k = 0; k < n && !is_mine; k++)
+            is_mine = f[k].ds == ds;
+        if (!ds->is_throttled || !is_mine || ds->dest->breaker <= 0)
+            continue;
+        rc = slh_store_throttle_get(sp, ds->dest->name, &s, err);
+        for (size_t k = 0; rc == SLH_OK && k < n; k++)
+            if (f[k].ds == ds)
+                slh_throttle_outcome(&s, ds->dest,
+                                     slh_throttle_is_failure(f[k].o.status),
+                                     f[k].at, dl_rnd(d));
+        if (rc == SLH_OK)
+            rc = slh_store_throttle_put(sp, ds->dest->name, &s, err);
+        if (rc != SLH_OK)
+            return rc;
+        ds->th = s;
+    }
+    return SLH_OK;
+}
+
+bool
+dl_may_start(const struct dest_state *ds, int64_t now)
+{
+    return !ds->is_throttled || slh_throttle_may_start(ds->pace_us, now);
+}
+
+/* The queue, claimed before the breaker opened, goes back untried. */
+static void
+give_back_queue(struct slh_deliverer *d, struct dest_state *ds, int64_t now)
+{
+    int64_t seqs[CLAIM_BATCH];
+    size_t n = 0;
+
+    for (; ds->q_len > 0; ds->q_len--, ds->q_head++) {
+        seqs[n++] = ds->queue[ds->q_head].seq;
+        dl_claim_free(&ds->queue[ds->q_head]);
+    }
+    if (n > 0)
+        dl_unclaim(d, ds->dest->name, seqs, n, now);
+}
+
+struct expire_args {
+    const struct slh_dest *dest;
+    int64_t now;
+};
+
+static enum slh_err
+expire_task(struct slh_store *sp, void *arg, struct slh_error *err)
+{
+    const struct expire_args *a = arg;
+
+    return slh_store_expire(sp, a->dest->name, a->dest->max_age, a->now,
+                            "max_age passed while the breaker was open", NULL,
+                            err);
+}
+
+void
+dl_throttle_look(struct slh_deliverer *d, struct dest_state *ds, int64_t now)
+{
+    struct expire_args a = {ds->dest, now};
+
+    if (!ds->is_throttled || ds->th.opened == 0)
+        return;
+    if (ds->th.opened != ds->claimed_opened) {
+        give_back_queue(d, ds, now);
+        ds->claimed_opened = ds->th.opened;
+    }
+    if (now - ds->swept_at < slh_throttle_sweep_ms(ds->dest))
+        return;
+    ds->swept_at = now;
+    (void)dl_write(d, expire_task, &a, false, NULL);
+}

@@ -201,6 +201,12 @@ enum slh_err dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
                                 const struct finished *f, size_t n,
                                 struct slh_error *err);
 
+/* An attempt of ds came to status (0: none) at now: its breaker as this
+ * deliverer knows it changes at once, so that no more of the queue starts
+ * after the failure that opens it, before the store is written. */
+void dl_throttle_note(struct slh_deliverer *d, struct dest_state *ds,
+                      int status, int64_t now);
+
 /* Whether the queue's next row of ds may start at now (its rate). */
 bool dl_may_start(const struct dest_state *ds, int64_t now);
 

@@ -16,6 +16,18 @@ dl_slots_total(const struct slh_deliverer *d)
     return n;
 }
 
+/* ds->th changed: when it is open the next claim is its probe, and when
+ * it closed the backlog is claimed now, whatever a claim made while it was
+ * open (a probe in flight: no claim until its lease ends) had set. */
+static void
+retime(struct dest_state *ds)
+{
+    int64_t at = ds->th.opened != 0 ? ds->th.probe_at : INT64_MIN;
+
+    if (at < ds->next_due)
+        ds->next_due = at;
+}
+
 struct tclaim {
     struct slh_deliverer *d;
     struct dest_state *ds;
@@ -116,8 +128,20 @@ dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
         if (rc != SLH_OK)
             return rc;
         ds->th = s;
+        retime(ds);
     }
     return SLH_OK;
+}
+
+void
+dl_throttle_note(struct slh_deliverer *d, struct dest_state *ds, int status,
+                 int64_t now)
+{
+    if (!ds->is_throttled)
+        return;
+    slh_throttle_outcome(&ds->th, ds->dest, slh_throttle_is_failure(status),
+                         now, dl_rnd(d));
+    retime(ds);
 }
 
 bool

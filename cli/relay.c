@@ -453,8 +453,8 @@ struct status_row {
     const char *name;
     const char *kind; /* "url", "file", or NULL when not configured */
     struct slh_store_stats st;
-    bool has_breaker;              /* configured with one */
-    struct slh_throttle_state th;  /* its state in the store */
+    bool has_breaker;             /* configured with one */
+    struct slh_throttle_state th; /* its state in the store */
 };
 
 /* When a breaker opened, as RFC 3339 (UTC, seconds). */

@@ -49,8 +49,8 @@ config_set_rate(struct parser *p, const char *value)
             return 1;
         }
     }
-    return fail(p, "bad rate '%.40s' (N/s, N/m or N/h, N from 1 to %ld)",
-                value, MAX_RATE);
+    return fail(p, "bad rate '%.40s' (N/s, N/m or N/h, N from 1 to %ld)", value,
+                MAX_RATE);
 }
 
 int
@@ -84,7 +84,8 @@ config_set_breaker(struct parser *p, const char *value)
 bool
 config_finish_throttle(struct parser *p, struct slh_dest *d)
 {
-    if (d->file != NULL && (d->rate > 0 || d->breaker > 0 || d->concurrency > 0))
+    if (d->file != NULL &&
+        (d->rate > 0 || d->breaker > 0 || d->concurrency > 0))
         return config_fail_at(p, d->line,
                               "[destination %s]: rate, concurrency and "
                               "breaker are for url destinations",

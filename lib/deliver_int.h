@@ -73,12 +73,12 @@ struct dest_state {
     int64_t claimed_at; /* when rows were last claimed */
     bool claimed_full;  /* and whether that claim filled a batch */
     /* Protecting the destination (deliver_throttle.c): */
-    bool is_throttled;             /* a rate or a breaker: claims and
-                                      outcomes go through the throttle */
-    struct slh_throttle_state th;  /* as this deliverer last read or wrote */
-    int64_t claimed_opened;        /* th.opened when the queue was claimed */
-    int64_t pace_us;               /* the queue's next start (unix us) */
-    int64_t swept_at;              /* open: the last sweep past max_age */
+    bool is_throttled;            /* a rate or a breaker: claims and
+                                     outcomes go through the throttle */
+    struct slh_throttle_state th; /* as this deliverer last read or wrote */
+    int64_t claimed_opened;       /* th.opened when the queue was claimed */
+    int64_t pace_us;              /* the queue's next start (unix us) */
+    int64_t swept_at;             /* open: the last sweep past max_age */
 };
 
 /* An outcome waiting to be recorded, with what its log line needs. */

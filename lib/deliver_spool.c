@@ -191,8 +191,8 @@ void
 dl_unclaim(struct slh_deliverer *d, const char *dest, const int64_t *seqs,
            size_t n, int64_t now)
 {
-    dl_write(d, unclaim_task, &(struct unclaim_args){dest, seqs, n, now},
-             false, NULL);
+    dl_write(d, unclaim_task, &(struct unclaim_args){dest, seqs, n, now}, false,
+             NULL);
 }
 
 /*

@@ -64,8 +64,8 @@ tclaim_task(struct slh_store *sp, void *arg, struct slh_error *err)
         return rc;
     }
     rc = slh_store_claim(sp, dest->name, slh_store_owner_token(a->d->owner),
-                         a->now, lease, allow, a->ds->queue, a->n,
-                         &a->next_due, err);
+                         a->now, lease, allow, a->ds->queue, a->n, &a->next_due,
+                         err);
     if (rc != SLH_OK || *a->n == 0)
         return rc;
     slh_throttle_take(&a->th, dest, a->now, *a->n, lease, &a->first_us);

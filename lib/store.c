@@ -337,6 +337,6 @@ slh_store_expire(struct slh_store *st, const char *dest, int64_t max_age,
         *n = 0;
     if (st == NULL || dest == NULL)
         return NO_HANDLE(err);
-    return st->ops->expire(st, dest, max_age, now_ms, why != NULL ? why : "",
-                           n, err);
+    return st->ops->expire(st, dest, max_age, now_ms, why != NULL ? why : "", n,
+                           err);
 }

@@ -412,7 +412,6 @@ enum slh_err slh_store_requeue(struct slh_store *st,
                                int64_t now_ms, size_t *n,
                                struct slh_error *err);
 
-
 /*
  * Protecting a destination (throttle.h decides; the store keeps it, so that
  * every deliverer of the spool shares it and a restart keeps it).

@@ -53,8 +53,7 @@ static const char schema_sql[] =
     " PRIMARY KEY (dest, seq)) WITHOUT ROWID;"
     "CREATE INDEX delivery_due ON delivery(dest, state, due);"
     "CREATE INDEX delivery_owner ON delivery(owner) WHERE owner IS NOT NULL;"
-    "CREATE INDEX event_received ON event(received);"
-    THROTTLE_TABLE
+    "CREATE INDEX event_received ON event(received);" THROTTLE_TABLE
     "PRAGMA user_version = " STR(SLH_SQLITE_VERSION) ";";
 
 /* Version 1 keyed events on id alone: the table is made anew with at, read

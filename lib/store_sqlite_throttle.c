@@ -96,8 +96,7 @@ slh_sqlite_expire(struct slh_store *st, const char *dest, int64_t max_age,
     if (slh_sqlite_begin(sq, "expire", &own, err) != SLH_OK)
         return SLH_ESTORE;
     if (slh_sqlite_prepare(sq, expire_sql, &q) != SQLITE_OK)
-        return slh_sqlite_end(sq, own, slh_sqlite_fail(sq, "expire", err),
-                              err);
+        return slh_sqlite_end(sq, own, slh_sqlite_fail(sq, "expire", err), err);
     sqlite3_bind_text(q, 1, dest, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, cutoff);
     sqlite3_bind_int64(q, 3, now_ms);

@@ -28,9 +28,8 @@ pace_base(const struct slh_throttle_state *s, int64_t now_ms)
 }
 
 size_t
-slh_throttle_allow(const struct slh_throttle_state *s,
-                   const struct slh_dest *d, int64_t now_ms, size_t max,
-                   int64_t *again_ms)
+slh_throttle_allow(const struct slh_throttle_state *s, const struct slh_dest *d,
+                   int64_t now_ms, size_t max, int64_t *again_ms)
 {
     int64_t interval = slh_throttle_interval_us(d);
     int64_t ahead = (now_ms + SLH_THROTTLE_AHEAD_MS) * 1000;

@@ -381,8 +381,7 @@ test_throttle_state(void)
     s.pace_us = T0 * 1000 + 7;
     CHECK(slh_store_throttle_put(st, "a", &s, &err) == SLH_OK, "put: %s",
           err.text);
-    CHECK(slh_store_open(&other, cfg.spool, SLH_STORE_EXISTING, &err) ==
-              SLH_OK,
+    CHECK(slh_store_open(&other, cfg.spool, SLH_STORE_EXISTING, &err) == SLH_OK,
           "second handle: %s", err.text);
     CHECK(slh_store_throttle_get(other, "a", &got, &err) == SLH_OK &&
               memcmp(&got, &s, sizeof(s)) == 0,
@@ -390,8 +389,8 @@ test_throttle_state(void)
     CHECK(slh_store_throttle_get(other, "b", &got, &err) == SLH_OK &&
               got.opened == 0,
           "b's own: closed");
-    CHECK(slh_store_put_tasks(other, &cfg, NULL, 0, &task, 1, T0, NULL,
-                              &err) == SLH_OK,
+    CHECK(slh_store_put_tasks(other, &cfg, NULL, 0, &task, 1, T0, NULL, &err) ==
+              SLH_OK,
           "read and write in a task: %s", err.text);
     CHECK(slh_store_throttle_get(st, "a", &got, &err) == SLH_OK &&
               got.failures == 4 && got.opened == T0,

@@ -127,8 +127,7 @@ test_allow(void)
     CHECK(first == T0 * 1000, "the first start is now");
     CHECK(s.pace_us == (T0 + 1000) * 1000, "a second reserved");
     CHECK(slh_throttle_allow(&s, &d, T0, 64, &again) == 0 && again == T0 + 1,
-          "all reserved: ask again in a millisecond, got %" PRId64,
-          again - T0);
+          "all reserved: ask again in a millisecond, got %" PRId64, again - T0);
     CHECK(slh_throttle_allow(&s, &d, T0 + 10, 64, &again) == 1,
           "10 ms on: one more");
     slh_throttle_take(&s, &d, T0 + 10, 1, 60000, &first);
@@ -154,8 +153,7 @@ test_started(void)
 
     CHECK(slh_throttle_started(&d, T0 * 1000, T0) == (T0 + 10) * 1000,
           "on time: an interval on");
-    CHECK(slh_throttle_started(&d, T0 * 1000 + 500, T0) ==
-              T0 * 1000 + 10500,
+    CHECK(slh_throttle_started(&d, T0 * 1000 + 500, T0) == T0 * 1000 + 10500,
           "early in its millisecond: from its own time");
     CHECK(slh_throttle_started(&d, T0 * 1000, T0 + 35) == (T0 + 45) * 1000,
           "late: from when it went, no catching up");
@@ -247,8 +245,7 @@ test_breaker_rate(void)
     CHECK(s.opened == 0 && s.pace_us == (T0 + 1000) * 1000,
           "closing keeps it too: the backlog drains at the rate");
     slh_throttle_take(&s, &d, T0 + 6, 1, 60000, &first);
-    CHECK(first == (T0 + 1000) * 1000,
-          "the rate still holds after it closed");
+    CHECK(first == (T0 + 1000) * 1000, "the rate still holds after it closed");
 }
 
 static void
@@ -268,8 +265,7 @@ test_sweep_due(void)
     CHECK(slh_throttle_due(&s, &d, T0, T0) == T0, "closed: as due");
     s.opened = T0;
     s.probe_at = T0 + 30000;
-    CHECK(slh_throttle_due(&s, &d, T0, T0) == T0 + 30000,
-          "open: at the probe");
+    CHECK(slh_throttle_due(&s, &d, T0, T0) == T0 + 30000, "open: at the probe");
     CHECK(slh_throttle_due(&s, &d, INT64_MAX, T0) == INT64_MAX,
           "nothing pending: never");
     s.probe_at = T0 + 7200000;

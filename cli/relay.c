@@ -481,9 +481,11 @@ print_prometheus_breakers(const struct status_row *rows, size_t n)
                     rows[i].th.opened != 0 ? 1.0 : 0.0);
     prom_header("slhook_breaker_opened_timestamp_seconds",
                 "When the open circuit breaker opened, 0 when closed.");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        int64_t secs = rows[i].th.opened / 1000;
         prom_sample("slhook_breaker_opened_timestamp_seconds", rows[i].name,
-                    NULL, (double)(rows[i].th.opened / 1000));
+                    NULL, (double)secs);
+    }
 }
 
 static void

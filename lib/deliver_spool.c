@@ -283,7 +283,7 @@ dl_record(struct slh_deliverer *d, struct dest_state *ds,
         if (f->o.state == SLH_PENDING && f->o.due < ds->next_due)
             ds->next_due = f->o.due;
     }
-    if (c != NULL && (status != 0 || error != NULL))
+    if (status != 0 || error != NULL)
         dl_throttle_note(d, ds, status, now);
     f->o.dest = ds->dest->name;
     f->ds = ds;

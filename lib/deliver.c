@@ -373,10 +373,11 @@ alloc_state(struct slh_deliverer *d, struct slh_error *err)
         d->ds[i].dest = &d->cfg->dests[i];
         if (!alloc_slots(&d->ds[i]))
             return slh_error_set(err, SLH_ENOMEM, "out of memory");
+        d->n_slots += d->ds[i].n_slots;
     }
     /* What can pile up between two flushes: FLUSH_BATCH - 1 outcomes, a
      * failed start per slot, a file batch, and an outcome per slot. */
-    d->cap_fin = FLUSH_BATCH + 2 * dl_slots_total(d) + FILE_BATCH;
+    d->cap_fin = FLUSH_BATCH + 2 * d->n_slots + FILE_BATCH;
     d->fin = calloc(d->cap_fin, sizeof(*d->fin));
     d->batch = calloc(FILE_BATCH, sizeof(*d->batch));
     if (d->fin == NULL || d->batch == NULL)

@@ -83,7 +83,7 @@ dl_http_open(struct slh_deliverer *d, struct slh_error *err)
     d->multi = curl_multi_init();
     if (d->multi == NULL)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
-    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)dl_slots_total(d));
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)d->n_slots);
     for (size_t i = 0; i < d->n_ds; i++) {
         struct dest_state *ds = &d->ds[i];
         for (size_t k = 0; k < ds->n_slots; k++) {

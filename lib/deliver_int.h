@@ -96,6 +96,7 @@ struct slh_deliverer {
     CURLM *multi;
     struct dest_state *ds;
     size_t n_ds;
+    size_t n_slots; /* of every url destination: curl's connection cache */
     struct finished *fin;
     size_t n_fin;
     size_t cap_fin;
@@ -174,9 +175,6 @@ enum slh_err dl_flush(struct slh_deliverer *d, int64_t now,
                       struct slh_error *err);
 
 /* ---- Protecting destinations (deliver_throttle.c) ---- */
-
-/* The slots of every url destination of d, for curl's connection cache. */
-size_t dl_slots_total(const struct slh_deliverer *d);
 
 /* The deliverer's spool writes: fn(sp, arg, err) in a write transaction
  * of its own on d->sp, or written through (slh_deliverer_write_through())

@@ -6,16 +6,6 @@
 
 #include <string.h>
 
-size_t
-dl_slots_total(const struct slh_deliverer *d)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < d->n_ds; i++)
-        n += d->ds[i].n_slots;
-    return n;
-}
-
 /* ds->th changed: when it is open the next claim is its probe, and when
  * it closed the backlog is claimed now, whatever a claim made while it was
  * open (a probe in flight: no claim until its lease ends) had set. */

@@ -87,6 +87,7 @@ slh_sqlite_expire(struct slh_store *st, const char *dest, int64_t max_age,
     char error[SLH_STORE_ERROR_LEN];
     int64_t cutoff = INT64_MIN;
     enum slh_err rc = SLH_OK;
+    int changed = 0;
     bool own;
 
     if (max_age < now_ms / 1000)
@@ -101,12 +102,12 @@ slh_sqlite_expire(struct slh_store *st, const char *dest, int64_t max_age,
     sqlite3_bind_int64(q, 2, cutoff);
     sqlite3_bind_int64(q, 3, now_ms);
     sqlite3_bind_text(q, 4, error, -1, SQLITE_TRANSIENT);
-    if (slh_sqlite_run(q) != SQLITE_DONE)
+    if (slh_sqlite_run(q) == SQLITE_DONE)
+        changed = sqlite3_changes(sq->db);
+    else
         rc = slh_sqlite_fail(sq, "expire", err);
-    else if (n != NULL)
-        *n = (size_t)sqlite3_changes(sq->db);
     rc = slh_sqlite_end(sq, own, rc, err);
-    if (rc != SLH_OK && n != NULL)
-        *n = 0;
+    if (rc == SLH_OK && n != NULL)
+        *n = (size_t)changed;
     return rc;
 }

@@ -544,7 +544,7 @@ breaker_json(const struct status_row *r)
 {
     char opened[32];
 
-    if (!r->has_breaker && r->th.opened == 0)
+    if (!r->has_breaker)
         return json_null();
     iso_ms(opened, sizeof(opened), r->th.opened);
     return json_pack("{s:s, s:o}", "state",
@@ -665,7 +665,8 @@ status_rows(struct slh_store *sp, const struct slh_config *cfg,
             rows[k++].name = (*names)[i];
     for (size_t i = 0; sp != NULL && i < k && rc == SLH_OK; i++) {
         rc = slh_store_stats(sp, rows[i].name, &rows[i].st, err);
-        if (rc == SLH_OK)
+        /* A breaker configured no more is no breaker, whatever it left. */
+        if (rc == SLH_OK && rows[i].has_breaker)
             rc = slh_store_throttle_get(sp, rows[i].name, &rows[i].th, err);
     }
     if (rc != SLH_OK) {

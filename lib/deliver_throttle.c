@@ -12,7 +12,8 @@
 static void
 retime(struct dest_state *ds)
 {
-    int64_t at = ds->th.opened != 0 ? ds->th.probe_at : INT64_MIN;
+    int64_t at =
+        slh_throttle_is_open(&ds->th, ds->dest) ? ds->th.probe_at : INT64_MIN;
 
     if (at < ds->next_due)
         ds->next_due = at;
@@ -72,7 +73,7 @@ dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     *n = 0;
     /* Open as far as this deliverer knows, and no probe due: nothing to
      * ask the store (a write transaction) until then. */
-    if (ds->th.opened != 0 && now < ds->th.probe_at) {
+    if (slh_throttle_is_open(&ds->th, ds->dest) && now < ds->th.probe_at) {
         ds->next_due = ds->th.probe_at;
         return SLH_OK;
     }
@@ -175,7 +176,7 @@ dl_throttle_look(struct slh_deliverer *d, struct dest_state *ds, int64_t now)
 {
     struct expire_args a = {ds->dest, now};
 
-    if (!ds->is_throttled || ds->th.opened == 0)
+    if (!ds->is_throttled || !slh_throttle_is_open(&ds->th, ds->dest))
         return;
     if (ds->th.opened != ds->claimed_opened) {
         give_back_queue(d, ds, now);

@@ -35,7 +35,7 @@ slh_throttle_allow(const struct slh_throttle_state *s, const struct slh_dest *d,
     int64_t ahead = (now_ms + SLH_THROTTLE_AHEAD_MS) * 1000;
 
     *again_ms = now_ms;
-    if (s->opened != 0) {
+    if (slh_throttle_is_open(s, d)) {
         if (now_ms < s->probe_at) {
             *again_ms = s->probe_at;
             return 0;
@@ -67,10 +67,17 @@ slh_throttle_take(struct slh_throttle_state *s, const struct slh_dest *d,
         return;
     if (interval > 0)
         s->pace_us = *first_us + (int64_t)n * interval;
-    if (s->opened != 0) {
+    if (slh_throttle_is_open(s, d)) {
         s->is_probing = true;
         s->probe_at = now_ms + lease_ms;
     }
+}
+
+bool
+slh_throttle_is_open(const struct slh_throttle_state *s,
+                     const struct slh_dest *d)
+{
+    return d->breaker > 0 && s->opened != 0;
 }
 
 bool
@@ -150,7 +157,7 @@ slh_throttle_due(const struct slh_throttle_state *s, const struct slh_dest *d,
 {
     int64_t sweep = now_ms + slh_throttle_sweep_ms(d);
 
-    if (due == INT64_MAX || s->opened == 0 || due >= s->probe_at)
+    if (due == INT64_MAX || !slh_throttle_is_open(s, d) || due >= s->probe_at)
         return due;
     return s->probe_at < sweep ? s->probe_at : sweep;
 }

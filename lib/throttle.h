@@ -65,6 +65,11 @@ void slh_throttle_take(struct slh_throttle_state *s, const struct slh_dest *d,
                        int64_t now_ms, size_t n, int64_t lease_ms,
                        int64_t *first_us);
 
+/* Whether d's breaker is open by s: one configured (a state left by a
+ * breaker since removed from the config counts for nothing). */
+bool slh_throttle_is_open(const struct slh_throttle_state *s,
+                          const struct slh_dest *d);
+
 /* Whether an attempt that came to HTTP status (0: no answer) counts as a
  * failure for the breaker: no answer, 429, 5xx. */
 bool slh_throttle_is_failure(int status);

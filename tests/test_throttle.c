@@ -263,6 +263,16 @@ test_sweep_due(void)
     d.max_age = INT64_MAX;
     CHECK(slh_throttle_sweep_ms(&d) == 60000, "no overflow");
     CHECK(slh_throttle_due(&s, &d, T0, T0) == T0, "closed: as due");
+    {
+        struct slh_dest off = dest(10, 1000, 0);
+        struct slh_throttle_state left = {.opened = T0, .probe_at = T0 + 9000};
+        int64_t again;
+        CHECK(!slh_throttle_is_open(&left, &off) &&
+                  slh_throttle_allow(&left, &off, T0, 64, &again) == 10 &&
+                  slh_throttle_due(&left, &off, T0, T0) == T0,
+              "a breaker removed from the config: its state counts for "
+              "nothing");
+    }
     s.opened = T0;
     s.probe_at = T0 + 30000;
     CHECK(slh_throttle_due(&s, &d, T0, T0) == T0 + 30000, "open: at the probe");

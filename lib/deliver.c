@@ -140,7 +140,7 @@ fill_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
         ds->q_len--;
         s->busy = true;
         ds->inflight++;
-        ds->pace_us = slh_throttle_started(ds->dest, ds->pace_us, now);
+        dl_started(ds, now);
         if (dl_http_start(d, s, now) != SLH_OK) {
             dl_record(d, ds, &s->claim, 0, 0, "out of memory", now, 0);
             dl_http_release(s);
@@ -251,8 +251,8 @@ poll_timeout(const struct slh_deliverer *d, int64_t now)
             continue;
         if (ds->dest->url != NULL && ds->q_len == 0)
             due = claim_at(ds);
-        else if (ds->q_len > 0 && !dl_may_start(ds, now))
-            due = ds->pace_us / 1000;
+        else if (ds->q_len > 0) /* what fill left: its rate holds it */
+            due = ds->start_at;
         if (due <= now)
             t = 0;
         else if (due - now < t)
@@ -356,6 +356,11 @@ alloc_slots(struct dest_state *ds)
                                         : SLH_DEFAULT_CONCURRENCY;
     ds->slots = calloc(ds->n_slots, sizeof(*ds->slots));
     ds->is_throttled = dest->rate > 0 || dest->breaker > 0;
+    if (dest->rate > 0) {
+        ds->win = calloc(1, sizeof(*ds->win));
+        if (ds->win == NULL)
+            return false;
+    }
     return ds->slots != NULL;
 }
 
@@ -395,8 +400,10 @@ slh_deliverer_free(struct slh_deliverer *d)
             dl_claim_free(&d->ds[i].queue[k]);
     dl_http_close(d);
     dl_spool_close(d);
-    for (size_t i = 0; d->ds != NULL && i < d->n_ds; i++)
+    for (size_t i = 0; d->ds != NULL && i < d->n_ds; i++) {
         free(d->ds[i].slots);
+        free(d->ds[i].win);
+    }
     free(d->ds);
     free(d->fin);
     free(d->batch);

@@ -73,12 +73,14 @@ struct dest_state {
     int64_t claimed_at; /* when rows were last claimed */
     bool claimed_full;  /* and whether that claim filled a batch */
     /* Protecting the destination (deliver_throttle.c): */
-    bool is_throttled;            /* a rate or a breaker: claims and
-                                     outcomes go through the throttle */
-    struct slh_throttle_state th; /* as this deliverer last read or wrote */
-    int64_t claimed_opened;       /* th.opened when the queue was claimed */
-    int64_t pace_us;              /* the queue's next start (unix us) */
-    int64_t swept_at;             /* open: the last sweep past max_age */
+    bool is_throttled;               /* a rate or a breaker: claims and
+                                        outcomes go through the throttle */
+    struct slh_throttle_state th;    /* as this deliverer last read or wrote */
+    int64_t claimed_opened;          /* th.opened when the queue was claimed */
+    int64_t pace_us;                 /* the queue's next start (unix us) */
+    struct slh_throttle_window *win; /* a rate's last period of starts */
+    int64_t start_at; /* a rate held the queue: when to try again */
+    int64_t swept_at; /* open: the last sweep past max_age */
 };
 
 /* An outcome waiting to be recorded, with what its log line needs. */
@@ -205,8 +207,12 @@ enum slh_err dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
 void dl_throttle_note(struct slh_deliverer *d, struct dest_state *ds,
                       int status, int64_t now);
 
-/* Whether the queue's next row of ds may start at now (its rate). */
-bool dl_may_start(const struct dest_state *ds, int64_t now);
+/* Whether the queue's next row of ds may start at now (its rate); when
+ * not, ds->start_at says when it may. */
+bool dl_may_start(struct dest_state *ds, int64_t now);
+
+/* The queue's next row of ds started at now: the rate counts it. */
+void dl_started(struct dest_state *ds, int64_t now);
 
 /* Gives back ds's queue when its breaker opened since it was claimed;
  * sweeps an open one's rows past max_age now and then. */

@@ -136,9 +136,26 @@ dl_throttle_note(struct slh_deliverer *d, struct dest_state *ds, int status,
 }
 
 bool
-dl_may_start(const struct dest_state *ds, int64_t now)
+dl_may_start(struct dest_state *ds, int64_t now)
 {
-    return !ds->is_throttled || slh_throttle_may_start(ds->pace_us, now);
+    if (!ds->is_throttled)
+        return true;
+    if (!slh_throttle_may_start(ds->pace_us, now)) {
+        ds->start_at = ds->pace_us / 1000;
+        return false;
+    }
+    return ds->win == NULL ||
+           slh_throttle_window_allows(ds->win, ds->dest, now, &ds->start_at);
+}
+
+void
+dl_started(struct dest_state *ds, int64_t now)
+{
+    if (!ds->is_throttled)
+        return;
+    ds->pace_us = slh_throttle_started(ds->dest, ds->pace_us, now);
+    if (ds->win != NULL)
+        slh_throttle_window_add(ds->win, ds->dest, now);
 }
 
 /* The queue, claimed before the breaker opened, goes back untried. */

@@ -20,11 +20,22 @@ slh_throttle_interval_us(const struct slh_dest *d)
     return (period_us + d->rate - 1) / d->rate;
 }
 
-/* The earliest start not yet reserved, never in the past. */
+/* The schedule's next start after next_us at now_ms: kept when it is
+ * ahead or behind by less than the slack (a deliverer a little late
+ * catches up, not slowing every start after); else, idle or stalled, it
+ * starts over at now_ms, with no burst to make up for the past. */
+static int64_t
+resume(int64_t next_us, int64_t now_ms)
+{
+    return next_us >= (now_ms - SLH_THROTTLE_SLACK_MS) * 1000 ? next_us
+                                                              : now_ms * 1000;
+}
+
+/* The earliest start not yet reserved. */
 static int64_t
 pace_base(const struct slh_throttle_state *s, int64_t now_ms)
 {
-    return s->pace_us > now_ms * 1000 ? s->pace_us : now_ms * 1000;
+    return resume(s->pace_us, now_ms);
 }
 
 size_t
@@ -136,9 +147,67 @@ slh_throttle_started(const struct slh_dest *d, int64_t next_us, int64_t now_ms)
 
     if (interval == 0)
         return next_us;
-    /* A start later than its time moves the next ones with it: catching
-     * up would put more than the rate in the window it falls in. */
-    return (next_us > now_ms * 1000 ? next_us : now_ms * 1000) + interval;
+    return resume(next_us, now_ms) + interval;
+}
+
+/* A slice of d's period: rounded up, so SLH_THROTTLE_BUCKETS of them cover
+ * it. */
+static int64_t
+slice_ms(const struct slh_dest *d)
+{
+    int64_t ms =
+        (d->rate_period_ms + SLH_THROTTLE_BUCKETS - 1) / SLH_THROTTLE_BUCKETS;
+
+    return ms > 0 ? ms : 1;
+}
+
+/* Moves w on to the slice of now_ms, forgetting those out of reach. */
+static void
+advance(struct slh_throttle_window *w, const struct slh_dest *d, int64_t now_ms)
+{
+    const int64_t kept = SLH_THROTTLE_BUCKETS + 1;
+    int64_t c = now_ms / slice_ms(d);
+
+    if (c - w->head >= kept) {
+        memset(w->count, 0, sizeof(w->count));
+        w->sum = 0;
+    } else {
+        for (int64_t b = w->head + 1; b <= c; b++) {
+            w->sum -= w->count[b % kept];
+            w->count[b % kept] = 0;
+        }
+    }
+    if (c > w->head)
+        w->head = c;
+}
+
+bool
+slh_throttle_window_allows(struct slh_throttle_window *w,
+                           const struct slh_dest *d, int64_t now_ms,
+                           int64_t *again_ms)
+{
+    int64_t slice = slice_ms(d);
+
+    if (d->rate <= 0)
+        return true;
+    advance(w, d, now_ms);
+    /* A window of the period through now touches at most the kept slices
+     * (the period's, and the one it starts in). */
+    if (w->sum < d->rate)
+        return true;
+    *again_ms = (now_ms / slice + 1) * slice;
+    return false;
+}
+
+void
+slh_throttle_window_add(struct slh_throttle_window *w, const struct slh_dest *d,
+                        int64_t now_ms)
+{
+    if (d->rate <= 0)
+        return;
+    advance(w, d, now_ms);
+    w->count[w->head % (SLH_THROTTLE_BUCKETS + 1)]++;
+    w->sum++;
 }
 
 int64_t

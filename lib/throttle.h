@@ -7,12 +7,14 @@
  * records. deliver.c asks here how many rows a destination may claim, when
  * each claimed row may start, and what an outcome does to the breaker.
  *
- * Rate: a destination with `rate = N/s` (or /m, /h) starts its attempts at
- * least one interval (the period over N, rounded up to a microsecond)
- * apart, so no period-long window ever holds more than N starts, and they
- * come evenly spread, not in a burst at each period's start. The next free
- * start time (pace_us) is reserved at claim time for every row claimed, so
- * deliverers sharing a spool share the rate too.
+ * Rate: a destination with `rate = N/s` (or /m, /h) has its attempts
+ * scheduled one interval (the period over N, rounded up to a microsecond)
+ * apart, evenly spread, not in a burst at each period's start; a start a
+ * little late is caught up, and a window of the last period's starts
+ * (struct slh_throttle_window) makes sure no period-long window ever holds
+ * more than N. The next free start time (pace_us) is reserved at claim
+ * time for every row claimed, so deliverers sharing a spool share the
+ * schedule too (the window is each deliverer's own).
  *
  * Breaker: after `breaker = N` consecutive failed attempts (no answer:
  * timeout, connection or TLS error; 5xx; 429) the destination is open: it
@@ -56,7 +58,8 @@ size_t slh_throttle_allow(const struct slh_throttle_state *s,
 /*
  * Records in s that n rows of d were claimed at now_ms (n at most what
  * slh_throttle_allow() gave): their starts are reserved, the first at
- * *first_us (unix microseconds, never before now_ms), each next one an
+ * *first_us (unix microseconds; before now_ms only when the last ones
+ * went late, by less than SLH_THROTTLE_SLACK_MS), each next one an
  * interval later; and, while open, the probe (n 1) is in flight until
  * lease_ms from now (no other probe before then, in case its deliverer
  * dies). n 0 changes nothing.
@@ -93,12 +96,39 @@ bool slh_throttle_may_start(int64_t next_us, int64_t now_ms);
 
 /*
  * The time of the start after one reserved for next_us went at now_ms: an
- * interval after next_us, or after now_ms when it went late, so that late
- * starts never catch up in a burst. With the millisecond clock this keeps
- * every period-long window (in whole milliseconds) at the rate or under.
+ * interval after next_us, the schedule kept, so that a start a little late
+ * (less than SLH_THROTTLE_SLACK_MS) does not slow all the next ones, and
+ * the window (below) keeps the catching up within the rate; after a longer
+ * stall, an interval after now_ms: no burst for the time lost.
  */
+#define SLH_THROTTLE_SLACK_MS 100
 int64_t slh_throttle_started(const struct slh_dest *d, int64_t next_us,
                              int64_t now_ms);
+
+/*
+ * What makes the rate exact whatever the schedule: the starts of the last
+ * period, counted in SLH_THROTTLE_BUCKETS slices of it (a millisecond each
+ * for /s), one deliverer's. A start is let go only when the slices any
+ * period-long window through now can touch hold fewer than the rate, so
+ * no such window ever holds more (at the cost of a slice: 0.1 %).
+ * Zero it before the first use.
+ */
+#define SLH_THROTTLE_BUCKETS 1000
+struct slh_throttle_window {
+    int64_t head; /* the newest slice's number (time / slice) */
+    int64_t sum;  /* starts in the slices kept */
+    uint32_t count[SLH_THROTTLE_BUCKETS + 1];
+};
+
+/* Whether one more start at now_ms keeps d's rate in every window; when
+ * not, *again_ms gets when to ask again. */
+bool slh_throttle_window_allows(struct slh_throttle_window *w,
+                                const struct slh_dest *d, int64_t now_ms,
+                                int64_t *again_ms);
+
+/* Counts a start at now_ms (after slh_throttle_window_allows()). */
+void slh_throttle_window_add(struct slh_throttle_window *w,
+                             const struct slh_dest *d, int64_t now_ms);
 
 /*
  * How often the rows of an open destination are swept for those past

@@ -47,19 +47,24 @@ test_interval(void)
 }
 
 /* Simulates a deliverer that claims what it may and starts each row when
- * its reserved time comes, at millisecond ticks: counts the starts in every
- * window of the period (sliding, by the millisecond) and the span. */
+ * its reserved time comes and the window lets it, looking every step ms
+ * (1 to 4, varying, when jumpy: a busy deliverer is late); counts the
+ * starts in every window of the period (sliding, by the millisecond) and
+ * the span. */
 static void
-pace_run(struct slh_dest *d, int total, int64_t *max_window, int64_t *span)
+pace_run(struct slh_dest *d, int total, bool jumpy, int64_t *max_window,
+         int64_t *span)
 {
     static int64_t starts[20000];
+    static struct slh_throttle_window w;
     struct slh_throttle_state s = {0};
-    int64_t now = T0, next_us = 0, first;
+    int64_t now = T0, next_us = 0, first, again;
+    uint32_t rnd = 12345;
     size_t queued = 0;
     int n = 0;
 
+    memset(&w, 0, sizeof(w));
     while (n < total) {
-        int64_t again;
         if (queued == 0) {
             size_t k = slh_throttle_allow(&s, d, now, 64, &again);
             if (k > (size_t)(total - n))
@@ -69,12 +74,15 @@ pace_run(struct slh_dest *d, int total, int64_t *max_window, int64_t *span)
                 next_us = first;
             queued = k;
         }
-        while (queued > 0 && slh_throttle_may_start(next_us, now)) {
+        while (queued > 0 && slh_throttle_may_start(next_us, now) &&
+               slh_throttle_window_allows(&w, d, now, &again)) {
             starts[n++] = now;
             next_us = slh_throttle_started(d, next_us, now);
+            slh_throttle_window_add(&w, d, now);
             queued--;
         }
-        now++;
+        rnd = rnd * 1103515245u + 12345u;
+        now += jumpy ? 1 + (int64_t)(rnd >> 16) % 4 : 1;
     }
     *max_window = 0;
     for (int i = 0, j = 0; i < n; i++) {
@@ -92,23 +100,67 @@ test_pace(void)
     struct slh_dest d = dest(100, 1000, 0);
     int64_t most, span;
 
-    pace_run(&d, 1000, &most, &span);
+    pace_run(&d, 1000, false, &most, &span);
     CHECK(most == 100, "100/s: at most 100 starts in any second (%" PRId64 ")",
           most);
-    CHECK(span >= 9900 && span <= 10000,
+    CHECK(span >= 9900 && span <= 10020,
           "100/s: 1000 starts spread over 9.99 s (%" PRId64 " ms)", span);
+    pace_run(&d, 1000, true, &most, &span);
+    CHECK(most <= 100, "100/s, late now and then: at most 100 (%" PRId64 ")",
+          most);
+    CHECK(span >= 9900 && span <= 10100,
+          "100/s, late now and then: still 10 s (%" PRId64 " ms)", span);
     d = dest(7, 1000, 0);
-    pace_run(&d, 100, &most, &span);
+    pace_run(&d, 100, true, &most, &span);
     CHECK(most == 7, "7/s: at most 7 in any second (%" PRId64 ")", most);
     d = dest(5000, 1000, 0);
-    pace_run(&d, 12000, &most, &span);
+    pace_run(&d, 12000, false, &most, &span);
     CHECK(most <= 5000, "5000/s: at most 5000 in any second (%" PRId64 ")",
           most);
     CHECK(span >= 2390 && span <= 2450, "5000/s: 12000 in 2.4 s (%" PRId64 ")",
           span);
+    pace_run(&d, 12000, true, &most, &span);
+    CHECK(most <= 5000 && span <= 2500,
+          "5000/s, late: at most 5000 a second (%" PRId64 "), 12000 in %" PRId64
+          " ms",
+          most, span);
     d = dest(2, 60000, 0);
-    pace_run(&d, 6, &most, &span);
+    pace_run(&d, 6, true, &most, &span);
     CHECK(most == 2, "2/m: two a minute (%" PRId64 ")", most);
+}
+
+/* The window alone: the rate in any period, whatever asks. */
+static void
+test_window(void)
+{
+    static struct slh_throttle_window w;
+    struct slh_dest d = dest(3, 1000, 0), none = dest(0, 0, 0);
+    int64_t again = 0;
+    int let = 0;
+
+    memset(&w, 0, sizeof(w));
+    for (int i = 0; i < 10; i++) {
+        if (slh_throttle_window_allows(&w, &d, T0 + i, &again)) {
+            slh_throttle_window_add(&w, &d, T0 + i);
+            let++;
+        }
+    }
+    CHECK(let == 3, "3/s: a burst of asks, 3 let go (%d)", let);
+    CHECK(!slh_throttle_window_allows(&w, &d, T0 + 999, &again) &&
+              again == T0 + 1000,
+          "not within the second; again at the next slice (%" PRId64 ")",
+          again - T0);
+    CHECK(!slh_throttle_window_allows(&w, &d, T0 + 1000, &again),
+          "nor at the second's end: the window is kept a slice longer");
+    CHECK(slh_throttle_window_allows(&w, &d, T0 + 1001, &again),
+          "the first out of every window: one more");
+    slh_throttle_window_add(&w, &d, T0 + 1001);
+    CHECK(slh_throttle_window_allows(&w, &d, T0 + 1002, &again) &&
+              slh_throttle_window_allows(&w, &d, T0 + 1003, &again) == true,
+          "the second and third slices freed");
+    CHECK(slh_throttle_window_allows(&w, &d, T0 + 500000, &again),
+          "long idle: all forgotten");
+    CHECK(slh_throttle_window_allows(&w, &none, T0, &again), "no rate: always");
 }
 
 static void
@@ -155,8 +207,10 @@ test_started(void)
           "on time: an interval on");
     CHECK(slh_throttle_started(&d, T0 * 1000 + 500, T0) == T0 * 1000 + 10500,
           "early in its millisecond: from its own time");
-    CHECK(slh_throttle_started(&d, T0 * 1000, T0 + 35) == (T0 + 45) * 1000,
-          "late: from when it went, no catching up");
+    CHECK(slh_throttle_started(&d, T0 * 1000, T0 + 35) == (T0 + 10) * 1000,
+          "a little late: the schedule kept, to catch up");
+    CHECK(slh_throttle_started(&d, T0 * 1000, T0 + 5000) == (T0 + 5010) * 1000,
+          "after a stall: from when it went, no burst");
     CHECK(slh_throttle_started(&none, 5, T0) == 5, "no rate: no pace");
 }
 
@@ -290,6 +344,7 @@ main(void)
 {
     test_interval();
     test_pace();
+    test_window();
     test_allow();
     test_started();
     test_failure();

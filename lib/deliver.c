@@ -57,7 +57,8 @@ static bool
 any_due(const struct slh_deliverer *d, int64_t now)
 {
     for (size_t i = 0; i < d->n_ds; i++)
-        if (d->ds[i].next_due <= now || d->ds[i].q_len > 0)
+        if (d->ds[i].next_due <= now || d->ds[i].q_len > 0 ||
+            d->ds[i].is_rate_held)
             return true;
     return false;
 }

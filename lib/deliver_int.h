@@ -79,8 +79,11 @@ struct dest_state {
     int64_t claimed_opened;          /* th.opened when the queue was claimed */
     int64_t pace_us;                 /* the queue's next start (unix us) */
     struct slh_throttle_window *win; /* a rate's last period of starts */
-    int64_t start_at; /* a rate held the queue: when to try again */
-    int64_t swept_at; /* open: the last sweep past max_age */
+    int64_t start_at;                /* the rate held the queue: when to
+                                        try again */
+    int64_t swept_at;                /* open: the last sweep past max_age */
+    bool is_rate_held; /* rows may be due that the rate holds back: a run
+                          --once waits for them (not for a probe) */
 };
 
 /* An outcome waiting to be recorded, with what its log line needs. */

@@ -28,6 +28,7 @@ struct tclaim {
     int64_t next_due;
     struct slh_throttle_state th;
     int64_t first_us;
+    bool is_rate_held;
 };
 
 /* Read the state, ask, claim, reserve, write: one transaction, so that
@@ -48,8 +49,11 @@ tclaim_task(struct slh_store *sp, void *arg, struct slh_error *err)
     if (rc != SLH_OK)
         return rc;
     allow = slh_throttle_allow(&a->th, dest, a->now, a->max, &again);
+    a->is_rate_held = false;
     if (allow == 0) {
         rc = slh_store_next_due(sp, dest->name, &a->next_due, err);
+        a->is_rate_held =
+            a->next_due <= a->now && !slh_throttle_is_open(&a->th, dest);
         if (a->next_due != INT64_MAX && a->next_due < again)
             a->next_due = again;
         return rc;
@@ -68,13 +72,16 @@ dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
                    size_t max, size_t *n, struct slh_error *err)
 {
     struct tclaim a = {.d = d, .ds = ds, .now = now, .max = max, .n = n};
+    int64_t again;
     enum slh_err rc;
 
     *n = 0;
-    /* Open as far as this deliverer knows, and no probe due: nothing to
-     * ask the store (a write transaction) until then. */
-    if (slh_throttle_is_open(&ds->th, ds->dest) && now < ds->th.probe_at) {
-        ds->next_due = ds->th.probe_at;
+    /* Open and no probe due, or the rate reserved a second ahead, as far
+     * as this deliverer knows (others only reserve more): nothing to ask
+     * the store (a write transaction) until then. */
+    if (slh_throttle_allow(&ds->th, ds->dest, now, max, &again) == 0) {
+        ds->next_due = again;
+        ds->is_rate_held = !slh_throttle_is_open(&ds->th, ds->dest);
         return SLH_OK;
     }
     a.next_due = INT64_MAX;
@@ -87,6 +94,7 @@ dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     }
     ds->th = a.th;
     ds->next_due = a.next_due;
+    ds->is_rate_held = a.is_rate_held;
     ds->claimed_opened = a.th.opened;
     /* Never before what this deliverer's own late starts moved on to. */
     if (*n > 0 && a.first_us > ds->pace_us)

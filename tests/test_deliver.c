@@ -569,6 +569,34 @@ out:
     teardown(&s);
 }
 
+/* A rate: a run --once waits for every row the rate holds back, and
+ * spreads them: 30 at 20/s take 1.45 s at least. */
+static void
+test_rate_once(void)
+{
+    struct setup s;
+    struct slh_deliverer *d = NULL;
+    struct slh_error err = {0};
+    int64_t t0, took;
+
+    if (!setup(&s, "[destination paced]\n"
+                   "url = http://127.0.0.1:{port}/paced\nrate = 20/s\n"))
+        goto out;
+    put_synthetic(&s, 30);
+    if (!CHECK(slh_deliverer_new(&d, &s.cfg, &err) == SLH_OK, "deliverer: %s",
+               err.text))
+        goto out;
+    t0 = slh_now_ms();
+    CHECK(slh_deliverer_run(d, true, &err) == SLH_OK, "run: %s", err.text);
+    took = slh_now_ms() - t0;
+    CHECK(stats(&s, "paced").delivered == 30, "all 30 delivered: %" PRId64,
+          stats(&s, "paced").delivered);
+    CHECK(took >= 1450 && took < 3000, "at 20/s: %" PRId64 " ms", took);
+out:
+    slh_deliverer_free(d);
+    teardown(&s);
+}
+
 static void
 test_routing(void)
 {
@@ -1279,6 +1307,7 @@ main(void)
     test_post();
     test_write_through();
     test_breaker_through();
+    test_rate_once();
     test_url_masked();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     rc = check_summary();

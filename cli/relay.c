@@ -161,10 +161,25 @@ take_reload(struct sig_ctx *ctx, struct slh_deliverer **d,
     return true;
 }
 
+/* What an attempt did to its destination's breaker, when anything. */
+static void
+log_breaker(const struct slh_attempt *a)
+{
+    if (a->breaker == SLH_BREAKER_OPENED)
+        fprintf(stderr,
+                "slhook: %s: breaker open after failed attempts in a row "
+                "(the last: %s): one probe at a time until one succeeds\n",
+                a->dest, a->error);
+    else if (a->breaker == SLH_BREAKER_CLOSED)
+        fprintf(stderr, "slhook: %s: breaker closed: HTTP %d\n", a->dest,
+                a->status);
+}
+
 static void
 log_attempt(const struct slh_attempt *a, void *arg)
 {
     (void)arg;
+    log_breaker(a);
     switch (a->state) {
     case SLH_DELIVERED:
         if (a->status > 0)

@@ -91,6 +91,7 @@ struct finished {
     struct slh_outcome o;
     struct dest_state *ds; /* whose */
     int64_t at;            /* when it came */
+    int breaker;           /* SLH_BREAKER_OPENED or _CLOSED by it, or 0 */
     int attempts;
     long ms;
 };
@@ -201,7 +202,7 @@ enum slh_err dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds,
  * destination's breaker updated by its outcomes (the store's state read,
  * changed, written; ds->th kept). */
 enum slh_err dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
-                                const struct finished *f, size_t n,
+                                struct finished *f, size_t n,
                                 struct slh_error *err);
 
 /* An attempt of ds came to status (0: none) at now: its breaker as this

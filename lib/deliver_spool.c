@@ -307,6 +307,7 @@ tell_attempts(const struct slh_deliverer *d)
             .error = f->o.error,
             .due_ms = f->o.due,
             .ms = f->ms,
+            .breaker = f->breaker,
         };
         d->on_attempt(&a, d->arg);
     }

@@ -102,9 +102,25 @@ dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     return SLH_OK;
 }
 
+/* Applies f's outcome to s, marking f when it opened or closed the
+ * breaker. */
+static void
+apply(struct slh_deliverer *d, struct slh_throttle_state *s, struct finished *f)
+{
+    bool was_open = slh_throttle_is_open(s, f->ds->dest);
+    bool is_open;
+
+    slh_throttle_outcome(s, f->ds->dest, slh_throttle_is_failure(f->o.status),
+                         f->at, dl_rnd(d));
+    is_open = slh_throttle_is_open(s, f->ds->dest);
+    f->breaker = is_open == was_open ? 0
+                 : is_open           ? SLH_BREAKER_OPENED
+                                     : SLH_BREAKER_CLOSED;
+}
+
 enum slh_err
 dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
-                   const struct finished *f, size_t n, struct slh_error *err)
+                   struct finished *f, size_t n, struct slh_error *err)
 {
     for (size_t i = 0; i < d->n_ds; i++) {
         struct dest_state *ds = &d->ds[i];
@@ -119,9 +135,7 @@ dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
         rc = slh_store_throttle_get(sp, ds->dest->name, &s, err);
         for (size_t k = 0; rc == SLH_OK && k < n; k++)
             if (f[k].ds == ds)
-                slh_throttle_outcome(&s, ds->dest,
-                                     slh_throttle_is_failure(f[k].o.status),
-                                     f[k].at, dl_rnd(d));
+                apply(d, &s, &f[k]);
         if (rc == SLH_OK)
             rc = slh_store_throttle_put(sp, ds->dest->name, &s, err);
         if (rc != SLH_OK)

@@ -176,6 +176,11 @@ old_attempts=$(count old)
 check "old: a few attempts in all, not one per event: $old_attempts" \
     test "$old_attempts" -le 16
 stop_pid $DPID
+check "deliver logs when down's breaker opened" \
+    grep -q '^slhook: down: breaker open after failed attempts in a row (the last: HTTP 503' \
+    "$T/deliver.err"
+check "... and when it closed" \
+    grep -q '^slhook: down: breaker closed: HTTP 200$' "$T/deliver.err"
 py '
 import json, sys
 t0, back, done, hdone = map(float, sys.argv[2:6])

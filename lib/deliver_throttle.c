@@ -96,7 +96,7 @@ dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     ds->next_due = a.next_due;
     ds->is_rate_held = a.is_rate_held;
     ds->claimed_opened = a.th.opened;
-    /* Never before what this deliverer's own late starts moved on to. */
+    /* Never before the next start this deliverer's own schedule holds. */
     if (*n > 0 && a.first_us > ds->pace_us)
         ds->pace_us = a.first_us;
     return SLH_OK;

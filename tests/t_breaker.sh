@@ -110,6 +110,9 @@ max_age = 6s
 EOF
 "$B/slhook" -c "$CONF" check >"$T/check.out" 2>&1
 check "check accepts rate, concurrency and breaker" test $? -eq 0
+check "check shows the breaker" \
+    grep -q '^    at most 8 in flight, breaker after 5 failures in a row$' \
+    "$T/check.out"
 hold_lock "$T/spool"
 mode "$PORT" down 503
 mode "$PORT" old 503

@@ -248,6 +248,25 @@ print_tls(const struct slh_dest *d)
     }
 }
 
+/* A url destination's rate, concurrency and breaker, when not the
+ * defaults, on a line of their own. */
+static void
+print_protection(const struct slh_dest *d)
+{
+    static const char unit[] = {'s', 'm', 'h'};
+    int u = d->rate_period_ms >= 3600000 ? 2 : d->rate_period_ms >= 60000;
+
+    if (d->rate == 0 && d->breaker == 0 &&
+        d->concurrency == SLH_DEFAULT_CONCURRENCY)
+        return;
+    printf("    at most %d in flight", d->concurrency);
+    if (d->rate > 0)
+        printf(", %ld/%c", d->rate, unit[u]);
+    if (d->breaker > 0)
+        printf(", breaker after %d failures in a row", d->breaker);
+    putchar('\n');
+}
+
 /* Errors make the exit status 1; warnings ("warning: ...") leave it 0. */
 static int
 cmd_check(const struct slh_config *cfg)
@@ -272,6 +291,7 @@ cmd_check(const struct slh_config *cfg)
                d->signing_key != NULL ? " (signed)" : "");
         free(shown);
         print_tls(d);
+        print_protection(d);
         if (d->file != NULL)
             errors += check_file_dest(d);
     }

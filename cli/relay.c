@@ -161,10 +161,25 @@ take_reload(struct sig_ctx *ctx, struct slh_deliverer **d,
     return true;
 }
 
+/* What an attempt did to its destination's breaker, when anything. */
+static void
+log_breaker(const struct slh_attempt *a)
+{
+    if (a->breaker == SLH_BREAKER_OPENED)
+        fprintf(stderr,
+                "slhook: %s: breaker open after failed attempts in a row "
+                "(the last: %s): one probe at a time until one succeeds\n",
+                a->dest, a->error);
+    else if (a->breaker == SLH_BREAKER_CLOSED)
+        fprintf(stderr, "slhook: %s: breaker closed: HTTP %d\n", a->dest,
+                a->status);
+}
+
 static void
 log_attempt(const struct slh_attempt *a, void *arg)
 {
     (void)arg;
+    log_breaker(a);
     switch (a->state) {
     case SLH_DELIVERED:
         if (a->status > 0)
@@ -453,7 +468,40 @@ struct status_row {
     const char *name;
     const char *kind; /* "url", "file", or NULL when not configured */
     struct slh_store_stats st;
+    bool has_breaker;             /* configured with one */
+    struct slh_throttle_state th; /* its state in the store */
 };
+
+/* When a breaker opened, as RFC 3339 (UTC, seconds). */
+static void
+iso_ms(char *out, size_t size, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    out[0] = '\0';
+    if (gmtime_r(&t, &tm) != NULL)
+        strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Each destination's breaker, for the exposition format. */
+static void
+print_prometheus_breakers(const struct status_row *rows, size_t n)
+{
+    prom_header("slhook_breaker_open",
+                "1 while the destination's circuit breaker is open (one "
+                "probe at a time), 0 when closed or none is configured.");
+    for (size_t i = 0; i < n; i++)
+        prom_sample("slhook_breaker_open", rows[i].name, NULL,
+                    rows[i].th.opened != 0 ? 1.0 : 0.0);
+    prom_header("slhook_breaker_opened_timestamp_seconds",
+                "When the open circuit breaker opened, 0 when closed.");
+    for (size_t i = 0; i < n; i++) {
+        int64_t secs = rows[i].th.opened / 1000;
+        prom_sample("slhook_breaker_opened_timestamp_seconds", rows[i].name,
+                    NULL, (double)secs);
+    }
+}
 
 static void
 print_prometheus(const struct status_row *rows, size_t n, int64_t now,
@@ -501,6 +549,22 @@ print_prometheus(const struct status_row *rows, size_t n, int64_t now,
                 "deliverer started since (or none ever failed).");
     printf("slhook_deliver_start_failure_timestamp_seconds %lld\n",
            note->found ? (long long)note->when : 0LL);
+    print_prometheus_breakers(rows, n);
+}
+
+/* {"state": "open"|"closed", "opened": RFC 3339 or null}, or null when
+ * the destination has no breaker (and its state is closed). */
+static json_t *
+breaker_json(const struct status_row *r)
+{
+    char opened[32];
+
+    if (!r->has_breaker)
+        return json_null();
+    iso_ms(opened, sizeof(opened), r->th.opened);
+    return json_pack("{s:s, s:o}", "state",
+                     r->th.opened != 0 ? "open" : "closed", "opened",
+                     r->th.opened != 0 ? json_string(opened) : json_null());
 }
 
 static int
@@ -539,7 +603,8 @@ print_json(const struct status_row *rows, size_t n, int64_t now,
             "last_error",
             s->last_error[0] != '\0' ? json_string(s->last_error)
                                      : json_null());
-        if (o == NULL || json_array_append_new(list, o) != 0)
+        if (o == NULL || json_array_append_new(list, o) != 0 ||
+            json_object_set_new(o, "breaker", breaker_json(&rows[i])) != 0)
             goto out;
     }
     if (json_dumpf(root, stdout, JSON_INDENT(2)) != 0)
@@ -555,19 +620,25 @@ static void
 print_text(const struct status_row *rows, size_t n, int64_t now,
            const struct kick_note *note)
 {
-    printf("%-16s %9s %9s %9s %10s %8s  %s\n", "DESTINATION", "PENDING",
-           "RETRYING", "DEAD", "DELIVERED", "OLDEST", "LAST ERROR");
+    printf("%-16s %9s %9s %9s %10s %8s %-11s  %s\n", "DESTINATION", "PENDING",
+           "RETRYING", "DEAD", "DELIVERED", "OLDEST", "BREAKER", "LAST ERROR");
     for (size_t i = 0; i < n; i++) {
         const struct slh_store_stats *s = &rows[i].st;
-        char age[32] = "-", name[256];
+        char age[32] = "-", name[256], breaker[48] = "-", since[32];
         if (s->oldest_pending > 0)
             age_text(age, sizeof(age), (now - s->oldest_pending) / 1000);
         snprintf(name, sizeof(name), "%s%s", rows[i].name,
                  rows[i].kind != NULL ? "" : " (not configured)");
+        if (rows[i].th.opened != 0) {
+            age_text(since, sizeof(since), (now - rows[i].th.opened) / 1000);
+            snprintf(breaker, sizeof(breaker), "open:%s", since);
+        } else if (rows[i].has_breaker) {
+            snprintf(breaker, sizeof(breaker), "closed");
+        }
         printf("%-16s %9" PRId64 " %9" PRId64 " %9" PRId64 " %10" PRId64
-               " %8s  %s\n",
+               " %8s %-11s  %s\n",
                name, s->pending, s->retrying, s->dead, s->delivered, age,
-               s->last_error[0] != '\0' ? s->last_error : "-");
+               breaker, s->last_error[0] != '\0' ? s->last_error : "-");
     }
     if (note->found)
         printf("\ndelivery could not start (last tried %s): %s\n", note->iso,
@@ -601,13 +672,18 @@ status_rows(struct slh_store *sp, const struct slh_config *cfg,
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
     for (size_t i = 0; i < cfg->n_dests; i++) {
         rows[k].name = cfg->dests[i].name;
+        rows[k].has_breaker = cfg->dests[i].breaker > 0;
         rows[k++].kind = cfg->dests[i].url != NULL ? "url" : "file";
     }
     for (size_t i = 0; i < *n_names; i++)
         if (slh_config_dest(cfg, (*names)[i]) == NULL)
             rows[k++].name = (*names)[i];
-    for (size_t i = 0; sp != NULL && i < k && rc == SLH_OK; i++)
+    for (size_t i = 0; sp != NULL && i < k && rc == SLH_OK; i++) {
         rc = slh_store_stats(sp, rows[i].name, &rows[i].st, err);
+        /* A breaker configured no more is no breaker, whatever it left. */
+        if (rc == SLH_OK && rows[i].has_breaker)
+            rc = slh_store_throttle_get(sp, rows[i].name, &rows[i].th, err);
+    }
     if (rc != SLH_OK) {
         free(rows);
         return rc;

@@ -48,6 +48,9 @@ static const struct key {
     {SEC_DEST, true, "client_cert", config_set_client_cert},
     {SEC_DEST, true, "client_key", config_set_client_key},
     {SEC_DEST, true, "proxy", config_set_proxy},
+    {SEC_DEST, true, "rate", config_set_rate},
+    {SEC_DEST, true, "concurrency", config_set_concurrency},
+    {SEC_DEST, true, "breaker", config_set_breaker},
 };
 
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= 32, "a seen bit per key");
@@ -331,7 +334,8 @@ finish(struct parser *p)
                            cfg->dests[i].name);
             return;
         }
-        if (!config_check_tls(p, &cfg->dests[i]))
+        if (!config_check_tls(p, &cfg->dests[i]) ||
+            !config_finish_throttle(p, &cfg->dests[i]))
             return;
     }
     if (cfg->n_secret_keys == 0 && p->file_key == NULL) {

@@ -22,6 +22,8 @@
 #define SLH_MAX_KEY_LEN 256                 /* longest secret accepted */
 #define SLH_DEFAULT_READ_TIMEOUT 30         /* seconds */
 #define SLH_MAX_READ_TIMEOUT 3600           /* seconds */
+#define SLH_DEFAULT_CONCURRENCY 8 /* attempts in flight per destination */
+#define SLH_MAX_CONCURRENCY 256
 
 /* [receiver] retention, in seconds. Below SLH_SAFE_RETENTION (SocketLabs'
  * retry horizon) an event SocketLabs sends again after it was forgotten is
@@ -53,6 +55,11 @@ struct slh_dest {
     char *client_key;  /* its PEM private key (unencrypted): both or none */
     char *proxy;       /* http://, https://, socks5:// or socks5h:// URL; may
                           carry user:pass@, so never printed whole */
+    /* Protecting the destination (url destinations; throttle.h): */
+    long rate;              /* attempts started per rate_period_ms; 0: any */
+    int64_t rate_period_ms; /* 1000, 60000 or 3600000 (rate = N/s, /m, /h) */
+    int concurrency;        /* attempts in flight at most, per deliverer */
+    int breaker;            /* failures in a row that open it; 0: none */
 };
 
 struct slh_config {

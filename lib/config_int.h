@@ -106,6 +106,12 @@ bool config_check_tls(struct parser *p, const struct slh_dest *d);
 
 /* Releases d's TLS and proxy strings (config_free_dest() calls it). */
 void config_free_tls(struct slh_dest *d);
+/* [destination NAME] keys that protect it (config_throttle.c). */
+config_setter config_set_rate, config_set_concurrency, config_set_breaker;
+
+/* d's protecting keys checked once its section is read (url destinations
+ * only), defaults filled in; false with p->err set. */
+bool config_finish_throttle(struct parser *p, struct slh_dest *d);
 
 /* Starts [destination NAME] with name[0..len) (checked here); false with
  * p->err set when it is bad or a second one. */

@@ -57,7 +57,8 @@ static bool
 any_due(const struct slh_deliverer *d, int64_t now)
 {
     for (size_t i = 0; i < d->n_ds; i++)
-        if (d->ds[i].next_due <= now || d->ds[i].q_len > 0)
+        if (d->ds[i].next_due <= now || d->ds[i].q_len > 0 ||
+            d->ds[i].is_rate_held)
             return true;
     return false;
 }
@@ -93,26 +94,43 @@ fill_file(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
     return dl_flush(d, now, err);
 }
 
-/* Starts queued rows in free slots, claiming a new batch when the queue
- * is empty and it is time (claim_at()). */
+/* Claims a batch into ds's empty queue, through the throttle when ds has
+ * a rate or a breaker. */
+static enum slh_err
+claim_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
+          struct slh_error *err)
+{
+    enum slh_err rc;
+
+    if (ds->is_throttled)
+        rc = dl_claim_throttled(d, ds, now, CLAIM_BATCH, &ds->q_len, err);
+    else
+        rc = dl_claim(d, ds->dest, now, CLAIM_BATCH, ds->queue, &ds->q_len,
+                      &ds->next_due, err);
+    ds->q_head = 0;
+    ds->claimed_at = now;
+    ds->claimed_full = ds->q_len == CLAIM_BATCH;
+    return rc;
+}
+
+/* Starts queued rows in free slots, as the rate lets them, claiming a new
+ * batch when the queue is empty and it is time (claim_at()). */
 static enum slh_err
 fill_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
          struct slh_error *err)
 {
     size_t k = 0;
 
-    if (ds->inflight >= MAX_INFLIGHT)
+    dl_throttle_look(d, ds, now);
+    if (ds->inflight >= ds->n_slots)
         return SLH_OK;
     if (ds->q_len == 0 && claim_at(ds) <= now) {
-        enum slh_err rc = dl_claim(d, ds->dest, now, CLAIM_BATCH, ds->queue,
-                                   &ds->q_len, &ds->next_due, err);
-        ds->q_head = 0;
-        ds->claimed_at = now;
-        ds->claimed_full = ds->q_len == CLAIM_BATCH;
+        enum slh_err rc = claim_url(d, ds, now, err);
         if (rc != SLH_OK)
             return rc;
     }
-    while (ds->q_len > 0 && ds->inflight < MAX_INFLIGHT) {
+    while (ds->q_len > 0 && ds->inflight < ds->n_slots &&
+           dl_may_start(ds, now)) {
         struct slot *s;
         while (ds->slots[k].busy)
             k++;
@@ -123,6 +141,7 @@ fill_url(struct slh_deliverer *d, struct dest_state *ds, int64_t now,
         ds->q_len--;
         s->busy = true;
         ds->inflight++;
+        dl_started(ds, now);
         if (dl_http_start(d, s, now) != SLH_OK) {
             dl_record(d, ds, &s->claim, 0, false, 0, "out of memory", now, 0);
             dl_http_release(s);
@@ -156,7 +175,7 @@ fill(struct slh_deliverer *d, bool look, int64_t now, struct slh_error *err)
 static void
 abandon(struct slh_deliverer *d)
 {
-    int64_t seqs[MAX_INFLIGHT + CLAIM_BATCH];
+    int64_t seqs[SLH_MAX_CONCURRENCY + CLAIM_BATCH];
     int64_t now = slh_now_ms();
 
     for (size_t i = 0; i < d->n_ds; i++) {
@@ -165,7 +184,7 @@ abandon(struct slh_deliverer *d)
 
         if (ds->dest->url == NULL)
             continue;
-        for (size_t k = 0; k < MAX_INFLIGHT; k++) {
+        for (size_t k = 0; k < ds->n_slots; k++) {
             struct slot *s = &ds->slots[k];
             if (!s->busy)
                 continue;
@@ -229,10 +248,12 @@ poll_timeout(const struct slh_deliverer *d, int64_t now)
     for (size_t i = 0; i < d->n_ds; i++) {
         const struct dest_state *ds = &d->ds[i];
         int64_t due = ds->next_due;
-        if (ds->dest->url != NULL && ds->inflight >= MAX_INFLIGHT)
+        if (ds->dest->url != NULL && ds->inflight >= ds->n_slots)
             continue;
         if (ds->dest->url != NULL && ds->q_len == 0)
             due = claim_at(ds);
+        else if (ds->q_len > 0) /* what fill left: its rate holds it */
+            due = ds->start_at;
         if (due <= now)
             t = 0;
         else if (due - now < t)
@@ -324,6 +345,26 @@ slh_deliverer_on_attempt(struct slh_deliverer *d,
 
 /* ---- Making and freeing ---- */
 
+/* A url destination's slots, as many as its concurrency. */
+static bool
+alloc_slots(struct dest_state *ds)
+{
+    const struct slh_dest *dest = ds->dest;
+
+    if (dest->url == NULL)
+        return true;
+    ds->n_slots = dest->concurrency > 0 ? (size_t)dest->concurrency
+                                        : SLH_DEFAULT_CONCURRENCY;
+    ds->slots = calloc(ds->n_slots, sizeof(*ds->slots));
+    ds->is_throttled = dest->rate > 0 || dest->breaker > 0;
+    if (dest->rate > 0) {
+        ds->win = calloc(1, sizeof(*ds->win));
+        if (ds->win == NULL)
+            return false;
+    }
+    return ds->slots != NULL;
+}
+
 /* The destinations' states and room for outcomes and a file batch. */
 static enum slh_err
 alloc_state(struct slh_deliverer *d, struct slh_error *err)
@@ -331,16 +372,22 @@ alloc_state(struct slh_deliverer *d, struct slh_error *err)
     size_t n = d->cfg->n_dests;
 
     d->ds = calloc(n > 0 ? n : 1, sizeof(*d->ds));
+    if (d->ds == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "out of memory");
     d->n_ds = n;
+    for (size_t i = 0; i < n; i++) {
+        d->ds[i].dest = &d->cfg->dests[i];
+        if (!alloc_slots(&d->ds[i]))
+            return slh_error_set(err, SLH_ENOMEM, "out of memory");
+        d->n_slots += d->ds[i].n_slots;
+    }
     /* What can pile up between two flushes: FLUSH_BATCH - 1 outcomes, a
      * failed start per slot, a file batch, and an outcome per slot. */
-    d->cap_fin = FLUSH_BATCH + 2 * n * MAX_INFLIGHT + FILE_BATCH;
+    d->cap_fin = FLUSH_BATCH + 2 * d->n_slots + FILE_BATCH;
     d->fin = calloc(d->cap_fin, sizeof(*d->fin));
     d->batch = calloc(FILE_BATCH, sizeof(*d->batch));
-    if (d->ds == NULL || d->fin == NULL || d->batch == NULL)
+    if (d->fin == NULL || d->batch == NULL)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        d->ds[i].dest = &d->cfg->dests[i];
     return SLH_OK;
 }
 
@@ -354,6 +401,10 @@ slh_deliverer_free(struct slh_deliverer *d)
             dl_claim_free(&d->ds[i].queue[k]);
     dl_http_close(d);
     dl_spool_close(d);
+    for (size_t i = 0; d->ds != NULL && i < d->n_ds; i++) {
+        free(d->ds[i].slots);
+        free(d->ds[i].win);
+    }
     free(d->ds);
     free(d->fin);
     free(d->batch);

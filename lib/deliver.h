@@ -58,7 +58,12 @@ struct slh_attempt {
                              reached", ...), "" when delivered */
     long long due_ms;     /* when still pending: unix ms of the next try */
     long ms;              /* how long the attempt took */
+    int breaker;          /* SLH_BREAKER_OPENED when this outcome opened its
+                             destination's breaker (throttle.h), _CLOSED
+                             when it closed it, else 0 */
 };
+#define SLH_BREAKER_OPENED 1
+#define SLH_BREAKER_CLOSED 2
 
 /*
  * Has run call fn(a, arg) on its own thread after each attempt's outcome is

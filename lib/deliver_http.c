@@ -130,11 +130,10 @@ dl_http_open(struct slh_deliverer *d, struct slh_error *err)
     d->multi = curl_multi_init();
     if (d->multi == NULL)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
-    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS,
-                      (long)(d->cfg->n_dests * MAX_INFLIGHT));
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, (long)d->n_slots);
     for (size_t i = 0; i < d->n_ds; i++) {
         struct dest_state *ds = &d->ds[i];
-        for (size_t k = 0; ds->dest->url != NULL && k < MAX_INFLIGHT; k++) {
+        for (size_t k = 0; k < ds->n_slots; k++) {
             if (!open_slot(ds, &ds->slots[k]))
                 return slh_error_set(err, SLH_EDELIVER,
                                      "destination %s: cannot set up curl",
@@ -148,7 +147,7 @@ void
 dl_http_close(struct slh_deliverer *d)
 {
     for (size_t i = 0; d->ds != NULL && i < d->n_ds; i++) {
-        for (size_t k = 0; k < MAX_INFLIGHT; k++) {
+        for (size_t k = 0; k < d->ds[i].n_slots; k++) {
             struct slot *s = &d->ds[i].slots[k];
             if (s->busy)
                 dl_http_cancel(d, s);

@@ -25,11 +25,11 @@
 #include <curl/curl.h>
 
 #include "deliver.h"
-#include "store.h" /* the types of claims, outcomes and owners */
+#include "store.h"    /* the types of claims, outcomes and owners */
+#include "throttle.h" /* a destination's rate and breaker */
 
 /* ---- Sizes ---- */
 
-#define MAX_INFLIGHT 8 /* attempts in flight per destination */
 /* Rows claimed per transaction for an http destination; those beyond the
  * free slots wait in a local queue. One SQLite transaction per few events
  * would bound the throughput well below what a receiver can take. */
@@ -65,7 +65,8 @@ struct slot {
 
 struct dest_state {
     const struct slh_dest *dest;
-    struct slot slots[MAX_INFLIGHT]; /* url destinations only */
+    struct slot *slots; /* url destinations: dest->concurrency of them */
+    size_t n_slots;
     size_t inflight;
     struct slh_claim queue[CLAIM_BATCH]; /* claimed, waiting for a slot */
     size_t q_head;
@@ -73,11 +74,26 @@ struct dest_state {
     int64_t next_due;   /* when to look for due rows again; INT64_MIN: now */
     int64_t claimed_at; /* when rows were last claimed */
     bool claimed_full;  /* and whether that claim filled a batch */
+    /* Protecting the destination (deliver_throttle.c): */
+    bool is_throttled;               /* a rate or a breaker: claims and
+                                        outcomes go through the throttle */
+    struct slh_throttle_state th;    /* as this deliverer last read or wrote */
+    int64_t claimed_opened;          /* th.opened when the queue was claimed */
+    int64_t pace_us;                 /* the queue's next start (unix us) */
+    struct slh_throttle_window *win; /* a rate's last period of starts */
+    int64_t start_at;                /* the rate held the queue: when to
+                                        try again */
+    int64_t swept_at;                /* open: the last sweep past max_age */
+    bool is_rate_held; /* rows may be due that the rate holds back: a run
+                          --once waits for them (not for a probe) */
 };
 
 /* An outcome waiting to be recorded, with what its log line needs. */
 struct finished {
     struct slh_outcome o;
+    struct dest_state *ds; /* whose */
+    int64_t at;            /* when it came */
+    int breaker;           /* SLH_BREAKER_OPENED or _CLOSED by it, or 0 */
     int attempts;
     long ms;
 };
@@ -88,6 +104,7 @@ struct slh_deliverer {
     CURLM *multi;
     struct dest_state *ds;
     size_t n_ds;
+    size_t n_slots; /* of every url destination: curl's connection cache */
     struct finished *fin;
     size_t n_fin;
     size_t cap_fin;
@@ -140,6 +157,12 @@ enum slh_err dl_claim(struct slh_deliverer *d, const struct slh_dest *dest,
                       int64_t now, size_t max, struct slh_claim *claims,
                       size_t *n, int64_t *next_due, struct slh_error *err);
 
+/* How long a claim of dest's is leased. */
+int64_t dl_lease_ms(const struct slh_dest *dest);
+
+/* The next of d's random numbers (retry jitter). */
+uint32_t dl_rnd(struct slh_deliverer *d);
+
 /* Releases what claim c owns and zeroes it. A zeroed claim is fine. */
 void dl_claim_free(struct slh_claim *c);
 
@@ -159,6 +182,50 @@ void dl_record(struct slh_deliverer *d, struct dest_state *ds,
  * for each. On failure they stay queued. */
 enum slh_err dl_flush(struct slh_deliverer *d, int64_t now,
                       struct slh_error *err);
+
+/* ---- Protecting destinations (deliver_throttle.c) ---- */
+
+/* The deliverer's spool writes: fn(sp, arg, err) in a write transaction
+ * of its own on d->sp, or written through (slh_deliverer_write_through())
+ * in the front end's writer's; tx asks for a transaction even on d->sp, so
+ * that what fn reads and writes is one (deliver_spool.c). */
+enum slh_err dl_write(struct slh_deliverer *d,
+                      enum slh_err (*fn)(struct slh_store *sp, void *arg,
+                                         struct slh_error *err),
+                      void *arg, bool tx, struct slh_error *err);
+
+/* dl_claim() for a throttled ds: in one write, asks the throttle how many
+ * rows may be claimed, claims them, reserves their starts (ds->pace_us) and
+ * keeps the state in ds->th. */
+enum slh_err dl_claim_throttled(struct slh_deliverer *d, struct dest_state *ds,
+                                int64_t now, size_t max, size_t *n,
+                                struct slh_error *err);
+
+/* In the transaction that records outcomes o[0..n): each throttled
+ * destination's breaker updated by its outcomes (the store's state read,
+ * changed, written; ds->th kept). */
+enum slh_err dl_throttle_record(struct slh_deliverer *d, struct slh_store *sp,
+                                struct finished *f, size_t n,
+                                struct slh_error *err);
+
+/* An attempt of ds failed (is_failure: slh_throttle_is_failure()) or not
+ * at now: its breaker as this deliverer knows it changes at once, so that
+ * no more of the queue starts after the failure that opens it, before the
+ * store is written. */
+void dl_throttle_note(struct slh_deliverer *d, struct dest_state *ds,
+                      bool is_failure, int64_t now);
+
+/* Whether the queue's next row of ds may start at now (its rate); when
+ * not, ds->start_at says when it may. */
+bool dl_may_start(struct dest_state *ds, int64_t now);
+
+/* The queue's next row of ds started at now: the rate counts it. */
+void dl_started(struct dest_state *ds, int64_t now);
+
+/* Gives back ds's queue when its breaker opened since it was claimed;
+ * sweeps an open one's rows past max_age now and then. */
+void dl_throttle_look(struct slh_deliverer *d, struct dest_state *ds,
+                      int64_t now);
 
 /* ---- The transport (deliver_http.c) ---- */
 

@@ -6,6 +6,7 @@
 
 #include "kick.h"
 #include "store.h"
+#include "throttle.h"
 
 static bool
 is_stopping(const struct slh_kicked_hooks *hooks)
@@ -14,18 +15,23 @@ is_stopping(const struct slh_kicked_hooks *hooks)
            hooks->is_stopping(hooks->ctx);
 }
 
-/* The earliest due time of the configured destinations' pending rows,
- * INT64_MAX when nothing is pending. */
+/* The earliest due time of the configured destinations' pending rows (an
+ * open breaker's at its probe), INT64_MAX when nothing is pending. */
 static enum slh_err
 next_due(struct slh_store *sp, const struct slh_config *cfg, int64_t *due,
          struct slh_error *err)
 {
     *due = INT64_MAX;
     for (size_t i = 0; i < cfg->n_dests; i++) {
+        struct slh_throttle_state th;
         int64_t t;
         enum slh_err rc = slh_store_next_due(sp, cfg->dests[i].name, &t, err);
+        if (rc == SLH_OK)
+            rc = slh_store_throttle_get(sp, cfg->dests[i].name, &th, err);
         if (rc != SLH_OK)
             return rc;
+        /* An open breaker's rows wait for its probe. */
+        t = slh_throttle_due(&th, &cfg->dests[i], t, slh_now_ms());
         if (t < *due)
             *due = t;
     }

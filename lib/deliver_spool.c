@@ -89,31 +89,32 @@ dl_spool_follow(struct slh_deliverer *d)
 
 /* ---- Writes: in a transaction of their own, or written through ---- */
 
-/*
- * The deliverer's spool writes: fn(sp, arg, err) on d->sp, in a transaction
- * of its own, or, written through (slh_deliverer_write_through()), in the
- * front end's writer's transaction, on its connection.
- */
-static enum slh_err
-write_spool(struct slh_deliverer *d,
-            enum slh_err (*fn)(struct slh_store *sp, void *arg,
-                               struct slh_error *err),
-            void *arg, struct slh_error *err)
+/* A transaction is asked for (tx) when what fn reads decides what it
+ * writes, a throttled claim say: on d->sp that is a put of tasks alone. */
+enum slh_err
+dl_write(struct slh_deliverer *d,
+         enum slh_err (*fn)(struct slh_store *sp, void *arg,
+                            struct slh_error *err),
+         void *arg, bool tx, struct slh_error *err)
 {
     struct slh_store_task task = {.fn = fn, .arg = arg};
 
-    if (d->write == NULL)
-        return fn(d->sp, arg, err);
-    return d->write(&task, d->write_ctx, err);
+    if (d->write != NULL)
+        return d->write(&task, d->write_ctx, err);
+    if (tx)
+        return slh_store_put_tasks(d->sp, d->cfg, NULL, 0, &task, 1,
+                                   slh_now_ms(), NULL, err);
+    return fn(d->sp, arg, err);
 }
 
 /* Long enough for the last row of a claimed batch to wait for a slot while
  * every attempt before it times out. */
-static int64_t
-lease_ms(const struct slh_dest *dest)
+int64_t
+dl_lease_ms(const struct slh_dest *dest)
 {
-    return (int64_t)(CLAIM_BATCH / MAX_INFLIGHT + 1) * dest->timeout * 1000 +
-           LEASE_MARGIN_MS;
+    int64_t slots = dest->concurrency > 0 ? dest->concurrency : 1;
+
+    return (CLAIM_BATCH / slots + 1) * dest->timeout * 1000 + LEASE_MARGIN_MS;
 }
 
 struct claim_args {
@@ -135,7 +136,7 @@ claim_task(struct slh_store *sp, void *arg, struct slh_error *err)
     for (size_t i = 0; i < *a->n; i++)
         slh_store_claim_free(&a->claims[i]);
     return slh_store_claim(sp, a->dest->name, a->owner, a->now,
-                           lease_ms(a->dest), a->max, a->claims, a->n,
+                           dl_lease_ms(a->dest), a->max, a->claims, a->n,
                            a->next_due, err);
 }
 
@@ -154,7 +155,7 @@ dl_claim(struct slh_deliverer *d, const struct slh_dest *dest, int64_t now,
 
     a.next_due = next_due; /* written by the task (claim_task()) */
     *n = 0;
-    rc = write_spool(d, claim_task, &a, err);
+    rc = dl_write(d, claim_task, &a, false, err);
     if (rc != SLH_OK) {
         /* Claimed in a writer's transaction that failed to commit. */
         for (size_t i = 0; i < *n; i++)
@@ -170,33 +171,28 @@ dl_claim_free(struct slh_claim *c)
     slh_store_claim_free(c);
 }
 
-/* The writes of many rows at once: what is done to them, and the rows. */
-enum rows_op { FINISH, UNCLAIM };
-
-struct rows_args {
-    enum rows_op op;
-    const char *dest; /* UNCLAIM */
-    const void *rows; /* slh_outcome or int64_t seq */
+/* Rows given back untried. */
+struct unclaim_args {
+    const char *dest;
+    const int64_t *seqs;
     size_t n;
     int64_t now;
 };
 
 static enum slh_err
-rows_task(struct slh_store *sp, void *arg, struct slh_error *err)
+unclaim_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
-    struct rows_args *a = arg;
+    struct unclaim_args *a = arg;
 
-    if (a->op == FINISH)
-        return slh_store_finish(sp, a->rows, a->n, a->now, err);
-    return slh_store_unclaim(sp, a->dest, a->rows, a->n, a->now, err);
+    return slh_store_unclaim(sp, a->dest, a->seqs, a->n, a->now, err);
 }
 
 void
 dl_unclaim(struct slh_deliverer *d, const char *dest, const int64_t *seqs,
            size_t n, int64_t now)
 {
-    write_spool(d, rows_task, &(struct rows_args){UNCLAIM, dest, seqs, n, now},
-                NULL);
+    dl_write(d, unclaim_task, &(struct unclaim_args){dest, seqs, n, now}, false,
+             NULL);
 }
 
 /*
@@ -252,8 +248,8 @@ dl_spool_purge(struct slh_deliverer *d, int64_t now)
 /* ---- Outcomes ---- */
 
 /* The retry jitter's generator (xorshift32): no need for more. */
-static uint32_t
-next_rnd(struct slh_deliverer *d)
+uint32_t
+dl_rnd(struct slh_deliverer *d)
 {
     uint32_t x = d->rnd;
 
@@ -281,13 +277,19 @@ dl_record(struct slh_deliverer *d, struct dest_state *ds,
         f->o.due = now;
     } else {
         slh_retry_decide(&f->o, c, ds->dest->max_age, status, is_abort,
-                         retry_after_ms, now, next_rnd(d));
+                         retry_after_ms, now, dl_rnd(d));
         snprintf(f->o.error, sizeof(f->o.error), "%s",
                  error != NULL ? error : "");
         if (f->o.state == SLH_PENDING && f->o.due < ds->next_due)
             ds->next_due = f->o.due;
     }
+    /* An endpoint that answers "abort" is up, whatever its status says. */
+    if (status != 0 || error != NULL)
+        dl_throttle_note(d, ds, !is_abort && slh_throttle_is_failure(status),
+                         now);
     f->o.dest = ds->dest->name;
+    f->ds = ds;
+    f->at = now;
     f->attempts = c->attempts;
     f->ms = ms;
 }
@@ -307,14 +309,37 @@ tell_attempts(const struct slh_deliverer *d)
             .error = f->o.error,
             .due_ms = f->o.due,
             .ms = f->ms,
+            .breaker = f->breaker,
         };
         d->on_attempt(&a, d->arg);
     }
 }
 
+/* The outcomes, and what they do to their destinations' breakers, in one
+ * write. */
+struct flush_args {
+    struct slh_deliverer *d;
+    const struct slh_outcome *o;
+    size_t n;
+    int64_t now;
+    bool is_throttled;
+};
+
+static enum slh_err
+flush_task(struct slh_store *sp, void *arg, struct slh_error *err)
+{
+    struct flush_args *a = arg;
+    enum slh_err rc = slh_store_finish(sp, a->o, a->n, a->now, err);
+
+    if (rc == SLH_OK && a->is_throttled)
+        rc = dl_throttle_record(a->d, sp, a->d->fin, a->n, err);
+    return rc;
+}
+
 enum slh_err
 dl_flush(struct slh_deliverer *d, int64_t now, struct slh_error *err)
 {
+    struct flush_args a = {.d = d, .n = d->n_fin, .now = now};
     struct slh_outcome *o;
     enum slh_err rc = SLH_OK;
 
@@ -323,10 +348,13 @@ dl_flush(struct slh_deliverer *d, int64_t now, struct slh_error *err)
     o = malloc(d->n_fin * sizeof(*o));
     if (o == NULL)
         return slh_error_set(err, SLH_ENOMEM, "out of memory");
-    for (size_t i = 0; i < d->n_fin; i++)
+    for (size_t i = 0; i < d->n_fin; i++) {
         o[i] = d->fin[i].o;
-    rc = write_spool(d, rows_task,
-                     &(struct rows_args){FINISH, NULL, o, d->n_fin, now}, err);
+        a.is_throttled = a.is_throttled || (d->fin[i].ds->is_throttled &&
+                                            d->fin[i].ds->dest->breaker > 0);
+    }
+    a.o = o;
+    rc = dl_write(d, flush_task, &a, a.is_throttled, err);
     free(o);
     if (rc != SLH_OK)
         return rc;

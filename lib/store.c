@@ -305,3 +305,36 @@ slh_store_requeue(struct slh_store *st, const struct slh_store_replay *r,
         return NO_HANDLE(err);
     return st->ops->requeue(st, r, now_ms, n, err);
 }
+
+enum slh_err
+slh_store_throttle_get(struct slh_store *st, const char *dest,
+                       struct slh_throttle_state *s, struct slh_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    if (st == NULL || dest == NULL)
+        return NO_HANDLE(err);
+    return st->ops->throttle_get(st, dest, s, err);
+}
+
+enum slh_err
+slh_store_throttle_put(struct slh_store *st, const char *dest,
+                       const struct slh_throttle_state *s,
+                       struct slh_error *err)
+{
+    if (st == NULL || dest == NULL || s == NULL)
+        return NO_HANDLE(err);
+    return st->ops->throttle_put(st, dest, s, err);
+}
+
+enum slh_err
+slh_store_expire(struct slh_store *st, const char *dest, int64_t max_age,
+                 int64_t now_ms, const char *why, size_t *n,
+                 struct slh_error *err)
+{
+    if (n != NULL)
+        *n = 0;
+    if (st == NULL || dest == NULL)
+        return NO_HANDLE(err);
+    return st->ops->expire(st, dest, max_age, now_ms, why != NULL ? why : "", n,
+                           err);
+}

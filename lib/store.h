@@ -429,4 +429,44 @@ enum slh_err slh_store_requeue(struct slh_store *st,
                                const struct slh_store_replay *r, int64_t now_ms,
                                size_t *n, struct slh_error *err);
 
+/*
+ * Protecting a destination (throttle.h decides; the store keeps it, so that
+ * every deliverer of the spool shares it and a restart keeps it).
+ */
+
+/* One destination's breaker and pace. All zero: closed, no pace yet. */
+struct slh_throttle_state {
+    int failures;     /* consecutive failed attempts while closed */
+    int64_t opened;   /* unix ms the breaker opened; 0: closed */
+    int probes;       /* failed probes since it opened */
+    int64_t probe_at; /* open: no probe starts before this (unix ms) */
+    bool is_probing;  /* open: a probe is in flight */
+    int64_t pace_us;  /* rate: the first start not yet reserved (unix us) */
+};
+
+/*
+ * *s gets dest's state as last written, all zero when none was. Inside a
+ * writer's transaction (a task), what it reads stays until the task's
+ * slh_store_throttle_put(): read, decide and write in one task.
+ */
+enum slh_err slh_store_throttle_get(struct slh_store *st, const char *dest,
+                                    struct slh_throttle_state *s,
+                                    struct slh_error *err);
+
+/* Writes dest's state (a write of its own, or the task's). */
+enum slh_err slh_store_throttle_put(struct slh_store *st, const char *dest,
+                                    const struct slh_throttle_state *s,
+                                    struct slh_error *err);
+
+/*
+ * Makes dead letters of dest's pending rows, not claimed by an owner, that
+ * are past max_age seconds since receipt (or revival, as
+ * slh_retry_decide() counts it) at now_ms: done now_ms, the attempts kept,
+ * last error why. For an open breaker's rows, which no attempt decides.
+ * *n (may be NULL) gets how many, in one write.
+ */
+enum slh_err slh_store_expire(struct slh_store *st, const char *dest,
+                              int64_t max_age, int64_t now_ms, const char *why,
+                              size_t *n, struct slh_error *err);
+
 #endif

@@ -52,6 +52,10 @@ struct slh_store_ops {
     __typeof__(slh_store_events) *events;
     __typeof__(slh_store_event) *event;
     __typeof__(slh_store_requeue) *requeue;
+    /* Protecting a destination. */
+    __typeof__(slh_store_throttle_get) *throttle_get;
+    __typeof__(slh_store_throttle_put) *throttle_put;
+    __typeof__(slh_store_expire) *expire;
 };
 
 #endif

@@ -38,10 +38,16 @@
  *                                      -- "what did this dead one hold"
  *   index event_received ON event(received)  -- version 4: windows by
  *                                      -- received time, newest first
- *   index event_id8 ON event(substr(id, 1, 8))  -- version 5: an event by
- *                                      -- a prefix of its id (show)
  *   index event_message_id ON event(json_extract(body, '$.MessageId'))
  *                                      -- version 5: by MessageId
+ *
+ *   throttle(dest TEXT PRIMARY KEY,    -- version 6: a destination's
+ *            failures INTEGER NOT NULL, -- breaker and pace, shared by
+ *            opened INTEGER NOT NULL,  -- every deliverer (store.h's
+ *            probes INTEGER NOT NULL,  -- struct slh_throttle_state,
+ *            probe_at INTEGER NOT NULL, -- field by field; probing 0/1,
+ *            probing INTEGER NOT NULL, -- pace in unix microseconds)
+ *            pace INTEGER NOT NULL) WITHOUT ROWID
  *
  * PRAGMA user_version holds the schema version (SLH_SQLITE_VERSION).
  *
@@ -70,13 +76,14 @@
 #include "store_backend.h"
 
 /* Older versions are upgraded on open: 1 (no at, id UNIQUE), 2 (no owner),
- * 3 (no event_received), 4 (no event_id8, event_message_id). */
-#define SLH_SQLITE_VERSION 5
+ * 3 (no event_received), 4 (no event_message_id), 5 (no
+ * throttle). */
+#define SLH_SQLITE_VERSION 6
 #define SLH_SQLITE_FILE "slhook.db"  /* inside the spool directory */
 #define SLH_SQLITE_LOCK "write.lock" /* the writers' lock, beside it */
 #define SLH_SQLITE_CLAIMS "claims"   /* the owners' lock files, beside it */
 #define SLH_SQLITE_BUSY_MS 5000 /* SQLite's busy wait and the writers' lock */
-#define SLH_SQLITE_STMTS 48     /* statements kept per connection */
+#define SLH_SQLITE_STMTS 56     /* statements kept per connection */
 #define SLH_SQLITE_DEAD_MAX 16  /* dead owners taken back per call */
 
 /* A deliverer's lock file, or a dead one's. */
@@ -296,5 +303,10 @@ void slh_sqlite_utf8_mend(char *s);
 __typeof__(slh_store_events) slh_sqlite_events;
 __typeof__(slh_store_event) slh_sqlite_event;
 __typeof__(slh_store_requeue) slh_sqlite_requeue;
+
+/* Protecting a destination (store_sqlite_throttle.c). */
+__typeof__(slh_store_throttle_get) slh_sqlite_throttle_get;
+__typeof__(slh_store_throttle_put) slh_sqlite_throttle_put;
+__typeof__(slh_store_expire) slh_sqlite_expire;
 
 #endif

@@ -28,13 +28,24 @@
     " body TEXT NOT NULL,"                                                     \
     " UNIQUE (at, id))"
 
-/* The indexes `slhook show` finds an event by (version 5): an id prefix,
- * a MessageId. Their expressions are the queries' (store_sqlite_events.c),
- * word for word, or the planner would not use them. */
+/* The index `slhook show --message-id` finds an event by (version 5). Its
+ * expression is the query's (store_sqlite_events.c), word for word, or the
+ * planner would not use it. An id prefix has none: every event would land
+ * on a random page of it, which cost the receive path more than a prefix
+ * lookup is worth (BENCHMARKS.md, issue 16). */
 #define EVENT_FIND_INDEXES                                                     \
-    "CREATE INDEX event_id8 ON event(substr(id, 1, 8));"                       \
     "CREATE INDEX event_message_id"                                            \
     " ON event(json_extract(body, '$.MessageId'));"
+
+/* Each destination's breaker and pace: version 6. */
+#define THROTTLE_TABLE                                                         \
+    "CREATE TABLE throttle(dest TEXT PRIMARY KEY,"                             \
+    " failures INTEGER NOT NULL,"                                              \
+    " opened INTEGER NOT NULL,"                                                \
+    " probes INTEGER NOT NULL,"                                                \
+    " probe_at INTEGER NOT NULL,"                                              \
+    " probing INTEGER NOT NULL,"                                               \
+    " pace INTEGER NOT NULL) WITHOUT ROWID;"
 
 /* The schema of store_sqlite.h, word for word. */
 static const char schema_sql[] =
@@ -52,7 +63,7 @@ static const char schema_sql[] =
     "CREATE INDEX delivery_due ON delivery(dest, state, due);"
     "CREATE INDEX delivery_owner ON delivery(owner) WHERE owner IS NOT NULL;"
     "CREATE INDEX event_received ON event(received);" EVENT_FIND_INDEXES
-    "PRAGMA user_version = " STR(SLH_SQLITE_VERSION) ";";
+        THROTTLE_TABLE "PRAGMA user_version = " STR(SLH_SQLITE_VERSION) ";";
 
 /* Version 1 keyed events on id alone: the table is made anew with at, read
  * from each stored body, which holds the DateTime its id hashed. */
@@ -79,11 +90,14 @@ static const char upgrade_3_sql[] =
     "CREATE INDEX event_received ON event(received);"
     "PRAGMA user_version = 4;";
 
-/* Version 4 found an event by id prefix or MessageId by reading every
- * event. Building the indexes reads the table once (a minute or so for
- * ten million events: BENCHMARKS.md). */
+/* Version 4 found an event by MessageId by reading every event. Building
+ * the index reads the table once (15 to 21 s for ten million events:
+ * BENCHMARKS.md). */
 static const char upgrade_4_sql[] =
     EVENT_FIND_INDEXES "PRAGMA user_version = 5;";
+
+/* Version 5 kept no breaker: every destination starts closed. */
+static const char upgrade_5_sql[] = THROTTLE_TABLE "PRAGMA user_version = 6;";
 
 /* 0: SLH_PENDING */
 
@@ -329,13 +343,18 @@ sql_event_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     json_decref(obj);
 }
 
+/* The step from version i to i + 1, for i from 1. */
+static const char *const upgrade_sql[SLH_SQLITE_VERSION] = {
+    NULL,          upgrade_1_sql, upgrade_2_sql,
+    upgrade_3_sql, upgrade_4_sql, upgrade_5_sql};
+
 /* Creates the schema of a new spool (version 0), or upgrades an older one a
  * step at a time, version 1 with the SQL function its step needs registered
  * for the while. */
 static enum slh_err
 make_schema(struct slh_sqlite *sq, sqlite3_int64 version, struct slh_error *err)
 {
-    enum slh_err e;
+    enum slh_err e = SLH_OK;
 
     if (version == 0)
         return schema_step(sq, 0, schema_sql, err);
@@ -344,23 +363,14 @@ make_schema(struct slh_sqlite *sq, sqlite3_int64 version, struct slh_error *err)
                                     SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                     sql_event_at, NULL, NULL) != SQLITE_OK)
             return slh_sqlite_fail(sq, NULL, err);
-        e = schema_step(sq, 1, upgrade_1_sql, err);
+        e = schema_step(sq, 1, upgrade_sql[1], err);
         sqlite3_create_function(sq->db, "slhook_event_at", 1, SQLITE_UTF8, NULL,
                                 NULL, NULL, NULL);
-        if (e != SLH_OK)
-            return e;
+        version = 2;
     }
-    if (version <= 2) {
-        e = schema_step(sq, 2, upgrade_2_sql, err);
-        if (e != SLH_OK)
-            return e;
-    }
-    if (version <= 3) {
-        e = schema_step(sq, 3, upgrade_3_sql, err);
-        if (e != SLH_OK)
-            return e;
-    }
-    return schema_step(sq, 4, upgrade_4_sql, err);
+    for (; e == SLH_OK && version < SLH_SQLITE_VERSION; version++)
+        e = schema_step(sq, version, upgrade_sql[version], err);
+    return e;
 }
 
 /* The directory and file checks, then SQLite's open; *is_new tells

@@ -13,7 +13,8 @@ line of stdout, and appends one JSON object per request to FILE:
 (the client's port, to see connection reuse), "client_cn" (the CN of the
 client certificate, null without one), "status" (the answer, or
 "hang"), "sig_ok" (true/false when a secret is set for the name, else null),
-"time"}.
+"time", "inflight" (requests of that name being answered at its arrival,
+itself included: a destination's concurrency)}.
 
 NAME is the first segment of the request path (/crm/x -> crm). How a name is
 answered is its MODE (default 200):
@@ -47,6 +48,7 @@ lock = threading.Lock()
 modes = {}
 secrets = {}
 seen = {}
+inflight = {}
 log = None
 
 
@@ -101,6 +103,15 @@ class Handler(BaseHTTPRequestHandler):
             wid = headers.get("webhook-id", "")
             seen[(name, wid)] = seen.get((name, wid), 0) + 1
             count = seen[(name, wid)]
+            inflight[name] = inflight.get(name, 0) + 1
+            now_inflight = inflight[name]
+        try:
+            self.answer_mode(name, mode, count, headers, body, now_inflight)
+        finally:
+            with lock:
+                inflight[name] -= 1
+
+    def answer_mode(self, name, mode, count, headers, body, now_inflight):
         extra = []
         hang = 0.0
         if mode == "flap":
@@ -142,6 +153,7 @@ class Handler(BaseHTTPRequestHandler):
             "status": "hang" if hang else status,
             "sig_ok": verify(name, headers, body),
             "time": time.time(),
+            "inflight": now_inflight,
         }
         with lock:
             log.write(json.dumps(rec) + "\n")

@@ -61,7 +61,7 @@ cli "$T/missing.conf" status
 expect "status, no spool: exit 0" 0 "$RC"
 check "status, no spool: says so" grep -q "no spool yet at $T/missing" "$T/err"
 check "status, no spool: zero figures" \
-    grep -Eq '^a +0 +0 +0 +0 +- +-$' "$T/out"
+    grep -Eq '^a +0 +0 +0 +0 +- +- +-$' "$T/out"
 cli "$T/missing.conf" status --json
 check "status --json, no spool: valid JSON" json_ok "$T/out"
 cli "$T/missing.conf" status --prometheus

@@ -489,6 +489,69 @@ test_dest_values(void)
     }
 }
 
+/* rate, concurrency and breaker: values, defaults, and their errors. */
+static void
+test_protecting(void)
+{
+    static const struct {
+        const char *text;
+        const char *want;
+    } bad[] = {
+        {"rate = 50", NAME ":5: bad rate '50'"},
+        {"rate = 50/d", NAME ":5: bad rate '50/d'"},
+        {"rate = 0/s", NAME ":5: bad rate '0/s'"},
+        {"rate = -1/s", NAME ":5: bad rate '-1/s'"},
+        {"rate = 1000001/s", NAME ":5: bad rate"},
+        {"rate = 5 /s", NAME ":5: bad rate"},
+        {"rate = /s", NAME ":5: bad rate"},
+        {"concurrency = 0", NAME ":5: bad concurrency '0' (1 to 256)"},
+        {"concurrency = 257", NAME ":5: bad concurrency '257'"},
+        {"concurrency = 8x", NAME ":5: bad concurrency"},
+        {"breaker = -1", NAME ":5: bad breaker '-1'"},
+        {"breaker = ten", NAME ":5: bad breaker 'ten'"},
+        {"breaker = 00", NAME ":5: bad breaker '00'"},
+        {"rate = 5/s\nrate = 6/s", NAME ":6: duplicate key 'rate'"},
+    };
+    struct slh_config cfg;
+    char text[256];
+
+    if (PARSE_GOOD(&cfg, RECV "[destination d]\nurl = http://x\n"
+                              "rate = 50/s\nconcurrency = 256\nbreaker = 10\n"
+                              "[destination e]\nurl = http://y\nrate = 3/m\n"
+                              "[destination f]\nurl = http://z\nrate = 7/h\n"
+                              "breaker = 0\nconcurrency = 1\n")) {
+        const struct slh_dest *d = cfg.dests;
+        CHECK(d[0].rate == 50 && d[0].rate_period_ms == 1000 &&
+                  d[0].concurrency == 256 && d[0].breaker == 10,
+              "50/s, 256 in flight, breaker 10");
+        CHECK(d[1].rate == 3 && d[1].rate_period_ms == 60000 &&
+                  d[1].concurrency == SLH_DEFAULT_CONCURRENCY &&
+                  d[1].breaker == 0,
+              "3/m; concurrency 8 and no breaker by default");
+        CHECK(d[2].rate == 7 && d[2].rate_period_ms == 3600000 &&
+                  d[2].concurrency == 1 && d[2].breaker == 0,
+              "7/h, 1 in flight, breaker 0");
+        slh_config_free(&cfg);
+    }
+    if (PARSE_GOOD(&cfg, RECV "[destination d]\nurl = http://x\n")) {
+        CHECK(cfg.dests[0].rate == 0 && cfg.dests[0].breaker == 0 &&
+                  cfg.dests[0].concurrency == 8,
+              "defaults: no rate, no breaker, 8 in flight");
+        slh_config_free(&cfg);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text),
+                 RECV "[destination d]\nurl = http://x\n%s\n", bad[i].text);
+        parse_bad(text, bad[i].want, __LINE__);
+    }
+    parse_bad(RECV "[destination d]\nfile = /x\nbreaker = 3\n",
+              NAME ":3: [destination d]: rate, concurrency and breaker are "
+                   "for url destinations",
+              __LINE__);
+    parse_bad(RECV "[destination d]\nconcurrency = 2\nfile = /x\n",
+              NAME ":3: [destination d]: rate", __LINE__);
+}
+
 /* The destination's decoded signing key for value, or fails. */
 static void
 signing_good(const char *value, const void *want, size_t want_len, int line)
@@ -1241,6 +1304,7 @@ main(void)
     test_retention();
     test_durations();
     test_dest_values();
+    test_protecting();
     test_signing_secret();
     test_headers();
     test_filters();

@@ -505,6 +505,98 @@ out:
     teardown(&s);
 }
 
+/* A breaker, written through a front end's writer as slhook.fcgi does:
+ * the failures that open it, then nothing until the probe, which --once
+ * does not wait for; the state in the store for everyone; the probe that
+ * succeeds closes it and the backlog goes, each event once. */
+static void
+test_breaker_through(void)
+{
+    struct setup s;
+    struct writer w = {0};
+    struct slh_deliverer *d = NULL;
+    struct slh_error err = {0};
+    struct slh_throttle_state th;
+    json_t *all = NULL;
+    size_t failed;
+    int once_each = 0;
+
+    if (!setup(&s, "[destination brk]\n"
+                   "url = http://127.0.0.1:{port}/brk\n"
+                   "breaker = 3\nconcurrency = 2\nrate = 500/s\n"))
+        goto out;
+    put_synthetic(&s, 40);
+    w.cfg = &s.cfg;
+    if (!CHECK(slh_store_open(&w.sp, s.spool, SLH_STORE_CREATE, &err) == SLH_OK,
+               "writer: %s", err.text) ||
+        !CHECK(slh_deliverer_new(&d, &s.cfg, &err) == SLH_OK, "deliverer: %s",
+               err.text))
+        goto out;
+    slh_deliverer_write_through(d, write_task, &w);
+    set_mode(&s, "brk", "503");
+    CHECK(slh_deliverer_run(d, true, &err) == SLH_OK, "run: %s", err.text);
+    all = received(&s);
+    failed = count_posts(all, "brk", NULL, 503);
+    CHECK(failed >= 3 && failed <= 4,
+          "3 failures open it, 1 more was in flight: %zu attempts", failed);
+    CHECK(slh_store_throttle_get(s.sp, "brk", &th, &err) == SLH_OK &&
+              th.opened != 0 && th.failures == 3 && !th.is_probing,
+          "open in the store (%d failures, opened %" PRId64 ")", th.failures,
+          th.opened);
+    CHECK(stats(&s, "brk").pending == 40, "every event still pending");
+    set_mode(&s, "brk", "200");
+    /* The first probe a second (and up to a quarter more) after it opened. */
+    while (slh_now_ms() <= th.probe_at)
+        nanosleep(&(struct timespec){0, 20 * 1000000L}, NULL);
+    CHECK(slh_deliverer_run(d, true, &err) == SLH_OK, "run: %s", err.text);
+    CHECK(slh_store_throttle_get(s.sp, "brk", &th, &err) == SLH_OK &&
+              th.opened == 0 && th.failures == 0,
+          "the probe's success closed it");
+    /* The failed ones wait for their own retry (1 to 1.25 s after). */
+    nanosleep(&(struct timespec){1, 300 * 1000000L}, NULL);
+    CHECK(slh_deliverer_run(d, true, &err) == SLH_OK, "run: %s", err.text);
+    CHECK(stats(&s, "brk").delivered == 40, "then all delivered: %" PRId64,
+          stats(&s, "brk").delivered);
+    json_decref(all);
+    all = received(&s);
+    for (size_t e = 0; e < s.n; e++)
+        once_each += count_posts(all, "brk", s.ev[e].id, 200) == 1;
+    CHECK(once_each == 40, "each event arrived once: %d", once_each);
+out:
+    json_decref(all);
+    slh_deliverer_free(d);
+    slh_store_close(w.sp);
+    teardown(&s);
+}
+
+/* A rate: a run --once waits for every row the rate holds back, and
+ * spreads them: 30 at 20/s take 1.45 s at least. */
+static void
+test_rate_once(void)
+{
+    struct setup s;
+    struct slh_deliverer *d = NULL;
+    struct slh_error err = {0};
+    int64_t t0, took;
+
+    if (!setup(&s, "[destination paced]\n"
+                   "url = http://127.0.0.1:{port}/paced\nrate = 20/s\n"))
+        goto out;
+    put_synthetic(&s, 30);
+    if (!CHECK(slh_deliverer_new(&d, &s.cfg, &err) == SLH_OK, "deliverer: %s",
+               err.text))
+        goto out;
+    t0 = slh_now_ms();
+    CHECK(slh_deliverer_run(d, true, &err) == SLH_OK, "run: %s", err.text);
+    took = slh_now_ms() - t0;
+    CHECK(stats(&s, "paced").delivered == 30, "all 30 delivered: %" PRId64,
+          stats(&s, "paced").delivered);
+    CHECK(took >= 1450 && took < 3000, "at 20/s: %" PRId64 " ms", took);
+out:
+    slh_deliverer_free(d);
+    teardown(&s);
+}
+
 static void
 test_routing(void)
 {
@@ -1214,6 +1306,8 @@ main(void)
     test_torn_tail();
     test_post();
     test_write_through();
+    test_breaker_through();
+    test_rate_once();
     test_url_masked();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     rc = check_summary();

@@ -338,6 +338,96 @@ out:
     close_store(&cfg, st);
 }
 
+/* A breaker's state read, changed and written inside a writer's task. */
+static enum slh_err
+throttle_task(struct slh_store *st, void *arg, struct slh_error *err)
+{
+    struct slh_throttle_state s;
+    enum slh_err rc = slh_store_throttle_get(st, "a", &s, err);
+
+    (void)arg;
+    s.failures++;
+    return rc == SLH_OK ? slh_store_throttle_put(st, "a", &s, err) : rc;
+}
+
+/* Protecting a destination: each one's breaker and pace kept, shared by
+ * handles, written in a task; the sweep of rows past max_age. */
+static void
+test_throttle_state(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st, *other = NULL;
+    struct slh_error err = {0};
+    struct slh_throttle_state s, got;
+    struct slh_store_task task = {throttle_task, NULL};
+    struct slh_claim c[4];
+    size_t n = 0, k = 99;
+
+    if (!open_store(&cfg, &st, "throttle",
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n"
+                    "[destination b]\nurl = http://127.0.0.1:9/b\n"))
+        goto out;
+    memset(&got, 0x55, sizeof(got));
+    CHECK(slh_store_throttle_get(st, "a", &got, &err) == SLH_OK &&
+              got.opened == 0 && got.failures == 0 && got.pace_us == 0 &&
+              !got.is_probing,
+          "none written: closed, all zero: %s", err.text);
+    memset(&s, 0, sizeof(s));
+    s.failures = 3;
+    s.opened = T0;
+    s.probes = 2;
+    s.probe_at = T0 + 4000;
+    s.is_probing = true;
+    s.pace_us = T0 * 1000 + 7;
+    CHECK(slh_store_throttle_put(st, "a", &s, &err) == SLH_OK, "put: %s",
+          err.text);
+    CHECK(slh_store_open(&other, cfg.spool, SLH_STORE_EXISTING, &err) == SLH_OK,
+          "second handle: %s", err.text);
+    CHECK(slh_store_throttle_get(other, "a", &got, &err) == SLH_OK &&
+              memcmp(&got, &s, sizeof(s)) == 0,
+          "another handle reads it field by field");
+    CHECK(slh_store_throttle_get(other, "b", &got, &err) == SLH_OK &&
+              got.opened == 0,
+          "b's own: closed");
+    CHECK(slh_store_put_tasks(other, &cfg, NULL, 0, &task, 1, T0, NULL, &err) ==
+              SLH_OK,
+          "read and write in a task: %s", err.text);
+    CHECK(slh_store_throttle_get(st, "a", &got, &err) == SLH_OK &&
+              got.failures == 4 && got.opened == T0,
+          "the task's write stands: %d", got.failures);
+    slh_store_close(other);
+    /* The sweep: r1, r2 received at T0, r3 an hour on; max_age 1 h. */
+    put(st, &cfg, "Delivered", "r1", T0);
+    put(st, &cfg, "Delivered", "r2", T0);
+    put(st, &cfg, "Delivered", "r3", T0 + HOUR);
+    CHECK(slh_store_claim(st, "a", 42, T0, LEASE, 1, c, &n, NULL, &err) ==
+                  SLH_OK &&
+              n == 1,
+          "r1 claimed by an owner");
+    CHECK(slh_store_expire(st, "a", 3600, T0 + HOUR - 1, "why", &k, &err) ==
+                  SLH_OK &&
+              k == 0,
+          "nothing past max_age yet: %zu", k);
+    CHECK(slh_store_expire(st, "a", 3600, T0 + HOUR, "past max_age", &k,
+                           &err) == SLH_OK &&
+              k == 1,
+          "at max_age: r2 dead, r1 in flight left alone: %zu", k);
+    CHECK(stats(st, "a").dead == 1 && stats(st, "a").pending == 2 &&
+              strcmp(stats(st, "a").last_error, "past max_age") == 0,
+          "a: 1 dead with its reason, 2 pending");
+    CHECK(stats(st, "b").dead == 0 && stats(st, "b").pending == 3,
+          "b untouched");
+    CHECK(slh_store_retry(st, "a", T0 + 2 * HOUR, &k, &err) == SLH_OK && k == 1,
+          "r2 revived");
+    CHECK(slh_store_expire(st, "a", 3600, T0 + 2 * HOUR + 1, "x", &k, &err) ==
+                  SLH_OK &&
+              k == 1,
+          "r3 past; revived r2 counts from its revival: %zu", k);
+    free_claims(c, n);
+out:
+    close_store(&cfg, st);
+}
+
 static enum slh_err
 claim_task(struct slh_store *st, void *arg, struct slh_error *err)
 {
@@ -1176,6 +1266,7 @@ main(void)
         test_requeue();
         test_claim_finish_stats();
         test_race();
+        test_throttle_state();
     }
     {
         char cmd[128];

@@ -19,21 +19,6 @@ py() {
     python3 -c "$script" "$@"
 }
 
-# Holds the spool's kick lock, so that slhook.cgi starts no deliverer and
-# the one under test is the only one delivering.
-hold_lock() {
-    mkdir -p "$1"
-    rm -f "$T/locked"
-    python3 -c '
-import fcntl, sys, time
-f = open(sys.argv[1], "a")
-fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-open(sys.argv[2], "w").write("locked")
-time.sleep(600)' "$1/deliver.lock" "$T/locked" &
-    track $!
-    wait_for 5 test -s "$T/locked"
-}
-
 # conf FILE SPOOL: the [receiver] part, max_events high enough for one post.
 conf() {
     cat >"$1" <<EOF
@@ -113,7 +98,7 @@ check "check accepts rate, concurrency and breaker" test $? -eq 0
 check "check shows the breaker" \
     grep -q '^    at most 8 in flight, breaker after 5 failures in a row$' \
     "$T/check.out"
-hold_lock "$T/spool"
+hold_kick_lock "$T/spool"
 mode "$PORT" down 503
 mode "$PORT" old 503
 store "$CONF" out
@@ -223,7 +208,7 @@ cat >>"$RCONF" <<EOF
 url = http://127.0.0.1:$PORT/paced
 rate = 100/s
 EOF
-hold_lock "$T/rspool"
+hold_kick_lock "$T/rspool"
 store "$RCONF" paced
 "$B/slhook" -c "$RCONF" deliver 2>"$T/rdeliver.err" &
 DPID=$!
@@ -263,7 +248,7 @@ cat >>"$CCONF" <<EOF
 url = http://127.0.0.1:$PORT/narrow
 concurrency = 3
 EOF
-hold_lock "$T/cspool"
+hold_kick_lock "$T/cspool"
 N=45
 store "$CCONF" narrow
 mode "$PORT" narrow hang:0.2

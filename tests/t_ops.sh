@@ -14,20 +14,6 @@ lib_init ops
 need "$B/slhook" "$B/slhook.cgi" sqlite3 python3 curl
 
 HOUR=3600000
-# Holds the spool's kick lock, so that slhook.cgi starts no deliverer and
-# `deliver --once` alone relays, when the test says.
-hold_lock() {
-    mkdir -p "$1"
-    : >"$T/locked"
-    python3 -c '
-import fcntl, sys, time
-f = open(sys.argv[1], "a")
-fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-open(sys.argv[2], "w").write("locked")
-time.sleep(600)' "$1/deliver.lock" "$T/locked" &
-    track $!
-    wait_for 5 test -s "$T/locked"
-}
 
 # posts NAME: how many requests the receiver logged for /NAME.
 posts() {
@@ -80,7 +66,7 @@ url = http://127.0.0.1:$PORT/crm
 EOF
 DB=$T/spool/slhook.db
 S() { "$B/slhook" -c "$CONF" "$@"; }
-hold_lock "$T/spool"
+hold_kick_lock "$T/spool"
 
 # Ten events, ops-0 ... ops-9: even ones Delivered, odd ones Failed.
 i=0

@@ -52,17 +52,10 @@ event_word_kind(const char *w, size_t len)
     return kind >= 0 ? kind : -2;
 }
 
-/* The destination its keys go to: the last one begun. */
-static struct slh_dest *
-cur_dest(struct parser *p)
-{
-    return &p->cfg.dests[p->cfg.n_dests - 1];
-}
-
 int
 config_set_events(struct parser *p, const char *value)
 {
-    struct slh_dest *d = cur_dest(p);
+    struct slh_dest *d = config_cur_dest(p);
     const char *s = value, *item;
     size_t len;
 
@@ -96,7 +89,7 @@ is_tchar(unsigned char c)
 int
 config_add_header(struct parser *p, const char *value)
 {
-    struct slh_dest *d = cur_dest(p);
+    struct slh_dest *d = config_cur_dest(p);
     const unsigned char *u = (const unsigned char *)value;
     size_t n = 0;
 
@@ -124,7 +117,7 @@ is_b64(char c)
 int
 config_set_signing_secret(struct parser *p, const char *value)
 {
-    struct slh_dest *d = cur_dest(p);
+    struct slh_dest *d = config_cur_dest(p);
     const char *s = value;
     size_t n, body, pads = 0, padded;
     unsigned char *in = NULL, *out = NULL;
@@ -172,14 +165,14 @@ static int
 both_url_and_file(struct parser *p)
 {
     return fail(p, "[destination %s] has both url and file; give one",
-                cur_dest(p)->name);
+                config_cur_dest(p)->name);
 }
 
 /* A URL may carry credentials, so messages do not repeat it. */
 int
 config_set_url(struct parser *p, const char *value)
 {
-    struct slh_dest *d = cur_dest(p);
+    struct slh_dest *d = config_cur_dest(p);
     size_t skip;
     const unsigned char *u;
 
@@ -204,7 +197,7 @@ config_set_url(struct parser *p, const char *value)
 int
 config_set_file(struct parser *p, const char *value)
 {
-    struct slh_dest *d = cur_dest(p);
+    struct slh_dest *d = config_cur_dest(p);
 
     if (d->url != NULL)
         return both_url_and_file(p);
@@ -219,7 +212,7 @@ config_set_timeout(struct parser *p, const char *value)
 
     if (!config_seconds(p, "timeout", value, MAX_TIMEOUT, &secs))
         return 0;
-    cur_dest(p)->timeout = (long)secs;
+    config_cur_dest(p)->timeout = (long)secs;
     return 1;
 }
 
@@ -230,7 +223,7 @@ config_set_max_age(struct parser *p, const char *value)
 
     if (!config_seconds(p, "max_age", value, 0, &secs))
         return 0;
-    cur_dest(p)->max_age = secs;
+    config_cur_dest(p)->max_age = secs;
     return 1;
 }
 

@@ -15,7 +15,7 @@ enum section { SEC_NONE, SEC_RECEIVER, SEC_DEST };
 struct parser {
     struct slh_config cfg; /* what is being built */
     const char *name;      /* the path, for messages */
-    const char *base_dir;  /* for relative secret_key_file, or NULL */
+    const char *base_dir;  /* for relative paths (config_path()), or NULL */
     size_t base_dir_len;
     const char *text; /* the reader's input */
     size_t len, pos;
@@ -68,6 +68,14 @@ bool config_has_ctl(const char *s, bool allow_tab);
  * directory).
  */
 int config_slurp(const char *path, size_t max, char **out, size_t *out_len);
+
+/* A new copy of value as a path: a relative one is taken from the config
+ * file's directory, not from whatever directory the web server started the
+ * handler in. NULL when out of memory. */
+char *config_path(const struct parser *p, const char *value);
+
+/* The destination a [destination] key goes to: the last one begun. */
+struct slh_dest *config_cur_dest(struct parser *p);
 
 /*
  * value as a duration (slh_duration_parse()) of at least 1 second and, when

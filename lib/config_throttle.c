@@ -9,13 +9,6 @@
 #define MAX_RATE 1000000L  /* attempts per period */
 #define MAX_BREAKER 100000 /* consecutive failures */
 
-/* The last destination begun, whose keys these are. */
-static struct slh_dest *
-cur_dest(struct parser *p)
-{
-    return &p->cfg.dests[p->cfg.n_dests - 1];
-}
-
 /* A whole number from 1 to max, all of text; -1 for anything else. */
 static long
 whole(const char *text, const char *end, long max)
@@ -44,8 +37,8 @@ config_set_rate(struct parser *p, const char *value)
 
     for (size_t i = 0; n > 0 && i < sizeof(units) / sizeof(units[0]); i++) {
         if (strcmp(slash + 1, units[i].unit) == 0) {
-            cur_dest(p)->rate = n;
-            cur_dest(p)->rate_period_ms = units[i].ms;
+            config_cur_dest(p)->rate = n;
+            config_cur_dest(p)->rate_period_ms = units[i].ms;
             return 1;
         }
     }
@@ -61,7 +54,7 @@ config_set_concurrency(struct parser *p, const char *value)
     if (n < 0)
         return fail(p, "bad concurrency '%.40s' (1 to %d)", value,
                     SLH_MAX_CONCURRENCY);
-    cur_dest(p)->concurrency = (int)n;
+    config_cur_dest(p)->concurrency = (int)n;
     return 1;
 }
 
@@ -77,7 +70,7 @@ config_set_breaker(struct parser *p, const char *value)
                     "bad breaker '%.40s' (failures in a row that open it, 1 "
                     "to %d; 0: none)",
                     value, MAX_BREAKER);
-    cur_dest(p)->breaker = (int)n;
+    config_cur_dest(p)->breaker = (int)n;
     return 1;
 }
 

@@ -12,33 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The destination its keys go to: the last one begun. */
-static struct slh_dest *
-last_dest(struct parser *p)
-{
-    return &p->cfg.dests[p->cfg.n_dests - 1];
-}
-
-/* A new copy of value as a path: a relative one is taken from the config
- * file's directory, as secret_key_file is, not from whatever directory the
- * web server started the handler in. NULL when out of memory. */
-static char *
-resolve(const struct parser *p, const char *value)
-{
-    size_t n;
-    char *path;
-
-    if (value[0] == '/' || p->base_dir == NULL)
-        return strdup(value);
-    n = p->base_dir_len + 1 + strlen(value) + 1;
-    path = malloc(n);
-    if (path != NULL)
-        snprintf(path, n, "%.*s/%s", (int)p->base_dir_len, p->base_dir, value);
-    return path;
-}
-
 /*
- * Sets *slot to value as a path (resolve()) after checking that it names a
+ * Sets *slot to value as a path (config_path()) after checking that it names a
  * regular file this process can open for reading: curl would otherwise only
  * say so at the first attempt, in a deliverer nobody watches. The file's
  * contents are not read here: the key is a secret, and the CGI loads the
@@ -49,7 +24,7 @@ static int
 set_file(struct parser *p, const char *key, const char *value, char **slot)
 {
     struct stat st;
-    char *path = resolve(p, value);
+    char *path = config_path(p, value);
     int fd, e = 0;
 
     if (path == NULL)
@@ -74,19 +49,19 @@ set_file(struct parser *p, const char *key, const char *value, char **slot)
 int
 config_set_ca_file(struct parser *p, const char *value)
 {
-    return set_file(p, "ca_file", value, &last_dest(p)->ca_file);
+    return set_file(p, "ca_file", value, &config_cur_dest(p)->ca_file);
 }
 
 int
 config_set_client_cert(struct parser *p, const char *value)
 {
-    return set_file(p, "client_cert", value, &last_dest(p)->client_cert);
+    return set_file(p, "client_cert", value, &config_cur_dest(p)->client_cert);
 }
 
 int
 config_set_client_key(struct parser *p, const char *value)
 {
-    return set_file(p, "client_key", value, &last_dest(p)->client_key);
+    return set_file(p, "client_key", value, &config_cur_dest(p)->client_key);
 }
 
 /* The length of the scheme prefix ("socks5h://") value starts with, 0 for
@@ -109,7 +84,7 @@ proxy_scheme_len(const char *value)
 int
 config_set_proxy(struct parser *p, const char *value)
 {
-    struct slh_dest *d = last_dest(p);
+    struct slh_dest *d = config_cur_dest(p);
     size_t skip = proxy_scheme_len(value), end;
     const char *host;
 

@@ -45,6 +45,27 @@ config_push_str(char ***arr, size_t *n, const char *s, size_t len)
     return true;
 }
 
+char *
+config_path(const struct parser *p, const char *value)
+{
+    size_t n;
+    char *path;
+
+    if (value[0] == '/' || p->base_dir == NULL)
+        return strdup(value);
+    n = p->base_dir_len + 1 + strlen(value) + 1;
+    path = malloc(n);
+    if (path != NULL)
+        snprintf(path, n, "%.*s/%s", (int)p->base_dir_len, p->base_dir, value);
+    return path;
+}
+
+struct slh_dest *
+config_cur_dest(struct parser *p)
+{
+    return &p->cfg.dests[p->cfg.n_dests - 1];
+}
+
 bool
 config_has_ctl(const char *s, bool allow_tab)
 {
@@ -110,20 +131,13 @@ check_key(struct parser *p, const char *what, const char *key)
 int
 config_read_key_file(struct parser *p, const char *value)
 {
-    char *path = NULL, *buf = NULL;
-    size_t len = 0, plen;
+    char *path = config_path(p, value), *buf = NULL;
+    size_t len = 0;
     int e, ok = 0;
 
-    if (value[0] != '/' && p->base_dir != NULL) {
-        plen = p->base_dir_len + 1 + strlen(value) + 1;
-        path = malloc(plen);
-        if (path == NULL)
-            return config_fail_nomem(p);
-        snprintf(path, plen, "%.*s/%s", (int)p->base_dir_len, p->base_dir,
-                 value);
-    }
-    e = config_slurp(path != NULL ? path : value, MAX_KEY_FILE_SIZE, &buf,
-                     &len);
+    if (path == NULL)
+        return config_fail_nomem(p);
+    e = config_slurp(path, MAX_KEY_FILE_SIZE, &buf, &len);
     if (e == ENOMEM) {
         config_fail_nomem(p);
         goto out;

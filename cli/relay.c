@@ -24,6 +24,7 @@
 #include "log.h"
 #include "sample.h"
 #include "store.h"
+#include "when.h"
 
 #define SEND_TIMEOUT 30          /* seconds */
 #define SEND_ANSWER_MAX 65536    /* bytes of an answer printed by send */
@@ -472,18 +473,6 @@ struct status_row {
     struct slh_throttle_state th; /* its state in the store */
 };
 
-/* When a breaker opened, as RFC 3339 (UTC, seconds). */
-static void
-iso_ms(char *out, size_t size, int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    out[0] = '\0';
-    if (gmtime_r(&t, &tm) != NULL)
-        strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* Each destination's breaker, for the exposition format. */
 static void
 print_prometheus_breakers(const struct status_row *rows, size_t n)
@@ -557,11 +546,11 @@ print_prometheus(const struct status_row *rows, size_t n, int64_t now,
 static json_t *
 breaker_json(const struct status_row *r)
 {
-    char opened[32];
+    char opened[SLH_WHEN_LEN];
 
     if (!r->has_breaker)
         return json_null();
-    iso_ms(opened, sizeof(opened), r->th.opened);
+    slh_when_format(r->th.opened, false, opened, sizeof(opened));
     return json_pack("{s:s, s:o}", "state",
                      r->th.opened != 0 ? "open" : "closed", "opened",
                      r->th.opened != 0 ? json_string(opened) : json_null());

@@ -71,19 +71,38 @@ slh_view_replay_state(const char *name, unsigned *states)
     return true;
 }
 
+/* slh_view_field() of an already parsed body (NULL: none). */
+static char *
+field_of(const json_t *obj, const char *name)
+{
+    json_t *v = json_is_object(obj) ? slh_event_get(obj, name) : NULL;
+
+    if (json_is_string(v))
+        return strdup(json_string_value(v));
+    if (json_is_number(v) || json_is_boolean(v))
+        return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    return NULL;
+}
+
 char *
 slh_view_field(const char *body, const char *name)
 {
     json_t *obj = body != NULL ? json_loads(body, 0, NULL) : NULL;
-    json_t *v = json_is_object(obj) ? slh_event_get(obj, name) : NULL;
-    char *out = NULL;
+    char *out = field_of(obj, name);
 
-    if (json_is_string(v))
-        out = strdup(json_string_value(v));
-    else if (json_is_number(v) || json_is_boolean(v))
-        out = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     json_decref(obj);
     return out;
+}
+
+/* The two fields every view shows, from one parse of the body. */
+static void
+mid_and_address(const char *body, char **mid, char **addr)
+{
+    json_t *obj = body != NULL ? json_loads(body, 0, NULL) : NULL;
+
+    *mid = field_of(obj, "MessageId");
+    *addr = field_of(obj, "Address");
+    json_decref(obj);
 }
 
 const char *
@@ -111,13 +130,16 @@ char *
 slh_view_line(const struct slh_store_event *ev)
 {
     char when[SLH_WHEN_LEN], *out = NULL, *type = column(strdup(ev->type));
-    char *addr = column(slh_view_field(ev->body, "Address"));
-    char *mid = column(slh_view_field(ev->body, "MessageId"));
+    char *addr, *mid;
     size_t size = 0;
-    FILE *f = type != NULL && addr != NULL && mid != NULL
-                  ? open_memstream(&out, &size)
-                  : NULL;
+    FILE *f;
 
+    mid_and_address(ev->body, &mid, &addr);
+    addr = column(addr);
+    mid = column(mid);
+    f = type != NULL && addr != NULL && mid != NULL
+            ? open_memstream(&out, &size)
+            : NULL;
     if (f != NULL) {
         slh_when_format(ev->received, false, when, sizeof(when));
         fprintf(f, line_fmt, when, ev->id, type, addr, mid);
@@ -173,17 +195,19 @@ row_json(const struct slh_store_row *r)
 char *
 slh_view_json(const struct slh_store_event *ev)
 {
-    json_t *deliveries = json_object();
-    json_t *o =
-        deliveries == NULL
-            ? NULL
-            : json_pack(
-                  "{s:s, s:o, s:s, s:o, s:o, s:O}", "id", ev->id, "received",
-                  json_time(ev->received), "type", ev->type, "message_id",
-                  json_text(slh_view_field(ev->body, "MessageId")), "address",
-                  json_text(slh_view_field(ev->body, "Address")), "deliveries",
-                  deliveries);
-    char *out = NULL;
+    json_t *deliveries = json_object(), *o = NULL;
+    char *out = NULL, *mid, *addr;
+
+    mid_and_address(ev->body, &mid, &addr);
+    if (deliveries != NULL)
+        o = json_pack("{s:s, s:o, s:s, s:o, s:o, s:O}", "id", ev->id,
+                      "received", json_time(ev->received), "type", ev->type,
+                      "message_id", json_text(mid), "address", json_text(addr),
+                      "deliveries", deliveries);
+    else {
+        free(mid);
+        free(addr);
+    }
 
     for (size_t i = 0; o != NULL && i < ev->n_rows; i++)
         if (json_object_set_new(deliveries, ev->rows[i].dest,
@@ -222,12 +246,12 @@ show_rows(FILE *f, const struct slh_store_event *ev)
 char *
 slh_view_show(const struct slh_store_event *ev)
 {
-    char when[SLH_WHEN_LEN], *out = NULL;
-    char *mid = slh_view_field(ev->body, "MessageId");
-    char *addr = slh_view_field(ev->body, "Address");
+    char when[SLH_WHEN_LEN], *out = NULL, *mid, *addr;
     size_t size = 0;
-    FILE *f = open_memstream(&out, &size);
+    FILE *f;
 
+    mid_and_address(ev->body, &mid, &addr);
+    f = open_memstream(&out, &size);
     if (f != NULL) {
         slh_when_format(ev->received, true, when, sizeof(when));
         fprintf(f,

@@ -218,4 +218,12 @@ void slh_event_legacy_id(const json_t *obj,
  */
 int64_t slh_event_at(const json_t *datetime);
 
+/*
+ * Decodes application/x-www-form-urlencoded text src[0..len) ('+' is a
+ * space, %XX a byte) into dst, which has room for len bytes; *out gets the
+ * decoded length. -1 on a bad escape. The legacy form bodies' and the
+ * operator's forms' (web.h).
+ */
+int slh_form_decode(char *dst, size_t *out, const char *src, size_t len);
+
 #endif

@@ -15,12 +15,8 @@ hex_digit(char c)
     return -1;
 }
 
-/*
- * Decodes src[0..len) ('+' is a space, %XX a byte) into dst, which has room
- * for len bytes; *out gets the decoded length. -1 on a bad escape.
- */
-static int
-form_decode(char *dst, size_t *out, const char *src, size_t len)
+int
+slh_form_decode(char *dst, size_t *out, const char *src, size_t len)
 {
     size_t i, n = 0;
 
@@ -81,7 +77,7 @@ form_field(json_t *obj, json_t *seen, char *buf, const char *pair, size_t len,
     bool is_duplicate;
     enum slh_err rc;
 
-    if (form_decode(buf, &nlen, pair, nraw) != 0) {
+    if (slh_form_decode(buf, &nlen, pair, nraw) != 0) {
         rc = slh_error_set(err, SLH_EPARSE,
                            "form field %zu: bad percent escape in name", i);
         goto out;
@@ -89,7 +85,7 @@ form_field(json_t *obj, json_t *seen, char *buf, const char *pair, size_t len,
     val = buf + nlen;
     if (eq == NULL) {
         vlen = 0;
-    } else if (form_decode(val, &vlen, eq + 1, len - nraw - 1) != 0) {
+    } else if (slh_form_decode(val, &vlen, eq + 1, len - nraw - 1) != 0) {
         rc = slh_error_set(err, SLH_EPARSE,
                            "form field %zu: bad percent escape", i);
         goto out;

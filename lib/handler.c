@@ -322,18 +322,22 @@ slh_response_unavailable(struct slh_response *resp, const char *body)
     answer(resp, 503, "%s", body);
 }
 
-static const char *
-reason(int status)
+const char *
+slh_status_reason(int status)
 {
     switch (status) {
     case 200:
         return "OK";
+    case 303:
+        return "See Other";
     case 400:
         return "Bad Request";
     case 401:
         return "Unauthorized";
     case 403:
         return "Forbidden";
+    case 404:
+        return "Not Found";
     case 405:
         return "Method Not Allowed";
     case 411:
@@ -342,6 +346,8 @@ reason(int status)
         return "Content Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 500:
+        return "Internal Server Error";
     case 503:
         return "Service Unavailable";
     }
@@ -367,7 +373,7 @@ slh_response_format(const struct slh_response *resp, char *buf, size_t size)
                  "%s"
                  "\r\n"
                  "%s",
-                 resp->status, reason(resp->status), body_len, extra,
+                 resp->status, slh_status_reason(resp->status), body_len, extra,
                  resp->body);
     if (n < 0 || (size_t)n >= size)
         return 0;

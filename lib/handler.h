@@ -126,6 +126,10 @@ void slh_response_unavailable(struct slh_response *resp, const char *body);
  */
 const char *slh_body_content_type(const char *body, size_t len);
 
+/* The reason phrase of an HTTP status slhook gives ("Not Found"), for a
+ * Status line; "Unknown" for others. */
+const char *slh_status_reason(int status);
+
 /*
  * Writes resp as a CGI response (Status line, Content-Type, Allow,
  * Retry-After, Content-Length, blank line, body) into buf of size bytes.

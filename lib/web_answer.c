@@ -2,6 +2,9 @@
  * headers every answer of the web module carries. */
 #include "web_int.h"
 
+#include "event.h"
+#include "handler.h"
+
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,35 +16,6 @@
     "default-src 'self'; script-src 'self'; style-src 'self'; "                \
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "       \
     "base-uri 'none'; form-action 'self'"
-
-static const char *
-reason(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 303:
-        return "See Other";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Payload Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Unknown";
-    }
-}
 
 bool
 slh_web_answer_text(struct slh_web_answer *ans, int status,
@@ -195,7 +169,7 @@ slh_web_format_head(const struct slh_web_answer *ans, char *buf, size_t size)
              "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
              "Cache-Control: %s\r\nX-Content-Type-Options: nosniff\r\n"
              "Referrer-Policy: no-referrer\r\n",
-             ans->status, reason(ans->status),
+             ans->status, slh_status_reason(ans->status),
              ans->content_type != NULL ? ans->content_type : WEB_TEXT, ans->len,
              ans->cache_control != NULL ? ans->cache_control : "no-store") ||
         !put_optional(ans, buf, size, &at) || !put(buf, size, &at, "\r\n"))
@@ -203,41 +177,15 @@ slh_web_format_head(const struct slh_web_answer *ans, char *buf, size_t size)
     return at;
 }
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes value[0..len) (+ a space, %XX a byte) into out; false when it
- * does not fit. A bad escape is kept as written. */
+/* Decodes value[0..len) into out of size bytes, NUL-terminated; false on
+ * a bad escape or when it does not fit. */
 static bool
 decode(const char *value, size_t len, char *out, size_t size)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < len; i++) {
-        char c = value[i];
-        int hi, lo;
-
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%' && i + 2 < len &&
-                   (hi = hex_value(value[i + 1])) >= 0 &&
-                   (lo = hex_value(value[i + 2])) >= 0) {
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (n + 1 >= size)
-            return false;
-        out[n++] = c;
-    }
+    if (len >= size || slh_form_decode(out, &n, value, len) != 0)
+        return false;
     out[n] = '\0';
     return true;
 }

@@ -9,6 +9,7 @@
  * With an argument, also writes the whole exposition (a spool and every
  * counter bumped) to that file, for tests/t_metrics.sh to give promtool. */
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,7 +17,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "commit.h"
 #include "config.h"
+#include "deliver.h"
 #include "event.h"
 #include "metrics.h"
 #include "status.h"
@@ -496,6 +499,82 @@ out:
     slh_config_free(&cfg);
 }
 
+/* ---- the hooks: a real committer and a real deliverer ---- */
+
+struct hook_job {
+    struct slh_commit_job job; /* first: job_done() gets the job */
+    sem_t done;
+};
+
+static void
+job_done(struct slh_commit_job *j)
+{
+    sem_post(&((struct hook_job *)(void *)j)->done);
+}
+
+/* What the exposition says of series, or -1 (no spool: no figure). */
+static double
+now_value(const char *series)
+{
+    char *text = exposition(NULL, &(struct slh_config){.spool = tmp}, true);
+    double v = text != NULL ? value(text, series) : -1;
+
+    free(text);
+    return v;
+}
+
+/* Commits a batch of a Deferred and a Complaint event through the
+ * committer (commit.c), then delivers them to a file destination
+ * (deliver*.c): each counts what it did. */
+static void
+test_hooks(void)
+{
+    static const char *const types[] = {"Deferred", "Complaint"};
+    struct hook_job j = {0};
+    struct slh_config cfg = {0};
+    struct slh_commit *c = NULL;
+    struct slh_deliverer *d = NULL;
+    struct slh_batch b = {0};
+    struct slh_error err = {0};
+    char ini[512];
+    double commits = now_value("slhook_commit_duration_seconds_count");
+
+    snprintf(ini, sizeof(ini),
+             "[receiver]\nsecret_key = q7Rt2mXw9LpB4sKd8Zf3\nspool = %s/hooks\n"
+             "[destination hookfile]\nfile = %s/hooks.jsonl\n",
+             tmp, tmp);
+    if (!CHECK(slh_config_parse(&cfg, ini, "t.ini", &err) == SLH_OK &&
+                   batch_of(&b, types, 2) && slh_batch_bodies(&b) == SLH_OK &&
+                   slh_commit_start(&c, &cfg, NULL, NULL, NULL, &err) == SLH_OK,
+               "committer: %s", err.text))
+        goto out;
+    sem_init(&j.done, 0, 0);
+    j.job.batch = &b;
+    j.job.done = job_done;
+    slh_commit_submit(c, &j.job);
+    while (sem_wait(&j.done) != 0)
+        ;
+    slh_commit_stop(c, NULL, NULL);
+    sem_destroy(&j.done);
+    CHECK(j.job.rc == SLH_OK, "committed: %s", j.job.err.text);
+    CHECK(now_value("slhook_events_stored_total{type=\"Deferred\"}") == 1 &&
+              now_value("slhook_events_received_total{type=\"Complaint\"}") ==
+                  1,
+          "the committer counted the events, received and stored");
+    CHECK(now_value("slhook_commit_duration_seconds_count") == commits + 1,
+          "and its commit");
+    CHECK(slh_deliverer_new(&d, &cfg, &err) == SLH_OK &&
+              slh_deliverer_run(d, true, &err) == SLH_OK,
+          "deliver: %s", err.text);
+    CHECK(now_value("slhook_delivery_latency_seconds_count{destination="
+                    "\"hookfile\"}") == 2,
+          "the deliverer counted both deliveries");
+out:
+    slh_deliverer_free(d);
+    slh_batch_free(&b);
+    slh_config_free(&cfg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -510,6 +589,7 @@ main(int argc, char **argv)
     test_histograms();
     test_escaping();
     test_threads();
+    test_hooks();
     test_write(argc > 1 ? argv[1] : NULL);
     {
         char cmd[128];

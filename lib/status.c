@@ -205,6 +205,16 @@ rows_new(const struct slh_config *cfg, char **names, size_t n_names, size_t *n)
     return rows;
 }
 
+void
+slh_status_free(struct slh_status *s)
+{
+    if (s != NULL) {
+        free(s->rows);
+        slh_store_dests_free(s->names, s->n_names);
+        memset(s, 0, sizeof(*s));
+    }
+}
+
 enum slh_err
 slh_status_read(struct slh_status *s, struct slh_store *sp,
                 const struct slh_config *cfg, int64_t now_ms,
@@ -218,32 +228,21 @@ slh_status_read(struct slh_status *s, struct slh_store *sp,
         return rc;
     s->rows = rows_new(cfg, s->names, s->n_names, &s->n);
     if (s->rows == NULL) {
-        rc = slh_error_set(err, SLH_ENOMEM, "out of memory");
-        goto fail;
+        slh_status_free(s);
+        return slh_error_set(err, SLH_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; sp != NULL && i < s->n && rc == SLH_OK; i++) {
+    for (size_t i = 0; sp != NULL && rc == SLH_OK && i < s->n; i++) {
         struct slh_status_row *r = &s->rows[i];
         rc = slh_store_stats(sp, r->name, &r->st, err);
         /* A breaker configured no more is no breaker, whatever it left. */
         if (rc == SLH_OK && r->has_breaker)
             rc = slh_store_throttle_get(sp, r->name, &r->th, err);
     }
-    if (rc != SLH_OK)
-        goto fail;
-    slh_status_note_read(cfg, &s->note);
-    s->now = now_ms;
-    return SLH_OK;
-fail:
-    slh_status_free(s);
+    if (rc == SLH_OK) {
+        slh_status_note_read(cfg, &s->note);
+        s->now = now_ms;
+    } else {
+        slh_status_free(s);
+    }
     return rc;
-}
-
-void
-slh_status_free(struct slh_status *s)
-{
-    if (s == NULL)
-        return;
-    free(s->rows);
-    slh_store_dests_free(s->names, s->n_names);
-    memset(s, 0, sizeof(*s));
 }

@@ -5,7 +5,6 @@
 #define SLH_CMD_H
 
 #include <stdbool.h>
-#include <time.h>
 
 #include "config.h"
 #include "err.h"
@@ -28,17 +27,5 @@ extern const char cmd_events_usage[], cmd_show_usage[], cmd_replay_usage[];
  * is root's choice, and is used). false has been explained on stderr.
  */
 bool cmd_may_make_spool(const char *dir, const char *cmd);
-
-/* The last failure of a CGI to start a deliverer, while no deliverer has
- * started since (lib/kick.h): found false when there is none. */
-struct kick_note {
-    bool found;
-    time_t when;
-    char iso[32]; /* when, as 2026-12-02T14:40:12Z */
-    char text[SLH_ERROR_TEXT];
-};
-
-/* Reads cfg's spool's kick note into *note (status and check show it). */
-void kick_note_read(const struct slh_config *cfg, struct kick_note *note);
 
 #endif

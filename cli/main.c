@@ -15,6 +15,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "sample.h"
+#include "status.h"
 #include "store.h"
 #include "when.h"
 
@@ -186,9 +187,9 @@ check_spool(const char *dir)
 static int
 check_deliverer(const struct slh_config *cfg)
 {
-    struct kick_note note;
+    struct slh_status_note note;
 
-    kick_note_read(cfg, &note);
+    slh_status_note_read(cfg, &note);
     if (!note.found)
         return 0;
     printf("delivery: could not start (last tried %s): %s\n"

@@ -23,8 +23,8 @@
 #include "kick.h"
 #include "log.h"
 #include "sample.h"
+#include "status.h"
 #include "store.h"
-#include "when.h"
 
 #define SEND_TIMEOUT 30          /* seconds */
 #define SEND_ANSWER_MAX 65536    /* bytes of an answer printed by send */
@@ -420,198 +420,15 @@ age_text(char *out, size_t size, int64_t secs)
         snprintf(out, size, "%" PRId64 "s", secs);
 }
 
-/* A label value in the exposition format: backslash, quote and newline
- * escaped. */
 static void
-prom_label(FILE *out, const char *s)
+print_text(const struct slh_status *status)
 {
-    for (; *s != '\0'; s++) {
-        if (*s == '\\' || *s == '"')
-            fprintf(out, "\\%c", *s);
-        else if (*s == '\n')
-            fputs("\\n", out);
-        else
-            fputc(*s, out);
-    }
-}
+    const struct slh_status_row *rows = status->rows;
+    int64_t now = status->now;
 
-static void
-prom_header(const char *name, const char *help)
-{
-    printf("# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
-}
-
-static void
-prom_sample(const char *name, const char *dest, const char *state, double v)
-{
-    printf("%s{destination=\"", name);
-    prom_label(stdout, dest);
-    if (state != NULL)
-        printf("\",state=\"%s", state);
-    printf("\"} %.15g\n", v);
-}
-
-void
-kick_note_read(const struct slh_config *cfg, struct kick_note *note)
-{
-    struct tm tm;
-
-    memset(note, 0, sizeof(*note));
-    note->found = slh_kick_failure(cfg->spool, &note->when, note->text,
-                                   sizeof(note->text));
-    if (note->found && gmtime_r(&note->when, &tm) != NULL)
-        strftime(note->iso, sizeof(note->iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* One row of the status: a configured destination, or one that has rows
- * in the spool but is no longer in the config. */
-struct status_row {
-    const char *name;
-    const char *kind; /* "url", "file", or NULL when not configured */
-    struct slh_store_stats st;
-    bool has_breaker;             /* configured with one */
-    struct slh_throttle_state th; /* its state in the store */
-};
-
-/* Each destination's breaker, for the exposition format. */
-static void
-print_prometheus_breakers(const struct status_row *rows, size_t n)
-{
-    prom_header("slhook_breaker_open",
-                "1 while the destination's circuit breaker is open (one "
-                "probe at a time), 0 when closed or none is configured.");
-    for (size_t i = 0; i < n; i++)
-        prom_sample("slhook_breaker_open", rows[i].name, NULL,
-                    rows[i].th.opened != 0 ? 1.0 : 0.0);
-    prom_header("slhook_breaker_opened_timestamp_seconds",
-                "When the open circuit breaker opened, 0 when closed.");
-    for (size_t i = 0; i < n; i++) {
-        int64_t secs = rows[i].th.opened / 1000;
-        prom_sample("slhook_breaker_opened_timestamp_seconds", rows[i].name,
-                    NULL, (double)secs);
-    }
-}
-
-static void
-print_prometheus(const struct status_row *rows, size_t n, int64_t now,
-                 const struct kick_note *note)
-{
-    static const char *const states[] = {"pending", "dead", "delivered"};
-    size_t i;
-
-    prom_header("slhook_deliveries",
-                "Deliveries per destination and state (pending includes "
-                "retrying).");
-    for (i = 0; i < n; i++) {
-        const struct slh_store_stats *st = &rows[i].st;
-        int64_t v[] = {st->pending, st->dead, st->delivered};
-        for (size_t k = 0; k < 3; k++)
-            prom_sample("slhook_deliveries", rows[i].name, states[k],
-                        (double)v[k]);
-    }
-    prom_header("slhook_deliveries_retrying",
-                "Pending deliveries whose last attempt failed.");
-    for (i = 0; i < n; i++)
-        prom_sample("slhook_deliveries_retrying", rows[i].name, NULL,
-                    (double)rows[i].st.retrying);
-    prom_header("slhook_oldest_pending_age_seconds",
-                "Age of the oldest pending event, 0 when none is pending.");
-    for (i = 0; i < n; i++)
-        prom_sample("slhook_oldest_pending_age_seconds", rows[i].name, NULL,
-                    rows[i].st.oldest_pending > 0
-                        ? (double)(now - rows[i].st.oldest_pending) / 1000.0
-                        : 0.0);
-    prom_header("slhook_last_error_status",
-                "HTTP status of the latest failure still standing, 0 for "
-                "none or no answer.");
-    for (i = 0; i < n; i++)
-        prom_sample("slhook_last_error_status", rows[i].name, NULL,
-                    (double)rows[i].st.last_status);
-    prom_header("slhook_destination_configured",
-                "1 for a destination in the config, 0 for one that only "
-                "has rows left in the spool (nothing delivers them).");
-    for (i = 0; i < n; i++)
-        prom_sample("slhook_destination_configured", rows[i].name, NULL,
-                    rows[i].kind != NULL ? 1.0 : 0.0);
-    prom_header("slhook_deliver_start_failure_timestamp_seconds",
-                "When a CGI last failed to start a deliverer, 0 when a "
-                "deliverer started since (or none ever failed).");
-    printf("slhook_deliver_start_failure_timestamp_seconds %lld\n",
-           note->found ? (long long)note->when : 0LL);
-    print_prometheus_breakers(rows, n);
-}
-
-/* {"state": "open"|"closed", "opened": RFC 3339 or null}, or null when
- * the destination has no breaker (and its state is closed). */
-static json_t *
-breaker_json(const struct status_row *r)
-{
-    char opened[SLH_WHEN_LEN];
-
-    if (!r->has_breaker)
-        return json_null();
-    slh_when_format(r->th.opened, false, opened, sizeof(opened));
-    return json_pack("{s:s, s:o}", "state",
-                     r->th.opened != 0 ? "open" : "closed", "opened",
-                     r->th.opened != 0 ? json_string(opened) : json_null());
-}
-
-static int
-print_json(const struct status_row *rows, size_t n, int64_t now,
-           const struct kick_note *note)
-{
-    json_t *root = json_object(), *list = json_array();
-    int rc = 1;
-
-    if (root == NULL || list == NULL ||
-        json_object_set_new(root, "destinations", list) != 0) {
-        json_decref(list);
-        goto out;
-    }
-    if (json_object_set_new(root, "deliver_start_error",
-                            note->found
-                                ? json_pack("{s:s, s:s}", "time", note->iso,
-                                            "error", note->text)
-                                : json_null()) != 0)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        const struct slh_store_stats *s = &rows[i].st;
-        json_t *o = json_pack(
-            "{s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "name",
-            rows[i].name, "kind",
-            rows[i].kind != NULL ? json_string(rows[i].kind) : json_null(),
-            "configured", rows[i].kind != NULL, "pending",
-            (json_int_t)s->pending, "retrying", (json_int_t)s->retrying, "dead",
-            (json_int_t)s->dead, "delivered", (json_int_t)s->delivered,
-            "oldest_pending_seconds",
-            s->oldest_pending > 0
-                ? json_integer((json_int_t)(now - s->oldest_pending) / 1000)
-                : json_null(),
-            "last_status",
-            s->last_status > 0 ? json_integer(s->last_status) : json_null(),
-            "last_error",
-            s->last_error[0] != '\0' ? json_string(s->last_error)
-                                     : json_null());
-        if (o == NULL || json_array_append_new(list, o) != 0 ||
-            json_object_set_new(o, "breaker", breaker_json(&rows[i])) != 0)
-            goto out;
-    }
-    if (json_dumpf(root, stdout, JSON_INDENT(2)) != 0)
-        goto out;
-    putchar('\n');
-    rc = 0;
-out:
-    json_decref(root);
-    return rc;
-}
-
-static void
-print_text(const struct status_row *rows, size_t n, int64_t now,
-           const struct kick_note *note)
-{
     printf("%-16s %9s %9s %9s %10s %8s %-11s  %s\n", "DESTINATION", "PENDING",
            "RETRYING", "DEAD", "DELIVERED", "OLDEST", "BREAKER", "LAST ERROR");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < status->n; i++) {
         const struct slh_store_stats *s = &rows[i].st;
         char age[32] = "-", name[256], breaker[48] = "-", since[32];
         if (s->oldest_pending > 0)
@@ -629,57 +446,24 @@ print_text(const struct status_row *rows, size_t n, int64_t now,
                name, s->pending, s->retrying, s->dead, s->delivered, age,
                breaker, s->last_error[0] != '\0' ? s->last_error : "-");
     }
-    if (note->found)
-        printf("\ndelivery could not start (last tried %s): %s\n", note->iso,
-               note->text);
+    if (status->note.found)
+        printf("\ndelivery could not start (last tried %s): %s\n",
+               status->note.iso, status->note.text);
 }
 
-/*
- * The configured destinations in the config's order, then those that only
- * the spool still names: their rows stay until the destination comes back
- * (nothing delivers, retries or purges a pending or dead row meanwhile),
- * and a status that left them out would hide undelivered events. With no
- * spool yet (sp NULL), the configured ones with zeros.
- */
-static enum slh_err
-status_rows(struct slh_store *sp, const struct slh_config *cfg,
-            struct status_row **out, size_t *n, char ***names, size_t *n_names,
-            struct slh_error *err)
+/* `status --json`: the status's JSON, indented. */
+static int
+print_json(const struct slh_status *status)
 {
-    struct status_row *rows;
-    size_t k = 0;
-    enum slh_err rc = SLH_OK;
+    json_t *root = slh_status_json(status);
+    int rc = 1;
 
-    *out = NULL;
-    *n = 0;
-    *names = NULL;
-    *n_names = 0;
-    if (sp != NULL && (rc = slh_store_dests(sp, names, n_names, err)) != SLH_OK)
-        return rc;
-    rows = calloc(cfg->n_dests + *n_names + 1, sizeof(*rows));
-    if (rows == NULL)
-        return slh_error_set(err, SLH_ENOMEM, "out of memory");
-    for (size_t i = 0; i < cfg->n_dests; i++) {
-        rows[k].name = cfg->dests[i].name;
-        rows[k].has_breaker = cfg->dests[i].breaker > 0;
-        rows[k++].kind = cfg->dests[i].url != NULL ? "url" : "file";
+    if (root != NULL && json_dumpf(root, stdout, JSON_INDENT(2)) == 0) {
+        putchar('\n');
+        rc = 0;
     }
-    for (size_t i = 0; i < *n_names; i++)
-        if (slh_config_dest(cfg, (*names)[i]) == NULL)
-            rows[k++].name = (*names)[i];
-    for (size_t i = 0; sp != NULL && i < k && rc == SLH_OK; i++) {
-        rc = slh_store_stats(sp, rows[i].name, &rows[i].st, err);
-        /* A breaker configured no more is no breaker, whatever it left. */
-        if (rc == SLH_OK && rows[i].has_breaker)
-            rc = slh_store_throttle_get(sp, rows[i].name, &rows[i].th, err);
-    }
-    if (rc != SLH_OK) {
-        free(rows);
-        return rc;
-    }
-    *out = rows;
-    *n = k;
-    return SLH_OK;
+    json_decref(root);
+    return rc;
 }
 
 int
@@ -687,12 +471,8 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
 {
     struct slh_error err = {0};
     struct slh_store *sp = NULL;
-    struct status_row *rows = NULL;
-    struct kick_note note;
-    char **names = NULL;
-    size_t n = 0, n_names = 0;
+    struct slh_status status = {0};
     enum format fmt = TEXT;
-    int64_t now;
     int rc = 1;
 
     for (int i = 1; i < argc; i++) {
@@ -721,17 +501,15 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
     default:
         goto fail;
     }
-    if (status_rows(sp, cfg, &rows, &n, &names, &n_names, &err) != SLH_OK)
+    if (slh_status_read(&status, sp, cfg, slh_now_ms(), &err) != SLH_OK)
         goto fail;
-    kick_note_read(cfg, &note);
-    now = slh_now_ms();
     if (fmt == JSON) {
-        rc = print_json(rows, n, now, &note);
+        rc = print_json(&status);
     } else if (fmt == PROMETHEUS) {
-        print_prometheus(rows, n, now, &note);
+        slh_status_prometheus(stdout, &status);
         rc = 0;
     } else {
-        print_text(rows, n, now, &note);
+        print_text(&status);
         rc = 0;
     }
     if (fflush(stdout) != 0)
@@ -741,8 +519,7 @@ fail:
     fprintf(stderr, "slhook: status: %s\n", err.text);
 out:
     slh_store_close(sp);
-    free(rows);
-    slh_store_dests_free(names, n_names);
+    slh_status_free(&status);
     return rc;
 }
 

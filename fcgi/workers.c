@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "handler.h"
+#include "metrics.h"
 #include "proto.h"
 #include "web.h"
 
@@ -340,6 +341,7 @@ answer(struct request *rq, int wait_ms)
     unsigned char buf[FC_ANSWER_EXTRA + sizeof(out)];
     size_t n = slh_response_format(&rq->resp, out, sizeof(out));
 
+    slh_metrics_request(rq->resp.status);
     slh_response_logline(&rq->req, &rq->resp, slh_elapsed_ms(&rq->t0), line,
                          sizeof(line));
     n = fc_answer(buf, rq->c->p.id, out, n);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "handler.h"
+#include "metrics.h"
 #include "store.h"
 #include "thread.h"
 
@@ -135,6 +137,30 @@ commit_group(struct slh_commit *c, struct slh_commit_job *first)
     return n_new;
 }
 
+/* The metrics of a group committed since t0 (commit_group()): its events
+ * received and stored, and, when it held any batch that was stored, how
+ * long its commit took. Before the jobs are done: then they are their
+ * submitters' again. */
+static void
+count(const struct slh_commit_job *first, const struct timespec *t0)
+{
+    double ms = slh_elapsed_ms(t0);
+    size_t n_events = 0;
+    bool is_stored = false;
+
+    for (const struct slh_commit_job *w = first; w != NULL; w = w->next) {
+        if (w->task != NULL)
+            continue;
+        slh_metrics_events(w->batch, w->rc == SLH_OK);
+        if (w->rc == SLH_OK) {
+            is_stored = true;
+            n_events += storable(w->batch);
+        }
+    }
+    if (is_stored)
+        slh_metrics_commit(ms / 1000.0, n_events);
+}
+
 /* The stack taken, in arrival order. */
 static struct slh_commit_job *
 take(struct slh_commit *c)
@@ -157,6 +183,7 @@ run(void *arg)
 
     for (;;) {
         struct slh_commit_job *first, *next;
+        struct timespec t0;
         size_t n_new;
 
         while (sem_wait(&c->work) != 0 && errno == EINTR)
@@ -168,7 +195,9 @@ run(void *arg)
                 break;
             continue;
         }
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         n_new = commit_group(c, first);
+        count(first, &t0);
         /* A job is its submitter's again once done: read next first. */
         for (struct slh_commit_job *w = first; w != NULL; w = next) {
             next = w->next;

@@ -93,6 +93,7 @@ struct finished {
     struct slh_outcome o;
     struct dest_state *ds; /* whose */
     int64_t at;            /* when it came */
+    int64_t received;      /* when its event was received (unix ms) */
     int breaker;           /* SLH_BREAKER_OPENED or _CLOSED by it, or 0 */
     int attempts;
     long ms;

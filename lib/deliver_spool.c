@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "retry.h"
 #include "store.h"
 
@@ -290,14 +291,21 @@ dl_record(struct slh_deliverer *d, struct dest_state *ds,
     f->o.dest = ds->dest->name;
     f->ds = ds;
     f->at = now;
+    f->received = c->received;
     f->attempts = c->attempts;
     f->ms = ms;
 }
 
-/* Tells the front end's log what each recorded attempt came to. */
+/* Tells the front end's log what each recorded attempt came to, and the
+ * metrics each delivery's latency. */
 static void
 tell_attempts(const struct slh_deliverer *d)
 {
+    for (size_t i = 0; i < d->n_fin; i++)
+        if (d->fin[i].o.state == SLH_DELIVERED)
+            slh_metrics_delivered(d->fin[i].o.dest,
+                                  (double)(d->fin[i].at - d->fin[i].received) /
+                                      1000.0);
     for (size_t i = 0; d->on_attempt != NULL && i < d->n_fin; i++) {
         const struct finished *f = &d->fin[i];
         struct slh_attempt a = {

@@ -381,6 +381,7 @@ answer_web(struct fc_workers *ws, struct request *rq)
     size_t n, len;
 
     slh_web_handle(&env, &req, &ans);
+    slh_metrics_request(ans.status);
     n = slh_web_format_head(&ans, head, sizeof(head));
     len = n + (ans.is_head ? 0 : ans.len);
     buf = malloc(FC_ANSWER_SIZE(len) + len);

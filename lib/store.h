@@ -394,8 +394,8 @@ void slh_store_events_free(struct slh_store_event *events, size_t n);
  * dead letter retried days after, say) is not counted. On failure both
  * arrays are zeroed and err says why (SLH_ESTORE).
  */
-enum slh_err slh_store_minutes(struct slh_store *st, int64_t since_ms,
-                               size_t n, int64_t from_ms, int64_t *received,
+enum slh_err slh_store_minutes(struct slh_store *st, int64_t since_ms, size_t n,
+                               int64_t from_ms, int64_t *received,
                                int64_t *delivered, struct slh_error *err);
 
 /*

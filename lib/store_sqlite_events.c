@@ -331,8 +331,8 @@ list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
             sqlite3_bind_text(q, 4, f->message_id, -1, SQLITE_STATIC);
         if (f->address != NULL) {
             sqlite3_bind_text(q, 5, f->address, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 6, f->scan > 0 ? (int64_t)f->scan
-                                                 : SLH_STORE_ADDRESS_SCAN);
+            sqlite3_bind_int64(
+                q, 6, f->scan > 0 ? (int64_t)f->scan : SLH_STORE_ADDRESS_SCAN);
         }
         rc = list(sq, q, f, dests, n_dests, out, n, err);
     }

@@ -24,6 +24,7 @@
 #include "kick.h"
 #include "log.h"
 #include "store.h"
+#include "web.h"
 
 #define DRAIN_CAP ((size_t)64 << 20)
 
@@ -297,6 +298,51 @@ after_answer(const struct slh_config *cfg, const struct slh_request *req,
         kick_deliverer(cfg);
 }
 
+/* A GET (health, metrics, the operator's page) or an operator's form:
+ * web.h decides, this reads the form and writes the answer. Returns the
+ * exit status. */
+static int
+serve_web(const struct slh_config *cfg, const struct timespec *t0)
+{
+    struct slh_web_env env = {.cfg = cfg};
+    struct slh_web_request req = {
+        .method = getenv("REQUEST_METHOD"),
+        .path = getenv("PATH_INFO"),
+        .script_name = getenv("SCRIPT_NAME"),
+        .query = getenv("QUERY_STRING"),
+        .remote_addr = getenv("REMOTE_ADDR"),
+        .cookie = getenv("HTTP_COOKIE"),
+        .authorization = getenv("HTTP_AUTHORIZATION"),
+        .accept_encoding = getenv("HTTP_ACCEPT_ENCODING"),
+        .content_type = getenv("CONTENT_TYPE"),
+        .https = getenv("HTTPS"),
+    };
+    struct slh_web_answer ans;
+    size_t len = slh_request_length(getenv("CONTENT_LENGTH")), n;
+    char head[2048], line[512], *form = NULL;
+
+    if (len > 0 && len <= SLH_WEB_MAX_FORM)
+        form = read_stdin(len, &req.body_len);
+    else
+        drain_stdin(len);
+    req.body = form;
+    slh_web_handle(&env, &req, &ans);
+    n = slh_web_format_head(&ans, head, sizeof(head));
+    signal(SIGTERM, SIG_IGN);
+    fwrite(head, 1, n, stdout);
+    if (!ans.is_head)
+        fwrite(ans.body, 1, ans.len, stdout);
+    fflush(stdout);
+    fclose(stdout);
+    close_stdin();
+    slh_web_logline(&req, &ans, slh_elapsed_ms(t0), line, sizeof(line));
+    if (line[0] != '\0')
+        fprintf(stderr, "%s\n", line);
+    slh_web_answer_free(&ans);
+    free(form);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -328,6 +374,12 @@ main(int argc, char **argv)
      * that is there (its own; another user's is refused, store.h), and
      * makes none. */
     ctx.how = is_cgi || geteuid() != 0 ? SLH_STORE_CREATE : SLH_STORE_CREATE_DB;
+    if (is_cgi &&
+        slh_web_wants(getenv("REQUEST_METHOD"), getenv("PATH_INFO"))) {
+        rc = serve_web(&cfg, &t0);
+        slh_config_free(&cfg);
+        return rc;
+    }
     if (is_cgi) {
         request_from_env(&req);
     } else if ((body = request_from_shell(&cfg, &req, length,

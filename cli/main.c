@@ -218,6 +218,34 @@ check_retention(const struct slh_config *cfg)
     return 0;
 }
 
+/* Who may see the operator's page: never the token, only whether there is
+ * one; a word when the page is open to more than loopback without one. */
+static void
+check_admin(const struct slh_config *cfg)
+{
+    const struct slh_admin *a = &cfg->admin;
+    bool is_loopback = a->n_allow > 0;
+
+    if (!a->is_set) {
+        printf("  admin: none (GET .../health only)\n");
+        return;
+    }
+    for (size_t i = 0; i < a->n_allow; i++)
+        is_loopback = is_loopback &&
+                      (slh_cidr_match(&a->allow[i], 1, "127.0.0.1") ||
+                       slh_cidr_match(&a->allow[i], 1, "::1")) &&
+                      a->allow[i].prefix >= 104;
+    printf("  admin: page, metrics and API for %zu address block(s)%s, "
+           "token %s, actions %s\n",
+           a->n_allow, is_loopback ? " (loopback)" : "",
+           a->token != NULL ? "required" : "none",
+           a->has_actions ? "on" : "off");
+    if (!is_loopback && a->token == NULL)
+        printf("warning: [admin] is open beyond loopback with no "
+               "token_file: anyone in allow_from sees the page%s\n",
+               a->has_actions ? " and may retry and replay" : "");
+}
+
 /* A destination's TLS and proxy keys: files by path (never what they
  * hold), the proxy masked as a URL is. Warns of a client key anyone may
  * read, and of TLS files an http:// url never uses. */
@@ -276,6 +304,7 @@ cmd_check(const struct slh_config *cfg)
     printf("%s: ok: %zu secret key(s), %zu destination(s)\n", cfg->path,
            cfg->n_secret_keys, cfg->n_dests);
     errors += check_retention(cfg);
+    check_admin(cfg);
     if (cfg->n_dests == 0)
         printf("warning: no destination: events would be stored but relayed "
                "nowhere\n");

@@ -46,9 +46,16 @@ fc_answer(unsigned char *buf, int id, const char *out, size_t n)
     FCGI_EndRequestBody end = {.protocolStatus = FCGI_REQUEST_COMPLETE};
     size_t len = 0;
 
-    header(buf, FCGI_STDOUT, id, n, 0);
-    memcpy(buf + FCGI_HEADER_LEN, out, n);
-    len = FCGI_HEADER_LEN + n;
+    /* A record holds at most 65535 bytes: a longer answer takes several. */
+    do {
+        size_t part = n < FC_RECORD_MAX ? n : FC_RECORD_MAX;
+
+        header(buf + len, FCGI_STDOUT, id, part, 0);
+        memcpy(buf + len + FCGI_HEADER_LEN, out, part);
+        len += FCGI_HEADER_LEN + part;
+        out += part;
+        n -= part;
+    } while (n > 0);
     header(buf + len, FCGI_STDOUT, id, 0, 0);
     len += FCGI_HEADER_LEN;
     header(buf + len, FCGI_END_REQUEST, id, sizeof(end), 0);

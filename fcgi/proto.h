@@ -105,15 +105,18 @@ void fc_next(struct fc_conn *c);
 /* Frees what c owns. A zeroed c is fine. */
 void fc_conn_free(struct fc_conn *c);
 
-/* What fc_answer() adds to an answer: three record headers and the
- * FCGI_END_REQUEST body. */
+/* What fc_answer() adds to an answer of less than FC_RECORD_MAX bytes:
+ * three record headers and the FCGI_END_REQUEST body; FC_ANSWER_SIZE(n) is
+ * the room any answer of n bytes takes, records split included. */
 #define FC_ANSWER_EXTRA (3 * 8 + 8)
+#define FC_RECORD_MAX 65535
+#define FC_ANSWER_SIZE(n) ((n) + FC_ANSWER_EXTRA + (n) / FC_RECORD_MAX * 8)
 
 /*
- * Writes into buf (at least FC_ANSWER_EXTRA bytes plus n) the end of
- * request id:
- * out as FCGI_STDOUT, the empty FCGI_STDOUT, and FCGI_END_REQUEST (request
- * complete). n must be below 65536. Returns the length.
+ * Writes into buf (at least FC_ANSWER_SIZE(n) bytes) the end of request
+ * id: out as FCGI_STDOUT records of at most FC_RECORD_MAX bytes, the empty
+ * FCGI_STDOUT, and FCGI_END_REQUEST (request complete). Returns the
+ * length.
  */
 size_t fc_answer(unsigned char *buf, int id, const char *out, size_t n);
 

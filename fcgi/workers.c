@@ -22,6 +22,7 @@
 
 #include "handler.h"
 #include "proto.h"
+#include "web.h"
 
 /*
  * Why it is built this way.
@@ -168,6 +169,8 @@ struct request {
     struct slh_error err;
     struct timespec t0;
     bool is_answered; /* resp decided by the head checks */
+    bool is_web;      /* for web.h (health, metrics, the page), not the
+                         webhook */
     bool is_large;
     bool has_slot;
     bool is_waited;
@@ -349,6 +352,55 @@ answer(struct request *rq, int wait_ms)
             rq->err.text[0] != '\0' ? ": " : "", rq->err.text);
 }
 
+/* A web.h request (health, metrics, the operator's page): answered here,
+ * on the request thread; its body is a small form at most. */
+static void
+answer_web(struct fc_workers *ws, struct request *rq)
+{
+    const struct fc_conn *p = &rq->c->p;
+    struct slh_web_env env = {.cfg = ws->cfg, .has_process_metrics = true};
+    struct slh_web_request req = {
+        .method = rq->req.method,
+        .path = fc_param(p, "PATH_INFO"),
+        .script_name = fc_param(p, "SCRIPT_NAME"),
+        .query = fc_param(p, "QUERY_STRING"),
+        .remote_addr = rq->req.remote_addr,
+        .cookie = fc_param(p, "HTTP_COOKIE"),
+        .authorization = fc_param(p, "HTTP_AUTHORIZATION"),
+        .accept_encoding = fc_param(p, "HTTP_ACCEPT_ENCODING"),
+        .content_type = rq->req.content_type,
+        .https = fc_param(p, "HTTPS"),
+        .body = p->body,
+        .body_len = p->body_len,
+    };
+    struct slh_web_answer ans;
+    char head[2048], line[1024];
+    unsigned char *buf;
+    size_t n, len;
+
+    slh_web_handle(&env, &req, &ans);
+    n = slh_web_format_head(&ans, head, sizeof(head));
+    len = n + (ans.is_head ? 0 : ans.len);
+    buf = malloc(FC_ANSWER_SIZE(len) + len);
+    if (buf != NULL) {
+        /* The text first (head and body together), then its records. */
+        char *text = (char *)buf + FC_ANSWER_SIZE(len);
+        memcpy(text, head, n);
+        if (!ans.is_head)
+            memcpy(text + n, ans.body, ans.len);
+        send_all(rq->c->fd, buf, fc_answer(buf, p->id, text, len),
+                 WRITE_WAIT_MS);
+        free(buf);
+    }
+    slh_web_logline(&req, &ans, slh_elapsed_ms(&rq->t0), line, sizeof(line));
+    if (buf == NULL)
+        fprintf(stderr, "slhook: %d %s: out of memory for the answer\n",
+                ans.status, req.path != NULL ? req.path : "/");
+    else if (line[0] != '\0')
+        fprintf(stderr, "%s\n", line);
+    slh_web_answer_free(&ans);
+}
+
 /* The committer's callback: the events are stored, or failed to be. */
 static void
 committed(struct slh_commit_job *job)
@@ -388,6 +440,14 @@ head(struct fc_workers *ws, struct conn *c)
     rq->req.content_type = fc_param(&c->p, "CONTENT_TYPE");
     rq->req.content_length = fc_param(&c->p, "CONTENT_LENGTH");
     rq->req.remote_addr = fc_param(&c->p, "REMOTE_ADDR");
+    c->rq = rq;
+    if (slh_web_wants(rq->req.method, fc_param(&c->p, "PATH_INFO"))) {
+        /* A form's bytes are kept; a longer body is dropped unread. */
+        body_len = slh_request_length(rq->req.content_length);
+        rq->is_web = true;
+        c->p.body_want = body_len <= SLH_WEB_MAX_FORM ? body_len : 0;
+        return true;
+    }
     rq->is_answered = slh_handler_head(ws->cfg, &rq->req, &body_len, &rq->resp);
     /* An answered request's body is read to its end and dropped, so that
      * the answer is not lost to a reset, and a kept connection goes on. */
@@ -396,7 +456,6 @@ head(struct fc_workers *ws, struct conn *c)
         rq->is_large = true;
         atomic_fetch_add(&ws->n_large, 1);
     }
-    c->rq = rq;
     return true;
 }
 
@@ -429,6 +488,10 @@ serve(struct fc_workers *ws, struct conn *c)
 {
     struct request *rq = c->rq;
 
+    if (rq->is_web) {
+        answer_web(ws, rq);
+        return finish(ws, c);
+    }
     if (!rq->is_answered) {
         rq->req.body = c->p.body != NULL ? c->p.body : "";
         rq->req.body_len = c->p.body_len;

@@ -51,6 +51,9 @@ static const struct key {
     {SEC_DEST, true, "rate", config_set_rate},
     {SEC_DEST, true, "concurrency", config_set_concurrency},
     {SEC_DEST, true, "breaker", config_set_breaker},
+    {SEC_ADMIN, false, "allow_from", config_add_admin_allow},
+    {SEC_ADMIN, true, "token_file", config_read_token_file},
+    {SEC_ADMIN, true, "actions", config_set_actions},
 };
 
 _Static_assert(sizeof(keys) / sizeof(keys[0]) <= 32, "a seen bit per key");
@@ -104,6 +107,7 @@ slh_config_free(struct slh_config *cfg)
     for (i = 0; i < cfg->n_dests; i++)
         config_free_dest(&cfg->dests[i]);
     free(cfg->dests);
+    config_free_admin(&cfg->admin);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -164,6 +168,8 @@ section_label(const struct parser *p, char *buf, size_t size)
 {
     if (p->section == SEC_RECEIVER)
         return "receiver";
+    if (p->section == SEC_ADMIN)
+        return "admin";
     snprintf(buf, size, "destination %s",
              p->cfg.dests[p->cfg.n_dests - 1].name);
     return buf;
@@ -173,8 +179,9 @@ section_label(const struct parser *p, char *buf, size_t size)
 static int
 set_key(struct parser *p, const char *name, const char *value)
 {
-    uint32_t *seen =
-        p->section == SEC_RECEIVER ? &p->receiver_seen : &p->dest_seen;
+    uint32_t *seen = p->section == SEC_RECEIVER ? &p->receiver_seen
+                     : p->section == SEC_ADMIN  ? &p->admin_seen
+                                                : &p->dest_seen;
     char label[sizeof("destination ") + 64];
     size_t i;
 
@@ -260,6 +267,8 @@ see_section(struct parser *p, const char *line)
             p->receiver_line = p->line;
         return true;
     }
+    if (len == 5 && memcmp(name, "admin", 5) == 0)
+        return config_begin_admin(p);
     if (len >= 11 && memcmp(name, "destination", 11) == 0 &&
         (len == 11 || isspace((unsigned char)name[11]))) {
         name += 11;
@@ -367,6 +376,8 @@ finish(struct parser *p)
         cfg->retention = SLH_DEFAULT_RETENTION;
     if (cfg->spool == NULL)
         cfg->spool = strdup(SLH_DEFAULT_SPOOL);
+    if (!config_finish_admin(p))
+        return;
     cfg->path = strdup(p->name);
     if (cfg->spool == NULL || cfg->path == NULL)
         config_fail_nomem(p);

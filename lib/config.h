@@ -32,6 +32,16 @@
 #define SLH_SAFE_RETENTION (4 * 24 * 3600)
 #define SLH_MAX_RETENTION (3650 * 24 * 3600) /* ten years */
 
+/* The [admin] section: who may see the operator's page and metrics
+ * (web.h). Without the section (is_set false) only /health answers. */
+struct slh_admin {
+    bool is_set;
+    struct slh_cidr *allow; /* allow_from blocks; loopback when not given */
+    size_t n_allow;
+    char *token;      /* read from token_file (trimmed), or NULL for none */
+    bool has_actions; /* actions = yes: retry and replay from the page */
+};
+
 /* One [destination NAME] section. Exactly one of url and file is set. */
 struct slh_dest {
     char *name;      /* the section's NAME; unique */
@@ -83,6 +93,7 @@ struct slh_config {
     int64_t retention; /* [receiver] retention, seconds: delivered events
                           are forgotten after it, and replay reaches no
                           further back */
+    struct slh_admin admin;
 };
 
 /*

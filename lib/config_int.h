@@ -10,7 +10,7 @@
 
 #include "config.h"
 
-enum section { SEC_NONE, SEC_RECEIVER, SEC_DEST };
+enum section { SEC_NONE, SEC_RECEIVER, SEC_DEST, SEC_ADMIN };
 
 struct parser {
     struct slh_config cfg; /* what is being built */
@@ -22,7 +22,8 @@ struct parser {
     int line; /* the line last handed to inih */
     enum section section;
     uint32_t receiver_seen; /* once-only keys seen in [receiver] sections, */
-    uint32_t dest_seen;     /* and in the current [destination] (a bit each) */
+    uint32_t dest_seen;     /* in the current [destination] (a bit each), */
+    uint32_t admin_seen;    /* and in [admin] sections */
     int receiver_line;      /* first [receiver], 0 when none */
     char *file_key;         /* the key read from secret_key_file */
     bool has_max_body;
@@ -120,6 +121,32 @@ config_setter config_set_rate, config_set_concurrency, config_set_breaker;
 /* d's protecting keys checked once its section is read (url destinations
  * only), defaults filled in; false with p->err set. */
 bool config_finish_throttle(struct parser *p, struct slh_dest *d);
+
+/* [admin] keys (config_admin.c): allow_from, token_file, actions. */
+config_setter config_add_admin_allow, config_read_token_file,
+    config_set_actions;
+
+/* [admin] begun at the current line; false with p->err set for a second. */
+bool config_begin_admin(struct parser *p);
+
+/* [admin]'s defaults once the file is read (allow_from: loopback); false
+ * with p->err set when out of memory. */
+bool config_finish_admin(struct parser *p);
+
+/* Releases what admin owns (the token wiped first). */
+void config_free_admin(struct slh_admin *admin);
+
+/* Reads the secret in the file value names (relative to the config's
+ * directory) into *out (OPENSSL_clear_free() it): trailing blanks trimmed,
+ * not empty, no control character. Messages name key and what, never the
+ * secret. 0 with p->err set on failure. */
+int config_read_secret_file(struct parser *p, const char *key, const char *what,
+                            const char *value, char **out);
+
+/* Appends the CIDR blocks listed in value to *blocks of *n; 0 with p->err
+ * set when one is bad ("allow_from" names the key in messages). */
+int config_add_blocks(struct parser *p, struct slh_cidr **blocks, size_t *n,
+                      const char *value);
 
 /* Starts [destination NAME] with name[0..len) (checked here); false with
  * p->err set when it is bad or a second one. */

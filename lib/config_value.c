@@ -129,7 +129,8 @@ check_key(struct parser *p, const char *what, const char *key)
 }
 
 int
-config_read_key_file(struct parser *p, const char *value)
+config_read_secret_file(struct parser *p, const char *key, const char *what,
+                        const char *value, char **out)
 {
     char *path = config_path(p, value), *buf = NULL;
     size_t len = 0;
@@ -143,32 +144,40 @@ config_read_key_file(struct parser *p, const char *value)
         goto out;
     }
     if (e == EFBIG) {
-        fail(p, "secret_key_file '%s' is too large", value);
+        fail(p, "%s '%s' is too large", key, value);
         goto out;
     }
     if (e != 0) {
-        fail(p, "cannot read secret_key_file '%s': %s", value, strerror(e));
+        fail(p, "cannot read %s '%s': %s", key, value, strerror(e));
         goto out;
     }
     if (memchr(buf, '\0', len) != NULL) {
-        fail(p, "secret_key_file '%s' contains a NUL byte", value);
+        fail(p, "%s '%s' contains a NUL byte", key, value);
         goto out;
     }
     while (len > 0 && isspace((unsigned char)buf[len - 1]))
         buf[--len] = '\0';
     if (len == 0) {
-        fail(p, "secret_key_file '%s' is empty", value);
+        fail(p, "%s '%s' is empty", key, value);
         goto out;
     }
-    if (!check_key(p, "the key in secret_key_file", buf))
+    if (!check_key(p, what, buf))
         goto out;
-    p->file_key = buf;
+    *out = buf;
     buf = NULL;
     ok = 1;
 out:
     OPENSSL_clear_free(buf, len);
     free(path);
     return ok;
+}
+
+int
+config_read_key_file(struct parser *p, const char *value)
+{
+    return config_read_secret_file(p, "secret_key_file",
+                                   "the key in secret_key_file", value,
+                                   &p->file_key);
 }
 
 int
@@ -220,11 +229,11 @@ config_add_server_ids(struct parser *p, const char *value)
 }
 
 int
-config_add_allow(struct parser *p, const char *value)
+config_add_blocks(struct parser *p, struct slh_cidr **blocks, size_t *n,
+                  const char *value)
 {
-    struct slh_config *cfg = &p->cfg;
     struct slh_error e = {0};
-    struct slh_cidr block, *blocks;
+    struct slh_cidr block, *grown;
     const char *s = value, *item;
     char text[BLOCK_TEXT_MAX];
     size_t len;
@@ -236,13 +245,19 @@ config_add_allow(struct parser *p, const char *value)
         text[len] = '\0';
         if (slh_cidr_parse(&block, text, &e) != SLH_OK)
             return fail(p, "bad allow_from: %s", e.text);
-        blocks = config_grow(cfg->allow, cfg->n_allow, sizeof(*blocks));
-        if (blocks == NULL)
+        grown = config_grow(*blocks, *n, sizeof(*grown));
+        if (grown == NULL)
             return config_fail_nomem(p);
-        cfg->allow = blocks;
-        blocks[cfg->n_allow++] = block;
+        *blocks = grown;
+        grown[(*n)++] = block;
     }
     return s != value ? 1 : fail(p, "allow_from lists nothing");
+}
+
+int
+config_add_allow(struct parser *p, const char *value)
+{
+    return config_add_blocks(p, &p->cfg.allow, &p->cfg.n_allow, value);
 }
 
 int

@@ -6,7 +6,9 @@
 #include "digest.h"
 
 #include <stdlib.h>
+#include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 struct slh_sha256 {
@@ -44,4 +46,32 @@ slh_sha256(const void *data, size_t len, unsigned char out[SLH_SHA256_LEN])
     SHA256_Init(&ctx);
     SHA256_Update(&ctx, data, len);
     SHA256_Final(out, &ctx);
+}
+
+void
+slh_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                unsigned char out[SLH_SHA256_LEN])
+{
+    enum { BLOCK = 64 };
+    unsigned char k[BLOCK] = {0}, pad[BLOCK], inner[SLH_SHA256_LEN];
+    SHA256_CTX ctx;
+
+    if (key_len > BLOCK)
+        slh_sha256(key, key_len, k);
+    else if (key_len > 0)
+        memcpy(k, key, key_len);
+    for (size_t i = 0; i < BLOCK; i++)
+        pad[i] = k[i] ^ 0x36;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, pad, BLOCK);
+    SHA256_Update(&ctx, data, len);
+    SHA256_Final(inner, &ctx);
+    for (size_t i = 0; i < BLOCK; i++)
+        pad[i] = k[i] ^ 0x5c;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, pad, BLOCK);
+    SHA256_Update(&ctx, inner, sizeof(inner));
+    SHA256_Final(out, &ctx);
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
 }

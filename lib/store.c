@@ -62,6 +62,12 @@ slh_store_verify(struct slh_store *st, struct slh_error *err)
     return st != NULL ? st->ops->verify(st, err) : NO_HANDLE(err);
 }
 
+enum slh_err
+slh_store_health(struct slh_store *st, struct slh_error *err)
+{
+    return st != NULL ? st->ops->health(st, err) : NO_HANDLE(err);
+}
+
 bool
 slh_store_is_replaced(struct slh_store *st)
 {

@@ -71,6 +71,14 @@ void slh_store_close(struct slh_store *st);
 const char *slh_store_where(const struct slh_store *st);
 
 /*
+ * Whether the store could take a write now, cheaply (GET .../health asks
+ * on every probe): SLH_OK, or SLH_ESTORE with err saying what stands in
+ * the way (not writable by this process, the disk full), naming the place
+ * but no secret.
+ */
+enum slh_err slh_store_health(struct slh_store *st, struct slh_error *err);
+
+/*
  * A consistency check of the whole store (slhook check): SLH_OK when it
  * finds nothing wrong, else SLH_ESTORE with the first problem in err. Reads
  * everything: not for the request path.

@@ -34,6 +34,7 @@ struct slh_store_ops {
     __typeof__(slh_store_close) *close;
     __typeof__(slh_store_where) *where;
     __typeof__(slh_store_verify) *verify;
+    __typeof__(slh_store_health) *health;
     __typeof__(slh_store_is_replaced) *is_replaced;
     __typeof__(slh_store_role) *role;
     __typeof__(slh_store_on_note) *on_note;

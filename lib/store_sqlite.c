@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "store_backend.h"
 
@@ -280,6 +282,31 @@ verify(struct slh_store *st, struct slh_error *err)
     return SLH_OK;
 }
 
+/* Below this much room a commit (its WAL frames, a checkpoint) may fail. */
+#define HEALTH_MIN_FREE ((uint64_t)1 << 20)
+
+/* What a write needs and no open shows: the database file, its directory
+ * (the WAL and shm files are made and removed there) writable by this
+ * process, and room on the disk. */
+static enum slh_err
+health(struct slh_store *st, struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    struct statvfs fs;
+
+    if (access(sq->path, W_OK) != 0 || access(sq->dir, W_OK | X_OK) != 0)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: not writable: %s",
+                             sq->dir, strerror(errno));
+    if (statvfs(sq->dir, &fs) != 0)
+        return slh_error_set(err, SLH_ESTORE, "spool %s: statvfs: %s", sq->dir,
+                             strerror(errno));
+    if ((uint64_t)fs.f_bavail * fs.f_frsize < HEALTH_MIN_FREE)
+        return slh_error_set(
+            err, SLH_ESTORE, "spool %s: the disk is full (%llu bytes free)",
+            sq->dir, (unsigned long long)fs.f_bavail * fs.f_frsize);
+    return SLH_OK;
+}
+
 /* A new spool made where the old one was removed: there is a file at the
  * path, and it is not the one open. */
 static bool
@@ -308,6 +335,7 @@ const struct slh_store_ops slh_store_sqlite_ops = {
     .close = store_close,
     .where = where,
     .verify = verify,
+    .health = health,
     .is_replaced = is_replaced,
     .role = slh_sqlite_role,
     .on_note = on_note,

@@ -62,7 +62,7 @@ struct slh_web_answer {
     char location[512];        /* Location (303), "" for none */
     const char *body;
     size_t len;
-    char *owned; /* body when owned, else NULL */
+    char *owned;  /* body when owned, else NULL */
     bool is_head; /* HEAD: the body is not sent (len is still told) */
 };
 
@@ -90,6 +90,14 @@ void slh_web_answer_free(struct slh_web_answer *ans);
  * length, 0 when buf is too small. */
 size_t slh_web_format_head(const struct slh_web_answer *ans, char *buf,
                            size_t size);
+
+/* The log line of a web request, as slh_response_logline() writes the
+ * webhook's: status, method, path (made printable), ms, from, and the
+ * reason of an error. An empty line (buf[0] == '\0') for a 200 to
+ * /health: a probe every few seconds is not news. */
+void slh_web_logline(const struct slh_web_request *req,
+                     const struct slh_web_answer *ans, double ms, char *buf,
+                     size_t size);
 
 /* ---- for the modules that make answers (metrics.c, page.c, web.c) ---- */
 

@@ -1286,6 +1286,79 @@ test_tls(void)
     remove_tmp("client.key");
 }
 
+/* [admin]: its defaults, allow_from, token_file, actions, and what is
+ * refused; a token never appears in a message. */
+static void
+test_admin(void)
+{
+    struct slh_config cfg;
+    char text[1024];
+
+    if (PARSE_GOOD(&cfg, RECV)) {
+        CHECK(!cfg.admin.is_set && cfg.admin.n_allow == 0 &&
+                  cfg.admin.token == NULL && !cfg.admin.has_actions,
+              "no [admin]: nothing set");
+        slh_config_free(&cfg);
+    }
+    if (PARSE_GOOD(&cfg, RECV "[admin]\n")) {
+        CHECK(cfg.admin.is_set && cfg.admin.n_allow == 2, "[admin] alone: set");
+        CHECK(
+            slh_cidr_match(cfg.admin.allow, cfg.admin.n_allow, "127.0.0.1") &&
+                slh_cidr_match(cfg.admin.allow, cfg.admin.n_allow,
+                               "127.9.9.9") &&
+                slh_cidr_match(cfg.admin.allow, cfg.admin.n_allow, "::1") &&
+                !slh_cidr_match(cfg.admin.allow, cfg.admin.n_allow, "10.0.0.1"),
+            "default allow_from: loopback only");
+        CHECK(cfg.admin.token == NULL && !cfg.admin.has_actions,
+              "no token, no actions by default");
+        CHECK(cfg.n_allow == 0, "[receiver] allow_from untouched");
+        slh_config_free(&cfg);
+    }
+    if (PARSE_GOOD(&cfg, RECV "[admin]\nallow_from = 10.1.0.0/16\n"
+                              "allow_from = 2001:db8::/32\nactions = yes\n")) {
+        CHECK(cfg.admin.n_allow == 2 &&
+                  slh_cidr_match(cfg.admin.allow, cfg.admin.n_allow,
+                                 "10.1.2.3") &&
+                  !slh_cidr_match(cfg.admin.allow, cfg.admin.n_allow,
+                                  "127.0.0.1"),
+              "allow_from given: loopback no longer implied");
+        CHECK(cfg.admin.has_actions, "actions = yes");
+        slh_config_free(&cfg);
+    }
+    write_tmp("token-good", "t0ken-0123456789abcdef\n", 23);
+    write_tmp("token-short", "short\n", 6);
+    write_tmp("token-blank", "two words here, long enough\n", 28);
+    snprintf(text, sizeof(text), RECV "[admin]\ntoken_file = %s/token-good\n",
+             tmpdir);
+    if (PARSE_GOOD(&cfg, text)) {
+        CHECK(cfg.admin.token != NULL &&
+                  strcmp(cfg.admin.token, "t0ken-0123456789abcdef") == 0,
+              "token read and trimmed");
+        slh_config_free(&cfg);
+    }
+    snprintf(text, sizeof(text), RECV "[admin]\ntoken_file = %s/token-short\n",
+             tmpdir);
+    PARSE_BAD(text, NAME ":4: the token in token_file '");
+    snprintf(text, sizeof(text), RECV "[admin]\ntoken_file = %s/token-blank\n",
+             tmpdir);
+    PARSE_BAD(text, NAME ":4: the token in token_file '");
+    snprintf(text, sizeof(text), RECV "[admin]\ntoken_file = %s/nothing\n",
+             tmpdir);
+    PARSE_BAD(text, NAME ":4: cannot read token_file '");
+    PARSE_BAD(RECV "[admin]\nactions = maybe\n",
+              NAME ":4: bad actions 'maybe' (yes or no)");
+    PARSE_BAD(RECV "[admin]\nallow_from = 300.1.1.1\n",
+              NAME ":4: bad allow_from");
+    PARSE_BAD(RECV "[admin]\nsecret_key = x\n",
+              NAME ":4: unknown key 'secret_key' in [admin]");
+    PARSE_BAD(RECV "[admin]\nactions = yes\nactions = no\n",
+              NAME ":5: duplicate key 'actions' in [admin]");
+    PARSE_BAD(RECV "[admin]\n[admin]\n", NAME ":4: a second [admin] section");
+    remove_tmp("token-good");
+    remove_tmp("token-short");
+    remove_tmp("token-blank");
+}
+
 int
 main(void)
 {
@@ -1297,6 +1370,7 @@ main(void)
     (void)check_fixtures;
     test_spec_example();
     test_defaults();
+    test_admin();
     test_lists();
     test_max_body();
     test_max_events();

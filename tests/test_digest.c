@@ -1,4 +1,5 @@
-/* digest.c against the FIPS 180-2 test vectors and libcrypto's EVP. */
+/* digest.c against the FIPS 180-2 and RFC 4231 test vectors and
+ * libcrypto's EVP. */
 #include <openssl/evp.h>
 
 #include "check.h"
@@ -9,6 +10,50 @@ hex(const unsigned char *md, char out[2 * SLH_SHA256_LEN + 1])
 {
     for (size_t i = 0; i < SLH_SHA256_LEN; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* RFC 4231's test cases 1, 2 and 6 (a key longer than the block), and
+ * libcrypto's EVP_Q_mac() on a long message. */
+static void
+test_hmac(void)
+{
+    static const struct {
+        const char *key, *data, *want;
+    } cases[] = {
+        {"\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b"
+         "\x0b\x0b\x0b",
+         "Hi There",
+         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {"Jefe", "what do ya want for nothing?",
+         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+    };
+    unsigned char key[131], md[SLH_SHA256_LEN], evp[EVP_MAX_MD_SIZE];
+    char text[2 * SLH_SHA256_LEN + 1], msg[5000];
+    const char *data6 =
+        "Test Using Larger Than Block-Size Key - Hash Key First";
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        slh_hmac_sha256(cases[i].key, strlen(cases[i].key), cases[i].data,
+                        strlen(cases[i].data), md);
+        hex(md, text);
+        CHECK(strcmp(text, cases[i].want) == 0, "HMAC case %zu: %s", i + 1,
+              text);
+    }
+    memset(key, 0xaa, sizeof(key));
+    slh_hmac_sha256(key, sizeof(key), data6, strlen(data6), md);
+    hex(md, text);
+    CHECK(strcmp(text, "60e431591ee0b67f0d8a26aacbf5b77f"
+                       "8e0bc6213728c5140546040f0ee37f54") == 0,
+          "HMAC case 6 (long key): %s", text);
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (char)(i * 13 + 1);
+    slh_hmac_sha256("k3y", 3, msg, sizeof(msg), md);
+    CHECK(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, "k3y", 3,
+                    (const unsigned char *)msg, sizeof(msg), evp, sizeof(evp),
+                    &n) != NULL &&
+              n == SLH_SHA256_LEN && memcmp(md, evp, n) == 0,
+          "HMAC equals EVP_Q_mac's on 5000 bytes");
 }
 
 int
@@ -51,5 +96,6 @@ main(void)
           "pieces equal EVP's digest");
     slh_sha256(big, sizeof(big), md);
     CHECK(memcmp(md, evp, SLH_SHA256_LEN) == 0, "one go equals EVP's digest");
+    test_hmac();
     return check_summary();
 }

@@ -429,6 +429,42 @@ test_answer(void)
     CHECK(end_status(buf, 34, 0x1234) == FCGI_REQUEST_COMPLETE, "end request");
 }
 
+/* An answer over one record's 65535 bytes (the operator's page, metrics)
+ * goes out in several, and the parts put together are the answer. */
+static void
+test_long_answer(void)
+{
+    size_t len = 150000, n, at = 0, got = 0, records = 0;
+    char *text = malloc(len);
+    unsigned char *buf = malloc(FC_ANSWER_SIZE(len));
+
+    if (!CHECK(text != NULL && buf != NULL, "memory")) {
+        free(text);
+        free(buf);
+        return;
+    }
+    for (size_t i = 0; i < len; i++)
+        text[i] = (char)('a' + i % 26);
+    n = fc_answer(buf, 7, text, len);
+    CHECK(n <= FC_ANSWER_SIZE(len), "within FC_ANSWER_SIZE: %zu", n);
+    for (;;) {
+        size_t clen = (size_t)buf[at + 4] << 8 | buf[at + 5];
+        if (buf[at + 1] != FCGI_STDOUT || clen == 0)
+            break;
+        CHECK(memcmp(buf + at + 8, text + got, clen) == 0,
+              "record %zu holds the next bytes", records);
+        got += clen;
+        records++;
+        at += 8 + clen;
+    }
+    CHECK(got == len && records == 3, "%zu bytes in %zu records", got, records);
+    CHECK(buf[at + 1] == FCGI_STDOUT && at + 8 + 16 == n &&
+              end_status(buf, at + 8, 7) == FCGI_REQUEST_COMPLETE,
+          "then the empty stdout and the end");
+    free(text);
+    free(buf);
+}
+
 int
 main(void)
 {
@@ -442,5 +478,6 @@ main(void)
     test_refusals();
     test_bad();
     test_answer();
+    test_long_answer();
     return check_summary();
 }

@@ -135,14 +135,6 @@ query_value(const struct slh_web_request *req, const char *name, char *out,
         out[0] = '\0';
 }
 
-/* Whether the page may offer its actions. */
-static bool
-has_actions(const struct slh_config *cfg, const char *csrf)
-{
-    (void)cfg;
-    return csrf != NULL && csrf[0] != '\0';
-}
-
 static json_t *
 session_json(const struct slh_config *cfg, const char *csrf,
              struct slh_error *err)
@@ -150,7 +142,7 @@ session_json(const struct slh_config *cfg, const char *csrf,
     json_t *o =
         json_pack("{s:o, s:b, s:s}", "csrf",
                   csrf != NULL ? json_string(csrf) : json_null(), "actions",
-                  has_actions(cfg, csrf), "version", SLH_VERSION);
+                  cfg->admin.has_actions, "version", SLH_VERSION);
 
     if (o == NULL)
         slh_error_set(err, SLH_ENOMEM, "out of memory");

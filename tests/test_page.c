@@ -23,75 +23,6 @@
 #define XSS "<img src=x onerror=alert(1)>"
 #define SECRET "q7Rt2mXw9LpB4sKd8Zf3"
 
-/* ---- until lib/web.c is merged: web.h's answer helpers, as small as
- * page.c needs them ---- */
-
-static size_t stand_len;
-
-void
-slh_web_answer_static(struct slh_web_answer *ans, int status,
-                      const char *content_type, const void *body, size_t len)
-{
-    ans->status = status;
-    ans->content_type = content_type;
-    ans->body = body;
-    ans->len = len;
-}
-
-FILE *
-slh_web_answer_open(struct slh_web_answer *ans)
-{
-    return open_memstream(&ans->owned, &stand_len);
-}
-
-void
-slh_web_answer_close(struct slh_web_answer *ans, FILE *f, int status,
-                     const char *content_type)
-{
-    fclose(f);
-    ans->status = status;
-    ans->content_type = content_type;
-    ans->body = ans->owned;
-    ans->len = stand_len;
-}
-
-void
-slh_web_answer_error(struct slh_web_answer *ans, int status, const char *why)
-{
-    ans->status = status;
-    ans->body = why;
-    ans->len = strlen(why);
-}
-
-bool
-slh_web_form_value(const char *text, size_t len, const char *name, char *out,
-                   size_t size)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = text; p != NULL && p < text + len;) {
-        const char *end = memchr(p, '&', (size_t)(text + len - p));
-        if (end == NULL)
-            end = text + len;
-        if ((size_t)(end - p) > n && memcmp(p, name, n) == 0 && p[n] == '=') {
-            size_t k = 0;
-            for (const char *c = p + n + 1; c < end && k + 1 < size; c++) {
-                unsigned v;
-                if (*c == '%' && end - c > 2 && sscanf(c + 1, "%2x", &v) == 1) {
-                    out[k++] = (char)v;
-                    c += 2;
-                } else {
-                    out[k++] = *c == '+' ? ' ' : *c;
-                }
-            }
-            out[k] = '\0';
-            return true;
-        }
-        p = end + 1;
-    }
-    return false;
-}
-
 /* ---- the spool ---- */
 
 static char tmp[] = "/tmp/test_page.XXXXXX";
@@ -179,7 +110,8 @@ make_spool(void)
     snprintf(text, sizeof(text),
              "[receiver]\nsecret_key = " SECRET "\nspool = %s/spool\n"
              "[destination crm]\nurl = http://127.0.0.1:9/crm\nbreaker = 3\n"
-             "[destination arch]\nfile = %s/arch.jsonl\nevents = Delivered\n",
+             "[destination arch]\nfile = %s/arch.jsonl\nevents = Delivered\n"
+             "[admin]\nactions = yes\n",
              tmp, tmp);
     if (!CHECK(slh_config_parse(&cfg, text, "test.ini", &err) == SLH_OK,
                "config: %s", err.text) ||
@@ -197,13 +129,6 @@ make_spool(void)
 }
 
 /* ---- answers ---- */
-
-static void
-answer_free(struct slh_web_answer *ans)
-{
-    free(ans->owned);
-    memset(ans, 0, sizeof(*ans));
-}
 
 /* GET path?query through slh_page_api(): the JSON answer (a new
  * reference, NULL when none) and its status. */
@@ -226,7 +151,7 @@ api(const char *path, const char *query, int *status)
         o = json_loadb(ans.body, ans.len, 0, NULL);
         CHECK(o != NULL, "%s: the answer parses", path);
     }
-    answer_free(&ans);
+    slh_web_answer_free(&ans);
     return o;
 }
 
@@ -244,7 +169,7 @@ action(const char *path, const char *form, int *status)
         *status = ans.status;
         o = json_loadb(ans.body, ans.len, 0, NULL);
     }
-    answer_free(&ans);
+    slh_web_answer_free(&ans);
     return o;
 }
 
@@ -349,9 +274,9 @@ test_session(void)
     json_t *o = api("/api/session", NULL, &status);
 
     CHECK(status == 200 && strcmp(str_at(o, "csrf"), "tok-123") == 0 &&
-              json_is_boolean(json_object_get(o, "actions")) &&
+              json_is_true(json_object_get(o, "actions")) &&
               strcmp(str_at(o, "version"), SLH_VERSION) == 0,
-          "session: the CSRF token, actions, version");
+          "session: the CSRF token, actions = yes, version");
     json_decref(o);
     o = api("/api/nope", NULL, &status);
     CHECK(o == NULL && status == 0, "an unknown API path is not ours");

@@ -96,10 +96,10 @@ $(B)/web/page.html: web/page.html $(addprefix $(B)/web/,$(WEB_ASSETS))
 	@mkdir -p $(dir $@)
 	sed $(foreach f,$(WEB_ASSETS),-e "s|assets/$(f)\"|assets/$(f)?v=$$(sha256sum $(B)/web/$(f) | cut -c1-12)\"|") $< >$@
 
-# The same document for .../events/ID: its relative URLs resolve one
-# level up, at the handler's own path.
+# The same document for .../events/ID, its assets one level up, at the
+# handler's own path (the page's CSP has base-uri 'none': no <base>).
 $(B)/web/events.html: $(B)/web/page.html
-	sed 's|<base href="./">|<base href="../">|' $< >$@
+	sed 's|"assets/|"../assets/|g' $< >$@
 
 $(B)/web/%.gz: $(B)/web/%
 	gzip -9 -n -c $< >$@

@@ -38,8 +38,9 @@ struct asset {
 
 static const struct asset page_html =
     ASSET("", "text/html; charset=utf-8", page_html);
-/* The same document with <base href="../">: its relative URLs (assets,
- * the API) resolve from the handler's own path, wherever it is mounted. */
+/* The same document with its assets one level up ("../assets/"), so that
+ * they resolve at the handler's own path wherever it is mounted; page.js
+ * finds that path from its own place likewise. */
 static const struct asset events_html =
     ASSET("", "text/html; charset=utf-8", events_html);
 static const struct asset assets[] = {

@@ -210,8 +210,9 @@ test_static(void)
               strcmp(a.content_type, "text/html; charset=utf-8") == 0 &&
               a.encoding == NULL && a.len > 100 &&
               strncmp(a.body, "<!doctype html>", 15) == 0 &&
-              memmem(a.body, a.len, "<base href=\"./\">", 16) != NULL,
-          "/: the page, plain");
+              memmem(a.body, a.len, "href=\"assets/page.css?v=", 24) != NULL &&
+              memmem(a.body, a.len, "<base", 5) == NULL,
+          "/: the page, plain, its assets relative (no <base>)");
     CHECK(a.cache_control != NULL && strcmp(a.cache_control, "no-cache") == 0,
           "/: revalidated");
     CHECK(memmem(a.body, a.len, "style=", 6) == NULL &&
@@ -237,8 +238,10 @@ test_static(void)
     memset(&a, 0, sizeof(a));
     CHECK(slh_page_static("/events/0123abcd", false, &a) &&
               strncmp(a.body, "<!doctype html>", 15) == 0 &&
-              memmem(a.body, a.len, "<base href=\"../\">", 17) != NULL,
-          "/events/ID: the page, one level up");
+              memmem(a.body, a.len, "href=\"../assets/page.css?v=", 27) !=
+                  NULL &&
+              memmem(a.body, a.len, "src=\"../assets/page.js?v=", 25) != NULL,
+          "/events/ID: the page, its assets one level up");
     CHECK(!slh_page_static("/events/", false, &a) &&
               !slh_page_static("/events/a/b", false, &a) &&
               !slh_page_static("/assets/nope.js", false, &a) &&

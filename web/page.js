@@ -1,12 +1,15 @@
 // The operator's page: reads the handler's JSON (api/...), posts its
 // actions (actions/...), refreshes itself. Every URL is relative to the
-// document's <base>, so the handler may be mounted under any path. What
+// handler's own path, found from where the page is (.../ or
+// .../events/ID), so the handler may be mounted under any path (a <base>
+// would do it, but the Content-Security-Policy has base-uri 'none'). What
 // comes from the spool is put on the page as text (textContent, append of
 // strings), never as markup.
 'use strict';
 
 (function () {
-  const BASE = document.baseURI; // kept: history.pushState moves the page
+  // Kept: history.pushState moves the page between the two.
+  const BASE = new URL(/\/events\/[^/]+$/.test(location.pathname) ? '../' : './', location.href).href;
   const REFRESH_MS = 5000;
   const CHART_EVERY = 6; // refreshes: the chart every 30 s
   const $ = (id) => document.getElementById(id);
@@ -249,6 +252,9 @@
 
   function renderChart(c) {
     chartData = [c.t, c.received, c.delivered];
+    // How many minutes have anything: for people (an empty chart says why
+    // below) and for the browser test.
+    $('chart').dataset.points = String(c.t.filter((t, i) => c.received[i] || c.delivered[i]).length);
     $('chart-hours').textContent = String(Math.round(c.t.length / 60));
     $('chart-note').textContent = 'Delivered: deliveries (one per destination) of events received since ' + when(c.delivered_since) + '.';
     if (typeof uPlot === 'undefined') return;

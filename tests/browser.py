@@ -2,6 +2,7 @@
 """The operator's page in a real browser (run by tests/t_browser.sh).
 
     browser.py BASE_URL RECEIVER_PORT EXPECT_JSON [SCREENSHOT]
+    browser.py BASE_URL - -      (the figures alone: tests/page_big.sh)
 
 Headless Chromium through Selenium (Debian's chromium, chromium-driver and
 python3-selenium, for /usr/bin/python3) against a page that t_browser.sh
@@ -93,16 +94,35 @@ def first_load(d, base):
         for (const r of performance.getEntriesByType('resource')) {
             bytes += r.transferSize; n++;
         }
-        const filled = performance.getEntriesByName('slh-table-filled')[0];
-        return {bytes: bytes, requests: n,
-                filled: filled ? filled.startTime : -1};""")
+        const at = (name) => {
+            const m = performance.getEntriesByName(name)[0];
+            return m ? m.startTime : -1;
+        };
+        return {bytes: bytes, requests: n, filled: at('slh-table-filled'),
+                drawn: at('slh-chart-drawn')};""")
     print("figure: first load %d bytes transferred in %d requests; table "
-          "filled %.0f ms after navigation start"
-          % (figures["bytes"], figures["requests"], figures["filled"]))
+          "filled %.0f ms, chart drawn %.0f ms after navigation start"
+          % (figures["bytes"], figures["requests"], figures["filled"],
+             figures["drawn"]))
     check(0 < figures["bytes"] < 100 * 1024,
           "first load under 100 KB (%d bytes)" % figures["bytes"])
     check(figures["filled"] > 0, "the table was filled")
     return figures
+
+
+def warm_loads(d, base, n):
+    """n more loads (the browser started, its cache off): the median time
+    to the table filled."""
+    times = []
+    for _ in range(n):
+        d.get(base)
+        wait(d, 15, lambda: d.execute_script(
+            "return document.body.dataset.loaded === 'yes'"), "reload")
+        times.append(d.execute_script("return performance.getEntriesByName("
+                                      "'slh-table-filled')[0].startTime"))
+    times.sort()
+    print("figure: %d more loads: table filled in %.0f ms (median), %.0f ms "
+          "(slowest)" % (n, times[n // 2], times[-1]))
 
 
 def check_rows(d, want):
@@ -199,11 +219,23 @@ def check_retry(d, base, receiver_port, dest, want_delivered):
 def main():
     base, receiver_port, expect_path = sys.argv[1:4]
     shot = sys.argv[4] if len(sys.argv) > 4 else None
+    d = start()
+    if expect_path == "-":
+        # Figures only (tests/page_big.sh): a big spool, no known traffic.
+        try:
+            first_load(d, base)
+            warm_loads(d, base, 5)
+            check_chart(d)
+            check(not severe_logs(d), "no console errors")
+        finally:
+            d.quit()
+        print("%d passed, %d failed" % (passed, failed))
+        return 1 if failed else 0
     with open(expect_path, encoding="utf-8") as f:
         want = json.load(f)
-    d = start()
     try:
         first_load(d, base)
+        warm_loads(d, base, 5)
         check_rows(d, want)
         check_chart(d)
         if shot:

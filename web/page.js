@@ -363,14 +363,22 @@
 
   // ---- refreshing ----
 
-  async function refresh() {
+  // sessionRead: the first time, the session's JSON, read alongside the
+  // rest rather than before it.
+  async function refresh(sessionRead) {
     const withChart = ticks++ % CHART_EVERY === 0;
-    const [status, failures, c] = await Promise.all([
+    const [s, status, failures, c] = await Promise.all([
+      sessionRead || Promise.resolve(null),
       getJSON('api/status'),
       getJSON('api/failures'),
       withChart ? getJSON('api/chart') : Promise.resolve(null),
     ]);
+    if (s) {
+      session = s;
+      for (const th of document.querySelectorAll('.actions-col')) th.hidden = !session.actions;
+    }
     renderDests(status.destinations);
+    if (s) performance.mark('slh-table-filled');
     renderList($('failures'), failures.events, true, 'no failures');
     if (c) renderChart(c);
     if (openId) {
@@ -412,18 +420,11 @@
         chart = makeChart(chartData);
       }
     });
-    try {
-      session = await getJSON('api/session');
-    } catch (e) {
-      showError(e);
-      return;
-    }
-    for (const th of document.querySelectorAll('.actions-col')) th.hidden = !session.actions;
     const id = eventInPath();
     if (id) openEvent(id, false);
     try {
-      await refresh();
-      performance.mark('slh-table-filled');
+      await refresh(getJSON('api/session'));
+      performance.mark('slh-chart-drawn');
       document.body.dataset.loaded = 'yes';
     } catch (e) {
       showError(e);

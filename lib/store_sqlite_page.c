@@ -13,12 +13,14 @@ static const char received_sql[] =
 
 /* delivery has no index by done (one would cost every outcome a write):
  * its rows are reached from the window's events, through event_received
- * and then the primary key (dest, seq), one destination at a time. */
+ * and then the primary key (dest, seq), one destination at a time. CROSS
+ * JOIN keeps that order: left to itself the planner read every row of the
+ * destination first (a million events: 148 ms a destination, not 27). */
 static const char delivered_sql[] =
     "SELECT d.done / 60000, COUNT(*) FROM event e"
-    " JOIN delivery d ON d.dest = ?3 AND d.seq = e.seq"
+    " CROSS JOIN delivery d ON d.dest = ?3 AND d.seq = e.seq"
     " WHERE e.received >= ?1 AND e.received < ?2"
-    " AND d.state = 1 AND d.done >= ?4 AND d.done < ?2 GROUP BY 1";
+    " AND +d.state = 1 AND d.done >= ?4 AND d.done < ?2 GROUP BY 1";
 
 /* Adds each (minute, count) row of q to counts[minute - first]. */
 static int

@@ -144,6 +144,7 @@
     c.retrying.textContent = d.retrying;
     c.dead.textContent = d.dead;
     c.delivered.textContent = d.delivered;
+    for (const k of ['pending', 'retrying', 'dead', 'delivered']) c[k].classList.toggle('zero', d[k] === 0);
     c.oldest.textContent = age(d.oldest_pending_seconds);
     c.oldest.title = d.oldest_pending || '';
     const b = d.breaker;

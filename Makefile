@@ -45,7 +45,7 @@ SLH_LDFLAGS = $(SAN_FLAGS)
 # <curl/curl.h> or call a deliverer), lives in an archive of its own.
 DELIVER_SRC := $(wildcard lib/deliver*.c)
 LIB_SRC := $(filter-out $(DELIVER_SRC),$(wildcard lib/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/lib/page_assets.o
 DELIVER_OBJ := $(DELIVER_SRC:%.c=$(B)/%.o)
 CGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cgi/*.c)) $(B)/cgi/tool.o
 FCGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard fcgi/*.c))
@@ -69,6 +69,44 @@ DEP_NAMES = -MT $(abspath $@) -MT $(patsubst $(CURDIR)/%,%,$(abspath $@))
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(SLH_CFLAGS) $(CFLAGS) $(DEP_NAMES) -c $< -o $@
+
+# The operator's page (lib/page.h): web/'s files and uPlot's, from npm
+# (web/package-lock.json; tools/install-deps runs npm ci), each with a gzip
+# -9 -n copy, in $(B)/web/ for lib/page_assets.S to include. The page names
+# each asset with a hash of its bytes, so that a browser may keep them.
+UPLOT = web/node_modules/uplot/dist
+WEB_ASSETS = page.css page.js uPlot.iife.min.js uPlot.min.css
+WEB_FILES = $(addprefix $(B)/web/,page.html events.html $(WEB_ASSETS))
+
+web/node_modules/.package-lock.json: web/package-lock.json web/package.json
+	npm ci --prefix web --no-audit --no-fund
+
+$(UPLOT)/%: web/node_modules/.package-lock.json
+	@test -f $@ || { echo "$@ missing: npm ci --prefix web"; exit 1; }
+
+$(B)/web/uPlot.%: $(UPLOT)/uPlot.%
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(B)/web/page.%: web/page.%
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(B)/web/page.html: web/page.html $(addprefix $(B)/web/,$(WEB_ASSETS))
+	@mkdir -p $(dir $@)
+	sed $(foreach f,$(WEB_ASSETS),-e "s|assets/$(f)\"|assets/$(f)?v=$$(sha256sum $(B)/web/$(f) | cut -c1-12)\"|") $< >$@
+
+# The same document for .../events/ID, its assets one level up, at the
+# handler's own path (the page's CSP has base-uri 'none': no <base>).
+$(B)/web/events.html: $(B)/web/page.html
+	sed 's|"assets/|"../assets/|g' $< >$@
+
+$(B)/web/%.gz: $(B)/web/%
+	gzip -9 -n -c $< >$@
+
+$(B)/lib/page_assets.o: lib/page_assets.S $(WEB_FILES) $(WEB_FILES:%=%.gz)
+	@mkdir -p $(dir $@)
+	$(CC) -Wa,-I,$(B)/web $(CFLAGS) -c $< -o $@
 
 $(B)/libslhook.a: $(LIB_OBJ)
 	rm -f $@

@@ -313,6 +313,25 @@ slh_store_requeue(struct slh_store *st, const struct slh_store_replay *r,
 }
 
 enum slh_err
+slh_store_minutes(struct slh_store *st, int64_t since_ms, size_t n,
+                  int64_t from_ms, int64_t *received, int64_t *delivered,
+                  struct slh_error *err)
+{
+    enum slh_err rc;
+
+    memset(received, 0, n * sizeof(*received));
+    memset(delivered, 0, n * sizeof(*delivered));
+    if (st == NULL)
+        return NO_HANDLE(err);
+    rc = st->ops->minutes(st, since_ms, n, from_ms, received, delivered, err);
+    if (rc != SLH_OK) {
+        memset(received, 0, n * sizeof(*received));
+        memset(delivered, 0, n * sizeof(*delivered));
+    }
+    return rc;
+}
+
+enum slh_err
 slh_store_throttle_get(struct slh_store *st, const char *dest,
                        struct slh_throttle_state *s, struct slh_error *err)
 {

@@ -370,8 +370,13 @@ struct slh_store_filter {
     int64_t since;          /* received at or after (unix ms); 0: no bound */
     int64_t until;          /* received before (unix ms); 0: no bound */
     size_t limit;           /* at most this many; 0: SLH_STORE_LIST_LIMIT */
+    const char *address;    /* Address (so spelled in the body), in any case.
+                               No index has it: only the newest scan events
+                               of the window are read for it */
+    size_t scan;            /* with address; 0: SLH_STORE_ADDRESS_SCAN */
 };
 #define SLH_STORE_LIST_LIMIT 50
+#define SLH_STORE_ADDRESS_SCAN 100000
 
 /*
  * The events that f selects, newest first (by received time, then by
@@ -386,6 +391,20 @@ enum slh_err slh_store_events(struct slh_store *st,
 
 /* Releases n events and the array. NULL is fine. */
 void slh_store_events_free(struct slh_store_event *events, size_t n);
+
+/*
+ * What happened in each of n minutes from since_ms (a whole minute): into
+ * received[i] the events received in minute i, into delivered[i] the
+ * delivery rows delivered in it, of events received at or after from_ms
+ * (at most since_ms). No index has a row's delivery time: the rows are
+ * found through the events received since from_ms, so that the read stays
+ * bound to the window; a later delivery of an event received before (a
+ * dead letter retried days after, say) is not counted. On failure both
+ * arrays are zeroed and err says why (SLH_ESTORE).
+ */
+enum slh_err slh_store_minutes(struct slh_store *st, int64_t since_ms, size_t n,
+                               int64_t from_ms, int64_t *received,
+                               int64_t *delivered, struct slh_error *err);
 
 /*
  * Reads the one event whose id is id, or begins with id (at least

@@ -354,6 +354,7 @@ const struct slh_store_ops slh_store_sqlite_ops = {
     .events = slh_sqlite_events,
     .event = slh_sqlite_event,
     .requeue = slh_sqlite_requeue,
+    .minutes = slh_sqlite_minutes,
     .throttle_get = slh_sqlite_throttle_get,
     .throttle_put = slh_sqlite_throttle_put,
     .expire = slh_sqlite_expire,

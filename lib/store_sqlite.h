@@ -304,6 +304,9 @@ __typeof__(slh_store_events) slh_sqlite_events;
 __typeof__(slh_store_event) slh_sqlite_event;
 __typeof__(slh_store_requeue) slh_sqlite_requeue;
 
+/* The operator's page's figures (store_sqlite_page.c). */
+__typeof__(slh_store_minutes) slh_sqlite_minutes;
+
 /* Protecting a destination (store_sqlite_throttle.c). */
 __typeof__(slh_store_throttle_get) slh_sqlite_throttle_get;
 __typeof__(slh_store_throttle_put) slh_sqlite_throttle_put;

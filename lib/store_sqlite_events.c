@@ -26,6 +26,17 @@ static const char list_mid_sql[] =
     " AND (?3 IS NULL OR type = ?3 COLLATE NOCASE)"
     " ORDER BY received DESC, seq DESC";
 
+/* An Address: no index has it (one would cost every receive a write), so
+ * the newest ?6 events of the window are read, bodies and all. */
+static const char list_address_sql[] =
+    "SELECT seq, id, type, tracking, at, received, body FROM"
+    " (SELECT * FROM event WHERE received >= ?1 AND received < ?2"
+    " ORDER BY received DESC, seq DESC LIMIT ?6)"
+    " WHERE json_extract(body, '$.Address') = ?5 COLLATE NOCASE"
+    " AND (?3 IS NULL OR type = ?3 COLLATE NOCASE)"
+    " AND (?4 IS NULL OR json_extract(body, '$.MessageId') = ?4)"
+    " ORDER BY received DESC, seq DESC";
+
 /* An id prefix: no index has ids first (each event would land on a random
  * page of it), so the inner query reads the covering (at, id) index whole,
  * not the bodies: 2 s for ten million events. ?2 is the prefix's first 8
@@ -284,6 +295,16 @@ list_rare(struct slh_sqlite *sq, const struct slh_store_filter *f, char **dests,
     return rc;
 }
 
+/* The statement that reads f's events: by Address, by MessageId (its
+ * index), or newest first. */
+static const char *
+list_sql_for(const struct slh_store_filter *f)
+{
+    if (f->address != NULL)
+        return list_address_sql;
+    return f->message_id != NULL ? list_mid_sql : list_sql;
+}
+
 /* The list's read transaction: the destinations, then the events. */
 static enum slh_err
 list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
@@ -295,11 +316,11 @@ list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
     bool is_rare = false;
     enum slh_err rc = slh_sqlite_dests(&sq->base, &dests, &n_dests, err);
 
-    if (rc == SLH_OK && f->states != 0 && f->message_id == NULL)
+    if (rc == SLH_OK && f->states != 0 && f->message_id == NULL &&
+        f->address == NULL)
         rc = list_rare(sq, f, dests, n_dests, out, n, &is_rare, err);
     if (rc == SLH_OK && !is_rare &&
-        slh_sqlite_prepare(sq, f->message_id != NULL ? list_mid_sql : list_sql,
-                           &q) != SQLITE_OK)
+        slh_sqlite_prepare(sq, list_sql_for(f), &q) != SQLITE_OK)
         rc = slh_sqlite_fail(sq, "events", err);
     if (rc == SLH_OK && !is_rare) {
         sqlite3_bind_int64(q, 1, f->since > 0 ? f->since : INT64_MIN);
@@ -308,6 +329,11 @@ list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
             sqlite3_bind_text(q, 3, f->type, -1, SQLITE_STATIC);
         if (f->message_id != NULL)
             sqlite3_bind_text(q, 4, f->message_id, -1, SQLITE_STATIC);
+        if (f->address != NULL) {
+            sqlite3_bind_text(q, 5, f->address, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(
+                q, 6, f->scan > 0 ? (int64_t)f->scan : SLH_STORE_ADDRESS_SCAN);
+        }
         rc = list(sq, q, f, dests, n_dests, out, n, err);
     }
     slh_sqlite_release(q);

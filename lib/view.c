@@ -192,11 +192,11 @@ row_json(const struct slh_store_row *r)
         r->state == SLH_PENDING ? json_time(r->due) : json_null());
 }
 
-char *
-slh_view_json(const struct slh_store_event *ev)
+json_t *
+slh_view_object(const struct slh_store_event *ev)
 {
     json_t *deliveries = json_object(), *o = NULL;
-    char *out = NULL, *mid, *addr;
+    char *mid, *addr;
 
     mid_and_address(ev->body, &mid, &addr);
     if (deliveries != NULL)
@@ -208,15 +208,23 @@ slh_view_json(const struct slh_store_event *ev)
         free(mid);
         free(addr);
     }
-
     for (size_t i = 0; o != NULL && i < ev->n_rows; i++)
         if (json_object_set_new(deliveries, ev->rows[i].dest,
-                                row_json(&ev->rows[i])) != 0)
-            goto out;
-    if (o != NULL)
-        out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-out:
+                                row_json(&ev->rows[i])) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
     json_decref(deliveries);
+    return o;
+}
+
+char *
+slh_view_json(const struct slh_store_event *ev)
+{
+    json_t *o = slh_view_object(ev);
+    char *out =
+        o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
     json_decref(o);
     return out;
 }

@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "store.h"
 
 /*
@@ -60,6 +62,10 @@ char *slh_view_line(const struct slh_store_event *ev);
  * null)}}}. A new string (free()); NULL when out of memory.
  */
 char *slh_view_json(const struct slh_store_event *ev);
+
+/* The object of slh_view_json(), as a new reference; NULL when out of
+ * memory. For the operator's page (page.h), which sends it in arrays. */
+json_t *slh_view_object(const struct slh_store_event *ev);
 
 /*
  * What `slhook show` prints of one event, newline-terminated lines: its

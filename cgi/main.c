@@ -338,6 +338,8 @@ serve_web(const struct slh_config *cfg, const struct timespec *t0)
     slh_web_logline(&req, &ans, slh_elapsed_ms(t0), line, sizeof(line));
     if (line[0] != '\0')
         fprintf(stderr, "%s\n", line);
+    if (ans.is_work_queued && cfg->n_dests > 0)
+        kick_deliverer(cfg);
     slh_web_answer_free(&ans);
     free(form);
     return 0;

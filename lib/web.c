@@ -119,6 +119,7 @@ action(const struct slh_web_env *env, const struct slh_web_request *req,
         return;
     }
     with_store(env, req, path, s, ans);
+    ans->is_work_queued = ans->status == 200;
 }
 
 /* Past the guard: what the admin asked for. */

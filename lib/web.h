@@ -62,8 +62,10 @@ struct slh_web_answer {
     char location[512];        /* Location (303), "" for none */
     const char *body;
     size_t len;
-    char *owned;  /* body when owned, else NULL */
-    bool is_head; /* HEAD: the body is not sent (len is still told) */
+    char *owned;         /* body when owned, else NULL */
+    bool is_head;        /* HEAD: the body is not sent (len is still told) */
+    bool is_work_queued; /* an action queued deliveries: a front end with
+                            no deliverer of its own (the CGI) starts one */
 };
 
 /* What a front end gives slh_web_handle() beyond the request. */

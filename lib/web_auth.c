@@ -112,27 +112,61 @@ cookie(const struct slh_web_request *req, char *out, size_t size,
              is_tls ? "; Secure" : "", extra);
 }
 
-/* The login form, with why (a literal) above it. Its style sheet is the
- * page's: assets answer before the token is asked for. */
+/* text into f, HTML-escaped (the handler's path, as the server gave it). */
 static void
-login_form(struct slh_web_answer *ans, int status, const char *why)
+put_escaped(FILE *f, const char *text)
 {
+    for (; *text != '\0'; text++) {
+        switch (*text) {
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        case '\'':
+            fputs("&#39;", f);
+            break;
+        default:
+            fputc(*text, f);
+        }
+    }
+}
+
+/* The login form, with why (a literal) above it. Its style sheet is the
+ * page's (assets answer before the token is asked for), and its links are
+ * absolute: the form stands in for the page at .../events/ID too. */
+static void
+login_form(const struct slh_web_request *req, struct slh_web_answer *ans,
+           int status, const char *why)
+{
+    const char *base = req->script_name != NULL ? req->script_name : "";
     FILE *f = slh_web_answer_open(ans);
 
     if (f == NULL)
         return;
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+          "<meta name=\"viewport\" content=\"width=device-width, "
+          "initial-scale=1\"><title>slhook: sign in</title>"
+          "<link rel=\"stylesheet\" href=\"",
+          f);
+    put_escaped(f, base);
     fprintf(f,
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, "
-            "initial-scale=1\"><title>slhook: sign in</title>"
-            "<link rel=\"stylesheet\" href=\"assets/page.css\"></head>\n"
-            "<body class=\"login\"><main><h1>slhook</h1><p>%s</p>"
-            "<form method=\"post\" action=\"login\">"
-            "<label>Token <input type=\"password\" name=\"token\" "
-            "autocomplete=\"current-password\" autofocus required></label> "
-            "<button type=\"submit\">Sign in</button></form></main></body>"
-            "</html>\n",
+            "/assets/page.css\"></head>\n<body class=\"login\"><main>"
+            "<h1>slhook</h1><p>%s</p><form method=\"post\" action=\"",
             why);
+    put_escaped(f, base);
+    fputs("/login\"><label>Token <input type=\"password\" name=\"token\" "
+          "autocomplete=\"current-password\" autofocus required></label> "
+          "<button type=\"submit\">Sign in</button></form></main></body>"
+          "</html>\n",
+          f);
     slh_web_answer_close(ans, f, status, WEB_HTML);
 }
 
@@ -147,9 +181,8 @@ void
 web_login_needed(const struct slh_web_request *req, const char *path,
                  struct slh_web_answer *ans)
 {
-    (void)req;
     if (is_page(path))
-        login_form(ans, 401,
+        login_form(req, ans, 401,
                    "The operator's page needs the token of "
                    "[admin] token_file.");
     else
@@ -173,14 +206,15 @@ web_login(const struct slh_config *cfg, const struct slh_web_request *req,
         return;
     }
     if (!is_post) {
-        login_form(ans, 200, "Sign in with the token of [admin] token_file.");
+        login_form(req, ans, 200,
+                   "Sign in with the token of [admin] token_file.");
         return;
     }
     if (!slh_web_form_value(req->body, req->body_len, "token", got,
                             sizeof(got)) ||
         !same(got, token)) {
         OPENSSL_cleanse(got, sizeof(got));
-        login_form(ans, 401, "That is not the token. Try again.");
+        login_form(req, ans, 401, "That is not the token. Try again.");
         return;
     }
     OPENSSL_cleanse(got, sizeof(got));

@@ -227,7 +227,7 @@ test_token(void)
     req = get("/");
     slh_web_handle(&env, &req, &ans);
     CHECK(ans.status == 401 &&
-              has(&ans, "<form method=\"post\" action=\"login\">"),
+              has(&ans, "<form method=\"post\" action=\"/s/login\">"),
           "the page without it: the login form");
     slh_web_answer_free(&ans);
     req = get("/assets/page.css");

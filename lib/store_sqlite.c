@@ -263,6 +263,17 @@ where(const struct slh_store *st)
     return ((const struct slh_sqlite *)st)->path;
 }
 
+/* A destination whose tally is not its count of delivered rows, if any:
+ * the triggers keep them equal, so one that differs was written by
+ * something else. */
+static const char tally_sql[] =
+    "SELECT dest FROM (SELECT dest, COUNT(*) AS n FROM delivery"
+    " WHERE state = 1 GROUP BY dest) LEFT JOIN tally USING (dest)"
+    " WHERE delivered IS NOT n"
+    " UNION ALL SELECT dest FROM tally WHERE delivered <> 0 AND NOT EXISTS"
+    " (SELECT 1 FROM delivery d WHERE d.dest = tally.dest AND d.state = 1)"
+    " LIMIT 1";
+
 static enum slh_err
 verify(struct slh_store *st, struct slh_error *err)
 {
@@ -279,6 +290,15 @@ verify(struct slh_store *st, struct slh_error *err)
         return slh_error_set(err, SLH_ESTORE, "spool %s: damaged: %s", sq->path,
                              result);
     }
+    result[0] = '\0';
+    if (slh_sqlite_pragma(sq->db, tally_sql, NULL, result, sizeof(result)) ==
+        SQLITE_OK)
+        return slh_error_set(err, SLH_ESTORE,
+                             "spool %s: the tally of delivered rows for %s "
+                             "disagrees with the rows (UPDATE tally SET "
+                             "delivered = (SELECT COUNT(*) FROM delivery "
+                             "WHERE dest = tally.dest AND state = 1) mends it)",
+                             sq->path, result);
     return SLH_OK;
 }
 

@@ -49,6 +49,11 @@
  *            probing INTEGER NOT NULL, -- pace in unix microseconds)
  *            pace INTEGER NOT NULL) WITHOUT ROWID
  *
+ *   tally(dest TEXT PRIMARY KEY,       -- version 7: each destination's
+ *         delivered INTEGER NOT NULL)  -- delivered rows, kept by triggers
+ *         WITHOUT ROWID                -- (tally_insert, tally_update,
+ *                                      -- tally_delete) on delivery
+ *
  * PRAGMA user_version holds the schema version (SLH_SQLITE_VERSION).
  *
  * Owners are lock files, SLH_SQLITE_CLAIMS/<token>.lock in the spool
@@ -77,8 +82,8 @@
 
 /* Older versions are upgraded on open: 1 (no at, id UNIQUE), 2 (no owner),
  * 3 (no event_received), 4 (no event_message_id), 5 (no
- * throttle). */
-#define SLH_SQLITE_VERSION 6
+ * throttle), 6 (no tally). */
+#define SLH_SQLITE_VERSION 7
 #define SLH_SQLITE_FILE "slhook.db"  /* inside the spool directory */
 #define SLH_SQLITE_LOCK "write.lock" /* the writers' lock, beside it */
 #define SLH_SQLITE_CLAIMS "claims"   /* the owners' lock files, beside it */

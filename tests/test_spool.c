@@ -1670,6 +1670,24 @@ test_upgrade_3(void)
     /* Version 6's step: the breakers' table, every destination closed. */
     CHECK(sql_int(db, "SELECT count(*) FROM throttle") == 0,
           "throttle table made, empty");
+    /* Version 7's: the tally of delivered rows, counted once; slhook check
+     * (verify) finds one that disagrees, and the mend it names mends it. */
+    CHECK(sql_int(db, "SELECT delivered FROM tally WHERE dest = 'x'") == 1 &&
+              sql_int(db, "SELECT count(*) FROM tally") == 1,
+          "tally counted from the rows");
+    {
+        struct slh_error verr = {0};
+        CHECK(slh_store_verify(sp, &verr) == SLH_OK, "verify: %s", verr.text);
+        sqlite3_exec(db, "UPDATE tally SET delivered = 5", NULL, NULL, NULL);
+        CHECK(slh_store_verify(sp, &verr) == SLH_ESTORE &&
+                  strstr(verr.text, "tally of delivered rows for x") != NULL,
+              "a tally off: %s", verr.text);
+        sqlite3_exec(db,
+                     "UPDATE tally SET delivered = (SELECT COUNT(*) FROM "
+                     "delivery WHERE dest = tally.dest AND state = 1)",
+                     NULL, NULL, NULL);
+        CHECK(slh_store_verify(sp, &verr) == SLH_OK, "mended: %s", verr.text);
+    }
     CHECK(strcmp(q_text(db,
                         "SELECT group_concat(name, ',') FROM "
                         "pragma_index_info('event_received')",

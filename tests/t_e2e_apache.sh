@@ -76,6 +76,7 @@ ship_conf apache/slhook-cgi.conf
 apache_conf cgid "ScriptSock $D/run/cgid.sock"
 if start_apache; then
     contract_suite
+    web_suite
     broken_config_suite
 fi
 mode_end
@@ -84,7 +85,10 @@ mode_begin apache-fcgid
 ship_conf apache/slhook-fcgid.conf
 apache_conf "fcgid rewrite" "FcgidIPCDir $D/run/fcgid
 FcgidProcessTableFile $D/run/fcgid.shm"
-start_apache && contract_suite
+if start_apache; then
+    contract_suite
+    web_suite
+fi
 mode_end
 
 mode_begin apache-proxy-fcgi
@@ -95,8 +99,11 @@ $AS_USER "$T/bin/slhook.fcgi" -c "$D/slhook.conf" --listen "127.0.0.1:$FPORT" \
 mode_stop_cmd "stop_pid $!"
 check "slhook.fcgi --listen accepts" wait_tcp "$FPORT"
 ship_conf apache/slhook-proxy-fcgi.conf
-apache_conf "proxy proxy_fcgi"
-start_apache && contract_suite
+apache_conf "proxy proxy_fcgi setenvif"
+if start_apache; then
+    contract_suite
+    web_suite
+fi
 mode_end
 
 # Each config's optional allow-list: SocketLabs' addresses only.
@@ -108,7 +115,7 @@ for conf in cgi fcgid proxy-fcgi; do
     cgi) apache_conf cgid "ScriptSock $D/run/cgid.sock" ;;
     fcgid) apache_conf "fcgid rewrite" "FcgidIPCDir $D/run/fcgid
 FcgidProcessTableFile $D/run/fcgid.shm" ;;
-    *) apache_conf "proxy proxy_fcgi" ;;
+    *) apache_conf "proxy proxy_fcgi setenvif" ;;
     esac
     start_apache && allowlist_expect
     mode_end

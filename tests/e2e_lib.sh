@@ -603,6 +603,38 @@ json.load(open(sys.argv[1]))' "$D/resp"
     if [ "$fail" -gt 0 ]; then show_logs; fi
 }
 
+# server_login_suite SED-SCRIPT RESTART: the site config's commented example
+# of the server's own login in front of the page, enabled by SED-SCRIPT (its
+# password file moved into $D), then RESTART (stop the server, start it on
+# the changed $D/site.conf): /metrics asks for the server's password, the
+# webhook and /slhook/health do not. Run on the mode's plain slhook.conf.
+server_login_suite() {
+    pw=$(openssl rand -hex 12)
+    printf 'ops:%s\n' "$(openssl passwd -apr1 "$pw")" >"$D/htpasswd"
+    chmod 644 "$D/htpasswd"
+    cp "$D/site.conf" "$D/site.conf.nologin"
+    sed -i -E -e "$1" -e "s|/etc/[a-z0-9]+/slhook\.htpasswd|$D/htpasswd|" \
+        "$D/site.conf"
+    check "the server's login is in the config, commented out" \
+        sh -c "! cmp -s '$D/site.conf' '$D/site.conf.nologin' &&
+            grep -q '^ *[^# ].*$D/htpasswd' '$D/site.conf'"
+    $2 || return 0
+    get "$URL/metrics"
+    expect_answer "server login: /metrics without the password" 401
+    check "server login: WWW-Authenticate: Basic" \
+        has_header 'WWW-Authenticate: Basic'
+    get "$URL/" -u "ops:$pw"
+    expect_answer "server login: / with the password reaches slhook" 405
+    get "$URL/metrics" -u "ops:$pw"
+    expect_answer "server login: /metrics with the password reaches slhook" \
+        404 "not found"
+    get "$URL/health"
+    expect_answer "server login: /health without the password" 200 ok
+    post "$URL" application/json "$FIX/delivered-1.json"
+    expect_answer "server login: the webhook without the password" 200 OK
+    if [ "$fail" -gt 0 ]; then show_logs; fi
+}
+
 # allowlist_suite SED-SCRIPT: the site config's optional SocketLabs
 # allow-list, enabled by SED-SCRIPT: the server itself refuses a post from
 # 127.0.0.1, before slhook sees it.

@@ -19,7 +19,8 @@ apache_conf() {
         echo "DefaultRuntimeDir $D/run"
         echo "ErrorLog $D/log/apache.log"
         echo "LogLevel warn"
-        for m in mpm_event authz_core authz_host alias env ssl $1; do
+        for m in mpm_event authz_core authz_host alias env ssl \
+            auth_basic authn_core authn_file authz_user $1; do
             echo "LoadModule ${m}_module $MODS/mod_$m.so"
         done
         if [ "$(id -u)" -eq 0 ]; then
@@ -46,6 +47,14 @@ start_apache() {
         return 1
     fi
 }
+
+restart_apache() {
+    stop_pidfile "$D/run/apache.pid"
+    start_apache
+}
+
+# The site configs' commented login example.
+LOGIN_SED='/^ *#<LocationMatch/,/^ *#<\/LocationMatch>/ s/^( *)#/\1/'
 
 # broken_config_suite: with the config broken (an unknown key) or missing,
 # every request gets a complete 503 with Retry-After, five times each, its
@@ -78,6 +87,7 @@ if start_apache; then
     contract_suite
     web_suite
     broken_config_suite
+    server_login_suite "$LOGIN_SED" restart_apache
 fi
 mode_end
 
@@ -88,6 +98,7 @@ FcgidProcessTableFile $D/run/fcgid.shm"
 if start_apache; then
     contract_suite
     web_suite
+    server_login_suite "$LOGIN_SED" restart_apache
 fi
 mode_end
 
@@ -103,6 +114,7 @@ apache_conf "proxy proxy_fcgi setenvif"
 if start_apache; then
     contract_suite
     web_suite
+    server_login_suite "$LOGIN_SED" restart_apache
 fi
 mode_end
 

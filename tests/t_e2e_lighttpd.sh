@@ -43,11 +43,21 @@ start_lighttpd() {
     fi
 }
 
+restart_lighttpd() {
+    stop_pidfile "$D/run/lighttpd.pid"
+    start_lighttpd
+}
+
+# The site configs' commented login example.
+LOGIN_SED='/^#server.modules.*"mod_auth"/ s/^#//
+/^#.*\(\?!health/,/^#}$/ s/^#//'
+
 mode_begin lighttpd-cgi
 ship_conf lighttpd/50-slhook-cgi.conf
 if start_lighttpd; then
     contract_suite
     web_suite
+    server_login_suite "$LOGIN_SED" restart_lighttpd
 fi
 mode_end
 
@@ -56,6 +66,7 @@ ship_conf lighttpd/50-slhook-fastcgi.conf
 if start_lighttpd; then
     contract_suite
     web_suite
+    server_login_suite "$LOGIN_SED" restart_lighttpd
 fi
 mode_end
 
@@ -66,6 +77,7 @@ ship_conf lighttpd/50-slhook-spawn-fcgi.conf
 if start_lighttpd; then
     contract_suite
     web_suite
+    server_login_suite "$LOGIN_SED" restart_lighttpd
 fi
 mode_end
 

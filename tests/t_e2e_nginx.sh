@@ -46,6 +46,11 @@ start_nginx() {
     fi
 }
 
+restart_nginx() {
+    stop_pidfile "$D/run/nginx.pid"
+    start_nginx
+}
+
 mode_begin nginx-spawn-fcgi
 # As nginx/slhook.conf says to start it.
 spawn_fcgi_start
@@ -53,6 +58,10 @@ ship_conf nginx/slhook.conf
 if start_nginx; then
     contract_suite
     web_suite
+    # The config's commented login example (nginx-listen has the same
+    # config, passing to a port).
+    server_login_suite '/^ *#auth_basic slhook;/,/^ *#}$/ s/^( *)#/\1/' \
+        restart_nginx
 fi
 mode_end
 

@@ -40,7 +40,7 @@ e2e_init() {
     case $B in /*) ;; *) B=$PWD/$B ;; esac
     trap e2e_cleanup EXIT
     trap 'exit 130' INT TERM HUP
-    need curl python3 setpriv openssl sqlite3 "$@"
+    need curl python3 setpriv openssl sqlite3 promtool "$@"
     for p in slhook slhook.cgi slhook.fcgi; do
         [ -x "$B/$p" ] || abort "$B/$p is missing (run make)"
     done
@@ -249,11 +249,13 @@ post_repeat() {
     done
 }
 
-# get URL: as post, a GET.
+# get URL [CURL-ARGS...]: as post, a GET (or what CURL-ARGS make it).
 get() {
+    u=$1
+    shift
     # shellcheck disable=SC2086
     CODE=$(curl $CURL_OPTS -sS -m 20 -o "$D/resp" -D "$D/resp.h" -w '%{http_code}' \
-        "$1" 2>"$D/curl.err") || CODE="curl-exit-$?"
+        "$@" "$u" 2>"$D/curl.err") || CODE="curl-exit-$?"
 }
 
 # expect_answer DESC CODE [BODY]: the last answer had status CODE, and body
@@ -456,6 +458,181 @@ check_as_user_fails() {
         return 1
     fi
     grep -q "not writable" "$D/check.out" || { cat "$D/check.out"; false; }
+}
+
+# web_conf [ADMIN-LINES]: $D/slhook.conf as mode_begin wrote it
+# ($D/slhook.conf.plain), then ADMIN-LINES; replaced in one rename, so that
+# no request reads half a file.
+web_conf() {
+    { cat "$D/slhook.conf.plain"; [ -z "${1:-}" ] || printf '\n%s\n' "$1"; } \
+        >"$D/slhook.conf.new"
+    chown "$RUN_USER" "$D/slhook.conf.new"
+    chmod 600 "$D/slhook.conf.new"
+    mv "$D/slhook.conf.new" "$D/slhook.conf"
+    web_reload
+}
+
+# web_reload: this mode's slhook takes up $D/slhook.conf. slhook.cgi reads
+# it on every request: nothing to do. Each slhook.fcgi of this mode gets
+# SIGHUP and re-execs itself on the new config: the ones the test started
+# name the config on their command line (-c); the ones the server spawned
+# (lighttpd's bin-path, mod_fcgid) have it in SLHOOK_CONFIG. A signal, not
+# a server restart: mod_fcgid may run several, and each is found by its pid.
+web_reload() {
+    for pid in $(pgrep -f -- "$T/bin/slhook.fcgi"); do
+        if tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null |
+            grep -qxF -- "$D/slhook.conf" ||
+            tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
+            grep -qxF -- "SLHOOK_CONFIG=$D/slhook.conf"; then
+            kill -HUP "$pid"
+        fi
+    done
+}
+
+# status_is WANT URL [CURL-ARGS...]: GET URL answers WANT three times in a
+# row (a reload's new process, and every process of the mode, answering).
+status_is() {
+    want=$1
+    shift
+    for _ in 1 2 3; do
+        get "$@"
+        [ "$CODE" = "$want" ] || return 1
+    done
+}
+
+# has_header NAME-AND-VALUE-REGEX: the last answer has such a header line.
+has_header() {
+    tr -d '\r' <"$D/resp.h" | grep -qiE "^$1"
+}
+
+# promtool_ok: the last answer's body passes promtool check metrics.
+promtool_ok() {
+    promtool check metrics <"$D/resp" >"$D/promtool.out" 2>&1 && return 0
+    head -n 20 "$D/promtool.out"
+    return 1
+}
+
+# web_suite: GET under the handler's path (lib/web.h) through the server:
+# /health for everyone; without [admin] nothing else; with it, 403 from a
+# client not in allow_from, the token (Bearer or the login form's cookie),
+# metrics that promtool accepts, the page. Ends on the mode's plain config.
+web_suite() {
+    cp "$D/slhook.conf" "$D/slhook.conf.plain"
+    get "$URL/health"
+    expect_answer "GET /health" 200 ok
+    get "$URL/metrics"
+    expect_answer "GET /metrics without [admin]" 404
+    get "$URL/events/x"
+    expect_answer "GET /events/x without [admin]" 404
+    # The page's path with nothing under it is the webhook's, as GET on the
+    # bare path (contract_suite): 405 (tests/test_web.c holds the same).
+    get "$URL/"
+    expect_answer "GET / without [admin]: the webhook's 405" 405
+
+    web_conf "[admin]
+allow_from = 192.0.2.0/24"
+    check "[admin] taken up (a reload, for slhook.fcgi)" \
+        wait_for 15 status_is 403 "$URL/metrics"
+    expect_answer "GET /metrics from outside [admin] allow_from" 403
+    get "$URL/"
+    expect_answer "GET / from outside [admin] allow_from" 403
+    get "$URL/health"
+    expect_answer "GET /health from outside [admin] allow_from" 200 ok
+
+    token=$(openssl rand -hex 32)
+    printf '%s\n' "$token" >"$D/admin.token"
+    chown "$RUN_USER" "$D/admin.token"
+    chmod 600 "$D/admin.token"
+    web_conf "[admin]
+allow_from = 127.0.0.1 ::1
+token_file = $D/admin.token"
+    check "[admin] with token_file taken up" \
+        wait_for 15 status_is 401 "$URL/metrics"
+    expect_answer "GET /metrics without the token" 401
+    check "401 says how: WWW-Authenticate" has_header 'WWW-Authenticate: Bearer'
+    get "$URL/metrics" -H "Authorization: Bearer x$token"
+    expect_answer "GET /metrics with a wrong token" 401
+    get "$URL/metrics" -H "Authorization: Bearer $token"
+    expect_answer "GET /metrics with the token" 200
+    check "metrics: Content-Type text/plain; version=0.0.4" \
+        has_header 'Content-Type: text/plain; version=0\.0\.4'
+    check "metrics pass promtool check metrics" promtool_ok
+    check "metrics hold no secret" sh -c "! grep -qF -e '$SECRET' -e '$token' '$D/resp'"
+
+    get "$URL/login" -d "token=x$token"
+    expect_answer "POST /login with a wrong token" 401
+    get "$URL/login" -d "token=$token"
+    expect_answer "POST /login with the token" 303
+    check "login: Location .../slhook/" has_header 'Location: (https://[^/]*)?/slhook/$'
+    check "login: Set-Cookie slhook_login, HttpOnly, Secure, Path=/slhook/" \
+        sh -c "tr -d '\r' <'$D/resp.h' | grep -i '^Set-Cookie: slhook_login=' |
+            grep -q 'Path=/slhook/;.*HttpOnly.*Secure'"
+    cookie=$(tr -d '\r' <"$D/resp.h" |
+        sed -n 's/^[Ss]et-[Cc]ookie: \(slhook_login=[^;]*\).*/\1/p')
+    check "the login cookie is not the token" \
+        sh -c "[ -n '$cookie' ] && ! printf %s '$cookie' | grep -qF '$token'"
+    get "$URL/metrics" -H "Cookie: $cookie"
+    expect_answer "GET /metrics with the login cookie" 200
+    check "metrics (cookie) pass promtool check metrics" promtool_ok
+
+    get "$URL/" -H "Authorization: Bearer $token"
+    expect_answer "GET / with the token" 200
+    check "the page: Content-Type text/html" has_header 'Content-Type: text/html'
+    check "the page: a Content-Security-Policy" \
+        has_header 'Content-Security-Policy: .'
+    get "$URL/" -H "Cookie: $cookie"
+    expect_answer "GET / with the login cookie" 200
+    get "$URL/"
+    expect_answer "GET / without the token: the login form" 401
+    check "the login form is HTML" has_header 'Content-Type: text/html'
+    get "$URL/api/session" -H "Authorization: Bearer $token"
+    expect_answer "GET /api/session with the token" 200
+    check "/api/session is JSON" python3 -c 'import json, sys
+json.load(open(sys.argv[1]))' "$D/resp"
+    get "$URL" -H "Authorization: Bearer $token"
+    expect_answer "GET the bare path with the token" 303
+    check "bare path: Location .../slhook/" \
+        has_header 'Location: (https://[^/]*)?/slhook/$'
+    post "$URL" application/json "$FIX/delivered-1.json"
+    expect_answer "the webhook, with [admin] set" 200 OK
+
+    web_conf
+    check "the plain config taken up again" \
+        wait_for 15 status_is 404 "$URL/metrics"
+    rm -f "$D/slhook.conf.plain" "$D/admin.token"
+    if [ "$fail" -gt 0 ]; then show_logs; fi
+}
+
+# server_login_suite SED-SCRIPT RESTART: the site config's commented example
+# of the server's own login in front of the page, enabled by SED-SCRIPT (its
+# password file moved into $D), then RESTART (stop the server, start it on
+# the changed $D/site.conf): /metrics asks for the server's password, the
+# webhook and /slhook/health do not. Run on the mode's plain slhook.conf.
+server_login_suite() {
+    pw=$(openssl rand -hex 12)
+    printf 'ops:%s\n' "$(openssl passwd -apr1 "$pw")" >"$D/htpasswd"
+    chmod 644 "$D/htpasswd"
+    cp "$D/site.conf" "$D/site.conf.nologin"
+    sed -i -E -e "$1" -e "s|/etc/[a-z0-9]+/slhook\.htpasswd|$D/htpasswd|" \
+        "$D/site.conf"
+    check "the server's login is in the config, commented out" \
+        sh -c "! cmp -s '$D/site.conf' '$D/site.conf.nologin' &&
+            grep -q '^ *[^# ].*$D/htpasswd' '$D/site.conf'"
+    $2 || return 0
+    get "$URL/metrics"
+    expect_answer "server login: /metrics without the password" 401
+    check "server login: WWW-Authenticate: Basic" \
+        has_header 'WWW-Authenticate: Basic'
+    get "$URL/" -u "ops:$pw"
+    expect_answer "server login: / with the password reaches slhook" 405
+    get "$URL/metrics" -u "ops:$pw"
+    expect_answer "server login: /metrics with the password reaches slhook" \
+        404 "not found"
+    get "$URL/health"
+    expect_answer "server login: /health without the password" 200 ok
+    post "$URL" application/json "$FIX/delivered-1.json"
+    expect_answer "server login: the webhook without the password" 200 OK
+    if [ "$fail" -gt 0 ]; then show_logs; fi
 }
 
 # allowlist_suite SED-SCRIPT: the site config's optional SocketLabs

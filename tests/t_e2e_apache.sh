@@ -19,7 +19,8 @@ apache_conf() {
         echo "DefaultRuntimeDir $D/run"
         echo "ErrorLog $D/log/apache.log"
         echo "LogLevel warn"
-        for m in mpm_event authz_core authz_host alias env ssl $1; do
+        for m in mpm_event authz_core authz_host alias env ssl \
+            auth_basic authn_core authn_file authz_user $1; do
             echo "LoadModule ${m}_module $MODS/mod_$m.so"
         done
         if [ "$(id -u)" -eq 0 ]; then
@@ -46,6 +47,14 @@ start_apache() {
         return 1
     fi
 }
+
+restart_apache() {
+    stop_pidfile "$D/run/apache.pid"
+    start_apache
+}
+
+# The site configs' commented login example.
+LOGIN_SED='/^ *#<LocationMatch/,/^ *#<\/LocationMatch>/ s/^( *)#/\1/'
 
 # broken_config_suite: with the config broken (an unknown key) or missing,
 # every request gets a complete 503 with Retry-After, five times each, its
@@ -76,7 +85,9 @@ ship_conf apache/slhook-cgi.conf
 apache_conf cgid "ScriptSock $D/run/cgid.sock"
 if start_apache; then
     contract_suite
+    web_suite
     broken_config_suite
+    server_login_suite "$LOGIN_SED" restart_apache
 fi
 mode_end
 
@@ -84,7 +95,11 @@ mode_begin apache-fcgid
 ship_conf apache/slhook-fcgid.conf
 apache_conf "fcgid rewrite" "FcgidIPCDir $D/run/fcgid
 FcgidProcessTableFile $D/run/fcgid.shm"
-start_apache && contract_suite
+if start_apache; then
+    contract_suite
+    web_suite
+    server_login_suite "$LOGIN_SED" restart_apache
+fi
 mode_end
 
 mode_begin apache-proxy-fcgi
@@ -95,8 +110,12 @@ $AS_USER "$T/bin/slhook.fcgi" -c "$D/slhook.conf" --listen "127.0.0.1:$FPORT" \
 mode_stop_cmd "stop_pid $!"
 check "slhook.fcgi --listen accepts" wait_tcp "$FPORT"
 ship_conf apache/slhook-proxy-fcgi.conf
-apache_conf "proxy proxy_fcgi"
-start_apache && contract_suite
+apache_conf "proxy proxy_fcgi setenvif"
+if start_apache; then
+    contract_suite
+    web_suite
+    server_login_suite "$LOGIN_SED" restart_apache
+fi
 mode_end
 
 # Each config's optional allow-list: SocketLabs' addresses only.
@@ -108,7 +127,7 @@ for conf in cgi fcgid proxy-fcgi; do
     cgi) apache_conf cgid "ScriptSock $D/run/cgid.sock" ;;
     fcgid) apache_conf "fcgid rewrite" "FcgidIPCDir $D/run/fcgid
 FcgidProcessTableFile $D/run/fcgid.shm" ;;
-    *) apache_conf "proxy proxy_fcgi" ;;
+    *) apache_conf "proxy proxy_fcgi setenvif" ;;
     esac
     start_apache && allowlist_expect
     mode_end

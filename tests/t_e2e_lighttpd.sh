@@ -43,28 +43,50 @@ start_lighttpd() {
     fi
 }
 
+restart_lighttpd() {
+    stop_pidfile "$D/run/lighttpd.pid"
+    start_lighttpd
+}
+
+# The site configs' commented login example.
+LOGIN_SED='/^#server.modules.*"mod_auth"/ s/^#//
+/^#.*\(\?!health/,/^#}$/ s/^#//'
+
 mode_begin lighttpd-cgi
 ship_conf lighttpd/50-slhook-cgi.conf
-start_lighttpd && contract_suite
+if start_lighttpd; then
+    contract_suite
+    web_suite
+    server_login_suite "$LOGIN_SED" restart_lighttpd
+fi
 mode_end
 
 mode_begin lighttpd-bin-path
 ship_conf lighttpd/50-slhook-fastcgi.conf
-start_lighttpd && contract_suite
+if start_lighttpd; then
+    contract_suite
+    web_suite
+    server_login_suite "$LOGIN_SED" restart_lighttpd
+fi
 mode_end
 
 mode_begin lighttpd-spawn-fcgi
 # As lighttpd/50-slhook-spawn-fcgi.conf says to start it.
 spawn_fcgi_start
 ship_conf lighttpd/50-slhook-spawn-fcgi.conf
-start_lighttpd && contract_suite
+if start_lighttpd; then
+    contract_suite
+    web_suite
+    server_login_suite "$LOGIN_SED" restart_lighttpd
+fi
 mode_end
 
 # Each config's optional allow-list: SocketLabs' addresses only.
 for conf in cgi fastcgi spawn-fcgi; do
     mode_begin "lighttpd-$conf-allow-list"
     ship_conf "lighttpd/50-slhook-$conf.conf"
-    allowlist_suite 's/^( *)#( *[$}])/\1\2/'
+    # Only the allow-list's lines: the login example below it stays off.
+    allowlist_suite '/only SocketLabs/,/^ *#}$/ s/^( *)#( *[$}])/\1\2/'
     start_lighttpd && allowlist_expect
     mode_end
 done

@@ -46,11 +46,23 @@ start_nginx() {
     fi
 }
 
+restart_nginx() {
+    stop_pidfile "$D/run/nginx.pid"
+    start_nginx
+}
+
 mode_begin nginx-spawn-fcgi
 # As nginx/slhook.conf says to start it.
 spawn_fcgi_start
 ship_conf nginx/slhook.conf
-start_nginx && contract_suite
+if start_nginx; then
+    contract_suite
+    web_suite
+    # The config's commented login example (nginx-listen has the same
+    # config, passing to a port).
+    server_login_suite '/^ *#auth_basic slhook;/,/^ *#}$/ s/^( *)#/\1/' \
+        restart_nginx
+fi
 mode_end
 
 mode_begin nginx-listen
@@ -66,7 +78,10 @@ sed -i -e 's|^\( *\)fastcgi_pass unix:|\1#fastcgi_pass unix:|' \
     -e 's|^\( *\)#fastcgi_pass 127|\1fastcgi_pass 127|' "$D/site.conf"
 check "site config passes to 127.0.0.1:$FPORT" \
     grep -q "^ *fastcgi_pass 127.0.0.1:$FPORT;" "$D/site.conf"
-start_nginx && contract_suite
+if start_nginx; then
+    contract_suite
+    web_suite
+fi
 mode_end
 
 # The config's optional allow-list: SocketLabs' addresses only (nginx

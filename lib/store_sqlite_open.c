@@ -47,10 +47,13 @@
     " probing INTEGER NOT NULL,"                                               \
     " pace INTEGER NOT NULL) WITHOUT ROWID;"
 
-/* Each destination's count of delivered rows, kept by triggers on every
- * change of a row to or from delivered (version 7): counting them, most
- * of the rows, read a million index entries for every status. The
- * receive path inserts pending rows, which no trigger's WHEN lets in. */
+/* Each destination's count of delivered rows (version 7): counting them,
+ * most of the rows, read a million index entries for every status. A
+ * finish adds what it delivered, one write per destination
+ * (store_sqlite_queue.c); triggers take off what leaves the delivered
+ * state (a requeue, a purge), and count a row inserted delivered, so that
+ * no other writer can forget it. The receive path inserts pending rows,
+ * which no trigger's WHEN lets in. */
 #define TALLY_TABLE                                                            \
     "CREATE TABLE tally(dest TEXT PRIMARY KEY,"                                \
     " delivered INTEGER NOT NULL) WITHOUT ROWID;"                              \
@@ -59,10 +62,8 @@
     " INSERT INTO tally VALUES (new.dest, 1) ON CONFLICT(dest)"                \
     " DO UPDATE SET delivered = delivered + 1; END;"                           \
     "CREATE TRIGGER tally_update AFTER UPDATE OF state ON delivery"            \
-    " WHEN (old.state = 1) <> (new.state = 1) BEGIN"                           \
-    " INSERT INTO tally VALUES (new.dest, 0) ON CONFLICT(dest) DO NOTHING;"    \
-    " UPDATE tally SET delivered = delivered +"                                \
-    " CASE WHEN new.state = 1 THEN 1 ELSE -1 END WHERE dest = new.dest; END;"  \
+    " WHEN old.state = 1 AND new.state <> 1 BEGIN"                             \
+    " UPDATE tally SET delivered = delivered - 1 WHERE dest = new.dest; END;"  \
     "CREATE TRIGGER tally_delete AFTER DELETE ON delivery"                     \
     " WHEN old.state = 1 BEGIN"                                                \
     " UPDATE tally SET delivered = delivered - 1 WHERE dest = old.dest; END;"
@@ -83,8 +84,8 @@ static const char schema_sql[] =
     "CREATE INDEX delivery_due ON delivery(dest, state, due);"
     "CREATE INDEX delivery_owner ON delivery(owner) WHERE owner IS NOT NULL;"
     "CREATE INDEX event_received ON event(received);" EVENT_FIND_INDEXES
-        THROTTLE_TABLE TALLY_TABLE "PRAGMA user_version = " STR(
-            SLH_SQLITE_VERSION) ";";
+        THROTTLE_TABLE TALLY_TABLE
+    "PRAGMA user_version = " STR(SLH_SQLITE_VERSION) ";";
 
 /* Version 1 keyed events on id alone: the table is made anew with at, read
  * from each stored body, which holds the DateTime its id hashed. */
@@ -373,8 +374,8 @@ sql_event_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 /* The step from version i to i + 1, for i from 1. */
 static const char *const upgrade_sql[SLH_SQLITE_VERSION] = {
-    NULL,          upgrade_1_sql, upgrade_2_sql,
-    upgrade_3_sql, upgrade_4_sql, upgrade_5_sql, upgrade_6_sql};
+    NULL,          upgrade_1_sql, upgrade_2_sql, upgrade_3_sql,
+    upgrade_4_sql, upgrade_5_sql, upgrade_6_sql};
 
 /* Creates the schema of a new spool (version 0), or upgrades an older one a
  * step at a time, version 1 with the SQL function its step needs registered

@@ -14,7 +14,8 @@
 #   (d) no lib/*.c is over MAX_FILE lines;
 #   (e) `duplicates` finds no pair with both sides in those folders. It is
 #       this workplace's tool, not a Debian package: where it is missing the
-#       check says so and counts neither passed nor failed.
+#       check says so and counts neither passed nor failed;
+#   (f) every tests/t_*.sh is executable as git keeps it.
 . "$(dirname "$0")/lib.sh"
 lib_init structure
 
@@ -215,6 +216,17 @@ big=$(for f in $(sources '*.c' lib); do
     [ "$n" -le "$MAX_FILE" ] || echo "$f($n)"
 done)
 verdict "(d) no lib/*.c over $MAX_FILE lines" "$big"
+
+# (f) tests/run runs each tests/t_*.sh itself: one that git keeps without
+# its executable bit fails on every fresh clone ("Permission denied") and
+# passes on the machine that wrote it.
+if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+    verdict "(f) every tests/t_*.sh is executable in git" \
+        "$(git -C "$ROOT" ls-files -s -- 'tests/t_*.sh' | grep -v '^100755' |
+            awk '{ print $4 }')"
+else
+    nok "(f) every tests/t_*.sh is executable in git: no git checkout at $ROOT"
+fi
 
 # (e)
 if command -v duplicates >/dev/null 2>&1; then

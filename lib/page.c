@@ -74,15 +74,15 @@ serve(const struct asset *a, bool gzip_ok, const char *cache,
 bool
 slh_page_static(const char *path, bool gzip_ok, struct slh_web_answer *ans)
 {
-    static const char events[] = "/events/", prefix[] = "/assets/";
+    static const char prefix[] = "/assets/";
+    /* The event's id: what follows "/events/", one segment. */
+    const char *id = strncmp(path, "/events/", 8) == 0 ? path + 8 : NULL;
 
     if (strcmp(path, "/") == 0) {
         serve(&page_html, gzip_ok, doc_cache, ans);
         return true;
     }
-    if (strncmp(path, events, sizeof(events) - 1) == 0 &&
-        path[sizeof(events) - 1] != '\0' &&
-        strchr(path + sizeof(events) - 1, '/') == NULL) {
+    if (id != NULL && id[0] != '\0' && id[strcspn(id, "/")] == '\0') {
         serve(&events_html, gzip_ok, doc_cache, ans);
         return true;
     }

@@ -83,8 +83,8 @@ static const char schema_sql[] =
     "CREATE INDEX delivery_due ON delivery(dest, state, due);"
     "CREATE INDEX delivery_owner ON delivery(owner) WHERE owner IS NOT NULL;"
     "CREATE INDEX event_received ON event(received);" EVENT_FIND_INDEXES
-        THROTTLE_TABLE TALLY_TABLE "PRAGMA user_version = " STR(
-            SLH_SQLITE_VERSION) ";";
+        THROTTLE_TABLE TALLY_TABLE
+    "PRAGMA user_version = " STR(SLH_SQLITE_VERSION) ";";
 
 /* Version 1 keyed events on id alone: the table is made anew with at, read
  * from each stored body, which holds the DateTime its id hashed. */
@@ -373,8 +373,8 @@ sql_event_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 /* The step from version i to i + 1, for i from 1. */
 static const char *const upgrade_sql[SLH_SQLITE_VERSION] = {
-    NULL,          upgrade_1_sql, upgrade_2_sql,
-    upgrade_3_sql, upgrade_4_sql, upgrade_5_sql, upgrade_6_sql};
+    NULL,          upgrade_1_sql, upgrade_2_sql, upgrade_3_sql,
+    upgrade_4_sql, upgrade_5_sql, upgrade_6_sql};
 
 /* Creates the schema of a new spool (version 0), or upgrades an older one a
  * step at a time, version 1 with the SQL function its step needs registered

@@ -136,8 +136,8 @@ enum slh_err
 slh_pg_fail(struct slh_pg *pg, const char *what, const PGresult *res,
             struct slh_error *err)
 {
-    const char *m = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
-                                : NULL;
+    const char *m =
+        res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char text[SLH_ERROR_TEXT];
 
     if (m == NULL)
@@ -159,6 +159,8 @@ slh_pg_exec(struct slh_pg *pg, const char *what, const char *sql,
 
     if (out != NULL)
         *out = NULL;
+    if (slh_pg_ready(pg, err) != SLH_OK)
+        return SLH_ESTORE;
     r = PQexecParams(pg->conn, sql, a != NULL ? a->n : 0, NULL,
                      a != NULL ? a->v : NULL, NULL, NULL, 0);
     s = PQresultStatus(r);
@@ -209,6 +211,8 @@ slh_pg_ready(struct slh_pg *pg, struct slh_error *err)
 
     if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK)
         return SLH_OK;
+    if (pg->is_in_tx)
+        return slh_pg_fail(pg, "connection lost in a transaction", NULL, err);
     rc = slh_pg_connect(pg, &conn, err);
     if (rc != SLH_OK)
         return rc;
@@ -238,7 +242,7 @@ slh_pg_begin(struct slh_pg *pg, const char *what, enum slh_pg_sync sync,
     enum slh_err rc = SLH_OK;
 
     *own = false;
-    if (pg->conn != NULL && PQtransactionStatus(pg->conn) != PQTRANS_IDLE)
+    if (pg->is_in_tx)
         return SLH_OK;
     rc = slh_pg_ready(pg, err);
     if (rc != SLH_OK)
@@ -249,7 +253,7 @@ slh_pg_begin(struct slh_pg *pg, const char *what, enum slh_pg_sync sync,
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = slh_pg_fail(pg, what, r, err);
     else
-        *own = true;
+        *own = pg->is_in_tx = true;
     PQclear(r);
     return rc;
 }
@@ -261,6 +265,7 @@ slh_pg_end(struct slh_pg *pg, bool own, enum slh_err rc, struct slh_error *err)
 
     if (!own)
         return rc;
+    pg->is_in_tx = false;
     r = PQexec(pg->conn, rc == SLH_OK ? "COMMIT" : "ROLLBACK");
     /* COMMIT of a failed transaction answers ROLLBACK, and commits
      * nothing. */
@@ -288,7 +293,7 @@ store_open(struct slh_store **out, const char *spool, enum slh_store_create how,
     enum slh_err rc;
 
     if (pg == NULL || (pg->uri = strdup(spool)) == NULL ||
-        (pg->where = slh_pg_mask(spool)) == NULL) {
+        (pg->where = slh_store_mask(spool)) == NULL) {
         store_close(pg != NULL ? &pg->base : NULL);
         return slh_error_set(err, SLH_ENOMEM, "spool: out of memory");
     }
@@ -300,9 +305,12 @@ store_open(struct slh_store **out, const char *spool, enum slh_store_create how,
         store_close(&pg->base);
         return rc;
     }
-    /* A reconnection makes nothing a new process would not. */
+    /* A reconnection makes the tables again if they were dropped, as a
+     * new process would (store.h), but no database: a server that is
+     * down is not asked twice per attempt. */
     if (pg->how == SLH_STORE_CREATE)
         pg->how = SLH_STORE_CREATE_DB;
+    pg->is_open = true;
     *out = &pg->base;
     return SLH_OK;
 }
@@ -346,7 +354,7 @@ is_replaced(struct slh_store *st)
 static enum slh_err
 role(struct slh_store *st, enum slh_store_role r, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
 
     if (r != SLH_STORE_DELIVERER)
         return SLH_OK;
@@ -365,36 +373,39 @@ on_note(struct slh_store *st, void (*note)(void *ctx, const char *text),
     (void)ctx;
 }
 
+/* The ops of the other files are slh_pg_ and the op's name. */
+#define OP(name) .name = slh_pg_##name
+
 const struct slh_store_ops slh_store_pg_ops = {
     .name = "postgresql",
+    OP(describe),
     .is_mine = is_mine,
     .is_local = false,
     .open = store_open,
     .close = store_close,
     .where = where,
-    .describe = slh_pg_describe,
-    .verify = slh_pg_verify,
-    .health = slh_pg_health,
+    OP(verify),
+    OP(health),
     .is_replaced = is_replaced,
     .role = role,
     .on_note = on_note,
-    .put_tasks = slh_pg_put_tasks,
-    .owner_open = slh_pg_owner_open,
-    .take_back = slh_pg_take_back,
-    .claim = slh_pg_claim,
-    .finish = slh_pg_finish,
-    .unclaim = slh_pg_unclaim,
-    .next_due = slh_pg_next_due,
-    .stats = slh_pg_stats,
-    .retry = slh_pg_retry,
-    .purge = slh_pg_purge,
-    .dests = slh_pg_dests,
-    .data_version = slh_pg_data_version,
-    .events = slh_pg_events,
-    .event = slh_pg_event,
-    .requeue = slh_pg_requeue,
-    .minutes = slh_pg_minutes,
-    .throttle_get = slh_pg_throttle_get,
-    .throttle_put = slh_pg_throttle_put,
-    .expire = slh_pg_expire,
+    OP(put_tasks),
+    OP(owner_open),
+    OP(take_back),
+    OP(claim),
+    OP(finish),
+    OP(unclaim),
+    OP(next_due),
+    OP(stats),
+    OP(retry),
+    OP(purge),
+    OP(dests),
+    OP(data_version),
+    OP(events),
+    OP(event),
+    OP(requeue),
+    OP(minutes),
+    OP(throttle_get),
+    OP(throttle_put),
+    OP(expire),
 };

@@ -50,9 +50,11 @@
  *                                      -- backend adds to shard pid % 8,
  *                                      -- so that deliverers on several
  *                                      -- hosts do not queue on one row
- *   slhook_owner(token bigint PRIMARY KEY, pid integer, since bigint)
+ *   slhook_owner(token bigint PRIMARY KEY, pid integer, since bigint,
+ *                host text, client_pid integer)
  *                                      -- live (or not yet buried)
- *                                      -- deliverers, pid their backend's
+ *                                      -- deliverers: pid their backend's,
+ *                                      -- host and client_pid their own
  *
  * Statement triggers on slhook_delivery (insert, update, delete; with
  * transition tables) keep the tally, and NOTIFY slhook when a statement
@@ -71,10 +73,12 @@
  * claims with it; when its process dies the server ends that session and
  * the lock goes with it. take_back takes the lock of every other owner it
  * can (a transaction lock) and gives back that one's rows. The server
- * notices a dead client a moment after the kernel does: an owner whose
- * backend is neither waiting for its client nor running a statement is
- * waited for up to SLH_PG_DYING_MS, so that an owner killed just before
- * is found dead at once, and a live one costs nothing.
+ * notices a dead client a moment after the kernel does: an owner of this
+ * host (its host name) whose process is gone has its lock waited for, up
+ * to SLH_PG_DYING_MS, so that a deliverer killed just before is found dead
+ * at once; any other owner's lock is only tried, and a live one costs
+ * nothing. The process check only decides the wait (a pid reused, a
+ * container's own pids: a wait in vain), the lock alone decides death.
  */
 #ifndef SLH_STORE_PG_H
 #define SLH_STORE_PG_H
@@ -89,7 +93,7 @@
 
 #define SLH_PG_VERSION 1
 #define SLH_PG_LOCK_CLASS 5458760 /* 0x534c48, "SLH": advisory keys' first */
-#define SLH_PG_DYING_MS 50        /* see above */
+#define SLH_PG_DYING_MS 1000      /* see above */
 #define SLH_PG_OWNERS 8           /* owners one handle may hold */
 #define SLH_PG_ARGS 12            /* parameters a statement may have */
 #define SLH_PG_PURGE_CHUNK 5000
@@ -104,10 +108,12 @@ struct slh_pg_owner {
 
 struct slh_pg {
     struct slh_store base;
-    PGconn *conn;  /* NULL or broken: made anew by slh_pg_ready() */
-    char *uri;     /* as configured: libpq's to read, never to print */
-    char *where;   /* the URI masked */
+    PGconn *conn; /* NULL or broken: made anew by slh_pg_ready() */
+    char *uri;    /* as configured: libpq's to read, never to print */
+    char *where;  /* the URI masked */
     enum slh_store_create how;
+    bool is_open;      /* opened once: a reconnection asks no more */
+    bool is_in_tx;     /* slh_pg_begin()'s transaction is open */
     bool is_deliverer; /* slh_store_role(SLH_STORE_DELIVERER) */
     bool is_listening; /* data_version() asked: LISTEN slhook */
     int64_t version;   /* data_version()'s count */
@@ -151,12 +157,14 @@ const char *slh_pg_arr_strings(struct slh_pg_buf *b, char *const *s, size_t n);
 
 /*
  * The connection, made anew if it broke (the session set up again: role,
- * LISTEN, owners' locks). SLH_ESTORE naming the spool when it cannot be.
+ * LISTEN, owners' locks), but never inside a transaction, which died with
+ * it. SLH_ESTORE naming the spool when it cannot be.
  */
 enum slh_err slh_pg_ready(struct slh_pg *pg, struct slh_error *err);
 
 /*
- * Runs sql with a's parameters (a NULL for none). SLH_OK when it ran
+ * Runs sql with a's parameters (a NULL for none), on the connection
+ * slh_pg_ready() gives. SLH_OK when it ran
  * (rows or none), with *out the result (the caller's to PQclear) when out
  * is not NULL; else SLH_ESTORE, err "spool WHERE: what: the server's
  * message", and nothing to free.
@@ -204,9 +212,6 @@ enum slh_err slh_pg_end(struct slh_pg *pg, bool own, enum slh_err rc,
  * schema made or upgraded as pg->how allows; *out NULL on failure. */
 enum slh_err slh_pg_connect(struct slh_pg *pg, PGconn **out,
                             struct slh_error *err);
-/* The URI with its password masked: a new string, NULL when out of
- * memory. */
-char *slh_pg_mask(const char *uri);
 /* Sets up a new connection's session as pg's role wants. */
 enum slh_err slh_pg_session(struct slh_pg *pg, struct slh_error *err);
 __typeof__(slh_store_describe) slh_pg_describe;

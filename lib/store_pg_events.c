@@ -93,8 +93,8 @@ add_row(const PGresult *r, int i, struct slh_store_event *ev,
              PQgetvalue(r, i, 5));
     slh_store_utf8_mend(row->last_error);
     row->due = slh_pg_i64(r, i, row->state == SLH_PENDING ? 6 : 7);
-    row->is_retrying = row->state == SLH_PENDING && row->attempts > 0 &&
-                       !PQgetisnull(r, i, 5);
+    row->is_retrying =
+        row->state == SLH_PENDING && row->attempts > 0 && !PQgetisnull(r, i, 5);
     return SLH_OK;
 }
 
@@ -169,10 +169,9 @@ list_read(struct slh_pg *pg, const PGresult *r, const char *dests,
 
 enum slh_err
 slh_pg_events(struct slh_store *st, const struct slh_store_filter *f,
-              struct slh_store_event **events, size_t *n,
-              struct slh_error *err)
+              struct slh_store_event **events, size_t *n, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     size_t limit = f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT;
     struct slh_store_event *out = calloc(limit, sizeof(*out));
     struct slh_pg_buf b = {0};
@@ -180,9 +179,9 @@ slh_pg_events(struct slh_store *st, const struct slh_store_filter *f,
     PGresult *r = NULL;
     char **dests = NULL;
     size_t n_dests = 0;
-    enum slh_err rc = out != NULL ? slh_pg_dests(st, &dests, &n_dests, err)
-                                  : slh_error_set(err, SLH_ENOMEM,
-                                                  "events: out of memory");
+    enum slh_err rc =
+        out != NULL ? slh_pg_dests(st, &dests, &n_dests, err)
+                    : slh_error_set(err, SLH_ENOMEM, "events: out of memory");
 
     if (rc == SLH_OK && slh_pg_arr_strings(&b, dests, n_dests) == NULL)
         rc = slh_error_set(err, SLH_ENOMEM, "events: out of memory");
@@ -215,11 +214,11 @@ enum slh_err
 slh_pg_event(struct slh_store *st, const char *id, struct slh_store_event *ev,
              struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    char **dests = NULL;
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_buf b = {0};
     struct slh_pg_args a = {0};
     PGresult *r = NULL;
-    char **dests = NULL;
     size_t n_dests = 0, one = 0;
     enum slh_err rc = slh_pg_dests(st, &dests, &n_dests, err);
 
@@ -237,11 +236,11 @@ slh_pg_event(struct slh_store *st, const char *id, struct slh_store_event *ev,
         rc = slh_error_set(err, SLH_ENOMEM, "event: out of memory");
     if (rc == SLH_OK)
         rc = list_read(pg, r, b.p, ev, &one, err);
-    PQclear(r);
-    slh_pg_buf_free(&b);
-    slh_store_dests_free(dests, n_dests);
     if (rc != SLH_OK)
         slh_store_event_free(ev);
+    PQclear(r);
+    slh_store_dests_free(dests, n_dests);
+    slh_pg_buf_free(&b);
     return rc;
 }
 
@@ -334,8 +333,8 @@ requeue_chunk(struct slh_pg *pg, const struct slh_store_replay *rp,
     PGresult *r = NULL;
     size_t before = at->count;
     bool own = false;
-    enum slh_err rc = slh_pg_begin(pg, "requeue", SLH_PG_SYNC_SESSION, &own,
-                                   err);
+    enum slh_err rc =
+        slh_pg_begin(pg, "requeue", SLH_PG_SYNC_SESSION, &own, err);
 
     slh_pg_arg_i64(&a, rp->since > 0 ? rp->since : INT64_MIN);
     slh_pg_arg_i64(&a, rp->until > 0 ? rp->until : INT64_MAX);
@@ -369,7 +368,7 @@ enum slh_err
 slh_pg_requeue(struct slh_store *st, const struct slh_store_replay *r,
                int64_t now_ms, size_t *n, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct replay_at at = {INT64_MIN, INT64_MIN, 0};
     size_t seen = SLH_STORE_REPLAY_CHUNK;
     enum slh_err rc = SLH_OK;

@@ -4,6 +4,7 @@
  * Makefile). It claims the spools store_pg.c would, so that a PostgreSQL
  * spool is never taken for a directory, and refuses to open them: the
  * handler's 503 with Retry-After, and its log line says why. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_backend.h"
@@ -33,7 +34,7 @@ store_open(struct slh_store **out, const char *spool, enum slh_store_create how,
 static void
 store_close(struct slh_store *st)
 {
-    (void)st;
+    free(st);
 }
 
 const struct slh_store_ops slh_store_pg_ops = {

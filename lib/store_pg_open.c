@@ -37,7 +37,8 @@ static const char schema_sql[] =
     " shard integer NOT NULL, delivered bigint NOT NULL,"
     " PRIMARY KEY (dest, shard));"
     "CREATE TABLE slhook_owner (token bigint PRIMARY KEY,"
-    " pid integer NOT NULL, since bigint NOT NULL);"
+    " pid integer NOT NULL, since bigint NOT NULL, host text NOT NULL,"
+    " client_pid integer NOT NULL);"
     /* One function for the three triggers: each branch reads only the
      * transition tables its trigger has. */
     "CREATE FUNCTION slhook_delivery_changed() RETURNS trigger"
@@ -73,7 +74,7 @@ static const char schema_sql[] =
     " REFERENCING OLD TABLE AS old_rows"
     " FOR EACH STATEMENT EXECUTE FUNCTION slhook_delivery_changed();"
     /* Whether an owner is dead: its lock ours, trying for up to wait_ms
-     * (store_pg.h: a backend whose client just died). */
+     * (store_pg.h: a backend whose client died a moment ago). */
     "CREATE FUNCTION slhook_owner_gone(tok bigint, wait_ms integer)"
     " RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN"
     " FOR i IN 0..wait_ms LOOP"
@@ -84,59 +85,6 @@ static const char schema_sql[] =
                            " END LOOP; RETURN false; END $f$;"
                            "INSERT INTO slhook_meta (version) VALUES (" STR(
                                SLH_PG_VERSION) ");";
-
-/* The userinfo's password of a URI (scheme://user:PASSWORD@host/...):
- * *from its first character, *to the '@' after it; false when none. */
-static bool
-userinfo_password(const char *uri, const char **from, const char **to)
-{
-    const char *auth = strstr(uri, "://");
-    const char *end, *at = NULL, *colon;
-
-    auth = auth != NULL ? auth + 3 : uri;
-    end = auth + strcspn(auth, "/?#");
-    for (const char *p = auth; p < end; p++)
-        if (*p == '@')
-            at = p;
-    colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (colon == NULL)
-        return false;
-    *from = colon + 1;
-    *to = at;
-    return true;
-}
-
-char *
-slh_pg_mask(const char *uri)
-{
-    size_t len = strlen(uri), o = 0, i = 0;
-    /* Each password becomes ***: at most one userinfo and len / 9
-     * password= parameters, each 3 bytes longer at most. */
-    char *out = malloc(len * 2 + 8);
-    const char *from = NULL, *to = NULL;
-    bool has_userinfo = userinfo_password(uri, &from, &to);
-
-    if (out == NULL)
-        return NULL;
-    while (uri[i] != '\0') {
-        if (has_userinfo && uri + i == from) {
-            memcpy(out + o, "***", 3);
-            o += 3;
-            i = (size_t)(to - uri);
-            continue;
-        }
-        if (i > 0 && (uri[i - 1] == '?' || uri[i - 1] == '&') &&
-            strncmp(uri + i, "password=", 9) == 0) {
-            memcpy(out + o, "password=***", 12);
-            o += 12;
-            i += 9 + strcspn(uri + i + 9, "&#");
-            continue;
-        }
-        out[o++] = uri[i++];
-    }
-    out[o] = '\0';
-    return out;
-}
 
 /*
  * A connection to uri (to the database dbname instead, when not NULL):
@@ -157,8 +105,8 @@ connect_to(const char *uri, const char *dbname)
                           "client_encoding",
                           dbname != NULL ? "dbname" : NULL,
                           NULL};
-    const char *vals[] = {"5",       "10",   "5",    "3",    "10000",
-                          "slhook",  uri,    "UTF8", dbname, NULL};
+    const char *vals[] = {"5",      "10", "5",    "3",    "10000",
+                          "slhook", uri,  "UTF8", dbname, NULL};
 
     return PQconnectdbParams(keys, vals, 1);
 }
@@ -189,48 +137,66 @@ db_name(const char *uri)
 
     for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
         if (strcmp(o->keyword, "dbname") == 0 && o->val != NULL &&
-            o->val[0] != '\0')
+            o->val[0] != '\0') {
             name = strdup(o->val);
+            break;
+        }
     PQconninfoFree(opts);
     return name;
 }
 
-/* Makes the database the URI names, through the "postgres" one, unless it
- * exists: true when made (or made by another process meanwhile). */
+/* What probe_db() found of the database the URI names. */
+enum db_found { DB_UNKNOWN, DB_MISSING, DB_MADE };
+
+/* CREATE DATABASE name on conn: true when made, or made by another
+ * process meanwhile (duplicate_database). */
 static bool
-create_db(struct slh_pg *pg)
+make_db(PGconn *conn, const char *name)
+{
+    char *ident = PQescapeIdentifier(conn, name, strlen(name));
+    char sql[256];
+    PGresult *r = NULL;
+    const char *state;
+    bool is_made = false;
+
+    if (ident != NULL && snprintf(sql, sizeof(sql), "CREATE DATABASE %s",
+                                  ident) < (int)sizeof(sql)) {
+        r = PQexec(conn, sql);
+        state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        is_made = PQresultStatus(r) == PGRES_COMMAND_OK ||
+                  (state != NULL && strcmp(state, "42P04") == 0);
+    }
+    PQclear(r);
+    PQfreemem(ident);
+    return is_made;
+}
+
+/* After a connection failed: whether the database the URI names is
+ * missing (asked through the "postgres" one), and when is_making, makes
+ * it. DB_UNKNOWN when that cannot be told: the first failure stands. */
+static enum db_found
+probe_db(struct slh_pg *pg, bool is_making)
 {
     char *name = db_name(pg->uri);
     PGconn *conn = name != NULL ? connect_to(pg->uri, "postgres") : NULL;
     const char *vals[1] = {name};
-    bool is_made = false;
+    enum db_found found = DB_UNKNOWN;
 
     if (conn != NULL && PQstatus(conn) == CONNECTION_OK) {
         PGresult *r = PQexecParams(conn,
                                    "SELECT 1 FROM pg_database"
                                    " WHERE datname = $1",
                                    1, NULL, vals, NULL, NULL, 0);
-        char *ident = PQescapeIdentifier(conn, name, strlen(name));
-        char sql[256];
 
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0 &&
-            ident != NULL &&
-            snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident) <
-                (int)sizeof(sql)) {
-            PQclear(r);
-            r = PQexec(conn, sql);
-            is_made = PQresultStatus(r) == PGRES_COMMAND_OK ||
-                      strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL
-                                 ? PQresultErrorField(r, PG_DIAG_SQLSTATE)
-                                 : "",
-                             "42P04") == 0; /* duplicate_database */
-        }
-        PQfreemem(ident);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0)
+            found = DB_MISSING;
         PQclear(r);
     }
+    if (found == DB_MISSING && is_making && make_db(conn, name))
+        found = DB_MADE;
     PQfinish(conn);
     free(name);
-    return is_made;
+    return found;
 }
 
 /* The schema version of the database conn is on: 0 when it has none. */
@@ -261,9 +227,10 @@ make_schema(struct slh_pg *pg, struct slh_error *err)
 
     if (rc != SLH_OK)
         return rc;
-    rc = slh_pg_exec(pg, "schema",
-                     "SELECT pg_advisory_xact_lock(" STR(SLH_PG_LOCK_CLASS) ", 0)",
-                     NULL, NULL, err);
+    rc = slh_pg_exec(
+        pg, "schema",
+        "SELECT pg_advisory_xact_lock(" STR(SLH_PG_LOCK_CLASS) ", 0)", NULL,
+        NULL, err);
     if (rc == SLH_OK) {
         PGresult *r = PQexec(pg->conn, "SELECT to_regclass('slhook_meta')"
                                        " IS NOT NULL");
@@ -282,8 +249,9 @@ make_schema(struct slh_pg *pg, struct slh_error *err)
     if (rc == SLH_OK)
         rc = schema_version(pg, &version, err);
     if (rc == SLH_OK && version != SLH_PG_VERSION)
-        rc = slh_error_set(err, SLH_ESTORE, "spool %s: schema %d after making it",
-                           pg->where, version);
+        rc = slh_error_set(err, SLH_ESTORE,
+                           "spool %s: schema %d after making it", pg->where,
+                           version);
     return rc;
 }
 
@@ -312,11 +280,11 @@ check_schema(struct slh_pg *pg, struct slh_error *err)
 enum slh_err
 slh_pg_session(struct slh_pg *pg, struct slh_error *err)
 {
-    PGresult *r = PQexec(pg->conn, pg->is_deliverer
-                                       ? "SET synchronous_commit = off;"
-                                         " SET lock_timeout = '10s'"
-                                       : "SET synchronous_commit = on;"
-                                         " SET lock_timeout = '10s'");
+    PGresult *r =
+        PQexec(pg->conn, pg->is_deliverer ? "SET synchronous_commit = off;"
+                                            " SET lock_timeout = '10s'"
+                                          : "SET synchronous_commit = on;"
+                                            " SET lock_timeout = '10s'");
     enum slh_err rc = SLH_OK;
 
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
@@ -334,10 +302,21 @@ slh_pg_connect(struct slh_pg *pg, PGconn **out, struct slh_error *err)
     enum slh_err rc;
 
     *out = NULL;
-    if ((conn == NULL || PQstatus(conn) != CONNECTION_OK) &&
-        pg->how == SLH_STORE_CREATE && create_db(pg)) {
-        PQfinish(conn);
-        conn = connect_to(pg->uri, NULL);
+    /* Told apart on the first connection only: a server that is down
+     * would cost every reconnection two waits. */
+    if ((conn == NULL || PQstatus(conn) != CONNECTION_OK) && !pg->is_open) {
+        enum db_found found = probe_db(pg, pg->how == SLH_STORE_CREATE);
+
+        if (found == DB_MISSING && pg->how == SLH_STORE_EXISTING) {
+            PQfinish(conn);
+            return slh_error_set(err, SLH_ENOTFOUND,
+                                 "spool %s: no spool yet (no database)",
+                                 pg->where);
+        }
+        if (found == DB_MADE) {
+            PQfinish(conn);
+            conn = connect_to(pg->uri, NULL);
+        }
     }
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
         return connect_fail(pg, conn, err);
@@ -356,25 +335,22 @@ slh_pg_connect(struct slh_pg *pg, PGconn **out, struct slh_error *err)
     return SLH_OK;
 }
 
+static const char describe_sql[] =
+    "SELECT current_setting('server_version'),"
+    " (SELECT version FROM slhook_meta), current_database(), current_user";
+
 enum slh_err
 slh_pg_describe(struct slh_store *st, char *buf, size_t size,
                 struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
     PGresult *r = NULL;
-    enum slh_err rc = slh_pg_ready(pg, err);
+    enum slh_err rc =
+        slh_pg_exec(slh_pg(st), "describe", describe_sql, NULL, &r, err);
 
     if (rc == SLH_OK)
-        rc = slh_pg_exec(pg, "describe",
-                         "SELECT current_setting('server_version'),"
-                         " (SELECT version FROM slhook_meta),"
-                         " current_database(), current_user",
-                         NULL, &r, err);
-    if (rc == SLH_OK)
-        snprintf(buf, size,
-                 "PostgreSQL %s, schema %s, database %s as %s",
-                 PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-                 PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+        snprintf(buf, size, "PostgreSQL %s, schema %s, database %s as %s",
+                 PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
+                 PQgetvalue(r, 0, 3));
     PQclear(r);
     return rc;
 }
@@ -391,13 +367,11 @@ static const char tally_sql[] =
 enum slh_err
 slh_pg_verify(struct slh_store *st, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     PGresult *r = NULL;
     int version = 0;
-    enum slh_err rc = slh_pg_ready(pg, err);
+    enum slh_err rc = schema_version(pg, &version, err);
 
-    if (rc == SLH_OK)
-        rc = schema_version(pg, &version, err);
     if (rc == SLH_OK && version != SLH_PG_VERSION)
         return slh_error_set(err, SLH_ESTORE, "spool %s: schema %d, not %d",
                              pg->where, version, SLH_PG_VERSION);
@@ -414,19 +388,17 @@ slh_pg_verify(struct slh_store *st, struct slh_error *err)
 
 /* What a write needs and a connection does not show: a server that takes
  * writes (not a standby, not read-only). One round trip. */
+static const char health_sql[] =
+    "SELECT pg_is_in_recovery()"
+    " OR current_setting('default_transaction_read_only') = 'on'";
+
 enum slh_err
 slh_pg_health(struct slh_store *st, struct slh_error *err)
 {
     struct slh_pg *pg = slh_pg(st);
     PGresult *r = NULL;
-    enum slh_err rc = slh_pg_ready(pg, err);
+    enum slh_err rc = slh_pg_exec(pg, "health", health_sql, NULL, &r, err);
 
-    if (rc == SLH_OK)
-        rc = slh_pg_exec(pg, "health",
-                         "SELECT pg_is_in_recovery()"
-                         " OR current_setting('default_transaction_read_only')"
-                         "  = 'on'",
-                         NULL, &r, err);
     if (rc == SLH_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0)
         rc = slh_error_set(err, SLH_ESTORE,
                            "spool %s: the server takes no writes (a standby, "

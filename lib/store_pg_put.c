@@ -68,41 +68,12 @@ add_event(struct put_arrays *p, const struct slh_config *cfg,
     slh_pg_arr_text(&p->type, ev->type);
     slh_pg_arr_i64(&p->tracking, ev->tracking);
     slh_pg_arr_text(&p->body, made != NULL ? made : ev->body);
-    slh_pg_arr_text(&p->legacy, ev->legacy_id[0] != '\0' ? ev->legacy_id : NULL);
+    slh_pg_arr_text(&p->legacy,
+                    ev->legacy_id[0] != '\0' ? ev->legacy_id : NULL);
     slh_pg_arr_text(&p->mask, mask);
     free(made);
     p->n++;
     return SLH_OK;
-}
-
-/* The arrays of every event but Validations of the n batches, made before
- * the transaction (which every writer of the same rows waits for). */
-static enum slh_err
-make_arrays(struct put_arrays *p, const struct slh_config *cfg,
-            const struct slh_batch *const *batches, size_t n)
-{
-    struct slh_pg_buf *open[] = {&p->id,   &p->at,     &p->type, &p->tracking,
-                                 &p->body, &p->legacy, &p->mask};
-    char *mask = malloc(cfg->n_dests + 1);
-    enum slh_err rc = mask != NULL ? SLH_OK : SLH_ENOMEM;
-    bool is_oom = false;
-
-    for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++)
-        slh_pg_arr_open(open[i]);
-    for (size_t i = 0; rc == SLH_OK && i < n; i++)
-        for (size_t j = 0; rc == SLH_OK && batches[i] != NULL &&
-                           j < batches[i]->n;
-             j++)
-            if (!batches[i]->events[j].is_validation)
-                rc = add_event(p, cfg, &batches[i]->events[j], mask);
-    free(mask);
-    for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++)
-        is_oom |= slh_pg_arr_close(open[i]) == NULL;
-    slh_pg_arr_open(&p->dests);
-    for (size_t i = 0; i < cfg->n_dests; i++)
-        slh_pg_arr_text(&p->dests, cfg->dests[i].name);
-    is_oom |= slh_pg_arr_close(&p->dests) == NULL;
-    return rc == SLH_OK && is_oom ? SLH_ENOMEM : rc;
 }
 
 /* Runs put_sql with p's arrays received at now_ms: *fresh new events. */
@@ -142,8 +113,7 @@ put_tx(struct slh_pg *pg, const struct put_arrays *p,
     enum slh_err rc;
     bool own;
 
-    if (n_tasks == 0 && !pg->is_deliverer &&
-        PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
+    if (n_tasks == 0 && !pg->is_deliverer && !pg->is_in_tx)
         return insert_all(pg, p, now_ms, fresh, err);
     rc = slh_pg_begin(pg, NULL, sync, &own, err);
     if (rc != SLH_OK)
@@ -155,13 +125,42 @@ put_tx(struct slh_pg *pg, const struct put_arrays *p,
     return slh_pg_end(pg, own, rc, err);
 }
 
+/* The arrays of every event but Validations of the n batches, made before
+ * the transaction (which every writer of the same rows waits for). */
+static enum slh_err
+make_arrays(struct put_arrays *p, const struct slh_config *cfg,
+            const struct slh_batch *const *batches, size_t n)
+{
+    struct slh_pg_buf *open[] = {&p->id,   &p->at,     &p->type, &p->tracking,
+                                 &p->body, &p->legacy, &p->mask};
+    char *mask = malloc(cfg->n_dests + 1);
+    enum slh_err rc = mask != NULL ? SLH_OK : SLH_ENOMEM;
+    bool is_oom = false;
+
+    for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++)
+        slh_pg_arr_open(open[i]);
+    for (size_t i = 0; rc == SLH_OK && i < n; i++)
+        for (size_t j = 0;
+             rc == SLH_OK && batches[i] != NULL && j < batches[i]->n; j++)
+            if (!batches[i]->events[j].is_validation)
+                rc = add_event(p, cfg, &batches[i]->events[j], mask);
+    free(mask);
+    for (size_t i = 0; i < sizeof(open) / sizeof(open[0]); i++)
+        is_oom |= slh_pg_arr_close(open[i]) == NULL;
+    slh_pg_arr_open(&p->dests);
+    for (size_t i = 0; i < cfg->n_dests; i++)
+        slh_pg_arr_text(&p->dests, cfg->dests[i].name);
+    is_oom |= slh_pg_arr_close(&p->dests) == NULL;
+    return rc == SLH_OK && is_oom ? SLH_ENOMEM : rc;
+}
+
 enum slh_err
 slh_pg_put_tasks(struct slh_store *st, const struct slh_config *cfg,
                  const struct slh_batch *const *batches, size_t n,
                  const struct slh_store_task *tasks, size_t n_tasks,
                  int64_t now_ms, size_t *n_new, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct put_arrays p;
     size_t fresh = 0;
     enum slh_err rc;
@@ -172,8 +171,8 @@ slh_pg_put_tasks(struct slh_store *st, const struct slh_config *cfg,
         return slh_error_set(err, SLH_ESTORE, "spool %s: out of memory",
                              pg->where);
     }
-    rc = slh_pg_ready(pg, err);
-    if (rc == SLH_OK && (p.n > 0 || n_tasks > 0))
+    rc = SLH_OK;
+    if (p.n > 0 || n_tasks > 0)
         rc = put_tx(pg, &p, tasks, n_tasks, now_ms, &fresh, err);
     if (rc == SLH_OK && n_new != NULL)
         *n_new = fresh;

@@ -19,22 +19,41 @@ enum slh_err
 slh_pg_next_due(struct slh_store *st, const char *dest, int64_t *due,
                 struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_args a = {0};
     PGresult *r = NULL;
-    enum slh_err rc = slh_pg_ready(pg, err);
+    enum slh_err rc;
 
     *due = INT64_MAX;
-    if (rc != SLH_OK)
-        return rc;
     if (dest != NULL)
         slh_pg_arg_text(&a, dest);
-    rc = slh_pg_exec(pg, "next due", dest != NULL ? next_dest_sql : next_all_sql,
-                     &a, &r, err);
+    rc = slh_pg_exec(pg, "next due",
+                     dest != NULL ? next_dest_sql : next_all_sql, &a, &r, err);
     if (rc == SLH_OK && !PQgetisnull(r, 0, 0))
         *due = slh_pg_i64(r, 0, 0);
     PQclear(r);
     return rc;
+}
+
+/* Row i of claim_sql's result into *c. */
+static enum slh_err
+claim_row(const PGresult *r, int i, struct slh_claim *c, struct slh_error *err)
+{
+    size_t len = (size_t)PQgetlength(r, i, 5);
+
+    memset(c, 0, sizeof(*c));
+    c->seq = slh_pg_i64(r, i, 0);
+    c->attempts = (int)slh_pg_i64(r, i, 1);
+    c->revived = slh_pg_i64(r, i, 2);
+    snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(r, i, 3));
+    c->received = slh_pg_i64(r, i, 4);
+    c->body = malloc(len + 1);
+    if (c->body == NULL)
+        return slh_error_set(err, SLH_ENOMEM, "out of memory claiming");
+    memcpy(c->body, PQgetvalue(r, i, 5), len);
+    c->body[len] = '\0';
+    c->body_len = len;
+    return SLH_OK;
 }
 
 /*
@@ -62,41 +81,18 @@ static const char claim_sql[] =
     " FROM n LEFT JOIN (u JOIN slhook_event e ON e.seq = u.seq) ON true"
     " ORDER BY u.was, u.seq";
 
-/* Row i of claim_sql's result into *c. */
-static enum slh_err
-claim_row(const PGresult *r, int i, struct slh_claim *c, struct slh_error *err)
-{
-    size_t len = (size_t)PQgetlength(r, i, 5);
-
-    memset(c, 0, sizeof(*c));
-    c->seq = slh_pg_i64(r, i, 0);
-    c->attempts = (int)slh_pg_i64(r, i, 1);
-    c->revived = slh_pg_i64(r, i, 2);
-    snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(r, i, 3));
-    c->received = slh_pg_i64(r, i, 4);
-    c->body = malloc(len + 1);
-    if (c->body == NULL)
-        return slh_error_set(err, SLH_ENOMEM, "out of memory claiming");
-    memcpy(c->body, PQgetvalue(r, i, 5), len);
-    c->body[len] = '\0';
-    c->body_len = len;
-    return SLH_OK;
-}
-
 enum slh_err
 slh_pg_claim(struct slh_store *st, const char *dest, int64_t owner,
              int64_t now_ms, int64_t lease_ms, size_t max,
              struct slh_claim *claims, size_t *n, int64_t *next_due,
              struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_args a = {0};
     PGresult *r = NULL;
     size_t got = 0;
-    enum slh_err rc = slh_pg_ready(pg, err);
+    enum slh_err rc;
 
-    if (rc != SLH_OK)
-        return rc;
     slh_pg_arg_text(&a, dest);
     slh_pg_arg_i64(&a, now_ms);
     slh_pg_arg_i64(&a, (int64_t)(max > INT32_MAX ? INT32_MAX : max));
@@ -162,7 +158,7 @@ enum slh_err
 slh_pg_finish(struct slh_store *st, const struct slh_outcome *o, size_t n,
               int64_t now_ms, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_buf b[7];
     struct slh_pg_args a = {0};
     bool is_oom = false;
@@ -179,9 +175,7 @@ slh_pg_finish(struct slh_store *st, const struct slh_outcome *o, size_t n,
     }
     slh_pg_arg_i64(&a, now_ms);
     rc = is_oom ? slh_error_set(err, SLH_ESTORE, "finish: out of memory")
-                : slh_pg_ready(pg, err);
-    if (rc == SLH_OK)
-        rc = slh_pg_write(pg, "finish", finish_sql, &a, NULL, err);
+                : slh_pg_write(pg, "finish", finish_sql, &a, NULL, err);
     for (size_t k = 0; k < 7; k++)
         slh_pg_buf_free(&b[k]);
     return rc;
@@ -196,7 +190,7 @@ enum slh_err
 slh_pg_unclaim(struct slh_store *st, const char *dest, const int64_t *seqs,
                size_t n, int64_t now_ms, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_buf b = {0};
     struct slh_pg_args a = {0};
     enum slh_err rc;
@@ -207,10 +201,9 @@ slh_pg_unclaim(struct slh_store *st, const char *dest, const int64_t *seqs,
     slh_pg_arg_text(&a, dest);
     slh_pg_arg_text(&a, slh_pg_arr_close(&b));
     slh_pg_arg_i64(&a, now_ms);
-    rc = a.v[1] == NULL ? slh_error_set(err, SLH_ESTORE, "unclaim: out of memory")
-                        : slh_pg_ready(pg, err);
-    if (rc == SLH_OK)
-        rc = slh_pg_write(pg, "unclaim", unclaim_sql, &a, NULL, err);
+    rc = a.v[1] == NULL
+             ? slh_error_set(err, SLH_ESTORE, "unclaim: out of memory")
+             : slh_pg_write(pg, "unclaim", unclaim_sql, &a, NULL, err);
     slh_pg_buf_free(&b);
     return rc;
 }
@@ -223,14 +216,13 @@ enum slh_err
 slh_pg_retry(struct slh_store *st, const char *dest, int64_t now_ms, size_t *n,
              struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_args a = {0};
-    enum slh_err rc = slh_pg_ready(pg, err);
+    enum slh_err rc;
 
     slh_pg_arg_text(&a, dest);
     slh_pg_arg_i64(&a, now_ms);
-    if (rc == SLH_OK)
-        rc = slh_pg_write(pg, "retry", retry_sql, &a, n, err);
+    rc = slh_pg_write(pg, "retry", retry_sql, &a, n, err);
     if (rc != SLH_OK && n != NULL)
         *n = 0;
     return rc;
@@ -277,7 +269,7 @@ enum slh_err
 slh_pg_purge(struct slh_store *st, int64_t cutoff_ms, size_t *n,
              struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_buf b = {0};
     char **dests = NULL;
     size_t n_dests = 0, deliveries = 0, events = 0;
@@ -306,7 +298,7 @@ slh_pg_purge(struct slh_store *st, int64_t cutoff_ms, size_t *n,
 int64_t
 slh_pg_data_version(struct slh_store *st)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     PGnotify *note;
     PGresult *r;
 

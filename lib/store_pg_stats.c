@@ -32,14 +32,13 @@ enum slh_err
 slh_pg_stats(struct slh_store *st, const char *dest, struct slh_store_stats *s,
              struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_args a = {0};
     PGresult *r = NULL;
-    enum slh_err rc = slh_pg_ready(pg, err);
+    enum slh_err rc;
 
     slh_pg_arg_text(&a, dest);
-    if (rc == SLH_OK)
-        rc = slh_pg_exec(pg, "status", stats_sql, &a, &r, err);
+    rc = slh_pg_exec(pg, "status", stats_sql, &a, &r, err);
     if (rc == SLH_OK) {
         s->pending = slh_pg_i64(r, 0, 0);
         s->retrying = slh_pg_i64(r, 0, 1);
@@ -64,18 +63,19 @@ enum slh_err
 slh_pg_dests(struct slh_store *st, char ***names, size_t *n,
              struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     PGresult *r = NULL;
     char **list = NULL;
     size_t count = 0;
-    enum slh_err rc = slh_pg_ready(pg, err);
+    int rows = 0;
+    enum slh_err rc;
 
+    rc = slh_pg_exec(pg, "destinations", dests_sql, NULL, &r, err);
     if (rc == SLH_OK)
-        rc = slh_pg_exec(pg, "destinations", dests_sql, NULL, &r, err);
-    if (rc == SLH_OK && PQntuples(r) > 0 &&
-        (list = calloc((size_t)PQntuples(r), sizeof(*list))) == NULL)
+        rows = PQntuples(r);
+    if (rows > 0 && (list = calloc((size_t)rows, sizeof(*list))) == NULL)
         rc = slh_error_set(err, SLH_ENOMEM, "destinations: out of memory");
-    for (int i = 0; rc == SLH_OK && i < PQntuples(r); i++) {
+    for (int i = 0; rc == SLH_OK && list != NULL && i < rows; i++) {
         list[count] = strdup(PQgetvalue(r, i, 0));
         if (list[count++] == NULL)
             rc = slh_error_set(err, SLH_ENOMEM, "destinations: out of memory");
@@ -90,32 +90,30 @@ slh_pg_dests(struct slh_store *st, char ***names, size_t *n,
     return SLH_OK;
 }
 
-static const char throttle_sql[] =
-    "SELECT failures, opened, probes, probe_at, probing, pace"
-    " FROM slhook_throttle WHERE dest = $1";
-/* Inside a writer's transaction what is read stays until the task writes
- * it (store.h): the row locked, made first if there is none (then locked
- * by its insert, and read as zeros). */
-static const char throttle_lock_sql[] =
-    "WITH made AS (INSERT INTO slhook_throttle VALUES"
-    " ($1, 0, 0, 0, 0, false, 0) ON CONFLICT DO NOTHING)"
-    " SELECT failures, opened, probes, probe_at, probing, pace"
-    " FROM slhook_throttle WHERE dest = $1 FOR UPDATE";
-
 enum slh_err
 slh_pg_throttle_get(struct slh_store *st, const char *dest,
                     struct slh_throttle_state *s, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    static const char throttle_sql[] =
+        "SELECT failures, opened, probes, probe_at, probing, pace"
+        " FROM slhook_throttle WHERE dest = $1";
+    /* Inside a writer's transaction what is read stays until the task writes
+     * it (store.h): the row locked, made first if there is none (then locked
+     * by its insert, and read as zeros). */
+    static const char throttle_lock_sql[] =
+        "WITH made AS (INSERT INTO slhook_throttle VALUES"
+        " ($1, 0, 0, 0, 0, false, 0) ON CONFLICT DO NOTHING)"
+        " SELECT failures, opened, probes, probe_at, probing, pace"
+        " FROM slhook_throttle WHERE dest = $1 FOR UPDATE";
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_args a = {0};
     PGresult *r = NULL;
-    enum slh_err rc = slh_pg_ready(pg, err);
-    bool is_tx = rc == SLH_OK && PQtransactionStatus(pg->conn) != PQTRANS_IDLE;
+    enum slh_err rc;
 
     slh_pg_arg_text(&a, dest);
-    if (rc == SLH_OK)
-        rc = slh_pg_exec(pg, "breaker", is_tx ? throttle_lock_sql : throttle_sql,
-                         &a, &r, err);
+    rc = slh_pg_exec(pg, "breaker",
+                     pg->is_in_tx ? throttle_lock_sql : throttle_sql, &a, &r,
+                     err);
     if (rc == SLH_OK && PQntuples(r) == 1) {
         s->failures = (int)slh_pg_i64(r, 0, 0);
         s->opened = slh_pg_i64(r, 0, 1);
@@ -140,9 +138,8 @@ enum slh_err
 slh_pg_throttle_put(struct slh_store *st, const char *dest,
                     const struct slh_throttle_state *s, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_args a = {0};
-    enum slh_err rc = slh_pg_ready(pg, err);
 
     slh_pg_arg_text(&a, dest);
     slh_pg_arg_i64(&a, s->failures);
@@ -151,9 +148,7 @@ slh_pg_throttle_put(struct slh_store *st, const char *dest,
     slh_pg_arg_i64(&a, s->probe_at);
     slh_pg_arg_text(&a, s->is_probing ? "true" : "false");
     slh_pg_arg_i64(&a, s->pace_us);
-    if (rc == SLH_OK)
-        rc = slh_pg_write(pg, "breaker", throttle_put_sql, &a, NULL, err);
-    return rc;
+    return slh_pg_write(pg, "breaker", throttle_put_sql, &a, NULL, err);
 }
 
 /* As SQLite's (store_sqlite_throttle.c): max_age from receipt or revival;
@@ -168,10 +163,9 @@ enum slh_err
 slh_pg_expire(struct slh_store *st, const char *dest, int64_t max_age,
               int64_t now_ms, const char *why, size_t *n, struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     struct slh_pg_args a = {0};
     char error[SLH_STORE_ERROR_LEN];
-    enum slh_err rc = slh_pg_ready(pg, err);
 
     snprintf(error, sizeof(error), "%s", why);
     slh_store_utf8_mend(error);
@@ -180,9 +174,7 @@ slh_pg_expire(struct slh_store *st, const char *dest, int64_t max_age,
                                                : INT64_MIN);
     slh_pg_arg_i64(&a, now_ms);
     slh_pg_arg_text(&a, error);
-    if (rc == SLH_OK)
-        rc = slh_pg_write(pg, "expire", expire_sql, &a, n, err);
-    return rc;
+    return slh_pg_write(pg, "expire", expire_sql, &a, n, err);
 }
 
 #define MINUTE_MS 60000
@@ -238,7 +230,7 @@ slh_pg_minutes(struct slh_store *st, int64_t since_ms, size_t n,
                int64_t from_ms, int64_t *received, int64_t *delivered,
                struct slh_error *err)
 {
-    struct slh_pg *pg = slh_pg(st);
+    struct slh_pg *pg = (struct slh_pg *)st;
     int64_t since = since_ms - since_ms % MINUTE_MS;
     int64_t until = since + (int64_t)n * MINUTE_MS;
     struct slh_pg_buf b = {0};
@@ -252,9 +244,8 @@ slh_pg_minutes(struct slh_store *st, int64_t since_ms, size_t n,
     if (rc == SLH_OK && slh_pg_arr_strings(&b, dests, n_dests) == NULL)
         rc = slh_error_set(err, SLH_ENOMEM, "minutes: out of memory");
     if (rc == SLH_OK)
-        rc = count_minutes(pg, delivered_sql,
-                           from_ms < since ? from_ms : since, until, b.p, since,
-                           n, delivered, err);
+        rc = count_minutes(pg, delivered_sql, from_ms < since ? from_ms : since,
+                           until, b.p, since, n, delivered, err);
     slh_pg_buf_free(&b);
     slh_store_dests_free(dests, n_dests);
     return rc;

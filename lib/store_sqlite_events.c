@@ -501,7 +501,8 @@ requeue_chunk(struct slh_sqlite *sq, const struct slh_store_replay *r,
         at->received = sqlite3_column_int64(q, 3);
         at->seq = seq;
         (*n_seen)++;
-        if (slh_store_replay_wants(r, type != NULL ? type : "", sqlite3_column_int(q, 2)))
+        if (slh_store_replay_wants(r, type != NULL ? type : "",
+                                   sqlite3_column_int(q, 2)))
             rc = requeue_one(sq, r, seq, now_ms, at, err);
     }
     if (rc == SLH_OK && step != SQLITE_DONE)

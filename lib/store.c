@@ -88,6 +88,59 @@ slh_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The userinfo's password of a URI (scheme://user:PASSWORD@host/...):
+ * *from its first character, *to the '@' after it; false when none. */
+static bool
+userinfo_password(const char *uri, const char **from, const char **to)
+{
+    const char *auth = strstr(uri, "://");
+    const char *end, *at = NULL, *colon;
+
+    auth = auth != NULL ? auth + 3 : uri;
+    end = auth + strcspn(auth, "/?#");
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon == NULL)
+        return false;
+    *from = colon + 1;
+    *to = at;
+    return true;
+}
+
+char *
+slh_store_mask(const char *uri)
+{
+    size_t len = strlen(uri), o = 0, i = 0;
+    /* Each password becomes ***: at most one userinfo and len / 9
+     * password= parameters, each 3 bytes longer at most. */
+    char *out = malloc(len * 2 + 8);
+    const char *from = NULL, *to = NULL;
+    bool has_userinfo = userinfo_password(uri, &from, &to);
+
+    if (out == NULL)
+        return NULL;
+    while (uri[i] != '\0') {
+        if (has_userinfo && uri + i == from) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            i = (size_t)(to - uri);
+            continue;
+        }
+        if (i > 0 && (uri[i - 1] == '?' || uri[i - 1] == '&') &&
+            strncmp(uri + i, "password=", 9) == 0) {
+            memcpy(out + o, "password=***", 12);
+            o += 12;
+            i += 9 + strcspn(uri + i + 9, "&#");
+            continue;
+        }
+        out[o++] = uri[i++];
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* The backend whose spool string spool is. */
 static const struct slh_store_ops *
 backend_of(const char *spool)

@@ -74,6 +74,13 @@ void slh_store_close(struct slh_store *st);
 const char *slh_store_where(const struct slh_store *st);
 
 /*
+ * spool as messages show it: a URI's password (user:PASSWORD@,
+ * password=PASSWORD) replaced by ***, anything else as it is. A new
+ * string, NULL when out of memory. The config keeps one (spool_shown).
+ */
+char *slh_store_mask(const char *spool);
+
+/*
  * Whether spool names a directory on this host (a SQLite spool), whose
  * owner and mode `slhook check` looks at; false for a store on a server.
  */

@@ -1,18 +1,79 @@
 #!/bin/sh
-# t_pg_store.sh: the store conformance suite (tests/test_store.c) against
-# both backends: SQLite, and PostgreSQL on a cluster started here
-# (tests/pg_lib.sh) and stopped at the end. test_store's own summary is
-# the last line; a cluster that does not start is a failure.
+# t_pg_store.sh: the PostgreSQL spool (issue 18), on a cluster started here
+# (tests/pg_lib.sh) and stopped at the end. First the programs: `check`
+# before the spool exists and after (the server's and the schema's
+# versions, the URI's password masked), `deliver --once` making the
+# database, slhook.fcgi storing a POST (200) that `status` then counts,
+# slhook.cgi answering 503 (built without PostgreSQL). Then the store
+# conformance suite (tests/test_store.c) against both backends, SQLite and
+# this cluster; its checks are counted with these.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 lib_init pg_store
+need "$B/tests/test_store" "$B/slhook" "$B/slhook.fcgi" "$B/slhook.cgi" \
+    python3
 
-prog=$B/tests/test_store
-[ -x "$prog" ] || (cd "$ROOT" && make -s "$prog" B="$B") >/dev/null ||
-    abort "build $prog"
 pg_start || finish
-echo "a PostgreSQL cluster of our own: $PG_DIR"
-SLH_TEST_PG=$PG_ARGS "$prog"
-rc=$?
+PW=s3cretpw
+cat >"$T/slhook.conf" <<EOF
+[receiver]
+secret_key = $SECRET
+server_id = 40211
+spool = postgresql://slhook:$PW@/slh_cli?$PG_ARGS
+[destination a]
+url = http://127.0.0.1:9/a
+EOF
+
+"$B/slhook" -c "$T/slhook.conf" check >"$T/check0" 2>&1
+expect "check, no database yet: exit 0" 0 $?
+check "check, no database yet: says so" \
+    grep -q "no database yet: made on first use" "$T/check0"
+"$B/slhook" -c "$T/slhook.conf" deliver --once >"$T/deliver" 2>&1
+expect "deliver --once makes the database: exit 0" 0 $?
+"$B/slhook" -c "$T/slhook.conf" check >"$T/check1" 2>&1
+expect "check: exit 0" 0 $?
+check "check: the server's version and the schema's" \
+    grep -qE "PostgreSQL 1[0-9.]+.*, schema 1, database slh_cli as slhook" \
+    "$T/check1"
+check "check: sound" grep -q ": sound$" "$T/check1"
+check "check: the URI's password masked" \
+    grep -q "postgresql://slhook:\*\*\*@/slh_cli" "$T/check1"
+check "no password in what check or deliver print" \
+    sh -c "! grep -q '$PW' '$T/check0' '$T/check1' '$T/deliver'"
+
+# The receive path: slhook.fcgi stores, status counts; the CGI refuses.
+A=$T/fcgi.sock
+start_fcgi "$T/fcgi.log" "$A" -c "$T/slhook.conf"
+i=0
+while [ ! -S "$A" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+post "$A" --body "$FIX/delivered-1.json"
+expect "slhook.fcgi on PostgreSQL: 200" 200 "$STATUS"
+post "$A" --body "$FIX/delivered-1.json"
+expect "the same event again: 200" 200 "$STATUS"
+kill "$FPID"
+wait "$FPID" 2>/dev/null
+check "stored once: new=1, then new=0" \
+    sh -c "grep -q 'events=1 new=1' '$T/fcgi.log' &&
+        grep -q 'events=1 new=0' '$T/fcgi.log'"
+"$B/slhook" -c "$T/slhook.conf" status >"$T/status" 2>&1
+expect "status: exit 0" 0 $?
+check "status: the event once, for a" grep -qE "^ *a +1 " "$T/status"
+cgi "$T/slhook.conf" "$FIX/delivered-1.json"
+expect "slhook.cgi, a PostgreSQL spool: 503" 503 "$STATUS"
+check "with Retry-After" has_retry_after
+check "its log says it was built without PostgreSQL" \
+    grep -q "this slhook.cgi was built without PostgreSQL" "$T/cgi.log"
+check "no password in any log" \
+    sh -c "! grep -q '$PW' '$T/cgi.log' '$T/fcgi.log' '$T/status'"
+
+# The conformance suite, its summary added to ours.
+SLH_TEST_PG=$PG_ARGS "$B/tests/test_store" >"$T/store.out" 2>&1
+expect "test_store: exit 0" 0 $?
+grep -E '^FAIL|^backend' "$T/store.out"
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$T/store.out" | tail -n 1)
+[ -n "$summary" ] || nok "test_store printed no summary"
+pass=$((pass + ${summary%% passed*}))
+f=${summary#*, }
+fail=$((fail + ${f%% failed}))
 pg_stop
-exit $rc
+finish

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -210,8 +209,6 @@ slh_pg_take_back(struct slh_store *st, int64_t self, int64_t now_ms,
              : slh_pg_exec(pg, "take back", others_sql, &a, &r, err);
     if (rc == SLH_OK && PQntuples(r) > 0) {
         owner_waits(r, &mine, &waits);
-        if (getenv("SLH_DEBUG_TB"))
-            fprintf(stderr, "TB tokens %s waits %s\n", mine.p, waits.p);
         a.n = 0;
         slh_pg_arg_text(&a, slh_pg_arr_close(&mine));
         slh_pg_arg_text(&a, slh_pg_arr_close(&waits));

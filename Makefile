@@ -301,6 +301,7 @@ clean: fuzz-clean
 # leak fails (exit 99, the report is shown), as does a failing test. Built
 # without sanitizers (valgrind and ASan do not mix). Programs that start
 # servers are followed no further than the fork (--trace-children=no).
+# test_store runs with a PostgreSQL cluster of its own (tests/with_pg.sh).
 VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
            --errors-for-leak-kinds=definite,indirect --trace-children=no \
            --quiet
@@ -308,7 +309,8 @@ valgrind: tests
 	@failed=""; \
 	for t in $(TEST_BIN); do \
 	    printf '%-40s ' "$$t"; \
-	    $(VALGRIND) --log-file=$$t.valgrind $$t >$$t.vgout 2>&1; rc=$$?; \
+	    wrap=; case $$t in */test_store) wrap=tests/with_pg.sh ;; esac; \
+	    $$wrap $(VALGRIND) --log-file=$$t.valgrind $$t >$$t.vgout 2>&1; rc=$$?; \
 	    if [ $$rc -eq 0 ]; then \
 	        tail -n 1 $$t.vgout; \
 	    elif [ $$rc -eq 99 ]; then \

@@ -110,8 +110,9 @@ userinfo_password(const char *uri, const char **from, const char **to)
 }
 
 char *
-slh_store_mask(const char *uri)
+slh_store_mask(const char *spool)
 {
+    const char *uri = spool;
     size_t len = strlen(uri), o = 0, i = 0;
     /* Each password becomes ***: at most one userinfo and len / 9
      * password= parameters, each 3 bytes longer at most. */

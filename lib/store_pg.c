@@ -150,6 +150,44 @@ slh_pg_fail(struct slh_pg *pg, const char *what, const PGresult *res,
     return slh_error_set(err, SLH_ESTORE, "spool %s: %s", pg->where, text);
 }
 
+/* sql's prepared statement on pg's connection, prepared now if it is not
+ * yet: its name into name, false when it cannot be (then run unnamed). */
+static bool
+kept_name(struct slh_pg *pg, const char *sql, int n_args, char *name,
+          size_t size)
+{
+    size_t i;
+    PGresult *r;
+    bool is_ok;
+
+    for (i = 0; i < pg->n_kept && pg->kept[i] != sql; i++)
+        ;
+    snprintf(name, size, "k%zu", i);
+    if (i < pg->n_kept)
+        return true;
+    if (i == SLH_PG_KEPT || pg->is_connecting)
+        return false;
+    r = PQprepare(pg->conn, name, sql, n_args, NULL);
+    is_ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (is_ok)
+        pg->kept[pg->n_kept++] = sql;
+    return is_ok;
+}
+
+/* Runs sql, prepared when it can be. */
+static PGresult *
+run(struct slh_pg *pg, const char *sql, const struct slh_pg_args *a)
+{
+    int n = a != NULL ? a->n : 0;
+    const char *const *v = a != NULL ? a->v : NULL;
+    char name[16];
+
+    if (kept_name(pg, sql, n, name, sizeof(name)))
+        return PQexecPrepared(pg->conn, name, n, v, NULL, NULL, 0);
+    return PQexecParams(pg->conn, sql, n, NULL, v, NULL, NULL, 0);
+}
+
 enum slh_err
 slh_pg_exec(struct slh_pg *pg, const char *what, const char *sql,
             const struct slh_pg_args *a, PGresult **out, struct slh_error *err)
@@ -161,8 +199,7 @@ slh_pg_exec(struct slh_pg *pg, const char *what, const char *sql,
         *out = NULL;
     if (slh_pg_ready(pg, err) != SLH_OK)
         return SLH_ESTORE;
-    r = PQexecParams(pg->conn, sql, a != NULL ? a->n : 0, NULL,
-                     a != NULL ? a->v : NULL, NULL, NULL, 0);
+    r = run(pg, sql, a);
     s = PQresultStatus(r);
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         enum slh_err e = slh_pg_fail(pg, what, r, err);
@@ -218,6 +255,7 @@ slh_pg_ready(struct slh_pg *pg, struct slh_error *err)
         return rc;
     PQfinish(pg->conn);
     pg->conn = conn;
+    pg->n_kept = 0; /* prepared on the connection gone */
     rc = slh_pg_session(pg, err);
     if (rc != SLH_OK)
         return rc;

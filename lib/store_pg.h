@@ -97,6 +97,7 @@
 #define SLH_PG_OWNERS 8           /* owners one handle may hold */
 #define SLH_PG_ARGS 12            /* parameters a statement may have */
 #define SLH_PG_PURGE_CHUNK 5000
+#define SLH_PG_KEPT 48 /* statements prepared per connection */
 
 struct slh_pg;
 
@@ -112,11 +113,14 @@ struct slh_pg {
     char *uri;    /* as configured: libpq's to read, never to print */
     char *where;  /* the URI masked */
     enum slh_store_create how;
-    bool is_open;      /* opened once: a reconnection asks no more */
-    bool is_in_tx;     /* slh_pg_begin()'s transaction is open */
-    bool is_deliverer; /* slh_store_role(SLH_STORE_DELIVERER) */
-    bool is_listening; /* data_version() asked: LISTEN slhook */
-    int64_t version;   /* data_version()'s count */
+    bool is_open;       /* opened once: a reconnection asks no more */
+    bool is_connecting; /* slh_pg_connect() works on another connection */
+    const char *kept[SLH_PG_KEPT]; /* statements prepared on conn, told */
+    size_t n_kept;                 /* apart by address: "k<index>" */
+    bool is_in_tx;                 /* slh_pg_begin()'s transaction is open */
+    bool is_deliverer;             /* slh_store_role(SLH_STORE_DELIVERER) */
+    bool is_listening;             /* data_version() asked: LISTEN slhook */
+    int64_t version;               /* data_version()'s count */
     struct slh_pg_owner *owners[SLH_PG_OWNERS];
     size_t n_owners;
 };
@@ -164,7 +168,10 @@ enum slh_err slh_pg_ready(struct slh_pg *pg, struct slh_error *err);
 
 /*
  * Runs sql with a's parameters (a NULL for none), on the connection
- * slh_pg_ready() gives. SLH_OK when it ran
+ * slh_pg_ready() gives, prepared once per connection (a statement run
+ * often costs more to plan than to run; PostgreSQL still plans one with
+ * its values while that is better): pass a static string, told apart by
+ * its address. SLH_OK when it ran
  * (rows or none), with *out the result (the caller's to PQclear) when out
  * is not NULL; else SLH_ESTORE, err "spool WHERE: what: the server's
  * message", and nothing to free.

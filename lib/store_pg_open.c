@@ -323,9 +323,11 @@ slh_pg_connect(struct slh_pg *pg, PGconn **out, struct slh_error *err)
     /* The schema is looked at on the new connection, the old one kept
      * until it works. */
     pg->conn = conn;
+    pg->is_connecting = true;
     rc = slh_pg_session(pg, err);
     if (rc == SLH_OK)
         rc = check_schema(pg, err);
+    pg->is_connecting = false;
     pg->conn = kept;
     if (rc != SLH_OK) {
         PQfinish(conn);

@@ -38,8 +38,14 @@ check "check: the server's version and the schema's" \
 check "check: sound" grep -q ": sound$" "$T/check1"
 check "check: the URI's password masked" \
     grep -q "postgresql://slhook:\*\*\*@/slh_cli" "$T/check1"
+printf '[receiver]\nsecret_key = %s\nspool = %s\n' "$SECRET" \
+    "postgres:///slh_cli?password=$PW&$PG_ARGS" >"$T/param.conf"
+"$B/slhook" -c "$T/param.conf" check >"$T/check2" 2>&1
+expect "check, postgres:// and password=: exit 0" 0 $?
+check "check: password= masked" \
+    grep -q "postgres:///slh_cli?password=\*\*\*&host=" "$T/check2"
 check "no password in what check or deliver print" \
-    sh -c "! grep -q '$PW' '$T/check0' '$T/check1' '$T/deliver'"
+    sh -c "! grep -q '$PW' '$T/check0' '$T/check1' '$T/check2' '$T/deliver'"
 
 # The receive path: slhook.fcgi stores, status counts; the CGI refuses.
 A=$T/fcgi.sock

@@ -188,6 +188,30 @@ run(struct slh_pg *pg, const char *sql, const struct slh_pg_args *a)
     return PQexecParams(pg->conn, sql, n, NULL, v, NULL, NULL, 0);
 }
 
+/*
+ * Whether r, a statement's result outside a transaction, failed because
+ * the connection was found dead (the server restarted since its last
+ * statement): an error without the server's SQLSTATE, while libpq may
+ * still call the connection OK. If so r is cleared and the connection
+ * dropped, for slh_pg_ready() to make anew and the statement to run once
+ * more: every statement of ours may run twice (a put's events are then
+ * duplicates of themselves). Inside a transaction the failure stands: the
+ * transaction died with the connection.
+ */
+static bool
+is_lost(struct slh_pg *pg, PGresult *r)
+{
+    ExecStatusType s = PQresultStatus(r);
+
+    if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK || pg->is_in_tx ||
+        pg->is_connecting || PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL)
+        return false;
+    PQclear(r);
+    PQfinish(pg->conn);
+    pg->conn = NULL;
+    return true;
+}
+
 enum slh_err
 slh_pg_exec(struct slh_pg *pg, const char *what, const char *sql,
             const struct slh_pg_args *a, PGresult **out, struct slh_error *err)
@@ -201,6 +225,12 @@ slh_pg_exec(struct slh_pg *pg, const char *what, const char *sql,
         return SLH_ESTORE;
     r = run(pg, sql, a);
     s = PQresultStatus(r);
+    if (is_lost(pg, r)) {
+        if (slh_pg_ready(pg, err) != SLH_OK)
+            return SLH_ESTORE;
+        r = run(pg, sql, a);
+        s = PQresultStatus(r);
+    }
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         enum slh_err e = slh_pg_fail(pg, what, r, err);
         PQclear(r);
@@ -246,7 +276,8 @@ slh_pg_ready(struct slh_pg *pg, struct slh_error *err)
     PGconn *conn = NULL;
     enum slh_err rc;
 
-    if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK)
+    if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK &&
+        PQsocket(pg->conn) >= 0)
         return SLH_OK;
     if (pg->is_in_tx)
         return slh_pg_fail(pg, "connection lost in a transaction", NULL, err);
@@ -288,6 +319,12 @@ slh_pg_begin(struct slh_pg *pg, const char *what, enum slh_pg_sync sync,
     /* Two statements, no parameters: the simple protocol, one round
      * trip. */
     r = PQexec(pg->conn, sql[sync]);
+    if (is_lost(pg, r)) {
+        rc = slh_pg_ready(pg, err);
+        if (rc != SLH_OK)
+            return rc;
+        r = PQexec(pg->conn, sql[sync]);
+    }
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = slh_pg_fail(pg, what, r, err);
     else

@@ -168,7 +168,8 @@ enum slh_err slh_pg_ready(struct slh_pg *pg, struct slh_error *err);
 
 /*
  * Runs sql with a's parameters (a NULL for none), on the connection
- * slh_pg_ready() gives, prepared once per connection (a statement run
+ * slh_pg_ready() gives (once more on a new one when that was found dead,
+ * outside a transaction), prepared once per connection (a statement run
  * often costs more to plan than to run; PostgreSQL still plans one with
  * its values while that is better): pass a static string, told apart by
  * its address. SLH_OK when it ran

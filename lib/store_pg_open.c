@@ -111,6 +111,17 @@ connect_to(const char *uri, const char *dbname)
     return PQconnectdbParams(keys, vals, 1);
 }
 
+/* lib/ prints nothing: libpq's own processor would write the server's
+ * notices ("terminating connection due to immediate shutdown") to
+ * stderr, which is a front end's to use. What matters comes back as an
+ * error. */
+static void
+no_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 /* The error of a connection that failed, naming the spool; frees conn. */
 static enum slh_err
 connect_fail(struct slh_pg *pg, PGconn *conn, struct slh_error *err)
@@ -320,6 +331,7 @@ slh_pg_connect(struct slh_pg *pg, PGconn **out, struct slh_error *err)
     }
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
         return connect_fail(pg, conn, err);
+    PQsetNoticeProcessor(conn, no_notice, NULL);
     /* The schema is looked at on the new connection, the old one kept
      * until it works. */
     pg->conn = conn;

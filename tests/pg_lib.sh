@@ -7,7 +7,11 @@
 # libpq URI parameters that reach it ("host=DIR&user=slhook", trust
 # authentication: the socket directory is the test's). pg_stop stops it;
 # lib.sh's trap does not know it, so a test calls pg_stop before finish
-# (pg_start installs a trap that stops it on any exit).
+# (pg_start installs a trap that stops it on any exit). pg_down stops the
+# server at once (immediate: no client is told), pg_up starts it again.
+#
+# A postgres started here inherits the shell's open descriptors; a test
+# that holds one open (a fifo, say) closes it for these calls.
 
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 PG_DIR=
@@ -46,6 +50,11 @@ pg_start() {
         nok "initdb"
         return 1
     }
+    pg_up || return 1
+    PG_ARGS="host=$PG_DIR&user=slhook"
+}
+
+pg_up() {
     (cd "$PG_DIR" && pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" \
         -l "$PG_DIR/server.log" -w -t 30 \
         -o "-k $PG_DIR -c listen_addresses= -c max_connections=200" \
@@ -54,5 +63,9 @@ pg_start() {
         nok "pg_ctl start"
         return 1
     }
-    PG_ARGS="host=$PG_DIR&user=slhook"
+}
+
+pg_down() {
+    pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop \
+        >/dev/null 2>&1
 }

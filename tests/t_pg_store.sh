@@ -56,6 +56,15 @@ post "$A" --body "$FIX/delivered-1.json"
 expect "slhook.fcgi on PostgreSQL: 200" 200 "$STATUS"
 post "$A" --body "$FIX/delivered-1.json"
 expect "the same event again: 200" 200 "$STATUS"
+# The server stopped at once under slhook.fcgi's open connections: 503s
+# with Retry-After while it is down, then 200s without restarting slhook.
+pg_down
+post "$A" --body "$FIX/failed-1.json"
+expect "PostgreSQL down: 503" 503 "$STATUS"
+check "with Retry-After" has_retry_after
+pg_up
+post "$A" --body "$FIX/failed-1.json"
+expect "PostgreSQL back: 200, slhook not restarted" 200 "$STATUS"
 kill "$FPID"
 wait "$FPID" 2>/dev/null
 check "stored once: new=1, then new=0" \
@@ -63,7 +72,8 @@ check "stored once: new=1, then new=0" \
         grep -q 'events=1 new=0' '$T/fcgi.log'"
 "$B/slhook" -c "$T/slhook.conf" status >"$T/status" 2>&1
 expect "status: exit 0" 0 $?
-check "status: the event once, for a" grep -qE "^ *a +1 " "$T/status"
+check "status: the two events, each once, for a" \
+    grep -qE "^ *a +2 " "$T/status"
 cgi "$T/slhook.conf" "$FIX/delivered-1.json"
 expect "slhook.cgi, a PostgreSQL spool: 503" 503 "$STATUS"
 check "with Retry-After" has_retry_after

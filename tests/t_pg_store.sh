@@ -11,7 +11,7 @@
 . "$(dirname "$0")/pg_lib.sh"
 lib_init pg_store
 need "$B/tests/test_store" "$B/slhook" "$B/slhook.fcgi" "$B/slhook.cgi" \
-    python3
+    python3 psql
 
 pg_start || finish
 PW=s3cretpw
@@ -74,6 +74,18 @@ check "stored once: new=1, then new=0" \
 expect "status: exit 0" 0 $?
 check "status: the two events, each once, for a" \
     grep -qE "^ *a +2 " "$T/status"
+# The hourly purge, with no directory for its stamp: both events made
+# delivered long ago, then forgotten by the next deliverer; the tally
+# follows (check verifies it).
+PSQL="psql -X -q -t -A -h $PG_DIR -U slhook slh_cli"
+$PSQL -c "UPDATE slhook_delivery SET state = 1, due = 1000, done = 1000;
+    UPDATE slhook_event SET received = 1000"
+"$B/slhook" -c "$T/slhook.conf" deliver --once >>"$T/deliver" 2>&1
+expect "the purge on PostgreSQL: old delivered events forgotten" 0 \
+    "$($PSQL -c 'SELECT count(*) FROM slhook_event')"
+"$B/slhook" -c "$T/slhook.conf" check >"$T/check3" 2>&1
+expect "check after the purge: the tally agrees (exit 0)" 0 $?
+
 cgi "$T/slhook.conf" "$FIX/delivered-1.json"
 expect "slhook.cgi, a PostgreSQL spool: 503" 503 "$STATUS"
 check "with Retry-After" has_retry_after

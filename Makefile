@@ -33,18 +33,31 @@ CORE_PKGS = jansson sqlite3 libcrypto inih
 CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) libcurl)
 CORE_LIBS := $(shell $(PKG_CONFIG) --libs $(CORE_PKGS))
 CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl)
+# libpq for the PostgreSQL spool (lib/store_pg*.c); slhook.cgi has none
+# (below).
+PG_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq)
+PG_LIBS := $(shell $(PKG_CONFIG) --libs libpq)
 FCGI_LIBS = -lfcgi -lpthread
 
 SLH_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
              -DSLH_VERSION='"$(VERSION)"' \
-             -Ilib -Ifront $(WARN) $(CORE_CFLAGS) $(SAN_FLAGS) -MMD -MP
+             -Ilib -Ifront $(WARN) $(CORE_CFLAGS) $(PG_CFLAGS) $(SAN_FLAGS) \
+             -MMD -MP
 SLH_LDFLAGS = $(SAN_FLAGS)
 
 # The receive path (lib objects the CGI needs) never pulls in libcurl:
 # the delivering side, lib/deliver*.c (the only files that include
 # <curl/curl.h> or call a deliverer), lives in an archive of its own.
 DELIVER_SRC := $(wildcard lib/deliver*.c)
-LIB_SRC := $(filter-out $(DELIVER_SRC),$(wildcard lib/*.c))
+# The PostgreSQL backend is linked as objects (store.c's table names it)
+# into every program but slhook.cgi, which gets lib/store_pg_none.c, a
+# backend that claims the same spools and refuses them (503): a static
+# libpq needs Kerberos' and OpenLDAP's static libraries, which Debian does
+# not ship, and the CGI is linked fully static (below).
+PG_NONE_SRC := lib/store_pg_none.c
+PG_SRC := $(filter-out $(PG_NONE_SRC),$(wildcard lib/store_pg*.c))
+PG_OBJ := $(PG_SRC:%.c=$(B)/%.o)
+LIB_SRC := $(filter-out $(DELIVER_SRC) $(PG_SRC) $(PG_NONE_SRC),$(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/lib/page_assets.o
 DELIVER_OBJ := $(DELIVER_SRC:%.c=$(B)/%.o)
 CGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cgi/*.c)) $(B)/cgi/tool.o
@@ -149,17 +162,17 @@ $(B)/cgi/tool.o: cgi/tool.S $(B)/slhook.embed
 	@mkdir -p $(dir $@)
 	$(CC) -DSLH_TOOL_FILE='"$(B)/slhook.embed"' $(CFLAGS) -c $< -o $@
 
-$(B)/slhook.cgi: $(CGI_OBJ) $(FRONT_OBJ) $(B)/libslhook.a
+$(B)/slhook.cgi: $(CGI_OBJ) $(FRONT_OBJ) $(B)/lib/store_pg_none.o $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CGI_LIBS)
 
-$(B)/slhook.fcgi: $(FCGI_OBJ) $(FRONT_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
-	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(FCGI_LIBS)
+$(B)/slhook.fcgi: $(FCGI_OBJ) $(FRONT_OBJ) $(PG_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
+	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(PG_LIBS) $(FCGI_LIBS)
 
-$(B)/slhook: $(CLI_OBJ) $(FRONT_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
-	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) -lpthread
+$(B)/slhook: $(CLI_OBJ) $(FRONT_OBJ) $(PG_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
+	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(PG_LIBS) -lpthread
 
-$(B)/tests/%: $(B)/tests/%.o $(B)/libslhook-deliver.a $(B)/libslhook.a
-	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(FCGI_LIBS)
+$(B)/tests/%: $(B)/tests/%.o $(PG_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
+	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(PG_LIBS) $(FCGI_LIBS)
 
 # The FastCGI record parser is fcgi/'s (lib/ never sees a FastCGI header).
 $(B)/tests/test_fcgi_proto: $(B)/fcgi/proto.o
@@ -170,8 +183,10 @@ tests: $(TEST_BIN)
 
 # Every test program and script prints "N passed, N failed" last; the
 # runner adds them up and fails when any failed or any program crashed.
+# test_store runs inside tests/t_pg_store.sh, which starts the PostgreSQL
+# cluster its second half needs (alone, that half fails).
 test: all tests
-	@B=$(B) ./tests/run $(TEST_BIN) $(TEST_SH)
+	@B=$(B) ./tests/run $(filter-out $(B)/tests/test_store,$(TEST_BIN)) $(TEST_SH)
 
 # What CI runs: clang-tidy, the tests, then the same tests built with
 # sanitizers.
@@ -222,7 +237,7 @@ FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
               -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
 FUZZ_TARGETS = event config handler
 FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz_%)
-FUZZ_LIB_OBJ = $(LIB_SRC:%.c=$(FUZZ_B)/%.o)
+FUZZ_LIB_OBJ = $(LIB_SRC:%.c=$(FUZZ_B)/%.o) $(PG_NONE_SRC:%.c=$(FUZZ_B)/%.o)
 # Longest input per target: a few fixtures' worth for bodies, and a little
 # over the handler's max_body (4096, plus 3 selector bytes) to reach 413.
 FUZZ_MAXLEN_event = 8192
@@ -286,6 +301,7 @@ clean: fuzz-clean
 # leak fails (exit 99, the report is shown), as does a failing test. Built
 # without sanitizers (valgrind and ASan do not mix). Programs that start
 # servers are followed no further than the fork (--trace-children=no).
+# test_store runs with a PostgreSQL cluster of its own (tests/with_pg.sh).
 VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
            --errors-for-leak-kinds=definite,indirect --trace-children=no \
            --quiet
@@ -293,7 +309,8 @@ valgrind: tests
 	@failed=""; \
 	for t in $(TEST_BIN); do \
 	    printf '%-40s ' "$$t"; \
-	    $(VALGRIND) --log-file=$$t.valgrind $$t >$$t.vgout 2>&1; rc=$$?; \
+	    wrap=; case $$t in */test_store) wrap=tests/with_pg.sh ;; esac; \
+	    $$wrap $(VALGRIND) --log-file=$$t.valgrind $$t >$$t.vgout 2>&1; rc=$$?; \
 	    if [ $$rc -eq 0 ]; then \
 	        tail -n 1 $$t.vgout; \
 	    elif [ $$rc -eq 99 ]; then \

@@ -55,7 +55,7 @@ store(void *arg, const struct slh_batch *batch, size_t *n_new)
                  "could not write in it. Run as that user (e.g. runuser -u "
                  "www-data -- slhook.cgi), or make it theirs first: install "
                  "-d -m 0700 -o www-data %s",
-                 err.text, ctx->cfg->spool);
+                 err.text, ctx->cfg->spool_shown);
         return SLH_ESTORE;
     }
     if (rc != SLH_OK)
@@ -132,7 +132,7 @@ kick_deliverer(const struct slh_config *cfg)
         fprintf(stderr,
                 "slhook: delivery could not start: %s (the events wait in "
                 "%s; `slhook status` shows them)\n",
-                err.text, cfg->spool);
+                err.text, cfg->spool_shown);
 }
 
 /*

@@ -77,7 +77,7 @@ open_spool(const struct slh_config *cfg, const char *cmd, struct slh_store **sp)
         return 0;
     case SLH_ENOTFOUND:
         fprintf(stderr, "slhook: %s: no spool yet at %s: nothing received\n",
-                cmd, cfg->spool);
+                cmd, cfg->spool_shown);
         return 0;
     default:
         fprintf(stderr, "slhook: %s: %s\n", cmd, err.text);

@@ -65,19 +65,24 @@ usage(FILE *out)
 
 /* Whether the spool's database, if there is one yet, opens (it is the
  * user's own, not writable by others) and is sound: a damaged one answers
- * every POST 503. Opens it without making anything. */
+ * every POST 503. Opens it without making anything; says what it is
+ * (engine, versions) and that it is sound (the backend's own check:
+ * SQLite's quick_check, the PostgreSQL schema's). */
 static int
-check_db(const char *dir)
+check_db(const char *dir, const char *shown)
 {
     struct slh_error err = {0};
     struct slh_store *sp = NULL;
+    char what[256];
     enum slh_err e;
 
     e = slh_store_open(&sp, dir, SLH_STORE_EXISTING, &err);
     if (e == SLH_ENOTFOUND) {
-        printf("spool %s: no database yet: made on first use\n", dir);
+        printf("spool %s: no database yet: made on first use\n", shown);
         return 0;
     }
+    if (e == SLH_OK)
+        e = slh_store_describe(sp, what, sizeof(what), &err);
     if (e == SLH_OK)
         e = slh_store_verify(sp, &err);
     if (e != SLH_OK) {
@@ -85,7 +90,8 @@ check_db(const char *dir)
         printf("error: %s\n", err.text);
         return 1;
     }
-    printf("spool %s: sound (quick_check)\n", slh_store_where(sp));
+    printf("spool %s: %s\n", slh_store_where(sp), what);
+    printf("spool %s: sound\n", slh_store_where(sp));
     slh_store_close(sp);
     return 0;
 }
@@ -132,13 +138,16 @@ check_file_dest(const struct slh_dest *d)
     return 0;
 }
 
-/* What the user the tool runs as can do with the spool directory. */
+/* What the user the tool runs as can do with the spool directory; a
+ * spool on a server has no directory here: its database alone. */
 static int
-check_spool(const char *dir)
+check_spool(const char *dir, const char *shown)
 {
     struct stat st;
     char parent[4096];
 
+    if (!slh_store_is_local(dir))
+        return check_db(dir, shown);
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode)) {
             printf("spool %s: not a directory\n", dir);
@@ -171,7 +180,7 @@ check_spool(const char *dir)
         if (geteuid() == 0)
             printf("  checked as root: check again as the web server's user "
                    "(e.g. runuser -u www-data -- slhook check)\n");
-        return check_db(dir);
+        return check_db(dir, dir);
     }
     parent_dir(parent, sizeof(parent), dir);
     if (access(parent, W_OK | X_OK) != 0) {
@@ -325,7 +334,7 @@ cmd_check(const struct slh_config *cfg)
         if (d->file != NULL)
             errors += check_file_dest(d);
     }
-    errors += check_spool(cfg->spool);
+    errors += check_spool(cfg->spool, cfg->spool_shown);
     errors += check_deliverer(cfg);
     return errors > 0 ? 1 : 0;
 }

@@ -35,7 +35,10 @@ cmd_may_make_spool(const char *dir, const char *cmd)
 {
     struct stat st;
 
-    if (geteuid() != 0 || stat(dir, &st) == 0 || errno != ENOENT)
+    /* A database on a server: no directory for the web server's user to
+     * be unable to write in. */
+    if (!slh_store_is_local(dir) || geteuid() != 0 || stat(dir, &st) == 0 ||
+        errno != ENOENT)
         return true;
     fprintf(stderr,
             "slhook: %s: no spool yet at %s, and root makes none from the "
@@ -340,7 +343,7 @@ deliver_loop(struct sig_ctx *sig, struct slh_deliverer **d,
         fprintf(stderr,
                 "slhook: deliver: reloaded %s: %zu destination(s), spool "
                 "%s\n",
-                cfg->path, cfg->n_dests, cfg->spool);
+                cfg->path, cfg->n_dests, cfg->spool_shown);
     }
 }
 
@@ -496,7 +499,7 @@ cmd_status(int argc, char **argv, const struct slh_config *cfg)
         fprintf(stderr,
                 "slhook: status: no spool yet at %s: nothing received "
                 "so far\n",
-                cfg->spool);
+                cfg->spool_shown);
         break;
     default:
         goto fail;
@@ -546,7 +549,7 @@ cmd_retry(int argc, char **argv, const struct slh_config *cfg)
     /* No spool is no dead letter: nothing to make one for. */
     e = slh_store_open(&sp, cfg->spool, SLH_STORE_EXISTING, &err);
     if (e == SLH_ENOTFOUND) {
-        printf("no spool yet at %s: no dead letters\n", cfg->spool);
+        printf("no spool yet at %s: no dead letters\n", cfg->spool_shown);
         return 0;
     }
     if (e != SLH_OK ||

@@ -12,6 +12,8 @@
 #include <ini.h>
 #include <openssl/crypto.h>
 
+#include "store.h"
+
 /* Longest line, newline included. inih's own default (200) would split a
  * long Authorization header into two lines without a word. */
 #define MAX_LINE 8192
@@ -103,6 +105,7 @@ slh_config_free(struct slh_config *cfg)
     free(cfg->server_ids);
     free(cfg->allow);
     free(cfg->spool);
+    free(cfg->spool_shown);
     free(cfg->log);
     for (i = 0; i < cfg->n_dests; i++)
         config_free_dest(&cfg->dests[i]);
@@ -379,7 +382,9 @@ finish(struct parser *p)
     if (!config_finish_admin(p))
         return;
     cfg->path = strdup(p->name);
-    if (cfg->spool == NULL || cfg->path == NULL)
+    if (cfg->spool != NULL)
+        cfg->spool_shown = slh_store_mask(cfg->spool);
+    if (cfg->spool_shown == NULL || cfg->path == NULL)
         config_fail_nomem(p);
 }
 

@@ -83,7 +83,9 @@ struct slh_config {
     size_t n_allow;
     size_t max_body;   /* bytes */
     size_t max_events; /* events in one request; more get 413 */
-    char *spool;       /* the spool's directory */
+    char *spool;       /* the spool's directory, or a database's URI */
+    char *spool_shown; /* spool for messages: a password masked
+                          (slh_store_mask()) */
     long read_timeout; /* seconds from a request's first byte to its last
                           (slhook.fcgi; the CGI leaves it to the server) */
     struct slh_dest *dests;

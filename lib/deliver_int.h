@@ -121,6 +121,7 @@ struct slh_deliverer {
     int64_t version;
     int64_t version_checked;
     int64_t purge_checked; /* when the purge stamp was last looked at */
+    int64_t purged_at;     /* a spool without a stamp: its last purge here */
     int64_t recovered_at;  /* when dead deliverers were last looked for */
     struct slh_store_owner *owner; /* whose claims these are (store.h) */
     bool curl_ready;

@@ -220,7 +220,11 @@ dl_spool_recover(struct slh_deliverer *d, int64_t now)
  * Once an hour per spool, whichever deliverer comes first (the stamp file's
  * mtime tells, across processes), forgets delivered events older than
  * [receiver] retention so the spool does not grow without end. A failed purge
- * is tried again next hour: it never holds up delivery.
+ * is tried again next hour: it never holds up delivery. A spool on a server
+ * (PostgreSQL) has no directory for the stamp: there each deliverer purges
+ * once an hour of its own, in the same short writes, finding little left
+ * where another host's purge ran just before (issue 18: one stamp for all,
+ * in the database, is still to come).
  */
 void
 dl_spool_purge(struct slh_deliverer *d, int64_t now)
@@ -232,6 +236,14 @@ dl_spool_purge(struct slh_deliverer *d, int64_t now)
     if (now - d->purge_checked < PURGE_EVERY_MS / 60)
         return;
     d->purge_checked = now;
+    if (!slh_store_is_local(d->cfg->spool)) {
+        if (d->purged_at == 0 || now - d->purged_at >= PURGE_EVERY_MS) {
+            d->purged_at = now;
+            (void)slh_store_purge(d->sp, now - d->cfg->retention * 1000, NULL,
+                                  NULL);
+        }
+        return;
+    }
     if (snprintf(path, sizeof(path), "%s/%s", d->cfg->spool, PURGE_STAMP) >=
         (int)sizeof(path))
         return;

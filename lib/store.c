@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "store_backend.h"
@@ -9,14 +10,74 @@
 /* The backends, asked in turn whether a spool string is theirs; the last
  * one takes any other (a directory: SQLite). A new backend goes first. */
 extern const struct slh_store_ops slh_store_sqlite_ops; /* store_sqlite.c */
+/* store_pg.c, or in slhook.cgi store_pg_none.c (Makefile) */
+extern const struct slh_store_ops slh_store_pg_ops;
 
 static const struct slh_store_ops *const backends[] = {
+    &slh_store_pg_ops,
     &slh_store_sqlite_ops,
 };
 
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 
 #define NO_HANDLE(err) slh_error_set(err, SLH_EINVAL, "spool: no handle")
+
+/* Overlong forms, surrogates and beyond U+10FFFF count as invalid, as
+ * Jansson and JSON readers refuse them. last_error is written through this,
+ * and read through it too, for spools written before. */
+void
+slh_store_utf8_mend(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+
+    while (*p != '\0') {
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t n, k;
+
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        if (*p >= 0xc2 && *p <= 0xdf)
+            n = 2;
+        else if (*p >= 0xe0 && *p <= 0xef)
+            n = 3;
+        else if (*p >= 0xf0 && *p <= 0xf4)
+            n = 4;
+        else
+            n = 0;
+        if (*p == 0xe0)
+            lo = 0xa0;
+        else if (*p == 0xed)
+            hi = 0x9f;
+        else if (*p == 0xf0)
+            lo = 0x90;
+        else if (*p == 0xf4)
+            hi = 0x8f;
+        for (k = 1; k < n; k++) {
+            if (p[k] < (k == 1 ? lo : 0x80) || p[k] > (k == 1 ? hi : 0xbf))
+                break;
+        }
+        if (n > 0 && k == n) {
+            p += n;
+        } else if (n > 0 && p[k] == '\0') {
+            *p = '\0'; /* cut off mid-character */
+        } else {
+            *p++ = '?';
+        }
+    }
+}
+
+bool
+slh_store_replay_wants(const struct slh_store_replay *r, const char *type,
+                       int tracking)
+{
+    bool is_type = r->n_types == 0;
+
+    for (size_t i = 0; !is_type && i < r->n_types; i++)
+        is_type = strcasecmp(r->types[i], type) == 0;
+    return is_type && slh_dest_wants(r->dest, type, tracking);
+}
 
 int64_t
 slh_now_ms(void)
@@ -27,20 +88,96 @@ slh_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The userinfo's password of a URI (scheme://user:PASSWORD@host/...):
+ * *from its first character, *to the '@' after it; false when none. */
+static bool
+userinfo_password(const char *uri, const char **from, const char **to)
+{
+    const char *auth = strstr(uri, "://");
+    const char *end, *at = NULL, *colon;
+
+    auth = auth != NULL ? auth + 3 : uri;
+    end = auth + strcspn(auth, "/?#");
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon == NULL)
+        return false;
+    *from = colon + 1;
+    *to = at;
+    return true;
+}
+
+char *
+slh_store_mask(const char *spool)
+{
+    const char *uri = spool;
+    size_t len = strlen(uri), o = 0, i = 0;
+    /* Each password becomes ***: at most one userinfo and len / 9
+     * password= parameters, each 3 bytes longer at most. */
+    char *out = malloc(len * 2 + 8);
+    const char *from = NULL, *to = NULL;
+    bool has_userinfo = userinfo_password(uri, &from, &to);
+
+    if (out == NULL)
+        return NULL;
+    while (uri[i] != '\0') {
+        if (has_userinfo && uri + i == from) {
+            memcpy(out + o, "***", 3);
+            o += 3;
+            i = (size_t)(to - uri);
+            continue;
+        }
+        if (i > 0 && (uri[i - 1] == '?' || uri[i - 1] == '&') &&
+            strncmp(uri + i, "password=", 9) == 0) {
+            memcpy(out + o, "password=***", 12);
+            o += 12;
+            i += 9 + strcspn(uri + i + 9, "&#");
+            continue;
+        }
+        out[o++] = uri[i++];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The backend whose spool string spool is. */
+static const struct slh_store_ops *
+backend_of(const char *spool)
+{
+    size_t i = 0;
+
+    while (i + 1 < N_BACKENDS && !backends[i]->is_mine(spool))
+        i++;
+    return backends[i];
+}
+
 enum slh_err
 slh_store_open(struct slh_store **out, const char *spool,
                enum slh_store_create how, struct slh_error *err)
 {
-    size_t i = 0;
-
     if (out == NULL)
         return NO_HANDLE(err);
     *out = NULL;
     if (spool == NULL || *spool == '\0')
         return slh_error_set(err, SLH_EINVAL, "spool: no directory");
-    while (i + 1 < N_BACKENDS && !backends[i]->is_mine(spool))
-        i++;
-    return backends[i]->open(out, spool, how, err);
+    return backend_of(spool)->open(out, spool, how, err);
+}
+
+bool
+slh_store_is_local(const char *spool)
+{
+    return spool != NULL && backend_of(spool)->is_local;
+}
+
+enum slh_err
+slh_store_describe(struct slh_store *st, char *buf, size_t size,
+                   struct slh_error *err)
+{
+    if (size > 0)
+        buf[0] = '\0';
+    return st != NULL ? st->ops->describe(st, buf, size, err) : NO_HANDLE(err);
 }
 
 void

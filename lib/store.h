@@ -6,8 +6,10 @@
  * contract between the front ends, the committer, the deliverer and the
  * command-line tool on one side, and the backend on the other: nothing in
  * it is a backend's. The backend is chosen from the config's `spool`
- * string (store.c): a directory is a SQLite spool (store_sqlite.h). Adding
- * one is a file with an ops table (store_backend.h) and a line in store.c.
+ * string (store.c): a postgresql:// or postgres:// URI is a PostgreSQL
+ * spool (store_pg.h), anything else a directory, a SQLite spool
+ * (store_sqlite.h). Adding one is a file with an ops table
+ * (store_backend.h) and a line in store.c.
  *
  * An event is stored once: its identity is the hex SHA-256 of event.h
  * (slh_event_id()), and an event whose id, or whose legacy id
@@ -67,8 +69,30 @@ enum slh_err slh_store_open(struct slh_store **out, const char *spool,
 /* Closes the handle. NULL is fine. */
 void slh_store_close(struct slh_store *st);
 
-/* What st has open, for messages ("DIR/slhook.db"); borrowed from st. */
+/* What st has open, for messages ("DIR/slhook.db", a URI with its
+ * password masked); borrowed from st. */
 const char *slh_store_where(const struct slh_store *st);
+
+/*
+ * spool as messages show it: a URI's password (user:PASSWORD@,
+ * password=PASSWORD) replaced by ***, anything else as it is. A new
+ * string, NULL when out of memory. The config keeps one (spool_shown).
+ */
+char *slh_store_mask(const char *spool);
+
+/*
+ * Whether spool names a directory on this host (a SQLite spool), whose
+ * owner and mode `slhook check` looks at; false for a store on a server.
+ */
+bool slh_store_is_local(const char *spool);
+
+/*
+ * One line about what st is, for `slhook check`, into buf (size bytes,
+ * NUL-terminated, cut to fit): the engine and its version, the schema
+ * version ("SQLite 3.40.1, schema 7"). SLH_ESTORE when it cannot be read.
+ */
+enum slh_err slh_store_describe(struct slh_store *st, char *buf, size_t size,
+                                struct slh_error *err);
 
 /*
  * Whether the store could take a write now, cheaply (GET .../health asks

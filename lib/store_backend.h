@@ -28,11 +28,13 @@ struct slh_store_ops {
     /* Whether spool names a store of this backend (store.c asks in turn;
      * the last backend takes what no other claims). */
     bool (*is_mine)(const char *spool);
+    bool is_local; /* its spools are directories: slh_store_is_local() */
     /* Each with the type of the store.h function of the same name. Arrays
      * and strings handed out are malloc()'s: store.c frees them. */
     __typeof__(slh_store_open) *open;
     __typeof__(slh_store_close) *close;
     __typeof__(slh_store_where) *where;
+    __typeof__(slh_store_describe) *describe;
     __typeof__(slh_store_verify) *verify;
     __typeof__(slh_store_health) *health;
     __typeof__(slh_store_is_replaced) *is_replaced;
@@ -59,5 +61,15 @@ struct slh_store_ops {
     __typeof__(slh_store_throttle_put) *throttle_put;
     __typeof__(slh_store_expire) *expire;
 };
+
+/* Makes the NUL-terminated s valid UTF-8 in place, never longer: a
+ * sequence cut off by its end is dropped, any other invalid byte becomes
+ * '?' (store.h, slh_store_finish()). For every backend's error texts. */
+void slh_store_utf8_mend(char *s);
+
+/* Whether r wants an event of this Type (any case, r's Types) and
+ * tracking kind (its destination's filter): slh_store_requeue(). */
+bool slh_store_replay_wants(const struct slh_store_replay *r, const char *type,
+                            int tracking);
 
 #endif

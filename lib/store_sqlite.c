@@ -201,6 +201,20 @@ slh_sqlite_is_fd_file(int fd, const char *path)
            slh_sqlite_is_file(path, st.st_dev, st.st_ino);
 }
 
+static enum slh_err
+describe(struct slh_store *st, char *buf, size_t size, struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    sqlite3_int64 version = 0;
+
+    if (slh_sqlite_pragma(sq->db, "PRAGMA user_version", &version, NULL, 0) !=
+        SQLITE_OK)
+        return slh_sqlite_fail(sq, "describe", err);
+    snprintf(buf, size, "SQLite %s, schema %lld", sqlite3_libversion(),
+             (long long)version);
+    return SLH_OK;
+}
+
 static bool
 is_mine(const char *spool)
 {
@@ -351,9 +365,11 @@ on_note(struct slh_store *st, void (*note)(void *ctx, const char *text),
 const struct slh_store_ops slh_store_sqlite_ops = {
     .name = "sqlite",
     .is_mine = is_mine,
+    .is_local = true,
     .open = store_open,
     .close = store_close,
     .where = where,
+    .describe = describe,
     .verify = verify,
     .health = health,
     .is_replaced = is_replaced,

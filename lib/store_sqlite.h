@@ -299,11 +299,6 @@ __typeof__(slh_store_purge) slh_sqlite_purge;
 __typeof__(slh_store_dests) slh_sqlite_dests;
 __typeof__(slh_store_data_version) slh_sqlite_data_version;
 
-/* Makes the NUL-terminated s valid UTF-8 in place, never longer: a
- * sequence cut off by its end is dropped, any other invalid byte becomes
- * '?' (store.h, slh_store_finish()). */
-void slh_sqlite_utf8_mend(char *s);
-
 /* The reading ops (store_sqlite_events.c). */
 __typeof__(slh_store_events) slh_sqlite_events;
 __typeof__(slh_store_event) slh_sqlite_event;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 /* Newest first through event_received; the window is always bound (the
  * widest when not given) so that the index bounds the scan. */
@@ -103,7 +102,7 @@ read_row(struct slh_sqlite *sq, const char *dest, int64_t seq,
         r->last_status = sqlite3_column_int(q, 2);
         snprintf(r->last_error, sizeof(r->last_error), "%s",
                  e != NULL ? (const char *)e : "");
-        slh_sqlite_utf8_mend(r->last_error);
+        slh_store_utf8_mend(r->last_error);
         r->due = sqlite3_column_int64(q, r->state == SLH_PENDING ? 4 : 5);
         r->is_retrying = r->state == SLH_PENDING && r->attempts > 0 &&
                          sqlite3_column_type(q, 3) != SQLITE_NULL;
@@ -476,17 +475,6 @@ requeue_one(struct slh_sqlite *sq, const struct slh_store_replay *r,
     return SLH_OK;
 }
 
-/* Whether r wants an event of this Type and tracking kind. */
-static bool
-is_replayed(const struct slh_store_replay *r, const char *type, int tracking)
-{
-    bool is_type = r->n_types == 0;
-
-    for (size_t i = 0; !is_type && i < r->n_types; i++)
-        is_type = strcasecmp(r->types[i], type) == 0;
-    return is_type && slh_dest_wants(r->dest, type, tracking);
-}
-
 /* One chunk of the window after at, in the transaction open: *n_seen gets
  * how many events it went through. */
 static enum slh_err
@@ -513,7 +501,8 @@ requeue_chunk(struct slh_sqlite *sq, const struct slh_store_replay *r,
         at->received = sqlite3_column_int64(q, 3);
         at->seq = seq;
         (*n_seen)++;
-        if (is_replayed(r, type != NULL ? type : "", sqlite3_column_int(q, 2)))
+        if (slh_store_replay_wants(r, type != NULL ? type : "",
+                                   sqlite3_column_int(q, 2)))
             rc = requeue_one(sq, r, seq, now_ms, at, err);
     }
     if (rc == SLH_OK && step != SQLITE_DONE)

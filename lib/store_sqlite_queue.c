@@ -191,7 +191,7 @@ bind_outcome(sqlite3_stmt *st, const struct slh_outcome *o, int64_t now_ms)
     if (o->error[0] != '\0') {
         char error[SLH_STORE_ERROR_LEN];
         snprintf(error, sizeof(error), "%s", o->error);
-        slh_sqlite_utf8_mend(error);
+        slh_store_utf8_mend(error);
         sqlite3_bind_text(st, 6, error, -1, SQLITE_TRANSIENT);
     }
     sqlite3_bind_int64(st, 7, now_ms);

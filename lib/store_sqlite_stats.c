@@ -6,52 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Overlong forms, surrogates and beyond U+10FFFF count as invalid, as
- * Jansson and JSON readers refuse them. last_error is written through this,
- * and read through it too, for spools written before. */
-void
-slh_sqlite_utf8_mend(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-
-    while (*p != '\0') {
-        unsigned char lo = 0x80, hi = 0xbf;
-        size_t n, k;
-
-        if (*p < 0x80) {
-            p++;
-            continue;
-        }
-        if (*p >= 0xc2 && *p <= 0xdf)
-            n = 2;
-        else if (*p >= 0xe0 && *p <= 0xef)
-            n = 3;
-        else if (*p >= 0xf0 && *p <= 0xf4)
-            n = 4;
-        else
-            n = 0;
-        if (*p == 0xe0)
-            lo = 0xa0;
-        else if (*p == 0xed)
-            hi = 0x9f;
-        else if (*p == 0xf0)
-            lo = 0x90;
-        else if (*p == 0xf4)
-            hi = 0x8f;
-        for (k = 1; k < n; k++) {
-            if (p[k] < (k == 1 ? lo : 0x80) || p[k] > (k == 1 ? hi : 0xbf))
-                break;
-        }
-        if (n > 0 && k == n) {
-            p += n;
-        } else if (n > 0 && p[k] == '\0') {
-            *p = '\0'; /* cut off mid-character */
-        } else {
-            *p++ = '?';
-        }
-    }
-}
-
 /* Pending and dead rows are few (a backlog, the dead letters): counted in
  * delivery_due. Delivered ones, nearly all, are the tally's. */
 static const char count_sql[] =
@@ -124,7 +78,7 @@ last_row(sqlite3_stmt *q, struct slh_store_stats *s)
     s->last_status = sqlite3_column_int(q, 0);
     snprintf(s->last_error, sizeof(s->last_error), "%s",
              text != NULL ? (const char *)text : "");
-    slh_sqlite_utf8_mend(s->last_error);
+    slh_store_utf8_mend(s->last_error);
 }
 
 enum slh_err

@@ -93,7 +93,7 @@ slh_sqlite_expire(struct slh_store *st, const char *dest, int64_t max_age,
     if (max_age < now_ms / 1000)
         cutoff = now_ms - max_age * 1000;
     snprintf(error, sizeof(error), "%s", why);
-    slh_sqlite_utf8_mend(error);
+    slh_store_utf8_mend(error);
     if (slh_sqlite_begin(sq, "expire", &own, err) != SLH_OK)
         return SLH_ESTORE;
     if (slh_sqlite_prepare(sq, expire_sql, &q) != SQLITE_OK)

@@ -2,11 +2,11 @@
 # t_structure.sh: the structure that issue 15 asks for, checked on the tree
 # as it is (ARCHITECTURE.md says why each rule exists). One line a check,
 # naming the offenders:
-#   (a) the front ends (cgi/ fcgi/ cli/ front/) include neither sqlite3.h nor
-#       curl/curl.h: storage and transport are lib/'s;
-#   (b) no public lib header mentions sqlite3 or an SQLITE_ code (a second
-#       spool backend must not drag SQLite's types along); INTERNAL_HEADERS
-#       are exempt;
+#   (a) the front ends (cgi/ fcgi/ cli/ front/) include none of sqlite3.h,
+#       libpq-fe.h and curl/curl.h: storage and transport are lib/'s;
+#   (b) no public lib header mentions sqlite3 or an SQLITE_ code, nor libpq
+#       (a spool backend must not drag its library's types along);
+#       INTERNAL_HEADERS are exempt;
 #   (c) no function in lib/ cgi/ fcgi/ cli/ front/ *.c is over MAX_FN lines,
 #       counted from its column-0 `name(` line to its column-0 `}`, both
 #       included (clang-format's layout: the return type on a line of its
@@ -21,8 +21,8 @@ lib_init structure
 
 CORE_DIRS="lib cgi fcgi cli front"
 FRONT_DIRS="cgi fcgi cli front"
-# The SQLite backend's own header, included by its .c files alone.
-INTERNAL_HEADERS="lib/store_sqlite.h"
+# The backends' own headers, each included by its .c files alone.
+INTERNAL_HEADERS="lib/store_sqlite.h lib/store_pg.h"
 MAX_FN=80
 MAX_FILE=700
 
@@ -191,17 +191,18 @@ fi
 
 # (a)
 inc=$(for f in $(sources '*.[ch]' $FRONT_DIRS); do
-    grep -lE '^[ \t]*#[ \t]*include[ \t]*[<"](sqlite3\.h|curl/curl\.h)[>"]' "$f"
+    grep -lE '^[ \t]*#[ \t]*include[ \t]*[<"](sqlite3\.h|libpq-fe\.h|curl/curl\.h)[>"]' "$f"
 done)
-verdict "(a) no front end ($FRONT_DIRS) includes sqlite3.h or curl/curl.h" \
+verdict "(a) no front end ($FRONT_DIRS) includes sqlite3.h, libpq-fe.h or curl/curl.h" \
     "$inc"
 
 # (b)
 pub=$(for f in $(sources '*.h' lib); do
     case " $INTERNAL_HEADERS " in *" $f "*) continue ;; esac
-    grep -qE 'sqlite3|SQLITE3|SQLITE_[A-Z]' "$f" && echo "$f"
+    grep -qE 'sqlite3|SQLITE3|SQLITE_[A-Z]|libpq|PGconn|PGresult' "$f" &&
+        echo "$f"
 done)
-verdict "(b) no public lib header mentions sqlite3 (exempt: $INTERNAL_HEADERS)" \
+verdict "(b) no public lib header mentions sqlite3 or libpq (exempt: $INTERNAL_HEADERS)" \
     "$pub"
 
 # (c)

@@ -40,8 +40,26 @@ sqlite_make(char *spool, size_t size, const char *name)
     return snprintf(spool, size, "%s/%s", tmp, name) < (int)size;
 }
 
+/* A database of the cluster tests/t_pg_store.sh starts, named for the
+ * store and this process: SLH_TEST_PG holds the URI's parameters (the
+ * socket directory and the user), and the backend makes the database on
+ * first open. Run without it, the PostgreSQL half fails, loudly. */
+static bool
+pg_make(char *spool, size_t size, const char *name)
+{
+    const char *args = getenv("SLH_TEST_PG");
+
+    if (!CHECK(args != NULL && *args != '\0',
+               "SLH_TEST_PG is not set: run tests/t_pg_store.sh, which starts "
+               "a PostgreSQL cluster for this test"))
+        return false;
+    return snprintf(spool, size, "postgresql:///slh_%s_%ld?%s", name,
+                    (long)getpid(), args) < (int)size;
+}
+
 static const struct backend backends[] = {
     {"sqlite", sqlite_make},
+    {"postgresql", pg_make},
 };
 
 static const struct backend *be; /* the one running */

@@ -27,6 +27,15 @@ lib_cleanup() {
     # Deliverers that slhook.cgi started, detached, for this test's configs.
     if [ -n "$T" ]; then
         for p in $(pgrep -f -- "-c $T/" 2>/dev/null); do kill -KILL "$p"; done
+        # And responders a web server started for them (lighttpd's
+        # bin-path): a server killed above cannot stop its children, whose
+        # command line names nothing of ours; their environment does.
+        for p in $(pgrep -x slhook.fcgi 2>/dev/null); do
+            if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
+                grep -q "^SLHOOK_CONFIG=$T/"; then
+                kill -KILL "$p"
+            fi
+        done
     fi
     # Innermost first: a loop mount may sit inside a tmpfs.
     for m in $LIB_MOUNTS; do

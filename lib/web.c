@@ -131,9 +131,7 @@ admin(const struct slh_web_env *env, const struct slh_web_request *req,
 
     if (is_root(path) && (req->path == NULL || req->path[0] == '\0')) {
         /* The page's relative links need the slash after the path. */
-        slh_web_answer_text(ans, 303, TEXT, "see the page\n");
-        snprintf(ans->location, sizeof(ans->location), "%s/",
-                 req->script_name != NULL ? req->script_name : "");
+        web_to_page(req, "see the page\n", ans);
         return;
     }
     if (!web_session(env->cfg, req, &s, ans))

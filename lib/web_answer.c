@@ -103,6 +103,15 @@ slh_web_answer_error(struct slh_web_answer *ans, int status, const char *why)
 }
 
 void
+web_to_page(const struct slh_web_request *req, const char *why,
+            struct slh_web_answer *ans)
+{
+    slh_web_answer_text(ans, 303, WEB_TEXT, why);
+    snprintf(ans->location, sizeof(ans->location), "%s/",
+             req->script_name != NULL ? req->script_name : "");
+}
+
+void
 slh_web_answer_free(struct slh_web_answer *ans)
 {
     free(ans->owned);

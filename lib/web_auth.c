@@ -193,9 +193,7 @@ web_login(const struct slh_config *cfg, const struct slh_web_request *req,
     bool is_post = req->method != NULL && strcmp(req->method, "POST") == 0;
 
     if (token == NULL || (!is_post && web_token_ok(cfg, req))) {
-        slh_web_answer_text(ans, 303, WEB_TEXT, "see the page\n");
-        snprintf(ans->location, sizeof(ans->location), "%s/",
-                 req->script_name != NULL ? req->script_name : "");
+        web_to_page(req, "see the page\n", ans);
         return;
     }
     if (!is_post) {
@@ -215,9 +213,7 @@ web_login(const struct slh_config *cfg, const struct slh_web_request *req,
         slh_web_answer_error(ans, 500, "could not make the login cookie");
         return;
     }
-    slh_web_answer_text(ans, 303, WEB_TEXT, "signed in\n");
-    snprintf(ans->location, sizeof(ans->location), "%s/",
-             req->script_name != NULL ? req->script_name : "");
+    web_to_page(req, "signed in\n", ans);
     cookie(req, ans->set_cookie[0], sizeof(ans->set_cookie[0]), LOGIN_COOKIE,
            value, "; Max-Age=43200");
     _Static_assert(LOGIN_SECONDS == 43200, "the cookie's Max-Age");

@@ -21,6 +21,10 @@ struct web_session {
     bool is_new; /* the cookie is to be set */
 };
 
+/* 303 to the page (.../, under SCRIPT_NAME), with why as the text. */
+void web_to_page(const struct slh_web_request *req, const char *why,
+                 struct slh_web_answer *ans);
+
 /* GET .../health (web_health.c). */
 void web_health(const struct slh_config *cfg, struct slh_web_answer *ans);
 

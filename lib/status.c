@@ -39,13 +39,12 @@ prom_sample(FILE *out, const char *name, const char *dest, const char *state,
 void
 slh_status_note_read(const struct slh_config *cfg, struct slh_status_note *note)
 {
-    struct tm tm;
-
     memset(note, 0, sizeof(*note));
     note->found = slh_kick_failure(cfg->spool, &note->when, note->text,
                                    sizeof(note->text));
-    if (note->found && gmtime_r(&note->when, &tm) != NULL)
-        strftime(note->iso, sizeof(note->iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (note->found)
+        slh_when_format((int64_t)note->when * 1000, false, note->iso,
+                        sizeof(note->iso));
 }
 
 /* Each destination's breaker, for the exposition format. */

@@ -279,13 +279,16 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
     d->version = dl_spool_version(d);
     d->version_checked = slh_now_ms();
     d->recovered_at = 0; /* now */
+    d->is_index_behind = true;
     for (;;) {
         int64_t now = slh_now_ms();
         bool stopping = atomic_load(&d->stop);
         bool look = atomic_exchange(&d->wake, false);
+        long wait;
 
         if (!stopping && look_around(d, now))
             look = true;
+        d->is_index_behind = d->is_index_behind || look;
         if (!stopping)
             rc = fill(d, look, now, err);
         if (rc == SLH_OK)
@@ -304,7 +307,14 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
         } else if (once && in_flight(d) == 0 && !any_due(d, now)) {
             break;
         }
-        dl_http_wait(d, stopping ? 50 : (int)poll_timeout(d, slh_now_ms()));
+        /* Time it would sleep indexes events for lookups instead, a batch
+         * a turn, until none is left: work the receive path left. */
+        wait = stopping ? 50 : poll_timeout(d, slh_now_ms());
+        if (!stopping && wait > 0) {
+            dl_spool_index(d);
+            wait = d->is_index_behind ? 0 : poll_timeout(d, slh_now_ms());
+        }
+        dl_http_wait(d, (int)wait);
     }
     abandon(d);
     return rc;

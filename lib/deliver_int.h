@@ -123,6 +123,7 @@ struct slh_deliverer {
     int64_t purge_checked; /* when the purge stamp was last looked at */
     int64_t purged_at;     /* a spool without a stamp: its last purge here */
     int64_t recovered_at;  /* when dead deliverers were last looked for */
+    bool is_index_behind;  /* events may wait for slh_store_index() */
     struct slh_store_owner *owner; /* whose claims these are (store.h) */
     bool curl_ready;
 };
@@ -152,6 +153,10 @@ bool dl_spool_recover(struct slh_deliverer *d, int64_t now);
 
 /* Once an hour per spool, forgets delivered events kept long enough. */
 void dl_spool_purge(struct slh_deliverer *d, int64_t now);
+
+/* While d->is_index_behind, makes a batch more events findable by
+ * MessageId; clears it when none is left or the write failed. */
+void dl_spool_index(struct slh_deliverer *d);
 
 /* Claims up to max due rows of dest into claims[0..*n), setting *next_due.
  * On failure *n is 0 and nothing is held. */

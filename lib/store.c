@@ -450,6 +450,14 @@ slh_store_requeue(struct slh_store *st, const struct slh_store_replay *r,
 }
 
 enum slh_err
+slh_store_index(struct slh_store *st, size_t max, size_t *n,
+                struct slh_error *err)
+{
+    *n = 0;
+    return st != NULL ? st->ops->index(st, max, n, err) : NO_HANDLE(err);
+}
+
+enum slh_err
 slh_store_minutes(struct slh_store *st, int64_t since_ms, size_t n,
                   int64_t from_ms, int64_t *received, int64_t *delivered,
                   struct slh_error *err)

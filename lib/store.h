@@ -481,6 +481,18 @@ enum slh_err slh_store_requeue(struct slh_store *st,
                                size_t *n, struct slh_error *err);
 
 /*
+ * Makes up to max more of the stored events findable by MessageId through
+ * an index (a write of its own, or the task's), oldest first; *n gets how
+ * many, fewer than max when none is left. Lookups (slh_store_events() with
+ * message_id) find every event whether indexed or not, the rest by reading
+ * it: this is work a backend may take off the receive path, for a
+ * deliverer's idle moments. A backend that indexes as it stores does
+ * nothing (*n 0).
+ */
+enum slh_err slh_store_index(struct slh_store *st, size_t max, size_t *n,
+                             struct slh_error *err);
+
+/*
  * Protecting a destination (throttle.h decides; the store keeps it, so that
  * every deliverer of the spool shares it and a restart keeps it).
  */

@@ -55,6 +55,7 @@ struct slh_store_ops {
     __typeof__(slh_store_events) *events;
     __typeof__(slh_store_event) *event;
     __typeof__(slh_store_requeue) *requeue;
+    __typeof__(slh_store_index) *index;
     __typeof__(slh_store_minutes) *minutes;
     /* Protecting a destination. */
     __typeof__(slh_store_throttle_get) *throttle_get;

@@ -38,8 +38,13 @@
  *                                      -- "what did this dead one hold"
  *   index event_received ON event(received)  -- version 4: windows by
  *                                      -- received time, newest first
- *   index event_message_id ON event(json_extract(body, '$.MessageId'))
- *                                      -- version 5: by MessageId
+ *
+ *   message(seq INTEGER PRIMARY KEY,   -- version 8: event.seq, filled by
+ *           message_id TEXT)           -- deliverers (slh_sqlite_index())
+ *                                      -- in seq order; the body's
+ *                                      -- MessageId, NULL when none
+ *   index message_id ON message(message_id) WHERE message_id IS NOT NULL
+ *   trigger message_forget             -- an event's deletion takes its row
  *
  *   throttle(dest TEXT PRIMARY KEY,    -- version 6: a destination's
  *            failures INTEGER NOT NULL, -- breaker and pace, shared by
@@ -82,8 +87,8 @@
 
 /* Older versions are upgraded on open: 1 (no at, id UNIQUE), 2 (no owner),
  * 3 (no event_received), 4 (no event_message_id), 5 (no
- * throttle), 6 (no tally). */
-#define SLH_SQLITE_VERSION 7
+ * throttle), 6 (no tally), 7 (event_message_id, not message). */
+#define SLH_SQLITE_VERSION 8
 #define SLH_SQLITE_FILE "slhook.db"  /* inside the spool directory */
 #define SLH_SQLITE_LOCK "write.lock" /* the writers' lock, beside it */
 #define SLH_SQLITE_CLAIMS "claims"   /* the owners' lock files, beside it */
@@ -178,6 +183,15 @@ enum slh_err slh_sqlite_begin(struct slh_sqlite *sq, const char *what,
                               bool *own, struct slh_error *err);
 enum slh_err slh_sqlite_end(struct slh_sqlite *sq, bool own, enum slh_err rc,
                             struct slh_error *err);
+
+/*
+ * Runs sql, one statement that writes (?1 bound to text unless it is NULL,
+ * ?2 to num), in a write of its own or the one open on sq; *n (may be
+ * NULL) gets the rows it changed, 0 on failure.
+ */
+enum slh_err slh_sqlite_change(struct slh_sqlite *sq, const char *what,
+                               const char *sql, const char *text, int64_t num,
+                               size_t *n, struct slh_error *err);
 
 /*
  * A read transaction, so that what is read in it agrees: *own is true when
@@ -299,10 +313,11 @@ __typeof__(slh_store_purge) slh_sqlite_purge;
 __typeof__(slh_store_dests) slh_sqlite_dests;
 __typeof__(slh_store_data_version) slh_sqlite_data_version;
 
-/* The reading ops (store_sqlite_events.c). */
+/* The reading ops (store_sqlite_events.c), and what makes them fast. */
 __typeof__(slh_store_events) slh_sqlite_events;
 __typeof__(slh_store_event) slh_sqlite_event;
 __typeof__(slh_store_requeue) slh_sqlite_requeue;
+__typeof__(slh_store_index) slh_sqlite_index;
 
 /* The operator's page's figures (store_sqlite_page.c). */
 __typeof__(slh_store_minutes) slh_sqlite_minutes;

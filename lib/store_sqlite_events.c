@@ -15,12 +15,16 @@ static const char list_sql[] =
     " AND (?3 IS NULL OR type = ?3 COLLATE NOCASE)"
     " ORDER BY received DESC, seq DESC";
 
-/* One MessageId's events through event_message_id (version 5; the
- * expression is the index's, word for word); +received keeps the planner
- * off event_received, which would read the whole window in order. */
+/* One MessageId's events: those the message table has (version 8), and
+ * those past its last seq, not indexed yet, read one by one (a deliverer
+ * indexes them in its idle moments: slh_sqlite_index()); +received keeps
+ * the planner off event_received, which would read the whole window. */
 static const char list_mid_sql[] =
     "SELECT seq, id, type, tracking, at, received, body FROM event"
-    " WHERE json_extract(body, '$.MessageId') = ?4"
+    " WHERE seq IN (SELECT seq FROM message WHERE message_id = ?4"
+    " UNION ALL SELECT seq FROM event"
+    " WHERE seq > (SELECT coalesce(max(seq), 0) FROM message)"
+    " AND json_extract(body, '$.MessageId') = ?4)"
     " AND +received >= ?1 AND +received < ?2"
     " AND (?3 IS NULL OR type = ?3 COLLATE NOCASE)"
     " ORDER BY received DESC, seq DESC";
@@ -294,8 +298,8 @@ list_rare(struct slh_sqlite *sq, const struct slh_store_filter *f, char **dests,
     return rc;
 }
 
-/* The statement that reads f's events: by Address, by MessageId (its
- * index), or newest first. */
+/* The statement that reads f's events: by Address, by MessageId (the
+ * message table), or newest first. */
 static const char *
 list_sql_for(const struct slh_store_filter *f)
 {
@@ -542,4 +546,19 @@ slh_sqlite_requeue(struct slh_store *st, const struct slh_store_replay *r,
     if (n != NULL)
         *n = at.count;
     return rc;
+}
+
+/* The next events past the message table's last seq, in seq order. */
+static const char index_sql[] =
+    "INSERT INTO message(seq, message_id)"
+    " SELECT seq, json_extract(body, '$.MessageId') FROM event"
+    " WHERE seq > (SELECT coalesce(max(seq), 0) FROM message)"
+    " ORDER BY seq LIMIT ?2";
+
+enum slh_err
+slh_sqlite_index(struct slh_store *st, size_t max, size_t *n,
+                 struct slh_error *err)
+{
+    return slh_sqlite_change(slh_sqlite(st), "index", index_sql, NULL,
+                             (int64_t)max, n, err);
 }

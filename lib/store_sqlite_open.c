@@ -28,12 +28,24 @@
     " body TEXT NOT NULL,"                                                     \
     " UNIQUE (at, id))"
 
-/* The index `slhook show --message-id` finds an event by (version 5). Its
- * expression is the query's (store_sqlite_events.c), word for word, or the
- * planner would not use it. An id prefix has none: every event would land
- * on a random page of it, which cost the receive path more than a prefix
- * lookup is worth (BENCHMARKS.md, issue 16). */
-#define EVENT_FIND_INDEXES                                                     \
+/* What `slhook show --message-id` finds an event by (version 8): each
+ * event's MessageId, by seq, with an index on it. Not an index on the event
+ * table: that cost every receive ~10 us of SQLite parsing the body again
+ * and a write to a random page (BENCHMARKS.md, issues 15 and 16). A
+ * deliverer fills it in its idle moments (slh_sqlite_index()); a lookup
+ * reads the few events past its last seq itself (store_sqlite_events.c).
+ * A purge's deletions take their rows with them, whoever deletes. An id
+ * prefix has no index at all: every event would land on a random page of
+ * it. */
+#define MESSAGE_TABLE                                                          \
+    "CREATE TABLE message(seq INTEGER PRIMARY KEY, message_id TEXT);"          \
+    "CREATE INDEX message_id ON message(message_id)"                           \
+    " WHERE message_id IS NOT NULL;"                                           \
+    "CREATE TRIGGER message_forget AFTER DELETE ON event BEGIN"                \
+    " DELETE FROM message WHERE seq = old.seq; END;"
+
+/* Version 5's index, which version 8 replaced, for upgrading through it. */
+#define EVENT_FIND_INDEX_V5                                                    \
     "CREATE INDEX event_message_id"                                            \
     " ON event(json_extract(body, '$.MessageId'));"
 
@@ -83,7 +95,7 @@ static const char schema_sql[] =
     " PRIMARY KEY (dest, seq)) WITHOUT ROWID;"
     "CREATE INDEX delivery_due ON delivery(dest, state, due);"
     "CREATE INDEX delivery_owner ON delivery(owner) WHERE owner IS NOT NULL;"
-    "CREATE INDEX event_received ON event(received);" EVENT_FIND_INDEXES
+    "CREATE INDEX event_received ON event(received);" MESSAGE_TABLE
         THROTTLE_TABLE TALLY_TABLE
     "PRAGMA user_version = " STR(SLH_SQLITE_VERSION) ";";
 
@@ -116,7 +128,7 @@ static const char upgrade_3_sql[] =
  * the index reads the table once (15 to 21 s for ten million events:
  * BENCHMARKS.md). */
 static const char upgrade_4_sql[] =
-    EVENT_FIND_INDEXES "PRAGMA user_version = 5;";
+    EVENT_FIND_INDEX_V5 "PRAGMA user_version = 5;";
 
 /* Version 5 kept no breaker: every destination starts closed. */
 static const char upgrade_5_sql[] = THROTTLE_TABLE "PRAGMA user_version = 6;";
@@ -127,6 +139,14 @@ static const char upgrade_6_sql[] =
     TALLY_TABLE "INSERT INTO tally SELECT dest, COUNT(*) FROM delivery"
                 " WHERE state = 1 GROUP BY dest;"
                 "PRAGMA user_version = 7;";
+
+/* Version 7 kept its MessageIds in an index on the event table, which
+ * every receive paid for. The table that replaces it starts empty, so
+ * that the upgrade keeps no receiver waiting: deliverers fill it in their
+ * idle moments, and until they have, a lookup reads the events not yet in
+ * it (slh_sqlite_index()). */
+static const char upgrade_7_sql[] =
+    "DROP INDEX event_message_id;" MESSAGE_TABLE "PRAGMA user_version = 8;";
 
 /* 0: SLH_PENDING */
 
@@ -375,7 +395,7 @@ sql_event_at(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 /* The step from version i to i + 1, for i from 1. */
 static const char *const upgrade_sql[SLH_SQLITE_VERSION] = {
     NULL,          upgrade_1_sql, upgrade_2_sql, upgrade_3_sql,
-    upgrade_4_sql, upgrade_5_sql, upgrade_6_sql};
+    upgrade_4_sql, upgrade_5_sql, upgrade_6_sql, upgrade_7_sql};
 
 /* Creates the schema of a new spool (version 0), or upgrades an older one a
  * step at a time, version 1 with the SQL function its step needs registered

@@ -341,26 +341,8 @@ enum slh_err
 slh_sqlite_retry(struct slh_store *st, const char *dest, int64_t now_ms,
                  size_t *n, struct slh_error *err)
 {
-    struct slh_sqlite *sq = slh_sqlite(st);
-    sqlite3_stmt *upd = NULL;
-    enum slh_err rc;
-    bool own;
-
-    rc = slh_sqlite_begin(sq, "retry", &own, err);
-    if (rc != SLH_OK)
-        return rc;
-    if (slh_sqlite_prepare(sq, retry_sql, &upd) != SQLITE_OK)
-        return slh_sqlite_end(sq, own, slh_sqlite_fail(sq, "retry", err), err);
-    sqlite3_bind_text(upd, 1, dest, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(upd, 2, now_ms);
-    if (slh_sqlite_run(upd) != SQLITE_DONE)
-        rc = slh_sqlite_fail(sq, "retry", err);
-    else if (n != NULL)
-        *n = (size_t)sqlite3_changes(sq->db);
-    rc = slh_sqlite_end(sq, own, rc, err);
-    if (rc != SLH_OK && n != NULL)
-        *n = 0;
-    return rc;
+    return slh_sqlite_change(slh_sqlite(st), "retry", retry_sql, dest, now_ms,
+                             n, err);
 }
 
 /* Runs the chunked DELETE sql (?1 cutoff, ?2 chunk), each chunk a write of

@@ -60,6 +60,8 @@ SELECT d.name, e.seq,
        CASE WHEN d.name = 'crm' AND e.seq % 1000 = 0 THEN 'HTTP 410' END,
        CASE WHEN e.seq > $N - 199 THEN NULL ELSE e.received + 1000 END
 FROM event e, (SELECT 'crm' AS name UNION ALL SELECT 'arch') d WHERE e.seq > 1;
+INSERT INTO message SELECT seq, json_extract(body, '\$.MessageId') FROM event
+WHERE seq > (SELECT coalesce(max(seq), 0) FROM message);
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 EOF

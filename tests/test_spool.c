@@ -1743,9 +1743,9 @@ plan_uses(sqlite3 *db, const char *sql, const char *index)
 }
 
 /* A spool of schema version 4 (no index to find an event by), upgraded on
- * open: event_message_id made, every row kept, and show's
- * lookups then read through it, or an id prefix through the covering (at,
- * id) index, never the whole table. */
+ * open: through version 5's event_message_id to version 8's message
+ * table, every row kept, and show's lookups then read through it, or an
+ * id prefix through the covering (at, id) index, never the whole table. */
 static void
 test_upgrade_4(void)
 {
@@ -1791,8 +1791,10 @@ test_upgrade_4(void)
                         " WHERE type = 'index' AND tbl_name = 'event'"
                         " AND sql IS NOT NULL",
                         buf, sizeof(buf)),
-                 "event_received,event_message_id") == 0,
-          "the MessageId index made, no other: %s", buf);
+                 "event_received") == 0,
+          "no index on the event table but by received time: %s", buf);
+    CHECK(sql_int(db, "SELECT count(*) FROM message") == 0,
+          "and through 7 to 8: the message table made, empty");
     CHECK(sql_int(db, "SELECT count(*) FROM event") == 3 &&
               sql_int(db, "SELECT count(*) FROM delivery") == 1,
           "rows kept");
@@ -1803,12 +1805,15 @@ test_upgrade_4(void)
           "an id prefix read from the covering (at, id) index, not bodies");
     CHECK(plan_uses(db,
                     "SELECT seq FROM event"
-                    " WHERE json_extract(body, '$.MessageId') = ?4"
+                    " WHERE seq IN (SELECT seq FROM message"
+                    " WHERE message_id = ?4 UNION ALL SELECT seq FROM event"
+                    " WHERE seq > (SELECT coalesce(max(seq), 0) FROM message)"
+                    " AND json_extract(body, '$.MessageId') = ?4)"
                     " AND +received >= ?1 AND +received < ?2"
                     " AND (?3 IS NULL OR type = ?3 COLLATE NOCASE)"
                     " ORDER BY received DESC, seq DESC",
-                    "event_message_id"),
-          "a MessageId found through event_message_id");
+                    "USING COVERING INDEX message_id"),
+          "a MessageId found through the message table's index");
     CHECK(plan_uses(db,
                     "SELECT seq FROM event WHERE received >= ?1"
                     " AND received < ?2 AND (received, seq) > (?3, ?4)"
@@ -1824,7 +1829,21 @@ test_upgrade_4(void)
           "a rare state's rows found through delivery_due");
     CHECK(slh_store_events(sp, &f, &ev, &n, &err) == SLH_OK && n == 1 &&
               ev[0].seq == 2 && ev[0].n_rows == 1,
-          "by MessageId: %zu %s", n, err.text);
+          "by MessageId, none indexed yet: %zu %s", n, err.text);
+    slh_store_events_free(ev, n);
+    CHECK(slh_store_index(sp, 2, &n, &err) == SLH_OK && n == 2 &&
+              slh_store_index(sp, 2, &n, &err) == SLH_OK && n == 1,
+          "indexed in two batches: %s", err.text);
+    CHECK(strcmp(q_text(db,
+                        "SELECT group_concat(seq || '=' ||"
+                        " coalesce(message_id, '-'), ',') FROM"
+                        " (SELECT * FROM message ORDER BY seq)",
+                        buf, sizeof(buf)),
+                 "1=m1,2=m2,3=-") == 0,
+          "every event's MessageId in message, in seq order: %s", buf);
+    CHECK(slh_store_events(sp, &f, &ev, &n, &err) == SLH_OK && n == 1 &&
+              ev[0].seq == 2,
+          "by MessageId, all indexed: %zu %s", n, err.text);
     slh_store_events_free(ev, n);
     CHECK(slh_store_event(sp, "aaaaaaaa", &one, &err) == SLH_EINVAL &&
               strstr(err.text, "ambiguous") != NULL,

@@ -160,12 +160,17 @@ kept_name(struct slh_pg *pg, const char *sql, int n_args, char *name,
     PGresult *r;
     bool is_ok;
 
+    /* A new connection being set up (pg->conn is it, pg->kept still the
+     * old one's) has none of them prepared: naming one there failed the
+     * LISTEN of a deliverer's session, so that it never reconnected. */
+    if (pg->is_connecting)
+        return false;
     for (i = 0; i < pg->n_kept && pg->kept[i] != sql; i++)
         ;
     snprintf(name, size, "k%zu", i);
     if (i < pg->n_kept)
         return true;
-    if (i == SLH_PG_KEPT || pg->is_connecting)
+    if (i == SLH_PG_KEPT)
         return false;
     r = PQprepare(pg->conn, name, sql, n_args, NULL);
     is_ok = PQresultStatus(r) == PGRES_COMMAND_OK;

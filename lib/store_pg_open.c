@@ -156,11 +156,13 @@ db_name(const char *uri)
     return name;
 }
 
-/* What probe_db() found of the database the URI names. */
-enum db_found { DB_UNKNOWN, DB_MISSING, DB_MADE };
+/* What probe_db() found of the database the URI names: there after all
+ * (DB_THERE) when another process made it since our connection failed. */
+enum db_found { DB_UNKNOWN, DB_MISSING, DB_MADE, DB_THERE };
 
 /* CREATE DATABASE name on conn: true when made, or made by another
- * process meanwhile (duplicate_database). */
+ * process meanwhile (duplicate_database; unique_violation when both
+ * looked before either had made it: hosts starting at once). */
 static bool
 make_db(PGconn *conn, const char *name)
 {
@@ -175,7 +177,8 @@ make_db(PGconn *conn, const char *name)
         r = PQexec(conn, sql);
         state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         is_made = PQresultStatus(r) == PGRES_COMMAND_OK ||
-                  (state != NULL && strcmp(state, "42P04") == 0);
+                  (state != NULL && (strcmp(state, "42P04") == 0 ||
+                                     strcmp(state, "23505") == 0));
     }
     PQclear(r);
     PQfreemem(ident);
@@ -184,7 +187,8 @@ make_db(PGconn *conn, const char *name)
 
 /* After a connection failed: whether the database the URI names is
  * missing (asked through the "postgres" one), and when is_making, makes
- * it. DB_UNKNOWN when that cannot be told: the first failure stands. */
+ * it; or there by now, which is worth one more try. DB_UNKNOWN when that
+ * cannot be told: the first failure stands. */
 static enum db_found
 probe_db(struct slh_pg *pg, bool is_making)
 {
@@ -199,8 +203,8 @@ probe_db(struct slh_pg *pg, bool is_making)
                                    " WHERE datname = $1",
                                    1, NULL, vals, NULL, NULL, 0);
 
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0)
-            found = DB_MISSING;
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            found = PQntuples(r) == 0 ? DB_MISSING : DB_THERE;
         PQclear(r);
     }
     if (found == DB_MISSING && is_making && make_db(conn, name))
@@ -324,7 +328,7 @@ slh_pg_connect(struct slh_pg *pg, PGconn **out, struct slh_error *err)
                                  "spool %s: no spool yet (no database)",
                                  pg->where);
         }
-        if (found == DB_MADE) {
+        if (found == DB_MADE || found == DB_THERE) {
             PQfinish(conn);
             conn = connect_to(pg->uri, NULL);
         }

@@ -47,7 +47,10 @@ web_health(const struct slh_config *cfg, struct slh_web_answer *ans)
     enum slh_err rc;
 
     rc = slh_store_open(&sp, cfg->spool, SLH_STORE_EXISTING, &err);
-    if (rc == SLH_ENOTFOUND) {
+    /* A directory to make the spool in is looked at; a store on a server
+     * (a PostgreSQL URI, which may hold a password, never to be shown
+     * here) has none: its backend's masked reason is the answer. */
+    if (rc == SLH_ENOTFOUND && slh_store_is_local(cfg->spool)) {
         no_spool_yet(cfg->spool, ans);
         return;
     }

@@ -94,6 +94,21 @@ check "its log says it was built without PostgreSQL" \
 check "no password in any log" \
     sh -c "! grep -q '$PW' '$T/cgi.log' '$T/fcgi.log' '$T/status'"
 
+# /health is open to all: a database that is gone (dropped under a running
+# slhook.fcgi) is a 503 that names the spool masked, never its password.
+sed "s|/slh_cli?|/slh_gone?|" "$T/slhook.conf" >"$T/gone.conf"
+start_fcgi "$T/fcgi.log" "$T/gone.sock" -c "$T/gone.conf" --no-deliver
+fcgi_ready "$T/gone.sock"
+psql -X -q -h "$PG_DIR" -U slhook postgres \
+    -c "DROP DATABASE slh_gone WITH (FORCE)" >/dev/null
+post "$T/gone.sock" --method GET --param PATH_INFO=/health
+expect "/health, the database gone: 503" 503 "$STATUS"
+check "saying so, the URI masked" \
+    grep -q "postgresql://slhook:\*\*\*@/slh_gone.*no spool yet" "$ANSWER"
+check "no password in /health's answer" sh -c "! grep -q '$PW' '$ANSWER'"
+kill "$FPID"
+wait "$FPID" 2>/dev/null
+
 # The conformance suite, its summary added to ours.
 SLH_TEST_PG=$PG_ARGS "$B/tests/test_store" >"$T/store.out" 2>&1
 expect "test_store: exit 0" 0 $?

@@ -160,9 +160,8 @@ kept_name(struct slh_pg *pg, const char *sql, int n_args, char *name,
     PGresult *r;
     bool is_ok;
 
-    /* A new connection being set up (pg->conn is it, pg->kept still the
-     * old one's) has none of them prepared: naming one there failed the
-     * LISTEN of a deliverer's session, so that it never reconnected. */
+    /* A connection being set up is not the one kept[] was prepared on
+     * (a deliverer's LISTEN, found there, failed every reconnection). */
     if (pg->is_connecting)
         return false;
     for (i = 0; i < pg->n_kept && pg->kept[i] != sql; i++)

@@ -114,9 +114,10 @@ for h in a b; do
     ok "host $h answers"
 done
 schema_made() {
-    [ "$($PSQL -c 'SELECT version FROM slhook_meta' 2>/dev/null)" = 1 ]
+    v=$($PSQL -c 'SELECT version FROM slhook_meta' 2>/dev/null)
+    [ -n "$v" ] && [ "$v" -ge 1 ]
 }
-check "the schema made, at version 1, by hosts starting at once" \
+check "the schema made by hosts starting at once on no database" \
     wait_for 10 schema_made
 
 # ---- lighttpd in front of both ----

@@ -124,6 +124,9 @@ slh_store_mask(const char *spool)
         return NULL;
     while (uri[i] != '\0') {
         if (has_userinfo && uri + i == from) {
+            /* Once: an empty password (user:@host) leaves i where it
+             * was, at from. */
+            has_userinfo = false;
             memcpy(out + o, "***", 3);
             o += 3;
             i = (size_t)(to - uri);

@@ -26,6 +26,10 @@
 /* How often an idle deliverer looks whether another process stored rows:
  * a CGI that finds a deliverer running does not wake it. */
 #define IDLE_POLL_MS 250
+/* Idle enough to index events for lookups (dl_spool_index()): nothing due
+ * for this long. Under load rows are due every GATHER_MS, so that indexing
+ * waits for the load to pass rather than delay deliveries. */
+#define INDEX_IDLE_MS 50
 #define STOP_GRACE_MS 1000 /* how long stop lets attempts in flight finish */
 
 /* ---- What the deliverer holds ---- */
@@ -307,10 +311,12 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
         } else if (once && in_flight(d) == 0 && !any_due(d, now)) {
             break;
         }
-        /* Time it would sleep indexes events for lookups instead, a batch
-         * a turn, until none is left: work the receive path left. */
+        /* Idle, with nothing in flight and nothing due soon, it indexes
+         * events for lookups, a batch a turn, until none is left: work
+         * the receive path left, which waits while deliveries go on
+         * (--once does it after: slh_deliverer_index_all()). */
         wait = stopping ? 50 : poll_timeout(d, slh_now_ms());
-        if (!stopping && wait > 0) {
+        if (!stopping && !once && wait >= INDEX_IDLE_MS && in_flight(d) == 0) {
             dl_spool_index(d);
             wait = d->is_index_behind ? 0 : poll_timeout(d, slh_now_ms());
         }
@@ -318,6 +324,14 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
     }
     abandon(d);
     return rc;
+}
+
+void
+slh_deliverer_index_all(struct slh_deliverer *d)
+{
+    d->is_index_behind = true;
+    while (d->is_index_behind && !atomic_load(&d->stop))
+        dl_spool_index(d);
 }
 
 /* ---- From other threads, and before run ---- */

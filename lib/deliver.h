@@ -96,10 +96,21 @@ void slh_deliverer_write_through(struct slh_deliverer *d,
  * Delivers until slh_deliverer_stop() is called or, when once is true,
  * until nothing is due any more (rows waiting on a later retry do not count).
  * Sleeps while nothing is due, waking for the next due row or
- * slh_deliverer_wake(). Returns SLH_OK, or an error that stopped it.
+ * slh_deliverer_wake(). Idle (nothing in flight, nothing due soon), and not
+ * once, it indexes stored events for lookups by MessageId, a batch at a
+ * time (store.h, slh_store_index()). Returns SLH_OK, or an error that
+ * stopped it.
  */
 enum slh_err slh_deliverer_run(struct slh_deliverer *d, bool once,
                                struct slh_error *err);
+
+/*
+ * Indexes every event stored so far for lookups by MessageId, a batch a
+ * write, until none is left, slh_deliverer_stop() is called, or a write
+ * fails (best effort: lookups find unindexed events too, only slower).
+ * What `deliver --once` does after its run, having no idle time of its own.
+ */
+void slh_deliverer_index_all(struct slh_deliverer *d);
 
 /* New rows may be due now: wake a sleeping run. Thread-safe. */
 void slh_deliverer_wake(struct slh_deliverer *d);

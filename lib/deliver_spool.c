@@ -21,9 +21,6 @@
 #define RECOVER_EVERY_MS 1000
 #define PURGE_EVERY_MS (3600 * 1000) /* per spool, whoever delivers */
 #define PURGE_STAMP "purge.stamp"    /* its mtime: the last purge */
-/* Events a deliverer indexes at a time (dl_spool_index()): ~1 ms of a
- * writer's transaction, the most a receiver waits for it. */
-#define INDEX_BATCH 128
 
 /* ---- Opening and following the spool ---- */
 
@@ -270,15 +267,15 @@ index_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
     struct index_args *a = arg;
 
-    return slh_store_index(sp, INDEX_BATCH, &a->n, err);
+    return slh_store_index(sp, SLH_STORE_INDEX_BATCH, &a->n, err);
 }
 
 /*
- * Makes INDEX_BATCH more events findable by MessageId (store.h), while
- * events may be waiting for it: work the receive path no longer does, left
- * for the moments a deliverer would otherwise sleep. Written through, in
- * slhook.fcgi it joins the committer's next transaction. A failure (a full
- * disk) waits for the next event to try again.
+ * Makes SLH_STORE_INDEX_BATCH more events findable by MessageId (store.h),
+ * while events may be waiting for it: work the receive path no longer
+ * does, left for the moments a deliverer has nothing else to do. Written
+ * through, in slhook.fcgi it joins the committer's next transaction. A failure
+ * (a full disk) waits for the next event to try again.
  */
 void
 dl_spool_index(struct slh_deliverer *d)
@@ -288,7 +285,7 @@ dl_spool_index(struct slh_deliverer *d)
     if (!d->is_index_behind)
         return;
     d->is_index_behind = dl_write(d, index_task, &a, false, NULL) == SLH_OK &&
-                         a.n == INDEX_BATCH;
+                         a.n == SLH_STORE_INDEX_BATCH;
 }
 
 /* ---- Outcomes ---- */

@@ -489,6 +489,7 @@ enum slh_err slh_store_requeue(struct slh_store *st,
  * deliverer's idle moments. A backend that indexes as it stores does
  * nothing (*n 0).
  */
+#define SLH_STORE_INDEX_BATCH 128 /* a deliverer's max: ~2 ms of a write */
 enum slh_err slh_store_index(struct slh_store *st, size_t max, size_t *n,
                              struct slh_error *err);
 

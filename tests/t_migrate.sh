@@ -153,6 +153,29 @@ expect "with --force: exit 0" 0 $?
 check "with --force: warned" grep -q "copying anyway" "$T/mig5"
 stop_pid "$DPID" >/dev/null
 
+# More than a batch: 2100 events in one request, copied in three
+# transactions of at most a thousand.
+hold_kick_lock "$T/big"
+chmod 0700 "$T/big"
+printf '[receiver]\nsecret_key = %s\nspool = %s\nmax_events = 3000\nmax_body = 8m\n[destination a]\nurl = http://127.0.0.1:9/a\n' \
+    "$SECRET" "$T/big" >"$T/big.conf"
+events "$T/big.json" big 2100
+cgi "$T/big.conf" "$T/big.json"
+expect "2100 events in one request: 200" 200 "$STATUS"
+kill "$LOCK_PID"
+"$B/slhook" -c "$T/big.conf" migrate "$T/big" \
+    "postgresql:///slh_big?$PG_ARGS" >"$T/mig8" 2>&1
+expect "migrate 2100 events: exit 0" 0 $?
+check "all 2100 copied, with a row each" \
+    grep -q "^events: 2100 read (with 2100 delivery rows), 2100 copied" \
+    "$T/mig8"
+expect "2100 in the copy, in the order received" "2100 t" \
+    "$(psql -X -q -t -A -F ' ' -h "$PG_DIR" -U slhook slh_big -c \
+        "SELECT count(*), bool_and(o = n) FROM (SELECT
+            (body::jsonb ->> 'MessageId') AS m, row_number() OVER (ORDER BY seq) AS o,
+            substr(body::jsonb ->> 'MessageId', 5)::integer + 1 AS n
+            FROM slhook_event) x")"
+
 # What it refuses to do.
 "$B/slhook" -c "$T/sq.conf" migrate "$SQ" "$SQ" >"$T/mig6" 2>&1
 expect "FROM and TO the same: usage (exit 2)" 2 $?

@@ -60,7 +60,10 @@ PG_OBJ := $(PG_SRC:%.c=$(B)/%.o)
 LIB_SRC := $(filter-out $(DELIVER_SRC) $(PG_SRC) $(PG_NONE_SRC),$(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/lib/page_assets.o
 DELIVER_OBJ := $(DELIVER_SRC:%.c=$(B)/%.o)
-CGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cgi/*.c)) $(B)/cgi/tool.o
+# slhook.cgi and slhook-pg.cgi, its sibling for a PostgreSQL spool, share
+# cgi/main.c; cgi/cgi.h says what differs (static.c, pg.c).
+CGI_OBJ := $(B)/cgi/main.o $(B)/cgi/nodl.o $(B)/cgi/static.o $(B)/cgi/tool.o
+CGI_PG_OBJ := $(B)/cgi/main.o $(B)/cgi/pg.o
 FCGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard fcgi/*.c))
 CLI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cli/*.c))
 # What the three front ends share and lib/ must not do (front/log.c: where
@@ -70,7 +73,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_SH := $(sort $(wildcard tests/t_*.sh))
 
-PROGRAMS = $(B)/slhook.cgi $(B)/slhook.fcgi $(B)/slhook
+PROGRAMS = $(B)/slhook.cgi $(B)/slhook-pg.cgi $(B)/slhook.fcgi $(B)/slhook
 
 all: $(PROGRAMS)
 
@@ -164,6 +167,12 @@ $(B)/cgi/tool.o: cgi/tool.S $(B)/slhook.embed
 
 $(B)/slhook.cgi: $(CGI_OBJ) $(FRONT_OBJ) $(B)/lib/store_pg_none.o $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CGI_LIBS)
+
+# What slhook.cgi runs in its place for a PostgreSQL spool (cgi/cgi.h),
+# installed beside it: linked dynamically, with libpq, and without the
+# tool (it starts no deliverer) or libcurl.
+$(B)/slhook-pg.cgi: $(CGI_PG_OBJ) $(FRONT_OBJ) $(PG_OBJ) $(B)/libslhook.a
+	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(PG_LIBS) -lm -lpthread
 
 $(B)/slhook.fcgi: $(FCGI_OBJ) $(FRONT_OBJ) $(PG_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(PG_LIBS) $(FCGI_LIBS)
@@ -369,7 +378,8 @@ bench-profile: bench-build
 # `make install` (PREFIX, DESTDIR, and the *DIR variables above): slhook
 # into $(BINDIR); the two handlers, which web servers run rather than
 # people, into $(LIBEXECDIR) (slhook.cgi carries the slhook it starts to
-# deliver); man pages; systemd units and a
+# deliver; slhook-pg.cgi, which it runs for a PostgreSQL spool, beside it);
+# man pages; systemd units and a
 # tmpfiles.d entry for the spool; the server configs of apache/, lighttpd/,
 # nginx/ and the commented slhook.conf into $(DOCDIR)/examples; and
 # slhook.conf into $(SYSCONFDIR)/slhook/ unless one is there already (mode
@@ -398,7 +408,8 @@ install: all
 	    $(DESTDIR)$(DOCDIR)/examples/lighttpd \
 	    $(DESTDIR)$(DOCDIR)/examples/nginx
 	$(INSTALL) -m 0755 $(B)/slhook $(DESTDIR)$(BINDIR)/slhook
-	$(INSTALL) -m 0755 $(B)/slhook.cgi $(B)/slhook.fcgi $(DESTDIR)$(LIBEXECDIR)/
+	$(INSTALL) -m 0755 $(B)/slhook.cgi $(B)/slhook-pg.cgi $(B)/slhook.fcgi \
+	    $(DESTDIR)$(LIBEXECDIR)/
 	for f in $(MAN_PAGES); do \
 	    $(SUBST) $$f >$(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} && \
 	    chmod 0644 $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} || exit 1; \
@@ -426,7 +437,8 @@ install: all
 # $(LIBEXECDIR)/slhook: the link that earlier versions installed.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/slhook $(DESTDIR)$(LIBEXECDIR)/slhook \
-	    $(DESTDIR)$(LIBEXECDIR)/slhook.cgi $(DESTDIR)$(LIBEXECDIR)/slhook.fcgi \
+	    $(DESTDIR)$(LIBEXECDIR)/slhook.cgi $(DESTDIR)$(LIBEXECDIR)/slhook-pg.cgi \
+	    $(DESTDIR)$(LIBEXECDIR)/slhook.fcgi \
 	    $(DESTDIR)$(TMPFILESDIR)/slhook.conf
 	for f in $(MAN_PAGES); do \
 	    rm -f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done

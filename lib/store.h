@@ -367,6 +367,9 @@ struct slh_store_row {
     int last_status; /* HTTP status of the last attempt, 0 when none */
     char last_error[SLH_STORE_ERROR_LEN]; /* "" when none */
     int64_t due; /* pending: the next attempt (unix ms); else when finished */
+    int64_t revived;  /* pending: unix ms slh_store_retry() or
+                         slh_store_requeue() revived it (max_age counts from
+                         then), 0 when never; else 0 */
     bool is_retrying; /* pending, and its last attempt failed */
 };
 
@@ -492,6 +495,57 @@ enum slh_err slh_store_requeue(struct slh_store *st,
 #define SLH_STORE_INDEX_BATCH 128 /* a deliverer's max: ~2 ms of a write */
 enum slh_err slh_store_index(struct slh_store *st, size_t max, size_t *n,
                              struct slh_error *err);
+
+/*
+ * Copying one store into another (`slhook migrate`), whatever the backend
+ * of either: the events read in batches from one, oldest first, and
+ * written as they are into the other; each destination's breaker and pace
+ * through slh_store_throttle_get() and slh_store_throttle_put().
+ */
+
+/* Events a batch holds: slh_store_export()'s max, slh_store_import()'s n. */
+#define SLH_STORE_IMPORT_CHUNK 1000
+
+/*
+ * The events stored after seq after (0: from the first), in seq order (the
+ * order they arrived in), at most max, each with every delivery row it has
+ * as slh_store_events() gives them: *events a new array of *n, released
+ * with slh_store_events_free(); fewer than max only when no more is
+ * stored. The events and their rows are read at one moment. On failure
+ * *events is NULL, *n 0 and err says why (SLH_ESTORE, SLH_ENOMEM).
+ */
+enum slh_err slh_store_export(struct slh_store *st, int64_t after, size_t max,
+                              struct slh_store_event **events, size_t *n,
+                              struct slh_error *err);
+
+/*
+ * Stores the n events as they are given (another store's, as
+ * slh_store_export() read them), in one write that is durable (fsync'd)
+ * when this returns SLH_OK, in their order: each event's id, at, type,
+ * tracking, received and body (its seq is st's own), with its rows: dest,
+ * state, attempts, last_status (0: none), last_error ("": none, unless
+ * is_retrying), due (a finished row's is when it finished) and revived,
+ * each owned by no one. An event whose (at, id) st holds already (a copy
+ * made before, or the same event received by both) is skipped whole, its
+ * rows in st left as they are: a copy made again adds only what is new,
+ * and a copied event posted again is a duplicate. The tally of delivered
+ * rows follows (slh_store_verify()). *n_new (may be NULL) gets the number
+ * of events stored. On failure nothing is stored: SLH_EINVAL for an event
+ * without its id, type or body, a row without its dest, or a state out of
+ * range; SLH_ESTORE with the reason in err otherwise.
+ */
+enum slh_err slh_store_import(struct slh_store *st,
+                              const struct slh_store_event *events, size_t n,
+                              size_t *n_new, struct slh_error *err);
+
+/*
+ * *n gets how many owners (slh_store_owner_open()) other than self (a
+ * token, 0 for none) are alive in st's store at this moment: the
+ * deliverers running on it (each holds one from its start), on this host
+ * or, for a store on a server, any. Reads only.
+ */
+enum slh_err slh_store_owners_alive(struct slh_store *st, int64_t self,
+                                    size_t *n, struct slh_error *err);
 
 /*
  * Protecting a destination (throttle.h decides; the store keeps it, so that

@@ -61,12 +61,24 @@ struct slh_store_ops {
     __typeof__(slh_store_throttle_get) *throttle_get;
     __typeof__(slh_store_throttle_put) *throttle_put;
     __typeof__(slh_store_expire) *expire;
+    /* Copying a store into another (export is C++'s keyword: these few
+     * are named for what they move). */
+    __typeof__(slh_store_export) *export_events;
+    __typeof__(slh_store_import) *import_events;
+    __typeof__(slh_store_owners_alive) *owners_alive;
 };
 
 /* Makes the NUL-terminated s valid UTF-8 in place, never longer: a
  * sequence cut off by its end is dropped, any other invalid byte becomes
  * '?' (store.h, slh_store_finish()). For every backend's error texts. */
 void slh_store_utf8_mend(char *s);
+
+/* The end of every op that lists events: on success hands out (*events)
+ * the *n events read into out; on failure (rc) frees them and makes *n 0.
+ * Returns rc. */
+enum slh_err slh_store_events_out(struct slh_store_event *out, size_t *n,
+                                  enum slh_err rc,
+                                  struct slh_store_event **events);
 
 /* Whether r wants an event of this Type (any case, r's Types) and
  * tracking kind (its destination's filter): slh_store_requeue(). */

@@ -496,4 +496,7 @@ const struct slh_store_ops slh_store_pg_ops = {
     OP(throttle_get),
     OP(throttle_put),
     OP(expire),
+    .export_events = slh_pg_export,
+    .import_events = slh_pg_import,
+    OP(owners_alive),
 };

@@ -95,7 +95,7 @@
 #define SLH_PG_LOCK_CLASS 5458760 /* 0x534c48, "SLH": advisory keys' first */
 #define SLH_PG_DYING_MS 1000      /* see above */
 #define SLH_PG_OWNERS 8           /* owners one handle may hold */
-#define SLH_PG_ARGS 12            /* parameters a statement may have */
+#define SLH_PG_ARGS 16            /* parameters a statement may have */
 #define SLH_PG_PURGE_CHUNK 5000
 #define SLH_PG_KEPT 48 /* statements prepared per connection */
 
@@ -249,5 +249,10 @@ __typeof__(slh_store_minutes) slh_pg_minutes;
 __typeof__(slh_store_events) slh_pg_events;
 __typeof__(slh_store_event) slh_pg_event;
 __typeof__(slh_store_requeue) slh_pg_requeue;
+__typeof__(slh_store_export) slh_pg_export;
+/* Copying a store into this one (store_pg_import.c), and who delivers from
+ * it (store_pg_owner.c). */
+__typeof__(slh_store_import) slh_pg_import;
+__typeof__(slh_store_owners_alive) slh_pg_owners_alive;
 
 #endif

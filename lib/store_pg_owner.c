@@ -222,3 +222,31 @@ slh_pg_take_back(struct slh_store *st, int64_t self, int64_t now_ms,
     slh_pg_buf_free(&waits);
     return rc;
 }
+
+/* A live owner's session holds its advisory lock (store_pg.h); whoever
+ * takes back a dead one's rows holds it a moment too, and is counted
+ * then. */
+static const char alive_sql[] =
+    "SELECT count(*) FROM slhook_owner o WHERE o.token <> $1 AND EXISTS"
+    " (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'"
+    " AND l.database = (SELECT oid FROM pg_database"
+    " WHERE datname = current_database())"
+    " AND l.classid::bigint = " STR(
+        SLH_PG_LOCK_CLASS) " AND l.objid::bigint = o.token AND l.objsubid = 2 "
+                           "AND l.granted)";
+
+enum slh_err
+slh_pg_owners_alive(struct slh_store *st, int64_t self, size_t *n,
+                    struct slh_error *err)
+{
+    struct slh_pg_args a = {0};
+    PGresult *r = NULL;
+    enum slh_err rc;
+
+    slh_pg_arg_i64(&a, self);
+    rc = slh_pg_exec(slh_pg(st), "owners", alive_sql, &a, &r, err);
+    if (rc == SLH_OK)
+        *n = (size_t)slh_pg_i64(r, 0, 0);
+    PQclear(r);
+    return rc;
+}

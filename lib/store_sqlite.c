@@ -438,4 +438,7 @@ const struct slh_store_ops slh_store_sqlite_ops = {
     .throttle_get = slh_sqlite_throttle_get,
     .throttle_put = slh_sqlite_throttle_put,
     .expire = slh_sqlite_expire,
+    .export_events = slh_sqlite_export,
+    .import_events = slh_sqlite_import,
+    .owners_alive = slh_sqlite_owners_alive,
 };

@@ -160,12 +160,16 @@ kept_name(struct slh_pg *pg, const char *sql, int n_args, char *name,
     PGresult *r;
     bool is_ok;
 
+    /* A connection being set up is not the one kept[] was prepared on
+     * (a deliverer's LISTEN, found there, failed every reconnection). */
+    if (pg->is_connecting)
+        return false;
     for (i = 0; i < pg->n_kept && pg->kept[i] != sql; i++)
         ;
     snprintf(name, size, "k%zu", i);
     if (i < pg->n_kept)
         return true;
-    if (i == SLH_PG_KEPT || pg->is_connecting)
+    if (i == SLH_PG_KEPT)
         return false;
     r = PQprepare(pg->conn, name, sql, n_args, NULL);
     is_ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -192,11 +196,13 @@ run(struct slh_pg *pg, const char *sql, const struct slh_pg_args *a)
  * Whether r, a statement's result outside a transaction, failed because
  * the connection was found dead (the server restarted since its last
  * statement): an error without the server's SQLSTATE, while libpq may
- * still call the connection OK. If so r is cleared and the connection
- * dropped, for slh_pg_ready() to make anew and the statement to run once
- * more: every statement of ours may run twice (a put's events are then
- * duplicates of themselves). Inside a transaction the failure stands: the
- * transaction died with the connection.
+ * still call the connection OK; or one the server sent as it ended the
+ * session (pg_terminate_backend: 57P01, and libpq then calls the
+ * connection bad). If so r is cleared and the connection dropped, for
+ * slh_pg_ready() to make anew and the statement to run once more: every
+ * statement of ours may run twice (a put's events are then duplicates of
+ * themselves). Inside a transaction the failure stands: the transaction
+ * died with the connection.
  */
 static bool
 is_lost(struct slh_pg *pg, PGresult *r)
@@ -204,7 +210,10 @@ is_lost(struct slh_pg *pg, PGresult *r)
     ExecStatusType s = PQresultStatus(r);
 
     if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK || pg->is_in_tx ||
-        pg->is_connecting || PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL)
+        pg->is_connecting)
+        return false;
+    if (PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL &&
+        PQstatus(pg->conn) != CONNECTION_BAD)
         return false;
     PQclear(r);
     PQfinish(pg->conn);

@@ -95,9 +95,14 @@
  * holds; it then gives back what still names it (a beat with is_fresh) and
  * goes on with the same token, its row made again if it was buried. The
  * server's clock alone measures the grace: hosts' clocks may disagree.
- * What this cannot cover: a deliverer whose thread is stuck past the
- * grace in a statement on a session the server already ended (it cannot
- * stop what it cannot run); the connection's tcp_user_timeout bounds that.
+ * A session of its own that the server has not yet found dead (the
+ * client's side gone with a broken network) would keep the lock, and so
+ * the rows, from everyone until the server's keepalives end it: a beat
+ * that finds its lock held by the session its row last named ends that
+ * session (pg_terminate_backend, which a role may do to its own). What
+ * this cannot cover: a deliverer whose thread is stuck past the grace in
+ * a statement on a session the server already ended (it cannot stop what
+ * it cannot run); the connection's tcp_user_timeout bounds that.
  */
 #ifndef SLH_STORE_PG_H
 #define SLH_STORE_PG_H

@@ -13,6 +13,7 @@
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
+#define LOCK_CLASS STR(SLH_PG_LOCK_CLASS)
 #define OWNER_TRIES 8
 
 static const char lock_sql[] =
@@ -158,9 +159,8 @@ slh_pg_owners_relock(struct slh_pg *pg)
  * keys are its classid and objid; objsubid 2 says two int4 keys). */
 #define HELD                                                                   \
     "EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory'"                 \
-    " AND classid = " STR(SLH_PG_LOCK_CLASS) " AND objid = $1::bigint::oid"    \
-                                             " AND objsubid = 2 AND pid = "    \
-                                             "pg_backend_pid() AND granted)"
+    " AND classid = " LOCK_CLASS " AND objid = $1::bigint::oid"                \
+    " AND objsubid = 2 AND pid = pg_backend_pid() AND granted)"
 
 /* A beat of owner $1: whether its lock is this session's, and if so
  * whether its row was there to note the beat in (not buried). pid follows
@@ -186,6 +186,18 @@ static const char fresh_sql[] =
     " attempts = greatest(d.attempts - 1, 0), owner = NULL FROM me"
     " WHERE d.owner = me.token AND d.state = 0 RETURNING 1)"
     " SELECT count(*) FROM me";
+
+/* The session that last beat for owner $1 (its row's pid), when it still
+ * holds the owner's lock and is not this one: a session of ours the
+ * server has not yet found dead (its client gone with a network that
+ * broke), which would keep the lock, and the rows, from us until the
+ * server's keepalives end it. Ended; a role may end its own sessions. */
+static const char zombie_sql[] =
+    "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
+    " JOIN slhook_owner o ON o.token = $1 AND o.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.classid = " LOCK_CLASS
+    " AND l.objid = $1::bigint::oid AND l.objsubid = 2 AND l.granted"
+    " AND l.pid <> pg_backend_pid()";
 
 /* beat_sql for token: *held, *is_seen (its row was there). */
 static enum slh_err
@@ -240,11 +252,17 @@ slh_pg_owner_beat(struct slh_store *st, struct slh_store_owner *o,
         rc = beat_once(pg, token, &held, &is_seen, err);
     if (rc != SLH_OK)
         return rc;
-    if (!held)
+    if (!held) {
+        struct slh_pg_args a = {0};
+
+        /* The next beat takes the lock, if this ended who held it. */
+        slh_pg_arg_i64(&a, token);
+        (void)slh_pg_exec(pg, NULL, zombie_sql, &a, NULL, NULL);
         return slh_error_set(err, SLH_ESTORE,
                              "spool %s: owner %" PRId64
                              ": its lock is another session's",
                              pg->where, token);
+    }
     if (is_fresh)
         return beat_fresh(pg, ow, now_ms, err);
     if (!is_seen)
@@ -275,24 +293,33 @@ static const char take_back_sql[] =
                          " FROM dead WHERE d.owner = dead.token AND d.state = "
                          "0";
 
+/* Into b, the array literal of self and of every token pg's connection
+ * holds; NULL when out of memory. */
+static const char *
+own_tokens(struct slh_pg *pg, int64_t self, struct slh_pg_buf *b)
+{
+    slh_pg_arr_open(b);
+    slh_pg_arr_i64(b, self);
+    for (size_t i = 0; i < pg->n_owners; i++)
+        slh_pg_arr_i64(b, pg->owners[i]->base.token);
+    return slh_pg_arr_close(b);
+}
+
 enum slh_err
 slh_pg_take_back(struct slh_store *st, int64_t self, int64_t now_ms,
                  size_t *taken, struct slh_error *err)
 {
-    struct slh_pg *pg = (struct slh_pg *)st;
+    struct slh_pg *pg = slh_pg(st);
     struct slh_pg_buf mine = {0};
     struct slh_pg_args a = {0};
-    enum slh_err rc;
+    enum slh_err rc = SLH_ENOMEM;
 
-    slh_pg_arr_open(&mine);
-    slh_pg_arr_i64(&mine, self);
-    for (size_t i = 0; i < pg->n_owners; i++)
-        slh_pg_arr_i64(&mine, pg->owners[i]->base.token);
-    slh_pg_arg_text(&a, slh_pg_arr_close(&mine));
+    slh_pg_arg_text(&a, own_tokens(pg, self, &mine));
     slh_pg_arg_i64(&a, now_ms);
-    rc = a.v[0] == NULL
-             ? slh_error_set(err, SLH_ENOMEM, "take back: out of memory")
-             : slh_pg_write(pg, "take back", take_back_sql, &a, taken, err);
+    if (a.v[0] != NULL)
+        rc = slh_pg_write(pg, "take back", take_back_sql, &a, taken, err);
+    else
+        slh_error_set(err, rc, "take back: out of memory");
     slh_pg_buf_free(&mine);
     return rc;
 }

@@ -403,6 +403,47 @@ out:
     db_close(&db);
 }
 
+/* A session of the owner's that the server has not found dead (its
+ * client gone with a broken network) holds its lock: the owner's beat on
+ * a new session ends that one, and the next beat has the lock. Played by
+ * the administrator's session, taking the lock and the row's pid. */
+static void
+test_zombie(void)
+{
+    struct db db;
+    struct slh_store_owner *a = NULL;
+    struct slh_error err = {0};
+    int64_t token;
+    PGresult *r;
+
+    if (!db_open(&db, "zombie") ||
+        !CHECK(slh_store_owner_open(db.st, &a, &err) == SLH_OK, "owner a: %s",
+               err.text))
+        goto out;
+    token = slh_store_owner_token(a);
+    if (!end_session(&db, token) ||
+        !CHECK(admin(&db, "SELECT pg_try_advisory_lock(%d, %" PRId64 ")",
+                     SLH_PG_LOCK_CLASS, token) == 1 &&
+                   admin(&db,
+                         "UPDATE slhook_owner SET pid = pg_backend_pid()"
+                         " WHERE token = %" PRId64,
+                         token) == 1,
+               "an old session of a's holds its lock"))
+        goto out;
+    CHECK(beat(db.st, a, false, 1, &err) != SLH_OK &&
+              strstr(err.text, "another session's") != NULL,
+          "a's beat on a new session fails: %s", err.text);
+    r = PQexec(db.admin, "SELECT 1");
+    CHECK(PQresultStatus(r) != PGRES_TUPLES_OK, "and ended the old session");
+    PQclear(r);
+    PQreset(db.admin);
+    CHECK(beat(db.st, a, false, 3, &err) == SLH_OK,
+          "the next beat has the lock: %s", err.text);
+out:
+    slh_store_owner_close(a);
+    db_close(&db);
+}
+
 struct racer {
     const char *spool;
     pthread_barrier_t *start;
@@ -524,6 +565,7 @@ main(void)
     test_grace();
     test_relock();
     test_lock_elsewhere();
+    test_zombie();
     test_purge_race();
     test_upgrade();
     return check_summary();

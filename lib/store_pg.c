@@ -470,12 +470,13 @@ index_none(struct slh_store *st, size_t max, size_t *n, struct slh_error *err)
 }
 
 /* The turn goes to the one UPDATE that finds the last purge every_ms old
- * by the server's clock (or ahead of it: the clock was set back), in one
- * statement: of two at once, the second waits for the first's row and
- * then finds it new. */
+ * by the server's clock (or as far ahead of it: the clock was set back),
+ * in one statement: of two at once, the second waits for the first's row
+ * and then finds it new. Not merely ahead: the second's clock may have
+ * been read a moment before the first's. */
 static const char purge_due_sql[] =
     "UPDATE slhook_meta SET last_purge = n.ms FROM (SELECT " SLH_PG_NOW_MS
-    " AS ms) n WHERE last_purge <= n.ms - $1 OR last_purge > n.ms";
+    " AS ms) n WHERE last_purge <= n.ms - $1 OR last_purge > n.ms + $1";
 
 static enum slh_err
 purge_due(struct slh_store *st, int64_t every_ms, int64_t now_ms, bool *is_due,

@@ -11,13 +11,15 @@
 #   2. its session is ended and another session takes its lock: it stops
 #      its post (fenced) before anyone may take the row back, and the row
 #      is delivered once that session lets go, the posts never overlapping;
-#   3. it is SIGKILLed: the other posts the row, within 10 s (measured).
+#   3. it is SIGKILLed: the other posts the row, within 10 s (measured);
+#   4. as 2, in slhook.fcgi (claims and outcomes through its committer),
+#      alone: it delivers the row itself once the lock is let go.
 # Then tests/test_pg_owner (the backend's owners, beats, grace, purge turn
 # and upgrade, in C) on the same cluster; its checks are counted here.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 lib_init pg_fence
-need "$B/slhook" "$B/tests/test_pg_owner" python3 psql
+need "$B/slhook" "$B/slhook.fcgi" "$B/tests/test_pg_owner" python3 psql
 
 SLOW=8
 pg_start || finish
@@ -178,6 +180,19 @@ start_deliverer() {
     wait_for 10 is_owner $DPID || nok "deliverer $1 made no owner"
 }
 
+# hold_lock PID: ends the session of deliverer PID's owner and takes its
+# lock in a session that keeps it for HOLD s (5458760: SLH_PG_LOCK_CLASS,
+# the first key of our advisory locks); that psql's pid in $HPID.
+HOLD=8
+hold_lock() {
+    $PSQL -c "SELECT pg_terminate_backend(pid) FROM slhook_owner
+        WHERE client_pid = $1" \
+        -c "SELECT pg_advisory_lock(5458760, token::integer)
+        FROM slhook_owner WHERE client_pid = $1" \
+        -c "SELECT pg_sleep($HOLD)" >"$T/hold.log" 2>&1 &
+    HPID=$!
+}
+
 start_deliverer A
 DA=$DPID
 
@@ -197,18 +212,12 @@ check "1: the deliverer lives on" kill -0 "$DA"
 
 # 2. The session ended and its lock taken by another session for HOLD s:
 # the deliverer cannot beat, stops its post; the row is delivered after.
-HOLD=8
 ID2=$(printf 'a2%062d' 2)
 insert_event "$ID2"
 wait_for 10 has_posts "$ID2" || abort "the second event was not posted"
 P=$(owner_pid "$ID2")
 t0=$(now)
-# 5458760: SLH_PG_LOCK_CLASS, the first key of our advisory locks.
-$PSQL -c "SELECT pg_terminate_backend(pid) FROM slhook_owner
-    WHERE client_pid = $P" \
-    -c "SELECT pg_advisory_lock(5458760, token::integer) FROM slhook_owner
-    WHERE client_pid = $P" -c "SELECT pg_sleep($HOLD)" >"$T/hold.log" 2>&1 &
-HPID=$!
+hold_lock "$P"
 wait_for 6 has_posts "$ID2" end closed
 check "2: its lock another's: the deliverer stopped its post" \
     has_posts "$ID2" end closed
@@ -246,6 +255,26 @@ wait_for 5 is_delivered "$ID3"
 check "3: delivered" is_delivered "$ID3"
 check "3: never two posts at once ($(apart "$ID3" 2>&1))" apart_ "$ID3"
 for p in $DA $DB; do [ "$p" = "$P" ] || stop_pid "$p"; done
+
+# 4. Case 2 in slhook.fcgi, alone: its delivery thread claims and records
+# through the committer's connection, its owner held by its own. It stops
+# its post, and once the lock is let go gives the row back to itself and
+# delivers it.
+start_fcgi "$T/fcgi.log" "$T/fcgi.sock" -c "$T/slhook.conf"
+wait_for 10 is_owner $FPID || nok "slhook.fcgi made no owner"
+ID4=$(printf 'a4%062d' 4)
+insert_event "$ID4"
+wait_for 10 has_posts "$ID4" || abort "the fourth event was not posted"
+hold_lock "$FPID"
+wait_for 6 has_posts "$ID4" end closed
+check "4: slhook.fcgi, its lock another's: stopped its post" \
+    has_posts "$ID4" end closed
+wait "$HPID"
+wait_for 15 is_delivered "$ID4"
+check "4: delivered by it once the lock was let go" is_delivered "$ID4"
+check "4: never two posts at once ($(apart "$ID4" 2>&1))" apart_ "$ID4"
+check "4: slhook.fcgi lives on" kill -0 "$FPID"
+stop_pid "$FPID"
 
 # The backend's own checks, in C, counted with these.
 SLH_TEST_PG=$PG_ARGS "$B/tests/test_pg_owner" >"$T/owner.out" 2>&1

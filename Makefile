@@ -193,9 +193,11 @@ tests: $(TEST_BIN)
 # Every test program and script prints "N passed, N failed" last; the
 # runner adds them up and fails when any failed or any program crashed.
 # test_store runs inside tests/t_pg_store.sh, which starts the PostgreSQL
-# cluster its second half needs (alone, that half fails).
+# cluster its second half needs (alone, that half fails), and
+# test_pg_owner inside tests/t_pg_fence.sh.
+PG_TEST_BIN = $(B)/tests/test_store $(B)/tests/test_pg_owner
 test: all tests
-	@B=$(B) ./tests/run $(filter-out $(B)/tests/test_store,$(TEST_BIN)) $(TEST_SH)
+	@B=$(B) ./tests/run $(filter-out $(PG_TEST_BIN),$(TEST_BIN)) $(TEST_SH)
 
 # What CI runs: clang-tidy, the tests, then the same tests built with
 # sanitizers.
@@ -310,7 +312,8 @@ clean: fuzz-clean
 # leak fails (exit 99, the report is shown), as does a failing test. Built
 # without sanitizers (valgrind and ASan do not mix). Programs that start
 # servers are followed no further than the fork (--trace-children=no).
-# test_store runs with a PostgreSQL cluster of its own (tests/with_pg.sh).
+# test_store and test_pg_owner run with a PostgreSQL cluster of their own
+# (tests/with_pg.sh).
 VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
            --errors-for-leak-kinds=definite,indirect --trace-children=no \
            --quiet
@@ -318,7 +321,7 @@ valgrind: tests
 	@failed=""; \
 	for t in $(TEST_BIN); do \
 	    printf '%-40s ' "$$t"; \
-	    wrap=; case $$t in */test_store) wrap=tests/with_pg.sh ;; esac; \
+	    wrap=; case $$t in */test_store|*/test_pg_owner) wrap=tests/with_pg.sh ;; esac; \
 	    $$wrap $(VALGRIND) --log-file=$$t.valgrind $$t >$$t.vgout 2>&1; rc=$$?; \
 	    if [ $$rc -eq 0 ]; then \
 	        tail -n 1 $$t.vgout; \

@@ -13,9 +13,13 @@
  * Each deliverer claims as an owner of its own (store.h), made by
  * slh_deliverer_new() and removed by slh_deliverer_free() (a deliverer that
  * cannot make one claims for no owner, and relies on the lease alone). When
- * a run starts, and every second while it runs, it takes back what dead
- * deliverers of the spool had claimed, so a restarted one resumes at once
- * what its killed predecessor held.
+ * a run starts, and every second while it runs, it beats for its owner
+ * (slh_store_owner_beat()) and takes back what dead deliverers of the spool
+ * had claimed, so a restarted one resumes at once what its killed
+ * predecessor held (on PostgreSQL, within the grace and a second). One
+ * whose beats fail for SLH_STORE_FENCE_MS (its connection to a PostgreSQL
+ * spool lost) stops its attempts in flight and claims nothing until a beat
+ * works again: the others may take its rows soon after.
  *
  * The pieces (deliver_int.h): deliver.c schedules, deliver_http.c posts,
  * deliver_file.c appends, deliver_spool.c reads and writes the spool,

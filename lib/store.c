@@ -285,6 +285,17 @@ slh_store_take_back(struct slh_store *st, int64_t self, int64_t now_ms,
 }
 
 enum slh_err
+slh_store_owner_beat(struct slh_store *st, struct slh_store_owner *o,
+                     int64_t now_ms, bool is_fresh, struct slh_error *err)
+{
+    if (st == NULL)
+        return NO_HANDLE(err);
+    if (o == NULL)
+        return SLH_OK;
+    return st->ops->owner_beat(st, o, now_ms, is_fresh, err);
+}
+
+enum slh_err
 slh_store_claim(struct slh_store *st, const char *dest, int64_t owner,
                 int64_t now_ms, int64_t lease_ms, size_t max,
                 struct slh_claim *claims, size_t *n, int64_t *next_due,
@@ -360,6 +371,15 @@ slh_store_purge(struct slh_store *st, int64_t cutoff_ms, size_t *n,
     if (n != NULL)
         *n = 0;
     return st != NULL ? st->ops->purge(st, cutoff_ms, n, err) : NO_HANDLE(err);
+}
+
+enum slh_err
+slh_store_purge_due(struct slh_store *st, int64_t every_ms, int64_t now_ms,
+                    bool *is_due, struct slh_error *err)
+{
+    *is_due = false;
+    return st != NULL ? st->ops->purge_due(st, every_ms, now_ms, is_due, err)
+                      : NO_HANDLE(err);
 }
 
 enum slh_err

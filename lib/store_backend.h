@@ -43,6 +43,7 @@ struct slh_store_ops {
     __typeof__(slh_store_put_tasks) *put_tasks;
     __typeof__(slh_store_owner_open) *owner_open;
     __typeof__(slh_store_take_back) *take_back;
+    __typeof__(slh_store_owner_beat) *owner_beat;
     __typeof__(slh_store_claim) *claim;
     __typeof__(slh_store_finish) *finish;
     __typeof__(slh_store_unclaim) *unclaim;
@@ -50,6 +51,7 @@ struct slh_store_ops {
     __typeof__(slh_store_stats) *stats;
     __typeof__(slh_store_retry) *retry;
     __typeof__(slh_store_purge) *purge;
+    __typeof__(slh_store_purge_due) *purge_due;
     __typeof__(slh_store_dests) *dests;
     __typeof__(slh_store_data_version) *data_version;
     __typeof__(slh_store_events) *events;

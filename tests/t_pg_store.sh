@@ -34,7 +34,7 @@ expect "deliver --once makes the database: exit 0" 0 $?
 "$B/slhook" -c "$T/slhook.conf" check >"$T/check1" 2>&1
 expect "check: exit 0" 0 $?
 check "check: the server's version and the schema's" \
-    grep -qE "PostgreSQL 1[0-9.]+.*, schema 1, database slh_cli as slhook" \
+    grep -qE "PostgreSQL 1[0-9.]+.*, schema 2, database slh_cli as slhook" \
     "$T/check1"
 check "check: sound" grep -q ": sound$" "$T/check1"
 check "check: the URI's password masked" \
@@ -75,12 +75,18 @@ check "stored once: new=1, then new=0" \
 expect "status: exit 0" 0 $?
 check "status: the two events, each once, for a" \
     grep -qE "^ *a +2 " "$T/status"
-# The hourly purge, with no directory for its stamp: both events made
-# delivered long ago, then forgotten by the next deliverer; the tally
-# follows (check verifies it).
+# The hourly purge, its turn kept in the database: both events made
+# delivered long ago, then forgotten by the next deliverer once the last
+# turn is an hour old; the tally follows (check verifies it).
 PSQL="psql -X -q -t -A -h $PG_DIR -U slhook slh_cli"
+check "the purge's turn taken by the first deliverer" \
+    test "$($PSQL -c 'SELECT last_purge > 0 FROM slhook_meta')" = t
 $PSQL -c "UPDATE slhook_delivery SET state = 1, due = 1000, done = 1000;
     UPDATE slhook_event SET received = 1000"
+"$B/slhook" -c "$T/slhook.conf" deliver --once >>"$T/deliver" 2>&1
+expect "within the hour, no other purge" 2 \
+    "$($PSQL -c 'SELECT count(*) FROM slhook_event')"
+$PSQL -c "UPDATE slhook_meta SET last_purge = last_purge - 3600000"
 "$B/slhook" -c "$T/slhook.conf" deliver --once >>"$T/deliver" 2>&1
 expect "the purge on PostgreSQL: old delivered events forgotten" 0 \
     "$($PSQL -c 'SELECT count(*) FROM slhook_event')"

@@ -60,7 +60,10 @@ PG_OBJ := $(PG_SRC:%.c=$(B)/%.o)
 LIB_SRC := $(filter-out $(DELIVER_SRC) $(PG_SRC) $(PG_NONE_SRC),$(wildcard lib/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/lib/page_assets.o
 DELIVER_OBJ := $(DELIVER_SRC:%.c=$(B)/%.o)
-CGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cgi/*.c)) $(B)/cgi/tool.o
+# slhook.cgi and slhook-pg.cgi, its sibling for a PostgreSQL spool, share
+# cgi/main.c; cgi/cgi.h says what differs (static.c, pg.c).
+CGI_OBJ := $(B)/cgi/main.o $(B)/cgi/nodl.o $(B)/cgi/static.o $(B)/cgi/tool.o
+CGI_PG_OBJ := $(B)/cgi/main.o $(B)/cgi/pg.o
 FCGI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard fcgi/*.c))
 CLI_OBJ := $(patsubst %.c,$(B)/%.o,$(wildcard cli/*.c))
 # What the three front ends share and lib/ must not do (front/log.c: where
@@ -70,7 +73,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 TEST_SH := $(sort $(wildcard tests/t_*.sh))
 
-PROGRAMS = $(B)/slhook.cgi $(B)/slhook.fcgi $(B)/slhook
+PROGRAMS = $(B)/slhook.cgi $(B)/slhook-pg.cgi $(B)/slhook.fcgi $(B)/slhook
 
 all: $(PROGRAMS)
 
@@ -165,6 +168,12 @@ $(B)/cgi/tool.o: cgi/tool.S $(B)/slhook.embed
 $(B)/slhook.cgi: $(CGI_OBJ) $(FRONT_OBJ) $(B)/lib/store_pg_none.o $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CGI_LIBS)
 
+# What slhook.cgi runs in its place for a PostgreSQL spool (cgi/cgi.h),
+# installed beside it: linked dynamically, with libpq, and without the
+# tool (it starts no deliverer) or libcurl.
+$(B)/slhook-pg.cgi: $(CGI_PG_OBJ) $(FRONT_OBJ) $(PG_OBJ) $(B)/libslhook.a
+	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(PG_LIBS) -lm -lpthread
+
 $(B)/slhook.fcgi: $(FCGI_OBJ) $(FRONT_OBJ) $(PG_OBJ) $(B)/libslhook-deliver.a $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(CURL_LIBS) $(PG_LIBS) $(FCGI_LIBS)
 
@@ -184,9 +193,11 @@ tests: $(TEST_BIN)
 # Every test program and script prints "N passed, N failed" last; the
 # runner adds them up and fails when any failed or any program crashed.
 # test_store runs inside tests/t_pg_store.sh, which starts the PostgreSQL
-# cluster its second half needs (alone, that half fails).
+# cluster its second half needs (alone, that half fails), and
+# test_pg_owner inside tests/t_pg_fence.sh.
+PG_TEST_BIN = $(B)/tests/test_store $(B)/tests/test_pg_owner
 test: all tests
-	@B=$(B) ./tests/run $(filter-out $(B)/tests/test_store,$(TEST_BIN)) $(TEST_SH)
+	@B=$(B) ./tests/run $(filter-out $(PG_TEST_BIN),$(TEST_BIN)) $(TEST_SH)
 
 # What CI runs: clang-tidy, the tests, then the same tests built with
 # sanitizers.
@@ -301,7 +312,8 @@ clean: fuzz-clean
 # leak fails (exit 99, the report is shown), as does a failing test. Built
 # without sanitizers (valgrind and ASan do not mix). Programs that start
 # servers are followed no further than the fork (--trace-children=no).
-# test_store runs with a PostgreSQL cluster of its own (tests/with_pg.sh).
+# test_store and test_pg_owner run with a PostgreSQL cluster of their own
+# (tests/with_pg.sh).
 VALGRIND = valgrind --error-exitcode=99 --leak-check=full \
            --errors-for-leak-kinds=definite,indirect --trace-children=no \
            --quiet
@@ -309,7 +321,7 @@ valgrind: tests
 	@failed=""; \
 	for t in $(TEST_BIN); do \
 	    printf '%-40s ' "$$t"; \
-	    wrap=; case $$t in */test_store) wrap=tests/with_pg.sh ;; esac; \
+	    wrap=; case $$t in */test_store|*/test_pg_owner) wrap=tests/with_pg.sh ;; esac; \
 	    $$wrap $(VALGRIND) --log-file=$$t.valgrind $$t >$$t.vgout 2>&1; rc=$$?; \
 	    if [ $$rc -eq 0 ]; then \
 	        tail -n 1 $$t.vgout; \
@@ -369,7 +381,8 @@ bench-profile: bench-build
 # `make install` (PREFIX, DESTDIR, and the *DIR variables above): slhook
 # into $(BINDIR); the two handlers, which web servers run rather than
 # people, into $(LIBEXECDIR) (slhook.cgi carries the slhook it starts to
-# deliver); man pages; systemd units and a
+# deliver; slhook-pg.cgi, which it runs for a PostgreSQL spool, beside it);
+# man pages; systemd units and a
 # tmpfiles.d entry for the spool; the server configs of apache/, lighttpd/,
 # nginx/ and the commented slhook.conf into $(DOCDIR)/examples; and
 # slhook.conf into $(SYSCONFDIR)/slhook/ unless one is there already (mode
@@ -398,7 +411,8 @@ install: all
 	    $(DESTDIR)$(DOCDIR)/examples/lighttpd \
 	    $(DESTDIR)$(DOCDIR)/examples/nginx
 	$(INSTALL) -m 0755 $(B)/slhook $(DESTDIR)$(BINDIR)/slhook
-	$(INSTALL) -m 0755 $(B)/slhook.cgi $(B)/slhook.fcgi $(DESTDIR)$(LIBEXECDIR)/
+	$(INSTALL) -m 0755 $(B)/slhook.cgi $(B)/slhook-pg.cgi $(B)/slhook.fcgi \
+	    $(DESTDIR)$(LIBEXECDIR)/
 	for f in $(MAN_PAGES); do \
 	    $(SUBST) $$f >$(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} && \
 	    chmod 0644 $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/} || exit 1; \
@@ -426,7 +440,8 @@ install: all
 # $(LIBEXECDIR)/slhook: the link that earlier versions installed.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/slhook $(DESTDIR)$(LIBEXECDIR)/slhook \
-	    $(DESTDIR)$(LIBEXECDIR)/slhook.cgi $(DESTDIR)$(LIBEXECDIR)/slhook.fcgi \
+	    $(DESTDIR)$(LIBEXECDIR)/slhook.cgi $(DESTDIR)$(LIBEXECDIR)/slhook-pg.cgi \
+	    $(DESTDIR)$(LIBEXECDIR)/slhook.fcgi \
 	    $(DESTDIR)$(TMPFILESDIR)/slhook.conf
 	for f in $(MAN_PAGES); do \
 	    rm -f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done

@@ -7,7 +7,8 @@
  * --kicked` unless a deliverer already holds the spool's kick lock: the
  * slhook tool it carries (cgi/tool.S), run from memory, so that this
  * program alone relays, wherever it was copied. The receive path itself
- * never loads libcurl, nor touches those bytes.
+ * never loads libcurl, nor touches those bytes. A PostgreSQL spool is
+ * slhook-pg.cgi's, which this program runs in its place (cgi.h).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -18,18 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgi.h"
 #include "config.h"
 #include "config_path.h"
 #include "handler.h"
-#include "kick.h"
 #include "log.h"
 #include "store.h"
 #include "web.h"
 
 #define DRAIN_CAP ((size_t)64 << 20)
-
-/* The slhook tool's ELF image, which the Makefile embeds (cgi/tool.S). */
-extern const unsigned char slh_tool_elf[], slh_tool_elf_end[];
 
 struct store_ctx {
     const struct slh_config *cfg;
@@ -110,29 +108,6 @@ close_stdin(void)
         dup2(null, STDIN_FILENO);
         close(null);
     }
-}
-
-/*
- * Starts a deliverer unless one holds the kick lock. Always the tool this
- * program carries, never one found on disk: one path, always the one
- * tested, and a deliverer of the very version that stored the events.
- * Whatever keeps it from starting goes to the web server's error log, on
- * every request that meets it.
- */
-static void
-kick_deliverer(const struct slh_config *cfg)
-{
-    struct slh_error err = {0};
-
-    if (slh_kick_held(cfg->spool))
-        return;
-    if (slh_kick_start(cfg->path, cfg->spool, slh_tool_elf,
-                       (size_t)(slh_tool_elf_end - slh_tool_elf),
-                       SLH_KICK_WAIT_MS, &err) != SLH_OK)
-        fprintf(stderr,
-                "slhook: delivery could not start: %s (the events wait in "
-                "%s; `slhook status` shows them)\n",
-                err.text, cfg->spool_shown);
 }
 
 /*
@@ -295,7 +270,7 @@ after_answer(const struct slh_config *cfg, const struct slh_request *req,
     else
         fprintf(stderr, "%s\n", line);
     if (resp->status == 200 && resp->n_new > 0 && cfg->n_dests > 0)
-        kick_deliverer(cfg);
+        cgi_kick(cfg);
 }
 
 /* A GET (health, metrics, the operator's page) or an operator's form:
@@ -339,7 +314,7 @@ serve_web(const struct slh_config *cfg, const struct timespec *t0)
     if (line[0] != '\0')
         fprintf(stderr, "%s\n", line);
     if (ans.is_work_queued && cfg->n_dests > 0)
-        kick_deliverer(cfg);
+        cgi_kick(cfg);
     slh_web_answer_free(&ans);
     free(form);
     return 0;
@@ -370,6 +345,7 @@ main(int argc, char **argv)
      * request its answer: the line goes to stderr then. */
     if (slh_log_to(cfg.log, "slhook", &err) != SLH_OK)
         fprintf(stderr, "slhook: %s\n", err.text);
+    cgi_handoff(&cfg, argv);
     /* Under a web server the first request makes the spool, as its user.
      * Root running the pipe test from a shell would make it root's, and
      * every request after that would fail: root uses a spool directory

@@ -16,9 +16,11 @@ int cmd_send(int argc, char **argv, const struct slh_config *cfg);
 int cmd_events(int argc, char **argv, const struct slh_config *cfg);
 int cmd_show(int argc, char **argv, const struct slh_config *cfg);
 int cmd_replay(int argc, char **argv, const struct slh_config *cfg);
+int cmd_migrate(int argc, char **argv, const struct slh_config *cfg);
 
 /* What `slhook CMD --help` prints (and a usage error, on stderr). */
-extern const char cmd_events_usage[], cmd_show_usage[], cmd_replay_usage[];
+extern const char cmd_events_usage[], cmd_show_usage[], cmd_replay_usage[],
+    cmd_migrate_usage[];
 
 /*
  * Whether command cmd may make the spool directory dir: not when it is

@@ -48,7 +48,11 @@ usage(FILE *out)
         "         [--state delivered|dead|any] [--dry-run]\n"
         "                     queue stored events again for DEST (a\n"
         "                     backfill for a new one)\n"
-        "  (slhook COMMAND --help says more of events, show and replay)\n"
+        "  migrate [--force] FROM TO\n"
+        "                     copy the spool FROM into the spool TO (a\n"
+        "                     directory or a postgresql:// URI each)\n"
+        "  (slhook COMMAND --help says more of events, show, replay and\n"
+        "  migrate)\n"
         "\n"
         "Options:\n"
         "  -c FILE            config file (default: $SLHOOK_CONFIG, else\n"
@@ -383,6 +387,7 @@ static const struct command {
     {"events", cmd_events, cmd_events_usage},
     {"show", cmd_show, cmd_show_usage},
     {"replay", cmd_replay, cmd_replay_usage},
+    {"migrate", cmd_migrate, cmd_migrate_usage},
 };
 
 static const struct command *

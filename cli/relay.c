@@ -325,6 +325,8 @@ deliver_loop(struct sig_ctx *sig, struct slh_deliverer **d,
             fprintf(stderr, "slhook: deliver: %s\n", err.text);
             return 1;
         }
+        if (once)
+            slh_deliverer_index_all(*d);
         if (!take_reload(sig, d, owned, &old_d, &old_owned))
             return 0;
         /* Checked before the swap: this fails only if the file went

@@ -26,6 +26,10 @@
 /* How often an idle deliverer looks whether another process stored rows:
  * a CGI that finds a deliverer running does not wake it. */
 #define IDLE_POLL_MS 250
+/* Idle enough to index events for lookups (dl_spool_index()): nothing due
+ * for this long. Under load rows are due every GATHER_MS, so that indexing
+ * waits for the load to pass rather than delay deliveries. */
+#define INDEX_IDLE_MS 50
 #define STOP_GRACE_MS 1000 /* how long stop lets attempts in flight finish */
 
 /* ---- What the deliverer holds ---- */
@@ -171,6 +175,28 @@ fill(struct slh_deliverer *d, bool look, int64_t now, struct slh_error *err)
     return SLH_OK;
 }
 
+/* Ends ds's attempts in flight, unfinished, and empties its queue; their
+ * seqs into seqs (room for SLH_MAX_CONCURRENCY + CLAIM_BATCH), how many
+ * the result. */
+static size_t
+drop_held(struct slh_deliverer *d, struct dest_state *ds, int64_t *seqs)
+{
+    size_t n = 0;
+
+    for (size_t k = 0; k < ds->n_slots; k++) {
+        struct slot *s = &ds->slots[k];
+        if (!s->busy)
+            continue;
+        seqs[n++] = s->claim.seq;
+        dl_http_cancel(d, s);
+    }
+    for (; ds->q_len > 0; ds->q_len--, ds->q_head++) {
+        seqs[n++] = ds->queue[ds->q_head].seq;
+        dl_claim_free(&ds->queue[ds->q_head]);
+    }
+    return n;
+}
+
 /* Gives back what is in flight, for another run or deliverer to retry. */
 static void
 abandon(struct slh_deliverer *d)
@@ -180,40 +206,54 @@ abandon(struct slh_deliverer *d)
 
     for (size_t i = 0; i < d->n_ds; i++) {
         struct dest_state *ds = &d->ds[i];
-        size_t n = 0;
+        size_t n;
 
         if (ds->dest->url == NULL)
             continue;
-        for (size_t k = 0; k < ds->n_slots; k++) {
-            struct slot *s = &ds->slots[k];
-            if (!s->busy)
-                continue;
-            seqs[n++] = s->claim.seq;
-            dl_http_cancel(d, s);
-        }
-        for (; ds->q_len > 0; ds->q_len--, ds->q_head++) {
-            seqs[n++] = ds->queue[ds->q_head].seq;
-            dl_claim_free(&ds->queue[ds->q_head]);
-        }
+        n = drop_held(d, ds, seqs);
         if (n > 0)
             dl_unclaim(d, ds->dest->name, seqs, n, now);
     }
 }
 
+/*
+ * d's owner has had no good beat for SLH_STORE_FENCE_MS (store.h): what it
+ * claimed may be taken back by the others soon, and posted by them. So its
+ * attempts in flight end here, unfinished (as not made: whoever gives the
+ * rows back uncounts them), and nothing is claimed until a beat works
+ * again (dl_spool_recover()). Nothing is given back from here: a row may
+ * be another's by now, and unclaim does not ask whose it is.
+ */
+static void
+fence(struct slh_deliverer *d)
+{
+    int64_t seqs[SLH_MAX_CONCURRENCY + CLAIM_BATCH];
+
+    for (size_t i = 0; i < d->n_ds; i++)
+        if (d->ds[i].dest->url != NULL)
+            (void)drop_held(d, &d->ds[i], seqs);
+    d->is_fenced = true;
+}
+
 /* ---- The loop ---- */
 
 /* What a pass looks at before it fills, true when rows may be due: the
- * hourly purge, dead deliverers' claims, and, every IDLE_POLL_MS, whether
- * the spool moved or another connection wrote to it. */
+ * owner's beat (fenced without one) and dead deliverers' claims, the
+ * hourly purge, and, every IDLE_POLL_MS, whether the spool moved or
+ * another connection wrote to it. */
 static bool
 look_around(struct slh_deliverer *d, int64_t now)
 {
     bool look = false;
     int64_t v;
 
-    dl_spool_purge(d, now);
     if (dl_spool_recover(d, now))
         look = true;
+    /* By the pass's start: a beat that works is never older, so that an
+     * owner that cannot lapse (SQLite's) is never fenced. */
+    if (!d->is_fenced && now - d->beat_at > SLH_STORE_FENCE_MS)
+        fence(d);
+    dl_spool_purge(d, now);
     if (now - d->version_checked < IDLE_POLL_MS)
         return look;
     if (holds_nothing(d) && dl_spool_follow(d))
@@ -243,6 +283,8 @@ poll_timeout(const struct slh_deliverer *d, int64_t now)
 {
     int64_t t = IDLE_POLL_MS;
 
+    if (d->is_fenced) /* nothing starts before a beat, once a second */
+        return IDLE_POLL_MS;
     if (d->n_fin > 0)
         t = d->fin_since + (in_flight(d) == 0 ? GATHER_MS : FLUSH_MS) - now;
     for (size_t i = 0; i < d->n_ds; i++) {
@@ -289,7 +331,7 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
         if (!stopping && look_around(d, now))
             look = true;
         d->is_index_behind = d->is_index_behind || look;
-        if (!stopping)
+        if (!stopping && !d->is_fenced)
             rc = fill(d, look, now, err);
         if (rc == SLH_OK)
             rc = dl_http_perform(d, err);
@@ -306,11 +348,19 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
                 break;
         } else if (once && in_flight(d) == 0 && !any_due(d, now)) {
             break;
+        } else if (once && d->is_fenced) {
+            rc = slh_error_set(
+                err, SLH_ESTORE, "%s%sno good beat for %d ms: claims dropped",
+                d->beat_err.text, d->beat_err.text[0] != '\0' ? ": " : "",
+                SLH_STORE_FENCE_MS);
+            break;
         }
-        /* Time it would sleep indexes events for lookups instead, a batch
-         * a turn, until none is left: work the receive path left. */
+        /* Idle, with nothing in flight and nothing due soon, it indexes
+         * events for lookups, a batch a turn, until none is left: work
+         * the receive path left, which waits while deliveries go on
+         * (--once does it after: slh_deliverer_index_all()). */
         wait = stopping ? 50 : poll_timeout(d, slh_now_ms());
-        if (!stopping && wait > 0) {
+        if (!stopping && !once && wait >= INDEX_IDLE_MS && in_flight(d) == 0) {
             dl_spool_index(d);
             wait = d->is_index_behind ? 0 : poll_timeout(d, slh_now_ms());
         }
@@ -318,6 +368,14 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
     }
     abandon(d);
     return rc;
+}
+
+void
+slh_deliverer_index_all(struct slh_deliverer *d)
+{
+    d->is_index_behind = true;
+    while (d->is_index_behind && !atomic_load(&d->stop))
+        dl_spool_index(d);
 }
 
 /* ---- From other threads, and before run ---- */

@@ -13,9 +13,13 @@
  * Each deliverer claims as an owner of its own (store.h), made by
  * slh_deliverer_new() and removed by slh_deliverer_free() (a deliverer that
  * cannot make one claims for no owner, and relies on the lease alone). When
- * a run starts, and every second while it runs, it takes back what dead
- * deliverers of the spool had claimed, so a restarted one resumes at once
- * what its killed predecessor held.
+ * a run starts, and every second while it runs, it beats for its owner
+ * (slh_store_owner_beat()) and takes back what dead deliverers of the spool
+ * had claimed, so a restarted one resumes at once what its killed
+ * predecessor held (on PostgreSQL, within the grace and a second). One
+ * whose beats fail for SLH_STORE_FENCE_MS (its connection to a PostgreSQL
+ * spool lost) stops its attempts in flight and claims nothing until a beat
+ * works again: the others may take its rows soon after.
  *
  * The pieces (deliver_int.h): deliver.c schedules, deliver_http.c posts,
  * deliver_file.c appends, deliver_spool.c reads and writes the spool,
@@ -96,10 +100,21 @@ void slh_deliverer_write_through(struct slh_deliverer *d,
  * Delivers until slh_deliverer_stop() is called or, when once is true,
  * until nothing is due any more (rows waiting on a later retry do not count).
  * Sleeps while nothing is due, waking for the next due row or
- * slh_deliverer_wake(). Returns SLH_OK, or an error that stopped it.
+ * slh_deliverer_wake(). Idle (nothing in flight, nothing due soon), and not
+ * once, it indexes stored events for lookups by MessageId, a batch at a
+ * time (store.h, slh_store_index()). Returns SLH_OK, or an error that
+ * stopped it.
  */
 enum slh_err slh_deliverer_run(struct slh_deliverer *d, bool once,
                                struct slh_error *err);
+
+/*
+ * Indexes every event stored so far for lookups by MessageId, a batch a
+ * write, until none is left, slh_deliverer_stop() is called, or a write
+ * fails (best effort: lookups find unindexed events too, only slower).
+ * What `deliver --once` does after its run, having no idle time of its own.
+ */
+void slh_deliverer_index_all(struct slh_deliverer *d);
 
 /* New rows may be due now: wake a sleeping run. Thread-safe. */
 void slh_deliverer_wake(struct slh_deliverer *d);

@@ -120,18 +120,21 @@ struct slh_deliverer {
     uint32_t rnd;
     int64_t version;
     int64_t version_checked;
-    int64_t purge_checked; /* when the purge stamp was last looked at */
-    int64_t purged_at;     /* a spool without a stamp: its last purge here */
+    int64_t purge_checked; /* when the purge's turn was last asked for */
     int64_t recovered_at;  /* when dead deliverers were last looked for */
     bool is_index_behind;  /* events may wait for slh_store_index() */
     struct slh_store_owner *owner; /* whose claims these are (store.h) */
+    int64_t beat_at;               /* when the owner's last good beat began */
+    bool is_fenced;                /* no good beat for SLH_STORE_FENCE_MS: holds
+                                      and claims nothing (deliver.c) */
+    struct slh_error beat_err;     /* why the last beat failed */
     bool curl_ready;
 };
 
 /* ---- The spool (deliver_spool.c) ---- */
 
 /* Opens d->sp on d->cfg->spool for a deliverer, and makes d's owner (a
- * deliverer without one claims for no owner).
+ * deliverer without one claims for no owner), its beat now.
  * On failure err says why; dl_spool_close() releases what was made. */
 enum slh_err dl_spool_open(struct slh_deliverer *d, struct slh_error *err);
 
@@ -147,11 +150,14 @@ int64_t dl_spool_version(struct slh_deliverer *d);
  * nothing in another database. True when it did. */
 bool dl_spool_follow(struct slh_deliverer *d);
 
-/* Takes back what dead deliverers had claimed, at most once a second. True
- * when rows may be due now. */
+/* At most once a second: beats for d's owner (slh_store_owner_beat(),
+ * d->beat_at; a fenced d, once no outcome waits, beats is_fresh and is
+ * fenced no more when that works), then takes back what dead deliverers
+ * had claimed. True when rows may be due now. */
 bool dl_spool_recover(struct slh_deliverer *d, int64_t now);
 
-/* Once an hour per spool, forgets delivered events kept long enough. */
+/* Once an hour per spool (its turn, slh_store_purge_due()), forgets
+ * delivered events kept long enough. */
 void dl_spool_purge(struct slh_deliverer *d, int64_t now);
 
 /* While d->is_index_behind, makes a batch more events findable by

@@ -39,10 +39,29 @@ next_due(struct slh_store *sp, const struct slh_config *cfg, int64_t *due,
 }
 
 /*
+ * Idle, until new events arrive (the version of sp moves: a receiver
+ * wrote; this handle's own writes do not move it) or something is due,
+ * makes events findable by MessageId a batch at a time (store.h): the
+ * kicked deliverer is the CGI's only background process to do it.
+ */
+static void
+index_while_idle(struct slh_store *sp, int64_t version, int64_t due,
+                 const struct slh_kicked_hooks *hooks)
+{
+    size_t n = SLH_STORE_INDEX_BATCH;
+
+    while (n == SLH_STORE_INDEX_BATCH && !is_stopping(hooks) &&
+           slh_now_ms() < due && slh_store_data_version(sp) == version)
+        if (slh_store_index(sp, SLH_STORE_INDEX_BATCH, &n, NULL) != SLH_OK)
+            return;
+}
+
+/*
  * A kicked deliverer stays while anything is pending, so that retries
- * happen on schedule with no daemon: it delivers what is due, then sleeps
- * until the next retry, looking every tick whether a receiver stored new
- * events (a CGI that sees the kick lock held does not start another).
+ * happen on schedule with no daemon: it delivers what is due, indexes
+ * what arrived (index_while_idle()), then sleeps until the next retry, looking
+ * every tick whether a receiver stored new events (a CGI that sees the kick
+ * lock held does not start another).
  */
 static enum slh_err
 deliver_until_empty(struct slh_deliverer *d, struct slh_store *sp,
@@ -56,8 +75,11 @@ deliver_until_empty(struct slh_deliverer *d, struct slh_store *sp,
             return rc;
         version = slh_store_data_version(sp);
         rc = next_due(sp, cfg, &due, err);
-        if (rc != SLH_OK || due == INT64_MAX)
+        if (rc != SLH_OK)
             return rc;
+        index_while_idle(sp, version, due, hooks);
+        if (due == INT64_MAX && slh_store_data_version(sp) == version)
+            return SLH_OK;
         while (!is_stopping(hooks) && slh_now_ms() < due &&
                slh_store_data_version(sp) == version)
             poll(NULL, 0, SLH_KICKED_TICK_MS);

@@ -2,11 +2,8 @@
  * (deliver_int.h). The only deliver*.c that calls store.h. */
 #include "deliver_int.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "metrics.h"
 #include "retry.h"
@@ -16,14 +13,12 @@
  * moment in this process never lets another deliverer take a row that is
  * still in flight here. */
 #define LEASE_MARGIN_MS 30000
-/* How often a deliverer looks for dead ones whose claims to take back (at
- * start, then this often): an open() and a flock() per other deliverer. */
+/* How often a deliverer beats and looks for dead ones whose claims to take
+ * back (at start, then this often): an open() and a flock() per other
+ * deliverer (SQLite), a statement or two (PostgreSQL). Well under
+ * SLH_STORE_FENCE_MS, so that one beat lost costs nothing. */
 #define RECOVER_EVERY_MS 1000
 #define PURGE_EVERY_MS (3600 * 1000) /* per spool, whoever delivers */
-#define PURGE_STAMP "purge.stamp"    /* its mtime: the last purge */
-/* Events a deliverer indexes at a time (dl_spool_index()): ~1 ms of a
- * writer's transaction, the most a receiver waits for it. */
-#define INDEX_BATCH 128
 
 /* ---- Opening and following the spool ---- */
 
@@ -43,6 +38,7 @@ dl_spool_open(struct slh_deliverer *d, struct slh_error *err)
      * files) it claims for no owner: what it holds when killed waits for
      * the lease, as it always did. */
     (void)slh_store_owner_open(d->sp, &d->owner, NULL);
+    d->beat_at = slh_now_ms();
     return SLH_OK;
 }
 
@@ -87,7 +83,9 @@ dl_spool_follow(struct slh_deliverer *d)
     /* An owner of the store that was replaced tells no one here. */
     slh_store_owner_close(d->owner);
     (void)slh_store_owner_open(d->sp, &d->owner, NULL);
-    d->recovered_at = 0; /* now */
+    d->beat_at = slh_now_ms();
+    d->is_fenced = false; /* a new owner, holding nothing */
+    d->recovered_at = 0;  /* now */
     return true;
 }
 
@@ -200,65 +198,60 @@ dl_unclaim(struct slh_deliverer *d, const char *dest, const int64_t *seqs,
 }
 
 /*
- * Takes back at once what dead deliverers had claimed (store.h), rather
- * than leaving it to their leases: at the first look of a run, then every
- * RECOVER_EVERY_MS. On d->sp itself, not written through: it writes
- * nothing unless a deliverer died, which is rare, and a take-back that
- * fails leaves the dead for the next look.
+ * Beats, then takes back at once what dead deliverers had claimed
+ * (store.h), rather than leaving it to their leases: at the first look of
+ * a run, then every RECOVER_EVERY_MS. On d->sp itself, not written
+ * through: the beat must run on the connection that holds the owner, and
+ * the take-back writes nothing unless a deliverer died, which is rare (one
+ * that fails leaves the dead for the next look). A fenced deliverer's
+ * outcomes are recorded before it beats is_fresh, which gives back what
+ * still names it: those rows would be given back first, and the outcomes
+ * then dropped as another's.
  */
 bool
 dl_spool_recover(struct slh_deliverer *d, int64_t now)
 {
+    bool is_fresh = d->is_fenced && d->n_fin == 0, is_back = false;
     size_t taken = 0;
+    int64_t at;
 
     if (now - d->recovered_at < RECOVER_EVERY_MS)
         return false;
     d->recovered_at = now;
-    return slh_store_take_back(d->sp, slh_store_owner_token(d->owner), now,
-                               &taken, NULL) == SLH_OK &&
-           taken > 0;
+    slh_error_clear(&d->beat_err);
+    at = slh_now_ms(); /* the beat is no older than this on the server */
+    if (slh_store_owner_beat(d->sp, d->owner, now, is_fresh, &d->beat_err) ==
+        SLH_OK) {
+        d->beat_at = at;
+        is_back = is_fresh;
+        d->is_fenced = d->is_fenced && !is_fresh;
+    }
+    return (slh_store_take_back(d->sp, slh_store_owner_token(d->owner), now,
+                                &taken, NULL) == SLH_OK &&
+            taken > 0) ||
+           is_back;
 }
 
 /*
- * Once an hour per spool, whichever deliverer comes first (the stamp file's
- * mtime tells, across processes), forgets delivered events older than
- * [receiver] retention so the spool does not grow without end. A failed purge
- * is tried again next hour: it never holds up delivery. A spool on a server
- * (PostgreSQL) has no directory for the stamp: there each deliverer purges
- * once an hour of its own, in the same short writes, finding little left
- * where another host's purge ran just before (issue 18: one stamp for all,
- * in the database, is still to come).
+ * Once an hour per spool, whichever deliverer of any host asks first (the
+ * store keeps the turn: slh_store_purge_due()), forgets delivered events
+ * older than [receiver] retention so the spool does not grow without end.
+ * The turn is asked for once a minute. A failed purge is tried again next
+ * hour: it never holds up delivery.
  */
 void
 dl_spool_purge(struct slh_deliverer *d, int64_t now)
 {
-    char path[4096];
-    struct stat st;
-    int fd;
+    bool is_due = false;
 
     if (now - d->purge_checked < PURGE_EVERY_MS / 60)
         return;
     d->purge_checked = now;
-    if (!slh_store_is_local(d->cfg->spool)) {
-        if (d->purged_at == 0 || now - d->purged_at >= PURGE_EVERY_MS) {
-            d->purged_at = now;
-            (void)slh_store_purge(d->sp, now - d->cfg->retention * 1000, NULL,
-                                  NULL);
-        }
-        return;
-    }
-    if (snprintf(path, sizeof(path), "%s/%s", d->cfg->spool, PURGE_STAMP) >=
-        (int)sizeof(path))
-        return;
-    if (stat(path, &st) == 0 &&
-        now - (int64_t)st.st_mtime * 1000 < PURGE_EVERY_MS)
-        return;
-    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return;
-    (void)futimens(fd, NULL);
-    close(fd);
-    (void)slh_store_purge(d->sp, now - d->cfg->retention * 1000, NULL, NULL);
+    if (slh_store_purge_due(d->sp, PURGE_EVERY_MS, now, &is_due, NULL) ==
+            SLH_OK &&
+        is_due)
+        (void)slh_store_purge(d->sp, now - d->cfg->retention * 1000, NULL,
+                              NULL);
 }
 
 struct index_args {
@@ -270,15 +263,15 @@ index_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
     struct index_args *a = arg;
 
-    return slh_store_index(sp, INDEX_BATCH, &a->n, err);
+    return slh_store_index(sp, SLH_STORE_INDEX_BATCH, &a->n, err);
 }
 
 /*
- * Makes INDEX_BATCH more events findable by MessageId (store.h), while
- * events may be waiting for it: work the receive path no longer does, left
- * for the moments a deliverer would otherwise sleep. Written through, in
- * slhook.fcgi it joins the committer's next transaction. A failure (a full
- * disk) waits for the next event to try again.
+ * Makes SLH_STORE_INDEX_BATCH more events findable by MessageId (store.h),
+ * while events may be waiting for it: work the receive path no longer
+ * does, left for the moments a deliverer has nothing else to do. Written
+ * through, in slhook.fcgi it joins the committer's next transaction. A failure
+ * (a full disk) waits for the next event to try again.
  */
 void
 dl_spool_index(struct slh_deliverer *d)
@@ -288,7 +281,7 @@ dl_spool_index(struct slh_deliverer *d)
     if (!d->is_index_behind)
         return;
     d->is_index_behind = dl_write(d, index_task, &a, false, NULL) == SLH_OK &&
-                         a.n == INDEX_BATCH;
+                         a.n == SLH_STORE_INDEX_BATCH;
 }
 
 /* ---- Outcomes ---- */
@@ -316,6 +309,8 @@ dl_record(struct slh_deliverer *d, struct dest_state *ds,
     if (d->n_fin == 1)
         d->fin_since = now;
     memset(f, 0, sizeof(*f));
+    /* Recorded only while the row still names it (store.h). */
+    f->o.owner = slh_store_owner_token(d->owner);
     if (status == 0 && error == NULL) {
         f->o.seq = c->seq;
         memcpy(f->o.id, c->id, sizeof(f->o.id));

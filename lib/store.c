@@ -124,6 +124,9 @@ slh_store_mask(const char *spool)
         return NULL;
     while (uri[i] != '\0') {
         if (has_userinfo && uri + i == from) {
+            /* Once: an empty password (user:@host) leaves i where it
+             * was, at from. */
+            has_userinfo = false;
             memcpy(out + o, "***", 3);
             o += 3;
             i = (size_t)(to - uri);
@@ -282,6 +285,17 @@ slh_store_take_back(struct slh_store *st, int64_t self, int64_t now_ms,
 }
 
 enum slh_err
+slh_store_owner_beat(struct slh_store *st, struct slh_store_owner *o,
+                     int64_t now_ms, bool is_fresh, struct slh_error *err)
+{
+    if (st == NULL)
+        return NO_HANDLE(err);
+    if (o == NULL)
+        return SLH_OK;
+    return st->ops->owner_beat(st, o, now_ms, is_fresh, err);
+}
+
+enum slh_err
 slh_store_claim(struct slh_store *st, const char *dest, int64_t owner,
                 int64_t now_ms, int64_t lease_ms, size_t max,
                 struct slh_claim *claims, size_t *n, int64_t *next_due,
@@ -360,6 +374,15 @@ slh_store_purge(struct slh_store *st, int64_t cutoff_ms, size_t *n,
 }
 
 enum slh_err
+slh_store_purge_due(struct slh_store *st, int64_t every_ms, int64_t now_ms,
+                    bool *is_due, struct slh_error *err)
+{
+    *is_due = false;
+    return st != NULL ? st->ops->purge_due(st, every_ms, now_ms, is_due, err)
+                      : NO_HANDLE(err);
+}
+
+enum slh_err
 slh_store_dests(struct slh_store *st, char ***names, size_t *n,
                 struct slh_error *err)
 {
@@ -409,6 +432,19 @@ slh_store_event_free(struct slh_store_event *ev)
     free(ev->type);
     free(ev->body);
     memset(ev, 0, sizeof(*ev));
+}
+
+enum slh_err
+slh_store_events_out(struct slh_store_event *out, size_t *n, enum slh_err rc,
+                     struct slh_store_event **events)
+{
+    if (rc != SLH_OK) {
+        slh_store_events_free(out, *n);
+        *n = 0;
+        return rc;
+    }
+    *events = out;
+    return SLH_OK;
 }
 
 void
@@ -507,4 +543,69 @@ slh_store_expire(struct slh_store *st, const char *dest, int64_t max_age,
         return NO_HANDLE(err);
     return st->ops->expire(st, dest, max_age, now_ms, why != NULL ? why : "", n,
                            err);
+}
+
+enum slh_err
+slh_store_export(struct slh_store *st, int64_t after, size_t max,
+                 struct slh_store_event **events, size_t *n,
+                 struct slh_error *err)
+{
+    *events = NULL;
+    *n = 0;
+    if (st == NULL)
+        return NO_HANDLE(err);
+    if (max == 0)
+        return slh_error_set(err, SLH_EINVAL, "export: no room for events");
+    return st->ops->export_events(st, after, max, events, n, err);
+}
+
+/* What no backend can store: an event or a row missing what identifies
+ * it, a state that is none. */
+static enum slh_err
+import_check(const struct slh_store_event *events, size_t n,
+             struct slh_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct slh_store_event *ev = &events[i];
+
+        if (strlen(ev->id) != SLH_EVENT_ID_LEN || ev->type == NULL ||
+            ev->body == NULL || (ev->n_rows > 0 && ev->rows == NULL))
+            return slh_error_set(err, SLH_EINVAL,
+                                 "import: event %zu has no id, type or body",
+                                 i);
+        for (size_t k = 0; k < ev->n_rows; k++)
+            if (ev->rows[k].dest == NULL || ev->rows[k].state < SLH_PENDING ||
+                ev->rows[k].state > SLH_DEAD)
+                return slh_error_set(err, SLH_EINVAL,
+                                     "import: event %s: a row without a "
+                                     "destination or with state %d",
+                                     ev->id, ev->rows[k].state);
+    }
+    return SLH_OK;
+}
+
+enum slh_err
+slh_store_import(struct slh_store *st, const struct slh_store_event *events,
+                 size_t n, size_t *n_new, struct slh_error *err)
+{
+    enum slh_err rc;
+
+    if (n_new != NULL)
+        *n_new = 0;
+    if (st == NULL || (n > 0 && events == NULL))
+        return NO_HANDLE(err);
+    if (n == 0)
+        return SLH_OK;
+    rc = import_check(events, n, err);
+    return rc == SLH_OK ? st->ops->import_events(st, events, n, n_new, err)
+                        : rc;
+}
+
+enum slh_err
+slh_store_owners_alive(struct slh_store *st, int64_t self, size_t *n,
+                       struct slh_error *err)
+{
+    *n = 0;
+    return st != NULL ? st->ops->owners_alive(st, self, n, err)
+                      : NO_HANDLE(err);
 }

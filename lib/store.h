@@ -208,9 +208,10 @@ struct slh_outcome {
     const char *dest;              /* destination name, borrowed */
     int64_t seq;                   /* the claim's seq */
     char id[SLH_EVENT_ID_LEN + 1]; /* and that event's id: see finish */
-    int state;   /* enum slh_delivery_state: the row's new state */
-    int64_t due; /* when SLH_PENDING: the next attempt (unix ms) */
-    int status;  /* HTTP status, 0 when there was none */
+    int64_t owner; /* the claim's owner token: see finish; 0 for any */
+    int state;     /* enum slh_delivery_state: the row's new state */
+    int64_t due;   /* when SLH_PENDING: the next attempt (unix ms) */
+    int status;    /* HTTP status, 0 when there was none */
     char error[SLH_STORE_ERROR_LEN]; /* why it failed, "" when delivered */
 };
 
@@ -241,11 +242,44 @@ void slh_store_owner_close(struct slh_store_owner *o);
  * taken for dead. A dead owner is forgotten once its rows are back, that
  * is once the write commits; if it rolls back, the next call finds it
  * again. *taken (may be NULL) gets how many rows. Writes nothing when no
- * owner died.
+ * owner died. Where an owner dies only with its process (SQLite's lock
+ * files) it is dead at once; where it is held by a connection that may
+ * drop while its process lives (PostgreSQL's), only once it has neither
+ * its hold nor a beat (slh_store_owner_beat()) for twice
+ * SLH_STORE_FENCE_MS: a killed process's rows come back within that and
+ * a second.
  */
 enum slh_err slh_store_take_back(struct slh_store *st, int64_t self,
                                  int64_t now_ms, size_t *taken,
                                  struct slh_error *err);
+
+/*
+ * How long a deliverer may go without a beat that answered SLH_OK before
+ * it must take its claims as lost (slh_store_owner_beat()); the others
+ * wait twice as long before they take them back, so that it has stopped
+ * well before they start.
+ */
+#define SLH_STORE_FENCE_MS 2500
+
+/*
+ * Keeps owner o of st's store alive, and tells whether what it claimed is
+ * still its own: SLH_OK when it is now (its hold on the store, re-taken
+ * after a new connection if need be, and a beat recorded); else an error
+ * (SLH_ESTORE: the store cannot be reached, the hold is another's, o was
+ * taken for dead) with err saying why. A deliverer beats about once a
+ * second. One whose last SLH_OK is SLH_STORE_FENCE_MS old cancels its
+ * attempts in flight (as not made), claims nothing and holds no claim
+ * until a beat answers SLH_OK again, with is_fresh: the caller holds none
+ * of o's claims, and whatever is still claimed under o is given back, as
+ * unclaim does (due now_ms), in the same call. Outcomes of o's attempts
+ * are then recorded only for rows that still name o (slh_store_finish()).
+ * o NULL, or a store whose owners die only with their process (SQLite's
+ * lock files), answers SLH_OK and writes nothing: a claim there never
+ * lapses, so no caller ever has is_fresh.
+ */
+enum slh_err slh_store_owner_beat(struct slh_store *st,
+                                  struct slh_store_owner *o, int64_t now_ms,
+                                  bool is_fresh, struct slh_error *err);
 
 /*
  * Claims up to max pending rows of destination dest that are due at now_ms
@@ -269,7 +303,10 @@ void slh_store_claim_free(struct slh_claim *c);
  * stamps delivered and dead rows. A row that is no longer pending (finished
  * by a deliverer whose lease it outlived) is left as it is, and so is one
  * whose seq now names an event other than id (the store was replaced since
- * the claim, and seqs started over). An error text is stored as valid
+ * the claim, and seqs started over), and, where an owner's claims can
+ * lapse while it lives (slh_store_owner_beat()), one that no longer names
+ * the outcome's owner (taken back, perhaps claimed again: another's
+ * attempt, or soon one). An error text is stored as valid
  * UTF-8: a character cut off by the end of the buffer is dropped, any other
  * invalid byte becomes '?'. On failure nothing is recorded (SLH_ESTORE).
  */
@@ -333,6 +370,20 @@ enum slh_err slh_store_purge(struct slh_store *st, int64_t cutoff_ms, size_t *n,
                              struct slh_error *err);
 
 /*
+ * Whether it is the caller's turn to purge: *is_due true once every_ms
+ * for the whole store, whichever of the processes and hosts sharing it
+ * asks first after every_ms since the last turn began (that one's turn is
+ * then noted, so that the rest find *is_due false). The store keeps the
+ * time: a SQLite spool the mtime of a stamp file in its directory, by
+ * now_ms; a PostgreSQL spool a row, by the server's clock (the hosts'
+ * may disagree), where two asking at once never both get true. On failure
+ * *is_due is false.
+ */
+enum slh_err slh_store_purge_due(struct slh_store *st, int64_t every_ms,
+                                 int64_t now_ms, bool *is_due,
+                                 struct slh_error *err);
+
+/*
  * *names gets a new array of the *n distinct destination names that have
  * delivery rows in st (any state; a destination removed from the config
  * keeps its rows), in byte order, each a new string; release with
@@ -367,6 +418,9 @@ struct slh_store_row {
     int last_status; /* HTTP status of the last attempt, 0 when none */
     char last_error[SLH_STORE_ERROR_LEN]; /* "" when none */
     int64_t due; /* pending: the next attempt (unix ms); else when finished */
+    int64_t revived;  /* pending: unix ms slh_store_retry() or
+                         slh_store_requeue() revived it (max_age counts from
+                         then), 0 when never; else 0 */
     bool is_retrying; /* pending, and its last attempt failed */
 };
 
@@ -489,8 +543,60 @@ enum slh_err slh_store_requeue(struct slh_store *st,
  * deliverer's idle moments. A backend that indexes as it stores does
  * nothing (*n 0).
  */
+#define SLH_STORE_INDEX_BATCH 128 /* a deliverer's max: ~2 ms of a write */
 enum slh_err slh_store_index(struct slh_store *st, size_t max, size_t *n,
                              struct slh_error *err);
+
+/*
+ * Copying one store into another (`slhook migrate`), whatever the backend
+ * of either: the events read in batches from one, oldest first, and
+ * written as they are into the other; each destination's breaker and pace
+ * through slh_store_throttle_get() and slh_store_throttle_put().
+ */
+
+/* Events a batch holds: slh_store_export()'s max, slh_store_import()'s n. */
+#define SLH_STORE_IMPORT_CHUNK 1000
+
+/*
+ * The events stored after seq after (0: from the first), in seq order (the
+ * order they arrived in), at most max, each with every delivery row it has
+ * as slh_store_events() gives them: *events a new array of *n, released
+ * with slh_store_events_free(); fewer than max only when no more is
+ * stored. The events and their rows are read at one moment. On failure
+ * *events is NULL, *n 0 and err says why (SLH_ESTORE, SLH_ENOMEM).
+ */
+enum slh_err slh_store_export(struct slh_store *st, int64_t after, size_t max,
+                              struct slh_store_event **events, size_t *n,
+                              struct slh_error *err);
+
+/*
+ * Stores the n events as they are given (another store's, as
+ * slh_store_export() read them), in one write that is durable (fsync'd)
+ * when this returns SLH_OK, in their order: each event's id, at, type,
+ * tracking, received and body (its seq is st's own), with its rows: dest,
+ * state, attempts, last_status (0: none), last_error ("": none, unless
+ * is_retrying), due (a finished row's is when it finished) and revived,
+ * each owned by no one. An event whose (at, id) st holds already (a copy
+ * made before, or the same event received by both) is skipped whole, its
+ * rows in st left as they are: a copy made again adds only what is new,
+ * and a copied event posted again is a duplicate. The tally of delivered
+ * rows follows (slh_store_verify()). *n_new (may be NULL) gets the number
+ * of events stored. On failure nothing is stored: SLH_EINVAL for an event
+ * without its id, type or body, a row without its dest, or a state out of
+ * range; SLH_ESTORE with the reason in err otherwise.
+ */
+enum slh_err slh_store_import(struct slh_store *st,
+                              const struct slh_store_event *events, size_t n,
+                              size_t *n_new, struct slh_error *err);
+
+/*
+ * *n gets how many owners (slh_store_owner_open()) other than self (a
+ * token, 0 for none) are alive in st's store at this moment: the
+ * deliverers running on it (each holds one from its start), on this host
+ * or, for a store on a server, any. Reads only.
+ */
+enum slh_err slh_store_owners_alive(struct slh_store *st, int64_t self,
+                                    size_t *n, struct slh_error *err);
 
 /*
  * Protecting a destination (throttle.h decides; the store keeps it, so that

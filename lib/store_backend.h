@@ -43,6 +43,7 @@ struct slh_store_ops {
     __typeof__(slh_store_put_tasks) *put_tasks;
     __typeof__(slh_store_owner_open) *owner_open;
     __typeof__(slh_store_take_back) *take_back;
+    __typeof__(slh_store_owner_beat) *owner_beat;
     __typeof__(slh_store_claim) *claim;
     __typeof__(slh_store_finish) *finish;
     __typeof__(slh_store_unclaim) *unclaim;
@@ -50,6 +51,7 @@ struct slh_store_ops {
     __typeof__(slh_store_stats) *stats;
     __typeof__(slh_store_retry) *retry;
     __typeof__(slh_store_purge) *purge;
+    __typeof__(slh_store_purge_due) *purge_due;
     __typeof__(slh_store_dests) *dests;
     __typeof__(slh_store_data_version) *data_version;
     __typeof__(slh_store_events) *events;
@@ -61,12 +63,24 @@ struct slh_store_ops {
     __typeof__(slh_store_throttle_get) *throttle_get;
     __typeof__(slh_store_throttle_put) *throttle_put;
     __typeof__(slh_store_expire) *expire;
+    /* Copying a store into another (export is C++'s keyword: these few
+     * are named for what they move). */
+    __typeof__(slh_store_export) *export_events;
+    __typeof__(slh_store_import) *import_events;
+    __typeof__(slh_store_owners_alive) *owners_alive;
 };
 
 /* Makes the NUL-terminated s valid UTF-8 in place, never longer: a
  * sequence cut off by its end is dropped, any other invalid byte becomes
  * '?' (store.h, slh_store_finish()). For every backend's error texts. */
 void slh_store_utf8_mend(char *s);
+
+/* The end of every op that lists events: on success hands out (*events)
+ * the *n events read into out; on failure (rc) frees them and makes *n 0.
+ * Returns rc. */
+enum slh_err slh_store_events_out(struct slh_store_event *out, size_t *n,
+                                  enum slh_err rc,
+                                  struct slh_store_event **events);
 
 /* Whether r wants an event of this Type (any case, r's Types) and
  * tracking kind (its destination's filter): slh_store_requeue(). */

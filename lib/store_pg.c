@@ -196,11 +196,13 @@ run(struct slh_pg *pg, const char *sql, const struct slh_pg_args *a)
  * Whether r, a statement's result outside a transaction, failed because
  * the connection was found dead (the server restarted since its last
  * statement): an error without the server's SQLSTATE, while libpq may
- * still call the connection OK. If so r is cleared and the connection
- * dropped, for slh_pg_ready() to make anew and the statement to run once
- * more: every statement of ours may run twice (a put's events are then
- * duplicates of themselves). Inside a transaction the failure stands: the
- * transaction died with the connection.
+ * still call the connection OK; or one the server sent as it ended the
+ * session (pg_terminate_backend: 57P01, and libpq then calls the
+ * connection bad). If so r is cleared and the connection dropped, for
+ * slh_pg_ready() to make anew and the statement to run once more: every
+ * statement of ours may run twice (a put's events are then duplicates of
+ * themselves). Inside a transaction the failure stands: the transaction
+ * died with the connection.
  */
 static bool
 is_lost(struct slh_pg *pg, PGresult *r)
@@ -208,7 +210,10 @@ is_lost(struct slh_pg *pg, PGresult *r)
     ExecStatusType s = PQresultStatus(r);
 
     if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK || pg->is_in_tx ||
-        pg->is_connecting || PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL)
+        pg->is_connecting)
+        return false;
+    if (PQresultErrorField(r, PG_DIAG_SQLSTATE) != NULL &&
+        PQstatus(pg->conn) != CONNECTION_BAD)
         return false;
     PQclear(r);
     PQfinish(pg->conn);
@@ -295,8 +300,8 @@ slh_pg_ready(struct slh_pg *pg, struct slh_error *err)
     if (rc != SLH_OK)
         return rc;
     /* The session that held them is gone: what was claimed under our
-     * tokens may have been taken back already (issue 18's restart test
-     * is to tell how often). */
+     * tokens may have been taken back meanwhile, which the next beat
+     * tells (store_pg_owner.c). */
     slh_pg_owners_relock(pg);
     pg->version++; /* anything may have changed meanwhile */
     return SLH_OK;
@@ -464,6 +469,30 @@ index_none(struct slh_store *st, size_t max, size_t *n, struct slh_error *err)
     return SLH_OK;
 }
 
+/* The turn goes to the one UPDATE that finds the last purge every_ms old
+ * by the server's clock (or as far ahead of it: the clock was set back),
+ * in one statement: of two at once, the second waits for the first's row
+ * and then finds it new. Not merely ahead: the second's clock may have
+ * been read a moment before the first's. */
+static const char purge_due_sql[] =
+    "UPDATE slhook_meta SET last_purge = n.ms FROM (SELECT " SLH_PG_NOW_MS
+    " AS ms) n WHERE last_purge <= n.ms - $1 OR last_purge > n.ms + $1";
+
+static enum slh_err
+purge_due(struct slh_store *st, int64_t every_ms, int64_t now_ms, bool *is_due,
+          struct slh_error *err)
+{
+    struct slh_pg_args a = {0};
+    size_t n = 0;
+    enum slh_err rc;
+
+    (void)now_ms;
+    slh_pg_arg_i64(&a, every_ms);
+    rc = slh_pg_write(slh_pg(st), "purge turn", purge_due_sql, &a, &n, err);
+    *is_due = rc == SLH_OK && n == 1;
+    return rc;
+}
+
 /* The ops of the other files are slh_pg_ and the op's name. */
 #define OP(name) .name = slh_pg_##name
 
@@ -483,6 +512,7 @@ const struct slh_store_ops slh_store_pg_ops = {
     OP(put_tasks),
     OP(owner_open),
     OP(take_back),
+    OP(owner_beat),
     OP(claim),
     OP(finish),
     OP(unclaim),
@@ -490,6 +520,7 @@ const struct slh_store_ops slh_store_pg_ops = {
     OP(stats),
     OP(retry),
     OP(purge),
+    .purge_due = purge_due,
     OP(dests),
     OP(data_version),
     OP(events),
@@ -500,4 +531,7 @@ const struct slh_store_ops slh_store_pg_ops = {
     OP(throttle_get),
     OP(throttle_put),
     OP(expire),
+    .export_events = slh_pg_export,
+    .import_events = slh_pg_import,
+    OP(owners_alive),
 };

@@ -27,8 +27,10 @@
  * The schema, SQLite's (store_sqlite.h) in spirit, every name prefixed so
  * that a shared database keeps its own:
  *
- *   slhook_meta(one boolean PRIMARY KEY, version integer)  -- one row:
- *                                      -- the schema version, SLH_PG_VERSION
+ *   slhook_meta(one boolean PRIMARY KEY, version integer,
+ *               last_purge bigint)     -- one row: the schema version,
+ *                                      -- SLH_PG_VERSION; when the last
+ *                                      -- purge began (server ms)
  *   slhook_event(seq bigint identity PRIMARY KEY, id text, at bigint,
  *                type text, tracking integer, received bigint, body text,
  *                UNIQUE (at, id))      -- as SQLite's; body is text, not
@@ -51,10 +53,11 @@
  *                                      -- so that deliverers on several
  *                                      -- hosts do not queue on one row
  *   slhook_owner(token bigint PRIMARY KEY, pid integer, since bigint,
- *                host text, client_pid integer)
+ *                host text, client_pid integer, seen bigint)
  *                                      -- live (or not yet buried)
  *                                      -- deliverers: pid their backend's,
- *                                      -- host and client_pid their own
+ *                                      -- host and client_pid their own,
+ *                                      -- seen their last beat (server ms)
  *
  * Statement triggers on slhook_delivery (insert, update, delete; with
  * transition tables) keep the tally, and NOTIFY slhook when a statement
@@ -66,19 +69,40 @@
  *
  * The schema is made, or upgraded, in one transaction that holds an
  * advisory lock (SLH_PG_LOCK_CLASS, 0): several processes starting at once
- * on a new database wait for the first, then find it made.
+ * on a new database, or on one of an older version, wait for the first,
+ * then find it made. A new database is made as version 1 was, then
+ * upgraded as an old one is, so that every upgrade is run by every test.
+ * Version 2 added slhook_owner.seen and slhook_meta.last_purge (both 0 in
+ * rows made before: an owner of an older slhook, which never beats, is
+ * dead as soon as its lock is free, as it was).
  *
  * Owners: a random token in 1..2^31-1, a row in slhook_owner and a session
  * advisory lock (SLH_PG_LOCK_CLASS, token) held by the connection that
  * claims with it; when its process dies the server ends that session and
- * the lock goes with it. take_back takes the lock of every other owner it
- * can (a transaction lock) and gives back that one's rows. The server
- * notices a dead client a moment after the kernel does: an owner of this
- * host (its host name) whose process is gone has its lock waited for, up
- * to SLH_PG_DYING_MS, so that a deliverer killed just before is found dead
- * at once; any other owner's lock is only tried, and a live one costs
- * nothing. The process check only decides the wait (a pid reused, a
- * container's own pids: a wait in vain), the lock alone decides death.
+ * the lock goes with it. But a session also ends while its process lives
+ * (a restart of the server, a network blip, pg_terminate_backend), and
+ * the process may be posting rows it claimed. So a deliverer beats about
+ * once a second (slh_store_owner_beat(): seen set by the server's clock,
+ * only while its session holds the lock), and take_back buries an owner
+ * only when its lock is free (taken in a transaction lock, in the
+ * statement that deletes its row and gives its rows back) and its beat
+ * older than SLH_PG_GRACE_MS: a killed deliverer's rows come back within
+ * the grace and a second. A live one that cannot beat (its lock not its
+ * own again yet, the server out of reach) stops posting after
+ * SLH_STORE_FENCE_MS, half the grace: it has stopped well before another
+ * may start. Its outcomes are recorded only where a row still names it
+ * (finish), so one buried in the meantime changes nothing it no longer
+ * holds; it then gives back what still names it (a beat with is_fresh) and
+ * goes on with the same token, its row made again if it was buried. The
+ * server's clock alone measures the grace: hosts' clocks may disagree.
+ * A session of its own that the server has not yet found dead (the
+ * client's side gone with a broken network) would keep the lock, and so
+ * the rows, from everyone until the server's keepalives end it: a beat
+ * that finds its lock held by the session its row last named ends that
+ * session (pg_terminate_backend, which a role may do to its own). What
+ * this cannot cover: a deliverer whose thread is stuck past the grace in
+ * a statement on a session the server already ended (it cannot stop what
+ * it cannot run); the connection's tcp_user_timeout bounds that.
  */
 #ifndef SLH_STORE_PG_H
 #define SLH_STORE_PG_H
@@ -91,11 +115,18 @@
 
 #include "store_backend.h"
 
-#define SLH_PG_VERSION 1
-#define SLH_PG_LOCK_CLASS 5458760 /* 0x534c48, "SLH": advisory keys' first */
-#define SLH_PG_DYING_MS 1000      /* see above */
-#define SLH_PG_OWNERS 8           /* owners one handle may hold */
-#define SLH_PG_ARGS 12            /* parameters a statement may have */
+#define SLH_PG_VERSION 2
+/* Every advisory key of ours has it first: 0x534b48 (a comment once read
+ * it as "SLH", 0x534c48; the value stays, as running hosts hold it). */
+#define SLH_PG_LOCK_CLASS 5458760
+/* An owner without its lock is buried once its beat is this old: twice
+ * the time after which it stops by itself (above), and with a beat a
+ * second, a killed one's rows back within 6 s (issue 18: 10 s). */
+#define SLH_PG_GRACE_MS (2 * SLH_STORE_FENCE_MS)
+/* The server's clock, in unix ms, for seen and last_purge. */
+#define SLH_PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+#define SLH_PG_OWNERS 8 /* owners one handle may hold */
+#define SLH_PG_ARGS 16  /* parameters a statement may have */
 #define SLH_PG_PURGE_CHUNK 5000
 #define SLH_PG_KEPT 48 /* statements prepared per connection */
 
@@ -105,6 +136,7 @@ struct slh_pg;
 struct slh_pg_owner {
     struct slh_store_owner base;
     struct slh_pg *pg; /* NULL once the handle closed */
+    int64_t since;     /* made (unix ms): its row, made again, keeps it */
 };
 
 struct slh_pg {
@@ -231,6 +263,7 @@ __typeof__(slh_store_health) slh_pg_health;
 __typeof__(slh_store_put_tasks) slh_pg_put_tasks;
 __typeof__(slh_store_owner_open) slh_pg_owner_open;
 __typeof__(slh_store_take_back) slh_pg_take_back;
+__typeof__(slh_store_owner_beat) slh_pg_owner_beat;
 /* Takes again the locks of pg's owners after a new connection. */
 void slh_pg_owners_relock(struct slh_pg *pg);
 __typeof__(slh_store_claim) slh_pg_claim;
@@ -249,5 +282,10 @@ __typeof__(slh_store_minutes) slh_pg_minutes;
 __typeof__(slh_store_events) slh_pg_events;
 __typeof__(slh_store_event) slh_pg_event;
 __typeof__(slh_store_requeue) slh_pg_requeue;
+__typeof__(slh_store_export) slh_pg_export;
+/* Copying a store into this one (store_pg_import.c), and who delivers from
+ * it (store_pg_owner.c). */
+__typeof__(slh_store_import) slh_pg_import;
+__typeof__(slh_store_owners_alive) slh_pg_owners_alive;
 
 #endif

@@ -93,6 +93,7 @@ add_row(const PGresult *r, int i, struct slh_store_event *ev,
              PQgetvalue(r, i, 5));
     slh_store_utf8_mend(row->last_error);
     row->due = slh_pg_i64(r, i, row->state == SLH_PENDING ? 6 : 7);
+    row->revived = row->state == SLH_PENDING ? slh_pg_i64(r, i, 7) : 0;
     row->is_retrying =
         row->state == SLH_PENDING && row->attempts > 0 && !PQgetisnull(r, i, 5);
     return SLH_OK;
@@ -167,12 +168,16 @@ list_read(struct slh_pg *pg, const PGresult *r, const char *dests,
     return rc;
 }
 
-enum slh_err
-slh_pg_events(struct slh_store *st, const struct slh_store_filter *f,
-              struct slh_store_event **events, size_t *n, struct slh_error *err)
+/* The events sql lists, its parameters filled in by fill(a, dests, arg)
+ * (dests the destinations' array literal), with their rows: *events a
+ * new array, room for limit. */
+static enum slh_err
+read_list(struct slh_pg *pg, const char *sql, size_t limit,
+          void (*fill)(struct slh_pg_args *a, const char *dests,
+                       const void *arg),
+          const void *arg, struct slh_store_event **events, size_t *n,
+          struct slh_error *err)
 {
-    struct slh_pg *pg = (struct slh_pg *)st;
-    size_t limit = f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT;
     struct slh_store_event *out = calloc(limit, sizeof(*out));
     struct slh_pg_buf b = {0};
     struct slh_pg_args a = {0};
@@ -180,28 +185,81 @@ slh_pg_events(struct slh_store *st, const struct slh_store_filter *f,
     char **dests = NULL;
     size_t n_dests = 0;
     enum slh_err rc =
-        out != NULL ? slh_pg_dests(st, &dests, &n_dests, err)
+        out != NULL ? slh_pg_dests(&pg->base, &dests, &n_dests, err)
                     : slh_error_set(err, SLH_ENOMEM, "events: out of memory");
 
     if (rc == SLH_OK && slh_pg_arr_strings(&b, dests, n_dests) == NULL)
         rc = slh_error_set(err, SLH_ENOMEM, "events: out of memory");
-    list_args(&a, f, b.p);
+    fill(&a, b.p, arg);
     if (rc == SLH_OK)
-        rc = slh_pg_exec(pg, "events",
-                         f->address != NULL ? list_address_sql : list_sql, &a,
-                         &r, err);
+        rc = slh_pg_exec(pg, "events", sql, &a, &r, err);
     if (rc == SLH_OK)
         rc = list_read(pg, r, b.p, out, n, err);
     PQclear(r);
     slh_pg_buf_free(&b);
     slh_store_dests_free(dests, n_dests);
+    return slh_store_events_out(out, n, rc, events);
+}
+
+static void
+fill_filter(struct slh_pg_args *a, const char *dests, const void *arg)
+{
+    list_args(a, arg, dests);
+}
+
+enum slh_err
+slh_pg_events(struct slh_store *st, const struct slh_store_filter *f,
+              struct slh_store_event **events, size_t *n, struct slh_error *err)
+{
+    return read_list(slh_pg(st),
+                     f->address != NULL ? list_address_sql : list_sql,
+                     f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT,
+                     fill_filter, f, events, n, err);
+}
+
+/* An export's events, after a seq ($1) in seq order, up to $2: the
+ * primary key's range. */
+static const char export_sql[] =
+    "SELECT seq, id, type, tracking, at, received, body FROM slhook_event"
+    " WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+/* The events and their rows read in two statements, from one snapshot. */
+static const char snapshot_sql[] =
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ";
+
+/* export_sql's parameters: arg is {after, max}. */
+static void
+fill_export(struct slh_pg_args *a, const char *dests, const void *arg)
+{
+    const int64_t *after_max = arg;
+
+    (void)dests;
+    slh_pg_arg_i64(a, after_max[0]);
+    slh_pg_arg_i64(a, after_max[1]);
+}
+
+enum slh_err
+slh_pg_export(struct slh_store *st, int64_t after, size_t max,
+              struct slh_store_event **events, size_t *n, struct slh_error *err)
+{
+    struct slh_pg *pg = slh_pg(st);
+    int64_t after_max[2] = {after, (int64_t)max};
+    bool own = false;
+    enum slh_err rc =
+        slh_pg_begin(pg, "export", SLH_PG_SYNC_SESSION, &own, err);
+
+    if (rc == SLH_OK && own)
+        rc = slh_pg_exec(pg, "export", snapshot_sql, NULL, NULL, err);
+    if (rc == SLH_OK)
+        rc = read_list(pg, export_sql, max, fill_export, after_max, events, n,
+                       err);
+    rc = slh_pg_end(pg, own, rc, err);
     if (rc != SLH_OK) {
-        slh_store_events_free(out, *n);
+        slh_store_events_free(*events, *n);
+        *events = NULL;
         *n = 0;
-        return rc;
     }
-    *events = out;
-    return SLH_OK;
+    return rc;
 }
 
 /* An id prefix: no index has ids first (store_sqlite_events.c says why),

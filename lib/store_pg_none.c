@@ -3,7 +3,9 @@
  * static Kerberos or OpenLDAP library for a static libpq to need (the
  * Makefile). It claims the spools store_pg.c would, so that a PostgreSQL
  * spool is never taken for a directory, and refuses to open them: the
- * handler's 503 with Retry-After, and its log line says why. */
+ * handler's 503 with Retry-After, and its log line says why. slhook.cgi
+ * comes here only when slhook-pg.cgi, which it runs in its place for such
+ * a spool (cgi/cgi.h), could not be run. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +29,9 @@ store_open(struct slh_store **out, const char *spool, enum slh_store_create how,
     *out = NULL;
     return slh_error_set(err, SLH_ESTORE,
                          "spool is a PostgreSQL URI: this slhook.cgi was built "
-                         "without PostgreSQL; receive with slhook.fcgi");
+                         "without PostgreSQL, and slhook-pg.cgi, which "
+                         "receives for it, could not be run (said above); "
+                         "install it beside slhook.cgi");
 }
 
 /* Never called: no handle is ever made. */

@@ -10,7 +10,8 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* Version 1. The functions resolve table names through the search_path
+/* Version 1, as it was made (later versions are upgrades of it, below).
+ * The functions resolve table names through the search_path
  * of the session that runs them, as every statement of ours does. */
 static const char schema_sql[] =
     "CREATE TABLE slhook_meta (one boolean PRIMARY KEY DEFAULT true"
@@ -83,8 +84,16 @@ static const char schema_sql[] =
                            "  IF i < wait_ms THEN PERFORM pg_sleep(0.001); "
                            "END IF;"
                            " END LOOP; RETURN false; END $f$;"
-                           "INSERT INTO slhook_meta (version) VALUES (" STR(
-                               SLH_PG_VERSION) ");";
+                           "INSERT INTO slhook_meta (version) VALUES (1);";
+
+/* Version 2: owners' beats and the one purge schedule (store_pg.h). */
+static const char upgrade_2_sql[] =
+    "ALTER TABLE slhook_owner ADD COLUMN seen bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE slhook_meta ADD COLUMN last_purge bigint NOT NULL DEFAULT 0;"
+    "UPDATE slhook_meta SET version = 2;";
+
+/* What makes each version from the one before, [0] from none. */
+static const char *const upgrades[SLH_PG_VERSION] = {schema_sql, upgrade_2_sql};
 
 /*
  * A connection to uri (to the database dbname instead, when not NULL):
@@ -231,8 +240,29 @@ schema_version(struct slh_pg *pg, int *version, struct slh_error *err)
     return rc;
 }
 
-/* Makes the schema in one transaction under the schema's advisory lock,
- * unless another process made it while we waited for the lock. */
+/* The version of the schema inside a transaction, where a statement that
+ * fails (no table) would end it: 0 when slhook_meta is not there. */
+static enum slh_err
+version_in_tx(struct slh_pg *pg, int *version, struct slh_error *err)
+{
+    PGresult *r = PQexec(pg->conn, "SELECT to_regclass('slhook_meta')"
+                                   " IS NOT NULL");
+    bool is_made = PQresultStatus(r) == PGRES_TUPLES_OK &&
+                   strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    enum slh_err rc = SLH_OK;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = slh_pg_fail(pg, "schema", r, err);
+    PQclear(r);
+    *version = 0;
+    if (rc == SLH_OK && is_made)
+        rc = schema_version(pg, version, err);
+    return rc;
+}
+
+/* Makes or upgrades the schema in one transaction under the schema's
+ * advisory lock, from whatever version another process left it at while
+ * we waited for the lock. */
 static enum slh_err
 make_schema(struct slh_pg *pg, struct slh_error *err)
 {
@@ -246,19 +276,16 @@ make_schema(struct slh_pg *pg, struct slh_error *err)
         pg, "schema",
         "SELECT pg_advisory_xact_lock(" STR(SLH_PG_LOCK_CLASS) ", 0)", NULL,
         NULL, err);
-    if (rc == SLH_OK) {
-        PGresult *r = PQexec(pg->conn, "SELECT to_regclass('slhook_meta')"
-                                       " IS NOT NULL");
-        bool is_made = PQresultStatus(r) == PGRES_TUPLES_OK &&
-                       strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-
+    if (rc == SLH_OK)
+        rc = version_in_tx(pg, &version, err);
+    for (; rc == SLH_OK && version >= 0 && version < SLH_PG_VERSION;
+         version++) {
+        PGresult *r = PQexec(pg->conn, upgrades[version]);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = slh_pg_fail(
+                pg, version == 0 ? "making the schema" : "upgrading the schema",
+                r, err);
         PQclear(r);
-        if (!is_made) {
-            r = PQexec(pg->conn, schema_sql);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK)
-                rc = slh_pg_fail(pg, "making the schema", r, err);
-            PQclear(r);
-        }
     }
     rc = slh_pg_end(pg, own, rc, err);
     if (rc == SLH_OK)

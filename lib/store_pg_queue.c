@@ -123,18 +123,21 @@ slh_pg_claim(struct slh_store *st, const char *dest, int64_t owner,
 }
 
 /* The outcomes as arrays, in one statement; a row no longer pending, or
- * whose seq names another event now, is left as it is (store.h). */
+ * whose seq names another event now, or that no longer names the
+ * outcome's owner (taken back while that one's connection was down:
+ * store_pg.h), is left as it is (store.h). */
 static const char finish_sql[] =
     "UPDATE slhook_delivery d SET state = o.state, due = o.due,"
     " last_status = o.status, last_error = o.error, owner = NULL,"
-    " done = CASE WHEN o.state = 0 THEN d.done ELSE $8 END"
+    " done = CASE WHEN o.state = 0 THEN d.done ELSE $9 END"
     " FROM unnest($1::text[], $2::bigint[], $3::text[], $4::smallint[],"
-    " $5::bigint[], $6::integer[], $7::text[])"
-    " AS o(dest, seq, id, state, due, status, error)"
+    " $5::bigint[], $6::integer[], $7::text[], $8::bigint[])"
+    " AS o(dest, seq, id, state, due, status, error, owner)"
     " WHERE d.dest = o.dest AND d.seq = o.seq AND d.state = 0"
+    " AND (o.owner = 0 OR d.owner = o.owner)"
     " AND o.id = (SELECT e.id FROM slhook_event e WHERE e.seq = o.seq)";
 
-/* Adds outcome o, recorded at now_ms, to the arrays b[0..7). */
+/* Adds outcome o, recorded at now_ms, to the arrays b[0..8). */
 static void
 add_outcome(struct slh_pg_buf *b, const struct slh_outcome *o, int64_t now_ms)
 {
@@ -152,6 +155,7 @@ add_outcome(struct slh_pg_buf *b, const struct slh_outcome *o, int64_t now_ms)
     else
         slh_pg_arr_text(&b[5], NULL);
     slh_pg_arr_text(&b[6], error[0] != '\0' ? error : NULL);
+    slh_pg_arr_i64(&b[7], o->owner);
 }
 
 enum slh_err
@@ -159,24 +163,24 @@ slh_pg_finish(struct slh_store *st, const struct slh_outcome *o, size_t n,
               int64_t now_ms, struct slh_error *err)
 {
     struct slh_pg *pg = (struct slh_pg *)st;
-    struct slh_pg_buf b[7];
+    struct slh_pg_buf b[8];
     struct slh_pg_args a = {0};
     bool is_oom = false;
     enum slh_err rc;
 
     memset(b, 0, sizeof(b));
-    for (size_t k = 0; k < 7; k++)
+    for (size_t k = 0; k < 8; k++)
         slh_pg_arr_open(&b[k]);
     for (size_t i = 0; i < n; i++)
         add_outcome(b, &o[i], now_ms);
-    for (size_t k = 0; k < 7; k++) {
+    for (size_t k = 0; k < 8; k++) {
         is_oom |= slh_pg_arr_close(&b[k]) == NULL;
         slh_pg_arg_text(&a, b[k].p);
     }
     slh_pg_arg_i64(&a, now_ms);
     rc = is_oom ? slh_error_set(err, SLH_ESTORE, "finish: out of memory")
                 : slh_pg_write(pg, "finish", finish_sql, &a, NULL, err);
-    for (size_t k = 0; k < 7; k++)
+    for (size_t k = 0; k < 8; k++)
         slh_pg_buf_free(&b[k]);
     return rc;
 }

@@ -3,6 +3,7 @@
 #include "store_sqlite.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,6 +406,51 @@ on_note(struct slh_store *st, void (*note)(void *ctx, const char *text),
     slh_sqlite(st)->note_ctx = ctx;
 }
 
+/* A lock file's owner dies with its process, and only then: its claims
+ * never lapse while it lives (store.h). */
+static enum slh_err
+owner_beat(struct slh_store *st, struct slh_store_owner *o, int64_t now_ms,
+           bool is_fresh, struct slh_error *err)
+{
+    (void)st;
+    (void)o;
+    (void)now_ms;
+    (void)is_fresh;
+    (void)err;
+    return SLH_OK;
+}
+
+#define PURGE_STAMP "purge.stamp" /* its mtime: the last purge began */
+
+/* The stamp's mtime, across the processes of this one host: two that look
+ * at once may both purge, which only costs the second a look at rows the
+ * first already forgot. */
+static enum slh_err
+purge_due(struct slh_store *st, int64_t every_ms, int64_t now_ms, bool *is_due,
+          struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    char path[4096];
+    struct stat sb;
+    int fd;
+
+    (void)err;
+    if (snprintf(path, sizeof(path), "%s/%s", sq->dir, PURGE_STAMP) >=
+        (int)sizeof(path))
+        return SLH_OK;
+    if (stat(path, &sb) == 0 && now_ms - ((int64_t)sb.st_mtim.tv_sec * 1000 +
+                                          sb.st_mtim.tv_nsec / 1000000) <
+                                    every_ms)
+        return SLH_OK;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return SLH_OK;
+    (void)futimens(fd, NULL);
+    close(fd);
+    *is_due = true;
+    return SLH_OK;
+}
+
 const struct slh_store_ops slh_store_sqlite_ops = {
     .name = "sqlite",
     .is_mine = is_mine,
@@ -421,6 +467,7 @@ const struct slh_store_ops slh_store_sqlite_ops = {
     .put_tasks = slh_sqlite_put_tasks,
     .owner_open = slh_sqlite_store_owner_open,
     .take_back = slh_sqlite_take_back,
+    .owner_beat = owner_beat,
     .claim = slh_sqlite_claim,
     .finish = slh_sqlite_finish,
     .unclaim = slh_sqlite_unclaim,
@@ -428,6 +475,7 @@ const struct slh_store_ops slh_store_sqlite_ops = {
     .stats = slh_sqlite_stats,
     .retry = slh_sqlite_retry,
     .purge = slh_sqlite_purge,
+    .purge_due = purge_due,
     .dests = slh_sqlite_dests,
     .data_version = slh_sqlite_data_version,
     .events = slh_sqlite_events,
@@ -438,4 +486,7 @@ const struct slh_store_ops slh_store_sqlite_ops = {
     .throttle_get = slh_sqlite_throttle_get,
     .throttle_put = slh_sqlite_throttle_put,
     .expire = slh_sqlite_expire,
+    .export_events = slh_sqlite_export,
+    .import_events = slh_sqlite_import,
+    .owners_alive = slh_sqlite_owners_alive,
 };

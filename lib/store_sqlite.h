@@ -318,6 +318,12 @@ __typeof__(slh_store_events) slh_sqlite_events;
 __typeof__(slh_store_event) slh_sqlite_event;
 __typeof__(slh_store_requeue) slh_sqlite_requeue;
 __typeof__(slh_store_index) slh_sqlite_index;
+__typeof__(slh_store_export) slh_sqlite_export;
+
+/* Copying a store into this one (store_sqlite_import.c), and who delivers
+ * from it (store_sqlite_owner.c). */
+__typeof__(slh_store_import) slh_sqlite_import;
+__typeof__(slh_store_owners_alive) slh_sqlite_owners_alive;
 
 /* The operator's page's figures (store_sqlite_page.c). */
 __typeof__(slh_store_minutes) slh_sqlite_minutes;

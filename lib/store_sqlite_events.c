@@ -108,6 +108,7 @@ read_row(struct slh_sqlite *sq, const char *dest, int64_t seq,
                  e != NULL ? (const char *)e : "");
         slh_store_utf8_mend(r->last_error);
         r->due = sqlite3_column_int64(q, r->state == SLH_PENDING ? 4 : 5);
+        r->revived = r->state == SLH_PENDING ? sqlite3_column_int64(q, 5) : 0;
         r->is_retrying = r->state == SLH_PENDING && r->attempts > 0 &&
                          sqlite3_column_type(q, 3) != SQLITE_NULL;
         if (is_leased != NULL)
@@ -308,9 +309,34 @@ list_sql_for(const struct slh_store_filter *f)
     return f->message_id != NULL ? list_mid_sql : list_sql;
 }
 
-/* The list's read transaction: the destinations, then the events. */
+/* An export's events, after a seq in seq order: the primary key's
+ * range. */
+static const char export_sql[] =
+    "SELECT seq, id, type, tracking, at, received, body FROM event"
+    " WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+/* f's values bound to list_sql_for(f)'s statement q. */
+static void
+bind_filter(sqlite3_stmt *q, const struct slh_store_filter *f)
+{
+    sqlite3_bind_int64(q, 1, f->since > 0 ? f->since : INT64_MIN);
+    sqlite3_bind_int64(q, 2, f->until > 0 ? f->until : INT64_MAX);
+    if (f->type != NULL)
+        sqlite3_bind_text(q, 3, f->type, -1, SQLITE_STATIC);
+    if (f->message_id != NULL)
+        sqlite3_bind_text(q, 4, f->message_id, -1, SQLITE_STATIC);
+    if (f->address != NULL) {
+        sqlite3_bind_text(q, 5, f->address, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(
+            q, 6, f->scan > 0 ? (int64_t)f->scan : SLH_STORE_ADDRESS_SCAN);
+    }
+}
+
+/* The list's read transaction: the destinations, then the events; an
+ * export's (after a seq: after >= 0) up to f->limit, f's other fields
+ * zero. */
 static enum slh_err
-list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
+list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f, int64_t after,
         struct slh_store_event *out, size_t *n, struct slh_error *err)
 {
     sqlite3_stmt *q = NULL;
@@ -323,19 +349,15 @@ list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
         f->address == NULL)
         rc = list_rare(sq, f, dests, n_dests, out, n, &is_rare, err);
     if (rc == SLH_OK && !is_rare &&
-        slh_sqlite_prepare(sq, list_sql_for(f), &q) != SQLITE_OK)
+        slh_sqlite_prepare(sq, after < 0 ? list_sql_for(f) : export_sql, &q) !=
+            SQLITE_OK)
         rc = slh_sqlite_fail(sq, "events", err);
     if (rc == SLH_OK && !is_rare) {
-        sqlite3_bind_int64(q, 1, f->since > 0 ? f->since : INT64_MIN);
-        sqlite3_bind_int64(q, 2, f->until > 0 ? f->until : INT64_MAX);
-        if (f->type != NULL)
-            sqlite3_bind_text(q, 3, f->type, -1, SQLITE_STATIC);
-        if (f->message_id != NULL)
-            sqlite3_bind_text(q, 4, f->message_id, -1, SQLITE_STATIC);
-        if (f->address != NULL) {
-            sqlite3_bind_text(q, 5, f->address, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(
-                q, 6, f->scan > 0 ? (int64_t)f->scan : SLH_STORE_ADDRESS_SCAN);
+        if (after < 0) {
+            bind_filter(q, f);
+        } else {
+            sqlite3_bind_int64(q, 1, after);
+            sqlite3_bind_int64(q, 2, (int64_t)f->limit);
         }
         rc = list(sq, q, f, dests, n_dests, out, n, err);
     }
@@ -344,12 +366,12 @@ list_tx(struct slh_sqlite *sq, const struct slh_store_filter *f,
     return rc;
 }
 
-enum slh_err
-slh_sqlite_events(struct slh_store *st, const struct slh_store_filter *f,
-                  struct slh_store_event **events, size_t *n,
-                  struct slh_error *err)
+/* slh_sqlite_events(), or with after >= 0 slh_sqlite_export(). */
+static enum slh_err
+read_list(struct slh_sqlite *sq, const struct slh_store_filter *f,
+          int64_t after, struct slh_store_event **events, size_t *n,
+          struct slh_error *err)
 {
-    struct slh_sqlite *sq = slh_sqlite(st);
     size_t limit = f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT;
     struct slh_store_event *out = calloc(limit, sizeof(*out));
     enum slh_err rc;
@@ -360,15 +382,28 @@ slh_sqlite_events(struct slh_store *st, const struct slh_store_filter *f,
     /* One read transaction: the rows agree with their events. */
     rc = slh_sqlite_read_begin(sq, "events", &own, err);
     if (rc == SLH_OK)
-        rc = list_tx(sq, f, out, n, err);
+        rc = list_tx(sq, f, after, out, n, err);
     slh_sqlite_read_end(sq, own);
-    if (rc != SLH_OK) {
-        slh_store_events_free(out, *n);
-        *n = 0;
-        return rc;
-    }
-    *events = out;
-    return SLH_OK;
+    return slh_store_events_out(out, n, rc, events);
+}
+
+enum slh_err
+slh_sqlite_events(struct slh_store *st, const struct slh_store_filter *f,
+                  struct slh_store_event **events, size_t *n,
+                  struct slh_error *err)
+{
+    return read_list(slh_sqlite(st), f, -1, events, n, err);
+}
+
+enum slh_err
+slh_sqlite_export(struct slh_store *st, int64_t after, size_t max,
+                  struct slh_store_event **events, size_t *n,
+                  struct slh_error *err)
+{
+    struct slh_store_filter all = {.limit = max};
+
+    return read_list(slh_sqlite(st), &all, after > 0 ? after : 0, events, n,
+                     err);
 }
 
 /* The one event find_sql finds for id, with its rows. */

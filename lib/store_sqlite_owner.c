@@ -286,3 +286,41 @@ slh_sqlite_take_back(struct slh_store *st, int64_t self, int64_t now_ms,
         *taken = count;
     return rc;
 }
+
+/* A lock file whose lock is held is a live owner's. Tried shared, so that
+ * two processes counting at once do not count each other's try; a
+ * deliverer burying a dead owner holds its lock a moment too, and is
+ * counted then. */
+enum slh_err
+slh_sqlite_owners_alive(struct slh_store *st, int64_t self, size_t *n,
+                        struct slh_error *err)
+{
+    struct slh_sqlite *sq = slh_sqlite(st);
+    char path[PATH_MAX];
+    struct dirent *de;
+    DIR *dp;
+
+    (void)err;
+    *n = 0;
+    if (!claims_path(path, sizeof(path), sq->dir, 0))
+        return SLH_OK;
+    dp = opendir(path);
+    if (dp == NULL)
+        return SLH_OK; /* no owner was ever made */
+    while ((de = readdir(dp)) != NULL) {
+        int64_t token = token_of(de->d_name);
+        int fd;
+
+        if (token == 0 || token == self ||
+            !claims_path(path, sizeof(path), sq->dir, token))
+            continue;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue; /* removed meanwhile: a dead one's, buried */
+        if (flock(fd, LOCK_SH | LOCK_NB) != 0)
+            (*n)++;
+        close(fd);
+    }
+    closedir(dp);
+    return SLH_OK;
+}

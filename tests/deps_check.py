@@ -280,7 +280,7 @@ def main():
     py_files = files("tests", [".py"]) + files("bench", [".py"])
     for f in py_files:
         words |= python_programs(read(f))
-    own = {"slhook", "slhook.cgi", "slhook.fcgi"}
+    own = {"slhook", "slhook.cgi", "slhook-pg.cgi", "slhook.fcgi"}
     for w in sorted(words & set(OPTIONAL)):
         ok("program %s is optional: %s" % (w, OPTIONAL[w]))
     for w in sorted(words - SHELL_WORDS - own - set(OPTIONAL)):

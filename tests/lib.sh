@@ -228,6 +228,20 @@ has_retry_after() {
 }
 
 # sql DB QUERY
+# lighttpd_fcgi CONF PREFIX: lighttpd's config lines that run $B/slhook.fcgi
+# on config CONF, one process, for the URLs under PREFIX (its socket in $T).
+lighttpd_fcgi() {
+    cat <<EOF
+fastcgi.server = ( "$2" => ((
+    "socket" => "$T/fcgi.sock",
+    "bin-path" => "$B/slhook.fcgi",
+    "bin-environment" => ( "SLHOOK_CONFIG" => "$1" ),
+    "check-local" => "disable",
+    "max-procs" => 1,
+)) )
+EOF
+}
+
 sql() {
     sqlite3 -cmd '.timeout 5000' "$1" "$2"
 }

@@ -78,14 +78,8 @@ server.bind = "127.0.0.1"
 server.port = $PORT
 server.document-root = "$T/www"
 server.errorlog = "$T/lighttpd.log"
-fastcgi.server = ( "/fcgi" => ((
-    "socket" => "$T/fcgi.sock",
-    "bin-path" => "$B/slhook.fcgi",
-    "bin-environment" => ( "SLHOOK_CONFIG" => "$conf" ),
-    "check-local" => "disable",
-    "max-procs" => 1,
-)) )
 EOF
+lighttpd_fcgi "$conf" /fcgi >>"$T/lighttpd.conf"
 lighttpd -D -f "$T/lighttpd.conf" >"$T/lighttpd.out" 2>&1 &
 track $!
 wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$PORT/fcgi/health" ||

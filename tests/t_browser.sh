@@ -52,14 +52,8 @@ alias.url = ( "/cgi" => "$B/slhook.cgi" )
     cgi.assign = ( "" => "" )
     setenv.add-environment = ( "SLHOOK_CONFIG" => "$conf" )
 }
-fastcgi.server = ( "/fcgi" => ((
-    "socket" => "$T/fcgi.sock",
-    "bin-path" => "$B/slhook.fcgi",
-    "bin-environment" => ( "SLHOOK_CONFIG" => "$conf" ),
-    "check-local" => "disable",
-    "max-procs" => 1,
-)) )
 EOF
+lighttpd_fcgi "$conf" /fcgi >>"$T/lighttpd.conf"
 lighttpd -D -f "$T/lighttpd.conf" >"$T/lighttpd.out" 2>&1 &
 LPID=$!
 track $LPID

@@ -41,7 +41,7 @@ has() {
         [ "$(stat -c %a "$DEST$2")" = "$1" ]
 }
 for f in /usr/bin/slhook /usr/lib/slhook/slhook.cgi \
-    /usr/lib/slhook/slhook.fcgi; do
+    /usr/lib/slhook/slhook-pg.cgi /usr/lib/slhook/slhook.fcgi; do
     check "$f, mode 755" has 755 "$f"
 done
 # slhook.cgi carries the slhook it starts: nothing to link beside it.
@@ -65,7 +65,7 @@ for f in /usr/share/man/man1/slhook.1 /usr/share/man/man5/slhook.conf.5 \
 done
 check "/etc/slhook/slhook.conf, mode 640" has 640 /etc/slhook/slhook.conf
 n=$(find "$DEST" -type f -o -type l | wc -l)
-check "nothing else installed ($n files)" test "$n" -eq 20
+check "nothing else installed ($n files)" test "$n" -eq 21
 
 check "no /usr/local left in installed text files" \
     sh -c "! grep -rIl /usr/local '$DEST'"

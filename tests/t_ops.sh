@@ -85,6 +85,8 @@ json.dump(e, open(sys.argv[3], "w"))' "$tmpl" $i "$T/e$i.json"
 done
 S deliver --once 2>>"$T/deliver.log"
 expect "ten events relayed to crm" 10 "$(posts crm)"
+expect "and their MessageIds indexed before --once ended" 10 \
+    "$(sql "$DB" "SELECT count(*) FROM message WHERE message_id LIKE 'ops-%'")"
 
 # The test's clock: ops-N received at BASE + N hours.
 NOW=$(($(date +%s) * 1000))

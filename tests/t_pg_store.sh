@@ -4,14 +4,15 @@
 # before the spool exists and after (the server's and the schema's
 # versions, the URI's password masked), `deliver --once` making the
 # database, slhook.fcgi storing a POST (200) that `status` then counts,
-# slhook.cgi answering 503 (built without PostgreSQL). Then the store
+# slhook.cgi handing the spool to slhook-pg.cgi (200, stored once), and
+# answering 503 when it has no slhook-pg.cgi beside it. Then the store
 # conformance suite (tests/test_store.c) against both backends, SQLite and
 # this cluster; its checks are counted with these.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg_lib.sh"
 lib_init pg_store
 need "$B/tests/test_store" "$B/slhook" "$B/slhook.fcgi" "$B/slhook.cgi" \
-    python3 psql
+    "$B/slhook-pg.cgi" python3 psql
 
 pg_start || finish
 PW=s3cretpw
@@ -33,7 +34,7 @@ expect "deliver --once makes the database: exit 0" 0 $?
 "$B/slhook" -c "$T/slhook.conf" check >"$T/check1" 2>&1
 expect "check: exit 0" 0 $?
 check "check: the server's version and the schema's" \
-    grep -qE "PostgreSQL 1[0-9.]+.*, schema 1, database slh_cli as slhook" \
+    grep -qE "PostgreSQL 1[0-9.]+.*, schema 2, database slh_cli as slhook" \
     "$T/check1"
 check "check: sound" grep -q ": sound$" "$T/check1"
 check "check: the URI's password masked" \
@@ -74,22 +75,46 @@ check "stored once: new=1, then new=0" \
 expect "status: exit 0" 0 $?
 check "status: the two events, each once, for a" \
     grep -qE "^ *a +2 " "$T/status"
-# The hourly purge, with no directory for its stamp: both events made
-# delivered long ago, then forgotten by the next deliverer; the tally
-# follows (check verifies it).
+# The hourly purge, its turn kept in the database: both events made
+# delivered long ago, then forgotten by the next deliverer once the last
+# turn is an hour old; the tally follows (check verifies it).
 PSQL="psql -X -q -t -A -h $PG_DIR -U slhook slh_cli"
+check "the purge's turn taken by the first deliverer" \
+    test "$($PSQL -c 'SELECT last_purge > 0 FROM slhook_meta')" = t
 $PSQL -c "UPDATE slhook_delivery SET state = 1, due = 1000, done = 1000;
     UPDATE slhook_event SET received = 1000"
+"$B/slhook" -c "$T/slhook.conf" deliver --once >>"$T/deliver" 2>&1
+expect "within the hour, no other purge" 2 \
+    "$($PSQL -c 'SELECT count(*) FROM slhook_event')"
+$PSQL -c "UPDATE slhook_meta SET last_purge = last_purge - 3600000"
 "$B/slhook" -c "$T/slhook.conf" deliver --once >>"$T/deliver" 2>&1
 expect "the purge on PostgreSQL: old delivered events forgotten" 0 \
     "$($PSQL -c 'SELECT count(*) FROM slhook_event')"
 "$B/slhook" -c "$T/slhook.conf" check >"$T/check3" 2>&1
 expect "check after the purge: the tally agrees (exit 0)" 0 $?
 
+# slhook.cgi runs slhook-pg.cgi, beside it, in its place: stored, once.
 cgi "$T/slhook.conf" "$FIX/delivered-1.json"
-expect "slhook.cgi, a PostgreSQL spool: 503" 503 "$STATUS"
+expect "slhook.cgi, a PostgreSQL spool: 200" 200 "$STATUS"
+cgi "$T/slhook.conf" "$FIX/delivered-1.json"
+expect "the same event again: 200" 200 "$STATUS"
+expect "stored once" 1 "$($PSQL -c 'SELECT count(*) FROM slhook_event')"
+check "logged as new, then as a duplicate" \
+    sh -c "grep -q 'events=1 new=1' '$T/cgi.log' &&
+        grep -q 'events=1 new=0' '$T/cgi.log'"
+# Copied alone into a directory, slhook.cgi has no slhook-pg.cgi to run.
+mkdir "$T/alone"
+cp "$B/slhook.cgi" "$T/alone/"
+B_BUILT=$B
+B=$T/alone
+cgi "$T/slhook.conf" "$FIX/delivered-1.json"
+B=$B_BUILT
+expect "slhook.cgi without slhook-pg.cgi: 503" 503 "$STATUS"
 check "with Retry-After" has_retry_after
-check "its log says it was built without PostgreSQL" \
+check "its log says slhook-pg.cgi cannot be run, and why" \
+    grep -q "$T/alone/slhook-pg.cgi receives for .*: it cannot be run: No such file" \
+    "$T/cgi.log"
+check "and that it was built without PostgreSQL" \
     grep -q "this slhook.cgi was built without PostgreSQL" "$T/cgi.log"
 check "no password in any log" \
     sh -c "! grep -q '$PW' '$T/cgi.log' '$T/fcgi.log' '$T/status'"

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "deliver.h" /* slh_deliver_url_masked(), for the proxy */
+#include "store.h"   /* slh_store_mask(), for the spool shown */
 
 #define NAME "t.conf"
 #define RECV "[receiver]\nsecret_key = k1\n" /* two lines */
@@ -1128,6 +1129,35 @@ test_lost_equals(void)
 
 /* ca_file, client_cert, client_key and proxy: files checked at load, the
  * pair together, url destinations only, a proxy URL never repeated. */
+/* The spool as shown: a PostgreSQL URI's passwords masked, whatever the
+ * string (fuzz_config found an empty password writing *** without end). */
+static void
+test_spool_mask(void)
+{
+    static const char *const cases[][2] = {
+        {"/var/spool/slhook", "/var/spool/slhook"},
+        {"postgresql://u:pw@db.example/slhook",
+         "postgresql://u:***@db.example/slhook"},
+        {"postgresql://u:@db.example/slhook",
+         "postgresql://u:***@db.example/slhook"},
+        {"postgres://u@h/d?password=x&sslmode=require",
+         "postgres://u@h/d?password=***&sslmode=require"},
+        {"postgresql:///d?host=/run/pg&password=&user=u",
+         "postgresql:///d?host=/run/pg&password=***&user=u"},
+        {"/varhttps://eokoof  [rece db8:@x",
+         "/varhttps://eokoof  [rece db8:***@x"},
+        {"://:@", "://:***@"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *shown = slh_store_mask(cases[i][0]);
+        CHECK(shown != NULL && strcmp(shown, cases[i][1]) == 0,
+              "spool %s shown as %s", cases[i][0],
+              shown != NULL ? shown : "NULL");
+        free(shown);
+    }
+}
+
 static void
 test_tls(void)
 {
@@ -1391,6 +1421,7 @@ main(void)
     test_load_errors();
     test_lost_equals();
     test_tls();
+    test_spool_mask();
     rmdir(tmpdir);
     return check_summary();
 }

@@ -99,6 +99,20 @@ lines(const struct setup *s)
     return n;
 }
 
+/* Whether every stored event is indexed for lookups by MessageId: nothing
+ * is left for slh_store_index() to do. */
+static bool
+indexed_all(const struct setup *s)
+{
+    struct slh_store *sp = NULL;
+    size_t n = 1;
+
+    if (slh_store_open(&sp, s->spool, SLH_STORE_CREATE, NULL) == SLH_OK)
+        (void)slh_store_index(sp, SLH_STORE_INDEX_BATCH, &n, NULL);
+    slh_store_close(sp);
+    return n == 0;
+}
+
 static bool
 kick_free(const struct setup *s)
 {
@@ -182,6 +196,7 @@ test_delivers_all(void)
     CHECK(slh_deliver_kicked(s.d, &s.cfg, -1, &hooks, &err) == SLH_OK,
           "all: SLH_OK (%s)", err.text);
     CHECK(lines(&s) == 3, "all: 3 delivered (%zu)", lines(&s));
+    CHECK(indexed_all(&s), "all: and indexed for lookups before it ended");
     CHECK(h.n_ready == 0, "all: no ready_fd, no on_ready (%d)", h.n_ready);
     CHECK(kick_free(&s), "all: the lock let go");
     /* No hooks at all is fine too. */

@@ -15,6 +15,8 @@
 #include "deliver_thread.h"
 #include "event.h"
 #include "store.h"
+#include "store_sqlite.h" /* slh_sqlite_db(), to watch the index */
+#include "sql_int.h"
 
 #define N_EVENTS 20
 
@@ -122,6 +124,18 @@ main(void)
     while (lines() < N_EVENTS && slh_now_ms() < until)
         usleep(50 * 1000);
     CHECK(lines() == N_EVENTS, "all %d delivered (%zu)", N_EVENTS, lines());
+    /* Idle then, it indexes them for lookups by MessageId. */
+    CHECK(slh_store_open(&sp, cfg.spool, SLH_STORE_CREATE, &err) == SLH_OK,
+          "open: %s", err.text);
+    while (sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM message") <
+               N_EVENTS &&
+           slh_now_ms() < until)
+        usleep(50 * 1000);
+    CHECK(sql_int(slh_sqlite_db(sp), "SELECT count(*) FROM message") ==
+              N_EVENTS,
+          "idle, the deliverer indexed all %d", N_EVENTS);
+    slh_store_close(sp);
+    sp = NULL;
     slh_deliver_thread_stop(&t);
     CHECK(!t.thread.is_running, "stopped");
     slh_deliver_thread_stop(&t);     /* again: nothing */

@@ -376,6 +376,172 @@ throttle_task(struct slh_store *st, void *arg, struct slh_error *err)
     return rc == SLH_OK ? slh_store_throttle_put(st, "a", &s, err) : rc;
 }
 
+/* Two destinations' rows of four events in every state, in src: m0
+ * delivered to a, m1 retrying on a, m2 dead on a, m3 given back (pending,
+ * no attempt); on b m0 revived from dead (retry), the rest pending. */
+static bool
+import_source(struct slh_store *src, const struct slh_config *cfg)
+{
+    struct slh_error err = {0};
+    struct slh_claim c[4], d[4];
+    struct slh_outcome o[3];
+    size_t n = 0, m = 0, revived = 0;
+    bool is_ok;
+
+    for (int i = 0; i < 4; i++) {
+        char mid[8];
+        snprintf(mid, sizeof(mid), "m%d", i);
+        put(src, cfg, i == 2 ? "Failed" : "Delivered", mid, T0 + i);
+    }
+    is_ok = CHECK(slh_store_claim(src, "a", 0, T0 + 10, LEASE, 4, c, &n, NULL,
+                                  &err) == SLH_OK &&
+                      n == 4,
+                  "source: a's 4 claimed: %s", err.text) &&
+            CHECK(slh_store_claim(src, "b", 0, T0 + 10, LEASE, 1, d, &m, NULL,
+                                  &err) == SLH_OK &&
+                      m == 1,
+                  "source: b's first claimed: %s", err.text);
+    memset(o, 0, sizeof(o));
+    for (size_t i = 0; is_ok && i < 3; i++) {
+        o[i].dest = "a";
+        o[i].seq = c[i].seq;
+        memcpy(o[i].id, c[i].id, sizeof(o[i].id));
+        o[i].status = i == 0 ? 200 : i == 1 ? 503 : 410;
+        o[i].due = T0 + HOUR;
+        if (i > 0)
+            snprintf(o[i].error, sizeof(o[i].error), "HTTP %d", o[i].status);
+    }
+    /* o[0] delivered, o[1] pending (retrying), o[2] dead. */
+    o[0].state = SLH_DELIVERED;
+    o[1].state = SLH_PENDING;
+    o[2].state = SLH_DEAD;
+    is_ok =
+        is_ok && CHECK(slh_store_finish(src, o, 3, T0 + 20, &err) == SLH_OK &&
+                           slh_store_unclaim(src, "a", &c[3].seq, 1, T0 + 30,
+                                             &err) == SLH_OK,
+                       "source: a's outcomes: %s", err.text);
+    if (is_ok) {
+        o[0].dest = "b";
+        o[0].seq = d[0].seq;
+        memcpy(o[0].id, d[0].id, sizeof(o[0].id));
+        o[0].state = SLH_DEAD;
+        snprintf(o[0].error, sizeof(o[0].error), "HTTP 410");
+        o[0].status = 410;
+    }
+    is_ok =
+        is_ok && CHECK(slh_store_finish(src, o, 1, T0 + 40, &err) == SLH_OK &&
+                           slh_store_retry(src, "b", T0 + 50, &revived, &err) ==
+                               SLH_OK &&
+                           revived == 1,
+                       "source: b's dead letter revived: %s", err.text);
+    free_claims(c, n);
+    free_claims(d, m);
+    return is_ok;
+}
+
+/* Whether two exported events agree in all but their seq. */
+static bool
+same_event(const struct slh_store_event *x, const struct slh_store_event *y)
+{
+    bool is_same = strcmp(x->id, y->id) == 0 && x->at == y->at &&
+                   strcmp(x->type, y->type) == 0 &&
+                   x->tracking == y->tracking && x->received == y->received &&
+                   strcmp(x->body, y->body) == 0 && x->n_rows == y->n_rows;
+
+    for (size_t i = 0; is_same && i < x->n_rows; i++) {
+        const struct slh_store_row *a = &x->rows[i], *b = &y->rows[i];
+
+        is_same =
+            strcmp(a->dest, b->dest) == 0 && a->state == b->state &&
+            a->attempts == b->attempts && a->last_status == b->last_status &&
+            strcmp(a->last_error, b->last_error) == 0 && a->due == b->due &&
+            a->revived == b->revived && a->is_retrying == b->is_retrying;
+    }
+    return is_same;
+}
+
+/* Export reads in seq order, in batches; import stores as given, once. */
+static void
+test_import(void)
+{
+    static const char dests[] = "[destination a]\nurl = http://127.0.0.1:9/a\n"
+                                "[destination b]\nurl = http://127.0.0.1:9/b\n";
+    struct slh_config cfg, cfg2;
+    struct slh_store *src = NULL, *dst = NULL;
+    struct slh_store_event *ev = NULL, *got = NULL;
+    struct slh_store_event bad = {0};
+    char type[] = "Delivered";
+    struct slh_store_owner *ow = NULL;
+    struct slh_error err = {0};
+    struct slh_claim c[4];
+    size_t n = 0, k = 0, m = 0, fresh = 99, alive = 99;
+
+    memset(&cfg2, 0, sizeof(cfg2));
+    if (!open_store(&cfg, &src, "import_src", dests) ||
+        !open_store(&cfg2, &dst, "import_dst", dests) ||
+        !import_source(src, &cfg))
+        goto out;
+    CHECK(slh_store_export(src, 0, 8, &ev, &n, &err) == SLH_OK && n == 4,
+          "export: the 4 events: %zu %s", n, err.text);
+    for (size_t i = 1; i < n; i++)
+        CHECK(ev[i].seq > ev[i - 1].seq, "in seq order");
+    CHECK(n == 4 && ev[0].n_rows == 2 && ev[0].rows[0].state == SLH_DELIVERED &&
+              ev[0].rows[1].state == SLH_PENDING &&
+              ev[0].rows[1].revived == T0 + 50 && ev[1].rows[0].is_retrying &&
+              ev[1].rows[0].revived == 0,
+          "with their rows, a revival told");
+    CHECK(slh_store_export(src, n == 4 ? ev[1].seq : 0, 2, &got, &k, &err) ==
+                  SLH_OK &&
+              k == 2 && n == 4 && got[0].seq == ev[2].seq,
+          "after a seq, up to max: %zu", k);
+    slh_store_events_free(got, k);
+    got = NULL;
+    CHECK(slh_store_import(dst, ev, n, &fresh, &err) == SLH_OK && fresh == 4,
+          "import: 4 new: %zu %s", fresh, err.text);
+    CHECK(slh_store_import(dst, ev, n, &fresh, &err) == SLH_OK && fresh == 0,
+          "again: none new: %zu", fresh);
+    CHECK(slh_store_export(dst, 0, 8, &got, &k, &err) == SLH_OK && k == n,
+          "the copy exported: %zu", k);
+    for (size_t i = 0; i < k && i < n; i++)
+        CHECK(same_event(&ev[i], &got[i]), "event %zu copied as it was", i);
+    for (int i = 0; i < 2; i++) {
+        const char *name = i == 0 ? "a" : "b";
+        struct slh_store_stats x = stats(src, name), y = stats(dst, name);
+
+        CHECK(memcmp(&x, &y, sizeof(x)) == 0 && x.pending > 0,
+              "%s's numbers the same: delivered %lld, pending %lld", name,
+              (long long)y.delivered, (long long)y.pending);
+    }
+    CHECK(put(dst, &cfg2, "Delivered", "m0", T0 + HOUR) == 0,
+          "a copied event posted again: a duplicate");
+    CHECK(slh_store_claim(dst, "a", 0, T0 + HOUR, LEASE, 4, c, &m, NULL,
+                          &err) == SLH_OK &&
+              m == 2 && c[0].attempts + c[1].attempts == 3,
+          "a's pending rows due as they were: %zu", m);
+    free_claims(c, m);
+    bad.type = type;
+    CHECK(slh_store_import(dst, &bad, 1, NULL, &err) == SLH_EINVAL,
+          "an event without id or body: refused");
+    CHECK(slh_store_owners_alive(src, 0, &alive, &err) == SLH_OK && alive == 0,
+          "no deliverer: %zu %s", alive, err.text);
+    CHECK(slh_store_owner_open(src, &ow, &err) == SLH_OK, "owner: %s",
+          err.text);
+    CHECK(slh_store_owners_alive(src, 0, &alive, &err) == SLH_OK && alive == 1,
+          "one alive: %zu", alive);
+    CHECK(slh_store_owners_alive(src, slh_store_owner_token(ow), &alive,
+                                 &err) == SLH_OK &&
+              alive == 0,
+          "self not counted: %zu", alive);
+    slh_store_owner_close(ow);
+    CHECK(slh_store_owners_alive(src, 0, &alive, &err) == SLH_OK && alive == 0,
+          "gone: %zu", alive);
+out:
+    slh_store_events_free(ev, n);
+    slh_store_events_free(got, k);
+    close_store(&cfg2, dst);
+    close_store(&cfg, src);
+}
+
 /* Protecting a destination: each one's breaker and pace kept, shared by
  * handles, written in a task; the sweep of rows past max_age. */
 static void
@@ -564,7 +730,34 @@ child_owner(const char *spool, size_t n, bool is_dying)
     return pid;
 }
 
-/* What a dead owner held is taken back at once; a live one's is not. */
+/* Takes back for self until want rows came back, or 10 s passed (store.h:
+ * a killed process's rows come back within twice SLH_STORE_FENCE_MS and a
+ * second; SQLite's at once); how many rows, *ms how long it took. */
+static size_t
+take_back_within(struct slh_store *st, int64_t self, int64_t now, size_t want,
+                 int64_t *ms)
+{
+    int64_t start = slh_now_ms();
+    size_t total = 0;
+
+    for (;;) {
+        size_t taken = 0;
+        struct slh_error err = {0};
+
+        if (!CHECK(slh_store_take_back(st, self, now, &taken, &err) == SLH_OK,
+                   "take back: %s", err.text))
+            break;
+        total += taken;
+        if (total >= want || slh_now_ms() - start > 10000)
+            break;
+        usleep(100 * 1000);
+    }
+    *ms = slh_now_ms() - start;
+    return total;
+}
+
+/* What a dead owner held is taken back within 10 s (at once for SQLite);
+ * a live one's is not. */
 static void
 test_owners(void)
 {
@@ -574,6 +767,7 @@ test_owners(void)
     struct slh_error err = {0};
     struct slh_claim c[16];
     size_t n = 0, taken = 99;
+    int64_t ms = 0;
     pid_t live = -1, dead;
 
     if (!open_store(&cfg, &st, "owners",
@@ -597,10 +791,15 @@ test_owners(void)
     if (!CHECK(live > 0 && dead > 0, "two children claimed"))
         goto out;
     waitpid(dead, NULL, 0);
-    CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 1, &taken,
-                              &err) == SLH_OK &&
-              taken == 3,
-          "the dead one's 3 taken back: %zu %s", taken, err.text);
+    taken = take_back_within(st, slh_store_owner_token(me), T0 + 1, 3, &ms);
+    CHECK(taken == 3, "the dead one's 3 taken back: %zu in %lld ms", taken,
+          (long long)ms);
+    printf("%s: a dead owner's rows back in %lld ms\n", be->name,
+           (long long)ms);
+    CHECK(slh_store_owner_beat(st, me, T0 + 1, false, &err) == SLH_OK,
+          "a live owner beats: %s", err.text);
+    CHECK(slh_store_owner_beat(st, NULL, T0 + 1, false, &err) == SLH_OK,
+          "no owner: a beat is fine");
     CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 1, &taken,
                               &err) == SLH_OK &&
               taken == 0,
@@ -612,13 +811,15 @@ test_owners(void)
     CHECK(n == 4 && c[0].attempts == 1, "the dead one's attempts uncounted: %d",
           c[0].attempts);
     free_claims(c, n);
+    CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 3, &taken,
+                              &err) == SLH_OK &&
+              taken == 0,
+          "the live one's kept while it lives, beat or not: %zu", taken);
     kill(live, SIGKILL);
     waitpid(live, NULL, 0);
     live = -1;
-    CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 3, &taken,
-                              &err) == SLH_OK &&
-              taken == 2,
-          "the live one's 2 only once it is killed: %zu", taken);
+    taken = take_back_within(st, slh_store_owner_token(me), T0 + 3, 2, &ms);
+    CHECK(taken == 2, "the live one's 2 only once it is killed: %zu", taken);
     /* Our own are never taken for dead. */
     CHECK(slh_store_take_back(st, slh_store_owner_token(me), T0 + 3, &taken,
                               &err) == SLH_OK &&
@@ -631,6 +832,48 @@ out:
     }
     slh_store_owner_close(me);
     slh_store_owner_close(NULL);
+    close_store(&cfg, st);
+}
+
+/* The purge's turn: once per every_ms for the whole store, whichever of
+ * its handles asks first. */
+static void
+test_purge_due(void)
+{
+    struct slh_config cfg;
+    struct slh_store *st, *other = NULL;
+    struct slh_error err = {0};
+    bool due[4] = {false, true, true, false};
+
+    if (!open_store(&cfg, &st, "purge_due",
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n") ||
+        !CHECK(slh_store_open(&other, cfg.spool, SLH_STORE_EXISTING, &err) ==
+                   SLH_OK,
+               "a second handle: %s", err.text))
+        goto out;
+    CHECK(slh_store_purge_due(st, 1500, slh_now_ms(), &due[0], &err) ==
+                  SLH_OK &&
+              due[0],
+          "a new store: the first to ask purges: %s", err.text);
+    CHECK(slh_store_purge_due(other, 1500, slh_now_ms(), &due[1], &err) ==
+                  SLH_OK &&
+              !due[1],
+          "the next, on another handle, does not");
+    CHECK(slh_store_purge_due(st, 1500, slh_now_ms(), &due[2], &err) ==
+                  SLH_OK &&
+              !due[2],
+          "nor the first again");
+    usleep(1600 * 1000);
+    CHECK(slh_store_purge_due(other, 1500, slh_now_ms(), &due[3], &err) ==
+                  SLH_OK &&
+              due[3],
+          "past the interval: the first to ask, the other handle");
+    CHECK(slh_store_purge_due(st, 1500, slh_now_ms(), &due[0], &err) ==
+                  SLH_OK &&
+              !due[0],
+          "and then not the first");
+out:
+    slh_store_close(other);
     close_store(&cfg, st);
 }
 
@@ -1341,6 +1584,7 @@ main(void)
         test_retry_purge();
         test_tasks();
         test_owners();
+        test_purge_due();
         test_events();
         test_events_many();
         test_index();
@@ -1349,6 +1593,7 @@ main(void)
         test_claim_finish_stats();
         test_race();
         test_throttle_state();
+        test_import();
     }
     {
         char cmd[128];

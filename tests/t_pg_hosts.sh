@@ -9,7 +9,7 @@
 # webhook-id, which host posted it (each host's destination sends its own
 # X-Slhook-Host header) and when it began and ended.
 #   The CGI leg: slhook.cgi stores into the spool (a check of its own that
-#     fails, never skips, while slhook.cgi is built without libpq); only
+#     fails, never skips, while slhook.cgi cannot store there); only
 #     then are posts sent through it.
 #   Dedup: events posted at the same moment to both hosts are stored once
 #     and relayed once.

@@ -367,6 +367,11 @@ slh_deliverer_run(struct slh_deliverer *d, bool once, struct slh_error *err)
         dl_http_wait(d, (int)wait);
     }
     abandon(d);
+    /* Ended on the spool's error, what it held may not have gone back (the
+     * database down): the next run's first good beat is then a fresh one,
+     * which gives back what still names this owner, not its leases. */
+    if (rc != SLH_OK)
+        d->is_fenced = true;
     return rc;
 }
 

@@ -211,6 +211,31 @@ take_back_until(struct slh_store *st, int64_t self, size_t want)
     return total;
 }
 
+/* A store of name holding n events, owner a on its handle, another
+ * handle *other with owner b, and n rows of "a" claimed by a into c
+ * (*got of them); false, with the reason checked, when any fails. */
+static bool
+a_claims(struct db *db, const char *name, int n, struct slh_store_owner **a,
+         struct slh_store **other, struct slh_store_owner **b,
+         struct slh_claim *c, size_t *got)
+{
+    struct slh_error err = {0};
+
+    if (!db_open(db, name) || !put_events(db, name, n) ||
+        !CHECK(slh_store_owner_open(db->st, a, &err) == SLH_OK, "owner a: %s",
+               err.text) ||
+        !CHECK(slh_store_open(other, db->spool, SLH_STORE_EXISTING, &err) ==
+                       SLH_OK &&
+                   slh_store_owner_open(*other, b, &err) == SLH_OK,
+               "another handle, owner b: %s", err.text))
+        return false;
+    return CHECK(slh_store_claim(db->st, "a", slh_store_owner_token(*a), T0,
+                                 LEASE, (size_t)n, c, got, NULL,
+                                 &err) == SLH_OK &&
+                     *got == (size_t)n,
+                 "a claims %d: %s", n, err.text);
+}
+
 /* An owner whose session ended is not taken back while its beat is
  * recent, and is after the grace; once buried it knows it, its outcomes
  * are dropped where its rows are another's, and a fresh beat makes it
@@ -227,18 +252,8 @@ test_grace(void)
     size_t n = 0, nb = 0, taken = 99;
     int64_t ended, ms;
 
-    if (!db_open(&db, "grace") || !put_events(&db, "g", 2) ||
-        !CHECK(slh_store_owner_open(db.st, &a, &err) == SLH_OK, "owner a: %s",
-               err.text) ||
-        !CHECK(slh_store_open(&other, db.spool, SLH_STORE_EXISTING, &err) ==
-                       SLH_OK &&
-                   slh_store_owner_open(other, &b, &err) == SLH_OK,
-               "another handle, owner b: %s", err.text))
+    if (!a_claims(&db, "grace", 2, &a, &other, &b, c, &n))
         goto out;
-    CHECK(slh_store_claim(db.st, "a", slh_store_owner_token(a), T0, LEASE, 2, c,
-                          &n, NULL, &err) == SLH_OK &&
-              n == 2,
-          "a claims 2: %s", err.text);
     if (!end_session(&db, slh_store_owner_token(a)))
         goto out;
     ended = slh_now_ms();
@@ -306,18 +321,8 @@ test_relock(void)
     size_t n = 0, taken = 0, total = 0;
     int64_t start;
 
-    if (!db_open(&db, "relock") || !put_events(&db, "r", 1) ||
-        !CHECK(slh_store_owner_open(db.st, &a, &err) == SLH_OK, "owner a: %s",
-               err.text) ||
-        !CHECK(slh_store_open(&other, db.spool, SLH_STORE_EXISTING, &err) ==
-                       SLH_OK &&
-                   slh_store_owner_open(other, &b, &err) == SLH_OK,
-               "another handle, owner b: %s", err.text))
+    if (!a_claims(&db, "relock", 1, &a, &other, &b, c, &n))
         goto out;
-    CHECK(slh_store_claim(db.st, "a", slh_store_owner_token(a), T0, LEASE, 1, c,
-                          &n, NULL, &err) == SLH_OK &&
-              n == 1,
-          "a claims 1: %s", err.text);
     if (!end_session(&db, slh_store_owner_token(a)))
         goto out;
     CHECK(beat(db.st, a, false, 5, &err) == SLH_OK,
@@ -357,19 +362,9 @@ test_lock_elsewhere(void)
     size_t n = 0, taken = 99;
     int64_t token = 0;
 
-    if (!db_open(&db, "elsewhere") || !put_events(&db, "e", 2) ||
-        !CHECK(slh_store_owner_open(db.st, &a, &err) == SLH_OK, "owner a: %s",
-               err.text) ||
-        !CHECK(slh_store_open(&other, db.spool, SLH_STORE_EXISTING, &err) ==
-                       SLH_OK &&
-                   slh_store_owner_open(other, &b, &err) == SLH_OK,
-               "another handle, owner b: %s", err.text))
+    if (!a_claims(&db, "elsewhere", 2, &a, &other, &b, c, &n))
         goto out;
     token = slh_store_owner_token(a);
-    CHECK(slh_store_claim(db.st, "a", token, T0, LEASE, 2, c, &n, NULL, &err) ==
-                  SLH_OK &&
-              n == 2,
-          "a claims 2: %s", err.text);
     if (!end_session(&db, token) ||
         !CHECK(admin(&db, "SELECT pg_try_advisory_lock(%d, %" PRId64 ")",
                      SLH_PG_LOCK_CLASS, token) == 1,

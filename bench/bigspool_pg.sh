@@ -44,7 +44,7 @@ nok() { echo "bigspool_pg: $*" >&2; }
 lib_cleanup() {
     if [ -n "${KEEP:-}" ]; then echo "kept $T"; else rm -rf "$T"; fi
 }
-# shellcheck source=../tests/pg_lib.sh
+# shellcheck source=tests/pg_lib.sh
 . "$ROOT/tests/pg_lib.sh"
 pg_start || exit 1
 PSQL=(psql -X -q -t -A -v ON_ERROR_STOP=1 -h "$PG_DIR" -U slhook -d slh_big)
@@ -133,6 +133,7 @@ HI=9223372036854775807
 SEQS=$(Q "SELECT '{' || string_agg(seq::text, ',') || '}' FROM
           (SELECT seq FROM slhook_event ORDER BY received DESC LIMIT 50) s")
 
+# shellcheck disable=SC2046 # the flags, a word each
 python3 "$ROOT/bench/pg_sql.py" "$T/sql" -I"$ROOT/lib" -I"$ROOT/front" \
     $(pkg-config --cflags libpq) >/dev/null || exit 1
 # plan LABEL NAME ARGS [write]: EXPLAIN (ANALYZE, BUFFERS) of statement

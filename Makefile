@@ -351,7 +351,7 @@ BENCH_BIN = $(B)/bench/sink $(B)/bench/trivial_fcgi $(B)/bench/trivial_cgi \
             $(B)/bench/trivial_cgi_curl $(B)/bench/core
 
 # The handler alone, linked like slhook.cgi's core (no libcurl).
-$(B)/bench/core: $(B)/bench/core.o $(B)/libslhook.a
+$(B)/bench/core: $(B)/bench/core.o $(B)/lib/store_pg_none.o $(B)/libslhook.a
 	$(CC) $(SLH_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 $(B)/bench/trivial_fcgi: $(B)/bench/trivial_fcgi.o

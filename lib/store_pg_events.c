@@ -17,16 +17,34 @@
     " AND (NOT $7 OR (d.state = 0 AND d.attempts > 0"                          \
     " AND d.last_error IS NOT NULL))))"
 
+/* The same conditions as a semi-join, for a list that has some: planned
+ * with the values, each state's test folds to d.state = N, which
+ * slhook_delivery_due finds, and the planner may read the rows of a rare
+ * state (dead letters, retrying ones) first and then their events, where
+ * under ROWS_WANTED's OR it must read events newest first until enough
+ * match: every event of a big spool when none does. */
+#define ROWS_EXIST                                                             \
+    " AND EXISTS (SELECT 1 FROM slhook_delivery d"                             \
+    " WHERE d.dest = ANY($8::text[]) AND d.seq = w.seq"                        \
+    " AND ($5::text IS NULL OR d.dest = $5)"                                   \
+    " AND ($6::integer = 0 OR (($6 & 1) = 1 AND d.state = 0)"                  \
+    " OR (($6 & 2) = 2 AND d.state = 1) OR (($6 & 4) = 4 AND d.state = 2))"    \
+    " AND (NOT $7::boolean OR (d.state = 0 AND d.attempts > 0"                 \
+    " AND d.last_error IS NOT NULL)))"
+
 /* Newest first in the window ($1, $2), of a Type in any case ($3), a
  * MessageId ($4, through its index: the statement is planned with the
  * values, so a NULL condition folds away), the rows' conditions, up to
- * $9. */
-static const char list_sql[] =
-    "SELECT seq, id, type, tracking, at, received, body FROM slhook_event w"
-    " WHERE received >= $1 AND received < $2"
-    " AND ($3::text IS NULL OR lower(type) = lower($3))"
-    " AND ($4::text IS NULL OR (body::jsonb ->> 'MessageId') = $4)" ROWS_WANTED
-    " ORDER BY received DESC, seq DESC LIMIT $9";
+ * $9. list_sql for no row conditions (ROWS_WANTED folds to true),
+ * list_rows_sql for some. */
+#define LIST_HEAD                                                              \
+    "SELECT seq, id, type, tracking, at, received, body FROM slhook_event w"   \
+    " WHERE received >= $1 AND received < $2"                                  \
+    " AND ($3::text IS NULL OR lower(type) = lower($3))"                       \
+    " AND ($4::text IS NULL OR (body::jsonb ->> 'MessageId') = $4)"
+#define LIST_TAIL " ORDER BY received DESC, seq DESC LIMIT $9"
+static const char list_sql[] = LIST_HEAD ROWS_WANTED LIST_TAIL;
+static const char list_rows_sql[] = LIST_HEAD ROWS_EXIST LIST_TAIL;
 
 /* An Address ($10): no index has it (one would cost every receive a
  * write), so the newest $11 events of the window are read, bodies and
@@ -168,6 +186,17 @@ list_read(struct slh_pg *pg, const PGresult *r, const char *dests,
     return rc;
 }
 
+/* The statement that lists f's events. */
+static const char *
+list_sql_for(const struct slh_store_filter *f)
+{
+    if (f->address != NULL)
+        return list_address_sql;
+    if (f->dest != NULL || f->states != 0 || f->is_retrying)
+        return list_rows_sql;
+    return list_sql;
+}
+
 /* The events sql lists, its parameters filled in by fill(a, dests, arg)
  * (dests the destinations' array literal), with their rows: *events a
  * new array, room for limit. */
@@ -211,8 +240,7 @@ enum slh_err
 slh_pg_events(struct slh_store *st, const struct slh_store_filter *f,
               struct slh_store_event **events, size_t *n, struct slh_error *err)
 {
-    return read_list(slh_pg(st),
-                     f->address != NULL ? list_address_sql : list_sql,
+    return read_list(slh_pg(st), list_sql_for(f),
                      f->limit > 0 ? f->limit : SLH_STORE_LIST_LIMIT,
                      fill_filter, f, events, n, err);
 }

@@ -68,7 +68,7 @@ claim_row(const PGresult *r, int i, struct slh_claim *c, struct slh_error *err)
 static const char claim_sql[] =
     "WITH c AS (SELECT seq, due FROM slhook_delivery"
     " WHERE dest = $1 AND state = 0 AND due <= $2"
-    " ORDER BY due, seq LIMIT $3 FOR UPDATE SKIP LOCKED),"
+    " ORDER BY due LIMIT $3 FOR UPDATE SKIP LOCKED),"
     " u AS (UPDATE slhook_delivery d SET due = $4::bigint,"
     " attempts = d.attempts + 1, owner = $5::bigint FROM c"
     " WHERE d.dest = $1 AND d.seq = c.seq"
@@ -188,7 +188,7 @@ slh_pg_finish(struct slh_store *st, const struct slh_outcome *o, size_t n,
 static const char unclaim_sql[] =
     "UPDATE slhook_delivery SET due = $3,"
     " attempts = greatest(attempts - 1, 0), owner = NULL"
-    " WHERE dest = $1 AND seq = ANY($2::bigint[]) AND state = 0";
+    " WHERE dest = $1 AND seq = ANY($2::bigint[]) AND +state = 0";
 
 enum slh_err
 slh_pg_unclaim(struct slh_store *st, const char *dest, const int64_t *seqs,
@@ -233,18 +233,26 @@ slh_pg_retry(struct slh_store *st, const char *dest, int64_t now_ms, size_t *n,
 }
 
 /* A finished row's due is its done (finish, expire): the due index finds
- * one destination ($3) old delivered rows without reading the others. */
+ * one destination ($3) old delivered rows without reading the others. The
+ * chunk's seqs as an array, found again through the primary key: as
+ * "seq IN (...)" the planner joined them to a hash of every row of the
+ * table, each chunk (issue 18: 0.3 s a chunk on a million rows, against
+ * 0.03 s). The conditions again, for a row changed meanwhile. */
 static const char purge_delivered_sql[] =
-    "DELETE FROM slhook_delivery WHERE dest = $3 AND seq IN"
-    " (SELECT seq FROM slhook_delivery WHERE dest = $3 AND state = 1"
-    " AND due < $1 AND done < $1 LIMIT $2)";
+    "DELETE FROM slhook_delivery WHERE dest = $3 AND state = 1 AND done < $1"
+    " AND seq = ANY(ARRAY(SELECT seq FROM slhook_delivery WHERE dest = $3"
+    " AND state = 1 AND due < $1 AND done < $1 LIMIT $2))";
 /* An event's rows are found through the primary key, one destination at a
- * time ($3: every one that had rows): no index by seq alone to keep. */
+ * time ($3: every one that had rows): no index by seq alone to keep. OFFSET
+ * 0 keeps the NOT EXISTS a lookup per old event, which stops at the
+ * chunk's end: made an anti-join it hashed every row of the table, each
+ * chunk, even when nothing was old (0.5 s on a million rows, against
+ * 0.006 s; 0.035 s a chunk of 5,000). */
 static const char purge_events_sql[] =
-    "DELETE FROM slhook_event WHERE seq IN"
-    " (SELECT seq FROM slhook_event e WHERE received < $1"
+    "DELETE FROM slhook_event WHERE seq = ANY(ARRAY(SELECT seq"
+    " FROM slhook_event e WHERE received < $1"
     " AND NOT EXISTS (SELECT 1 FROM slhook_delivery d"
-    " WHERE d.dest = ANY($3::text[]) AND d.seq = e.seq) LIMIT $2)";
+    " WHERE d.dest = ANY($3::text[]) AND d.seq = e.seq OFFSET 0) LIMIT $2))";
 
 /* Runs the chunked DELETE sql ($1 cutoff, $2 chunk, $3 what), each chunk a
  * transaction of its own, until a chunk comes short; *total adds up the

@@ -183,12 +183,14 @@ static const char received_sql[] =
     "SELECT received / 60000, count(*) FROM slhook_event"
     " WHERE received >= $1 AND received < $2 GROUP BY 1";
 /* The rows reached from the window's events through the primary key
- * (store.h: no index has a row's delivery time). */
+ * (store.h: no index has a row's delivery time): the window's seqs as an
+ * array, which the planner cannot make a hash join that reads every row
+ * of the table (issue 18: 0.1 s on a million rows, against 0.03 s). */
 static const char delivered_sql[] =
-    "SELECT d.done / 60000, count(*) FROM slhook_event e"
-    " JOIN slhook_delivery d ON d.dest = ANY($3::text[]) AND d.seq = e.seq"
-    " WHERE e.received >= $1 AND e.received < $2"
-    " AND d.state = 1 AND d.done >= $4 AND d.done < $2 GROUP BY 1";
+    "SELECT done / 60000, count(*) FROM slhook_delivery"
+    " WHERE dest = ANY($3::text[]) AND seq = ANY(ARRAY(SELECT seq"
+    " FROM slhook_event WHERE received >= $1 AND received < $2))"
+    " AND state = 1 AND done >= $4 AND done < $2 GROUP BY 1";
 
 /* Adds each (minute, count) row of r to counts[minute - first]. */
 static void

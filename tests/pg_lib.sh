@@ -9,6 +9,7 @@
 # lib.sh's trap does not know it, so a test calls pg_stop before finish
 # (pg_start installs a trap that stops it on any exit). pg_down stops the
 # server at once (immediate: no client is told), pg_up starts it again.
+# PG_OPTS, when set, adds to the server's options ("-c name=value ...").
 #
 # A postgres started here inherits the shell's open descriptors; a test
 # that holds one open (a fifo, say) closes it for these calls.
@@ -57,7 +58,7 @@ pg_start() {
 pg_up() {
     (cd "$PG_DIR" && pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" \
         -l "$PG_DIR/server.log" -w -t 30 \
-        -o "-k $PG_DIR -c listen_addresses= -c max_connections=200" \
+        -o "-k $PG_DIR -c listen_addresses= -c max_connections=200 ${PG_OPTS:-}" \
         start) >"$T/pg_ctl.log" 2>&1 || {
         cat "$T/pg_ctl.log" "$PG_DIR/server.log" 2>/dev/null
         nok "pg_ctl start"

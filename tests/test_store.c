@@ -155,6 +155,55 @@ fixture_spool(struct slh_config *cfg, struct slh_store **sp, const char *name,
     return true;
 }
 
+/* The page's minutes: events received in each minute, and the rows of the
+ * window's events delivered in each; an event received before from_ms has
+ * its delivery left out (store.h). */
+static void
+test_minutes(void)
+{
+    const int64_t s0 = T0 - T0 % 60000; /* a whole minute */
+    struct slh_config cfg;
+    struct slh_store *st;
+    struct slh_error err = {0};
+    struct slh_claim c[4];
+    struct slh_outcome o[4];
+    int64_t rec[3] = {-1, -1, -1}, del[3] = {-1, -1, -1};
+    size_t n = 0;
+
+    if (!open_store(&cfg, &st, "minutes",
+                    "[destination a]\nurl = http://127.0.0.1:9/a\n"))
+        goto out;
+    put(st, &cfg, "Delivered", "m0", s0 - HOUR);
+    put(st, &cfg, "Delivered", "m1", s0);
+    put(st, &cfg, "Delivered", "m2", s0 + 1000);
+    put(st, &cfg, "Delivered", "m3", s0 + 60000);
+    if (!CHECK(slh_store_claim(st, "a", 0, s0 + 60000, LEASE, 4, c, &n, NULL,
+                               &err) == SLH_OK &&
+                   n == 4,
+               "claim 4: %s", err.text))
+        goto out;
+    memset(o, 0, sizeof(o));
+    for (size_t i = 0; i < n; i++) {
+        o[i].dest = "a";
+        o[i].seq = c[i].seq;
+        memcpy(o[i].id, c[i].id, sizeof(o[i].id));
+        o[i].state = SLH_DELIVERED;
+    }
+    CHECK(slh_store_finish(st, o, n, s0 + 120000 + 5, &err) == SLH_OK,
+          "finish: %s", err.text);
+    free_claims(c, n);
+    CHECK(slh_store_minutes(st, s0, 3, s0, rec, del, &err) == SLH_OK,
+          "minutes: %s", err.text);
+    CHECK(rec[0] == 2 && rec[1] == 1 && rec[2] == 0,
+          "received a minute: %lld %lld %lld", (long long)rec[0],
+          (long long)rec[1], (long long)rec[2]);
+    CHECK(del[0] == 0 && del[1] == 0 && del[2] == 3,
+          "delivered a minute, m0's left out: %lld %lld %lld",
+          (long long)del[0], (long long)del[1], (long long)del[2]);
+out:
+    close_store(&cfg, st);
+}
+
 /* Put: one event and a row per destination whose filter wants it;
  * duplicates and Validations add nothing; dests, next_due. */
 static void
@@ -1594,6 +1643,7 @@ main(void)
         test_race();
         test_throttle_state();
         test_import();
+        test_minutes();
     }
     {
         char cmd[128];

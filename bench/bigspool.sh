@@ -49,22 +49,8 @@ spool = $DIR/spool
 file = $DIR/crm.jsonl
 EOF
 S() { "$B/slhook" -c "$DIR/slhook.conf" "$@"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# secs CMD...: wall seconds CMD took, to the millisecond.
-secs() {
-    local t0 t1
-    t0=$(date +%s%N)
-    "$@" >/dev/null 2>&1
-    t1=$(date +%s%N)
-    awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e9 }'
-}
-# timed LABEL CMD...: BIG_RUNS runs, their times on one line.
-timed() {
-    local label=$1 line=""
-    shift
-    for _ in $(seq "$RUNS"); do line="$line $(secs "$@")"; done
-    printf '  %-44s%s s\n' "$label" "$line"
-}
+# shellcheck source=bench/timing.sh
+. "$ROOT/bench/timing.sh"
 
 # The schema at this build's version, made by slhook (deliver --once opens
 # the spool as a deliverer would, finds nothing due and returns).

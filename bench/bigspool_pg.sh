@@ -57,22 +57,9 @@ spool = postgresql:///slh_big?$PG_ARGS
 file = $T/crm.jsonl
 EOF
 S() { "$B/slhook" -c "$T/slhook.conf" "$@"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# secs CMD...: wall seconds CMD took, to the millisecond.
-secs() {
-    local t0 t1
-    t0=$(date +%s%N)
-    "$@" >/dev/null 2>&1
-    t1=$(date +%s%N)
-    awk -v d=$((t1 - t0)) 'BEGIN { printf "%.3f", d / 1e9 }'
-}
-# timed LABEL CMD...: BIG_RUNS runs, their times on one line.
-timed() {
-    local label=$1 line=""
-    shift
-    for _ in $(seq "$RUNS"); do line="$line $(secs "$@")"; done
-    printf '  %-46s%s s\n' "$label" "$line"
-}
+TIMED_WIDTH=46
+# shellcheck source=bench/timing.sh
+. "$ROOT/bench/timing.sh"
 
 S deliver --once >/dev/null 2>&1 || {
     echo "bigspool_pg: no spool made"

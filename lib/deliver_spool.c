@@ -254,34 +254,29 @@ dl_spool_purge(struct slh_deliverer *d, int64_t now)
                               NULL);
 }
 
-struct index_args {
-    size_t n;
-};
-
+/* arg: the size_t that gets how many were indexed. */
 static enum slh_err
 index_task(struct slh_store *sp, void *arg, struct slh_error *err)
 {
-    struct index_args *a = arg;
-
-    return slh_store_index(sp, SLH_STORE_INDEX_BATCH, &a->n, err);
+    return slh_store_index(sp, SLH_STORE_INDEX_BATCH, arg, err);
 }
 
 /*
  * Makes SLH_STORE_INDEX_BATCH more events findable by MessageId (store.h),
  * while events may be waiting for it: work the receive path no longer
  * does, left for the moments a deliverer has nothing else to do. Written
- * through, in slhook.fcgi it joins the committer's next transaction. A failure
- * (a full disk) waits for the next event to try again.
+ * through, in slhook.fcgi it joins the committer's next transaction. A
+ * failure (a full disk) waits for the next event to try again.
  */
 void
 dl_spool_index(struct slh_deliverer *d)
 {
-    struct index_args a = {0};
+    size_t n = 0;
 
     if (!d->is_index_behind)
         return;
-    d->is_index_behind = dl_write(d, index_task, &a, false, NULL) == SLH_OK &&
-                         a.n == SLH_STORE_INDEX_BATCH;
+    d->is_index_behind = dl_write(d, index_task, &n, false, NULL) == SLH_OK &&
+                         n == SLH_STORE_INDEX_BATCH;
 }
 
 /* ---- Outcomes ---- */

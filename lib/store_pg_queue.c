@@ -66,14 +66,21 @@ claim_row(const PGresult *r, int i, struct slh_claim *c, struct slh_error *err)
  * nothing was claimed. By due alone, as SQLite's claim and store.h: with
  * seq too the index (dest, state, due) no longer gives the order, and
  * every due row was sorted before the limit (22 ms with 20,000 due).
+ * The claimed rows are updated where the lock found them (a TID scan of
+ * their ctids, which the lock keeps: a plan no statistics change), not by
+ * a join on seq: with young statistics the planner hashed every row of the
+ * destination for each claim (5,000 rows, 2-4 ms a claim under load:
+ * BENCHMARKS.md, issue 18). A row whose newest version the lock found
+ * after the statement's snapshot was taken is not in that snapshot: the
+ * TID scan leaves it, unclaimed, for the next claim.
  */
 static const char claim_sql[] =
-    "WITH c AS (SELECT seq, due FROM slhook_delivery"
+    "WITH c AS (SELECT ctid AS t, seq, due FROM slhook_delivery"
     " WHERE dest = $1 AND state = 0 AND due <= $2"
     " ORDER BY due LIMIT $3 FOR UPDATE SKIP LOCKED),"
     " u AS (UPDATE slhook_delivery d SET due = $4::bigint,"
     " attempts = d.attempts + 1, owner = $5::bigint FROM c"
-    " WHERE d.dest = $1 AND d.seq = c.seq"
+    " WHERE d.ctid = ANY(ARRAY(SELECT t FROM c)) AND d.ctid = c.t"
     " RETURNING d.seq, d.attempts, d.done, c.due AS was),"
     " n AS (SELECT LEAST((SELECT min(due) FROM slhook_delivery x"
     " WHERE x.dest = $1 AND x.state = 0"

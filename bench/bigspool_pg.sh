@@ -71,7 +71,8 @@ END=$(now_ms)
 DAY=86400000
 START=$((END - 8 * DAY))
 t0=$(date +%s)
-Q "INSERT INTO slhook_event (id, at, type, tracking, received, body)
+Q "INSERT INTO slhook_event (id, at, type, tracking, received, body,
+                          message_id)
 SELECT md5(i || 'a') || md5(i || 'b'), received / 1000 * 1000, type,
        CASE type WHEN 'Tracking' THEN 1 ELSE -1 END, received,
        json_build_object('Type', type, 'DateTime',
@@ -80,7 +81,7 @@ SELECT md5(i || 'a') || md5(i || 'b'), received / 1000 * 1000, type,
            'MessageId', substr(md5(i || 'm'), 1, 24), 'Address',
            'user' || (i % 50000) || '@example.com', 'ServerId', 40211,
            'MailingId', 'mailing-' || (i % 1000), 'Response',
-           '250 2.0.0 OK')::text
+           '250 2.0.0 OK')::text, substr(md5(i || 'm'), 1, 24)
 FROM (SELECT i, $START + i * (8 * $DAY / $N) AS received,
              CASE WHEN i % 10 < 6 THEN 'Delivered'
                   WHEN i % 10 < 8 THEN 'Tracking'

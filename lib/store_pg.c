@@ -457,18 +457,6 @@ on_note(struct slh_store *st, void (*note)(void *ctx, const char *text),
     (void)ctx;
 }
 
-/* The MessageId index is the event table's own (store_pg_open.c), kept
- * as each event is stored: nothing to catch up. */
-static enum slh_err
-index_none(struct slh_store *st, size_t max, size_t *n, struct slh_error *err)
-{
-    (void)st;
-    (void)max;
-    (void)err;
-    *n = 0;
-    return SLH_OK;
-}
-
 /* The turn goes to the one UPDATE that finds the last purge every_ms old
  * by the server's clock (or as far ahead of it: the clock was set back),
  * in one statement: of two at once, the second waits for the first's row
@@ -526,7 +514,7 @@ const struct slh_store_ops slh_store_pg_ops = {
     OP(events),
     OP(event),
     OP(requeue),
-    .index = index_none,
+    OP(index),
     OP(minutes),
     OP(throttle_get),
     OP(throttle_put),

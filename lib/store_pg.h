@@ -33,10 +33,14 @@
  *                                      -- purge began (server ms)
  *   slhook_event(seq bigint identity PRIMARY KEY, id text, at bigint,
  *                type text, tracking integer, received bigint, body text,
+ *                message_id text,
  *                UNIQUE (at, id))      -- as SQLite's; body is text, not
- *                                      -- jsonb: relayed byte for byte
+ *                                      -- jsonb: relayed byte for byte;
+ *                                      -- message_id the body's MessageId
+ *                                      -- ('' none), NULL not yet read
  *   index slhook_event_received (received, seq)
- *   index slhook_event_message_id ((body::jsonb ->> 'MessageId'))
+ *   index slhook_event_message (message_id) WHERE message_id IS NOT NULL
+ *   index slhook_event_unread (seq) WHERE message_id IS NULL
  *   slhook_delivery(dest text COLLATE "C", seq bigint, state smallint,
  *                   due bigint, attempts integer, last_status integer,
  *                   last_error text, done bigint, owner bigint,
@@ -74,7 +78,11 @@
  * upgraded as an old one is, so that every upgrade is run by every test.
  * Version 2 added slhook_owner.seen and slhook_meta.last_purge (both 0 in
  * rows made before: an owner of an older slhook, which never beats, is
- * dead as soon as its lock is free, as it was).
+ * dead as soon as its lock is free, as it was). Version 3 replaced the
+ * index on (body::jsonb ->> 'MessageId') with the column message_id:
+ * events stored before have it NULL until a deliverer, idle, reads it
+ * from their bodies (slh_store_index()); lookups read those bodies
+ * meanwhile.
  *
  * Owners: a random token in 1..2^31-1, a row in slhook_owner and a session
  * advisory lock (SLH_PG_LOCK_CLASS, token) held by the connection that
@@ -115,7 +123,7 @@
 
 #include "store_backend.h"
 
-#define SLH_PG_VERSION 2
+#define SLH_PG_VERSION 3
 /* Every advisory key of ours has it first: 0x534b48 (a comment once read
  * it as "SLH", 0x534c48; the value stays, as running hosts hold it). */
 #define SLH_PG_LOCK_CLASS 5458760
@@ -261,6 +269,7 @@ __typeof__(slh_store_health) slh_pg_health;
 /* The ops (store_pg_put.c, store_pg_queue.c, store_pg_owner.c,
  * store_pg_stats.c, store_pg_events.c), each with its store.h contract. */
 __typeof__(slh_store_put_tasks) slh_pg_put_tasks;
+__typeof__(slh_store_index) slh_pg_index;
 __typeof__(slh_store_owner_open) slh_pg_owner_open;
 __typeof__(slh_store_take_back) slh_pg_take_back;
 __typeof__(slh_store_owner_beat) slh_pg_owner_beat;

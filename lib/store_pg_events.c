@@ -32,16 +32,22 @@
     " AND (NOT $7::boolean OR (d.state = 0 AND d.attempts > 0"                 \
     " AND d.last_error IS NOT NULL)))"
 
+/* The event's MessageId is m, a text parameter, or m is NULL. */
+#define MESSAGE_IS(m)                                                          \
+    "(" m "::text IS NULL OR message_id = " m " OR (message_id IS NULL"        \
+    " AND (body::jsonb ->> 'MessageId') = " m "))"
+
 /* Newest first in the window ($1, $2), of a Type in any case ($3), a
- * MessageId ($4, through its index: the statement is planned with the
- * values, so a NULL condition folds away), the rows' conditions, up to
- * $9. list_sql for no row conditions (ROWS_WANTED folds to true),
+ * MessageId ($4, through its index, and the bodies of the events whose
+ * MessageId is not read yet, through theirs: the statement is planned
+ * with the values, so a NULL condition folds away), the rows' conditions,
+ * up to $9. list_sql for no row conditions (ROWS_WANTED folds to true),
  * list_rows_sql for some. */
 #define LIST_HEAD                                                              \
     "SELECT seq, id, type, tracking, at, received, body FROM slhook_event w"   \
     " WHERE received >= $1 AND received < $2"                                  \
     " AND ($3::text IS NULL OR lower(type) = lower($3))"                       \
-    " AND ($4::text IS NULL OR (body::jsonb ->> 'MessageId') = $4)"
+    " AND " MESSAGE_IS("$4")
 #define LIST_TAIL " ORDER BY received DESC, seq DESC LIMIT $9"
 static const char list_sql[] = LIST_HEAD ROWS_WANTED LIST_TAIL;
 static const char list_rows_sql[] = LIST_HEAD ROWS_EXIST LIST_TAIL;
@@ -55,7 +61,7 @@ static const char list_address_sql[] =
     " ORDER BY received DESC, seq DESC LIMIT $11) w"
     " WHERE lower(body::jsonb ->> 'Address') = lower($10)"
     " AND ($3::text IS NULL OR lower(type) = lower($3))"
-    " AND ($4::text IS NULL OR (body::jsonb ->> 'MessageId') = $4)" ROWS_WANTED
+    " AND " MESSAGE_IS("$4") ROWS_WANTED
     " ORDER BY received DESC, seq DESC LIMIT $9";
 
 /* The rows of the events $2 for the destinations $1, in destination byte

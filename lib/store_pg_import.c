@@ -12,15 +12,17 @@
  * (then nothing of it); then the rows of the new ones, as arrays ($7 the
  * event's place in the batch, counted from 1, .. $14 done), owned by no
  * one. The tally's trigger counts the delivered ones. ORDER BY i keeps
- * the events' order in their new seqs.
+ * the events' order in their new seqs. Each MessageId is read from its
+ * body here, as slh_pg_index() would (one write of the row, not two).
  */
 static const char import_sql[] =
     "WITH input AS (SELECT * FROM unnest($1::text[], $2::bigint[],"
     " $3::text[], $4::integer[], $5::bigint[], $6::text[])"
     " WITH ORDINALITY AS t(id, at, type, tracking, received, body, i)),"
     " fresh AS (INSERT INTO slhook_event"
-    " (id, at, type, tracking, received, body)"
-    " SELECT id, at, type, tracking, received, body FROM input ORDER BY i"
+    " (id, at, type, tracking, received, body, message_id)"
+    " SELECT id, at, type, tracking, received, body,"
+    " coalesce(body::jsonb ->> 'MessageId', '') FROM input ORDER BY i"
     " ON CONFLICT (at, id) DO NOTHING RETURNING seq, at, id),"
     " rows AS (INSERT INTO slhook_delivery"
     " (dest, seq, state, due, attempts, last_status, last_error, done)"

@@ -92,8 +92,25 @@ static const char upgrade_2_sql[] =
     "ALTER TABLE slhook_meta ADD COLUMN last_purge bigint NOT NULL DEFAULT 0;"
     "UPDATE slhook_meta SET version = 2;";
 
+/* Version 3: each event's MessageId a column of its own, written with it
+ * (store_pg_put.c), in place of the index on an expression that parsed
+ * every body as jsonb on the receive path. Rows from before have NULL
+ * there, until slh_pg_index() reads it from their bodies; a partial index
+ * finds those (and costs a new row nothing: its message_id is not NULL).
+ * Both indexes are made over the rows already there: the first reads
+ * the table and keeps nothing, the second keeps one entry an old event. */
+static const char upgrade_3_sql[] =
+    "ALTER TABLE slhook_event ADD COLUMN message_id text;"
+    "DROP INDEX slhook_event_message_id;"
+    "CREATE INDEX slhook_event_message ON slhook_event (message_id)"
+    " WHERE message_id IS NOT NULL;"
+    "CREATE INDEX slhook_event_unread ON slhook_event (seq)"
+    " WHERE message_id IS NULL;"
+    "UPDATE slhook_meta SET version = 3;";
+
 /* What makes each version from the one before, [0] from none. */
-static const char *const upgrades[SLH_PG_VERSION] = {schema_sql, upgrade_2_sql};
+static const char *const upgrades[SLH_PG_VERSION] = {schema_sql, upgrade_2_sql,
+                                                     upgrade_3_sql};
 
 /*
  * A connection to uri (to the database dbname instead, when not NULL):

@@ -5,22 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 /*
  * Every event of a put in one statement, one round trip: the events as
- * arrays ($1 id .. $7 mask, in order), each stored unless its (at, id), or
- * its legacy id (event.h), is there already; then a pending row for each
- * destination ($9, in the config's order) whose character in the event's
- * mask is 1. ON CONFLICT rather than a look first: a concurrent put of the
- * same event waits for the other's commit and then adds nothing. The
- * count is of new events, exact. ORDER BY i numbers them in arrival order.
+ * arrays ($1 id .. $7 mask, $10 MessageId, in order), each stored unless
+ * its (at, id), or its legacy id (event.h), is there already; then a
+ * pending row for each destination ($9, in the config's order) whose
+ * character in the event's mask is 1. The MessageId comes read ('' for
+ * none), or NULL for the server to read from the body: one that is not a
+ * string, as its jsonb text, which is what version 2's index held. ON CONFLICT
+ * rather than a look first: a concurrent put of the same event waits for the
+ * other's commit and then adds nothing. The count is of new events, exact.
+ * ORDER BY i numbers them in arrival order.
  */
 static const char put_sql[] =
     "WITH input AS (SELECT * FROM unnest($1::text[], $2::bigint[],"
-    " $3::text[], $4::integer[], $5::text[], $6::text[], $7::text[])"
-    " WITH ORDINALITY AS t(id, at, type, tracking, body, legacy, mask, i)),"
+    " $3::text[], $4::integer[], $5::text[], $6::text[], $7::text[],"
+    " $10::text[]) WITH ORDINALITY"
+    " AS t(id, at, type, tracking, body, legacy, mask, mid, i)),"
     " fresh AS (INSERT INTO slhook_event"
-    " (id, at, type, tracking, received, body)"
-    " SELECT id, at, type, tracking, $8, body FROM input"
+    " (id, at, type, tracking, received, body, message_id)"
+    " SELECT id, at, type, tracking, $8, body,"
+    " coalesce(mid, body::jsonb ->> 'MessageId', '') FROM input"
     " WHERE legacy IS NULL OR NOT EXISTS (SELECT 1 FROM slhook_event e"
     " WHERE e.at = input.at AND e.id = input.legacy)"
     " ORDER BY i ON CONFLICT (at, id) DO NOTHING RETURNING seq, at, id),"
@@ -35,27 +42,30 @@ static const char put_sql[] =
 
 /* The arrays of a put, as literals. */
 struct put_arrays {
-    struct slh_pg_buf id, at, type, tracking, body, legacy, mask, dests;
+    struct slh_pg_buf id, at, type, tracking, body, legacy, mask, mid, dests;
     size_t n; /* events in them */
 };
 
 static void
 arrays_free(struct put_arrays *p)
 {
-    struct slh_pg_buf *all[] = {&p->id,   &p->at,     &p->type, &p->tracking,
-                                &p->body, &p->legacy, &p->mask, &p->dests};
+    struct slh_pg_buf *all[] = {&p->id,       &p->at,   &p->type,
+                                &p->tracking, &p->body, &p->legacy,
+                                &p->mask,     &p->mid,  &p->dests};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         slh_pg_buf_free(all[i]);
 }
 
-/* Adds ev (not a Validation) to p, with its relay body and its mask of
- * cfg's destinations (mask: room for one character each). */
+/* Adds ev (not a Validation) to p, with its relay body, its MessageId
+ * (the relay body's: the key as spelt there) and its mask of cfg's
+ * destinations (mask: room for one character each). */
 static enum slh_err
 add_event(struct put_arrays *p, const struct slh_config *cfg,
           const struct slh_event *ev, char *mask)
 {
     char *made = ev->body == NULL ? slh_event_body(ev) : NULL;
+    const json_t *mid = json_object_get(ev->obj, "MessageId");
 
     if (ev->body == NULL && made == NULL)
         return SLH_ENOMEM;
@@ -71,6 +81,10 @@ add_event(struct put_arrays *p, const struct slh_config *cfg,
     slh_pg_arr_text(&p->legacy,
                     ev->legacy_id[0] != '\0' ? ev->legacy_id : NULL);
     slh_pg_arr_text(&p->mask, mask);
+    if (mid == NULL || json_is_string(mid))
+        slh_pg_arr_text(&p->mid, mid != NULL ? json_string_value(mid) : "");
+    else
+        slh_pg_arr_text(&p->mid, NULL);
     free(made);
     p->n++;
     return SLH_OK;
@@ -94,6 +108,7 @@ insert_all(struct slh_pg *pg, const struct put_arrays *p, int64_t now_ms,
     slh_pg_arg_text(&a, p->mask.p);
     slh_pg_arg_i64(&a, now_ms);
     slh_pg_arg_text(&a, p->dests.p);
+    slh_pg_arg_text(&a, p->mid.p);
     rc = slh_pg_exec(pg, NULL, put_sql, &a, &r, err);
     if (rc == SLH_OK)
         *fresh = (size_t)slh_pg_i64(r, 0, 0);
@@ -132,7 +147,7 @@ make_arrays(struct put_arrays *p, const struct slh_config *cfg,
             const struct slh_batch *const *batches, size_t n)
 {
     struct slh_pg_buf *open[] = {&p->id,   &p->at,     &p->type, &p->tracking,
-                                 &p->body, &p->legacy, &p->mask};
+                                 &p->body, &p->legacy, &p->mask, &p->mid};
     char *mask = malloc(cfg->n_dests + 1);
     enum slh_err rc = mask != NULL ? SLH_OK : SLH_ENOMEM;
     bool is_oom = false;
@@ -178,4 +193,26 @@ slh_pg_put_tasks(struct slh_store *st, const struct slh_config *cfg,
         *n_new = fresh;
     arrays_free(&p);
     return rc;
+}
+
+/* Up to $1 events without their MessageId read yet (stored before version
+ * 3, or since by an older slhook), oldest first, given it from their
+ * bodies; updated where the lock found them (store_pg_queue.c's claim
+ * says why), SKIP LOCKED so that deliverers on two hosts take different
+ * ones. */
+static const char index_sql[] =
+    "WITH b AS (SELECT ctid AS t FROM slhook_event WHERE message_id IS NULL"
+    " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    " UPDATE slhook_event SET"
+    " message_id = coalesce(body::jsonb ->> 'MessageId', '')"
+    " WHERE ctid = ANY(ARRAY(SELECT t FROM b))";
+
+enum slh_err
+slh_pg_index(struct slh_store *st, size_t max, size_t *n, struct slh_error *err)
+{
+    struct slh_pg_args a = {0};
+
+    *n = 0;
+    slh_pg_arg_i64(&a, (int64_t)(max > INT32_MAX ? INT32_MAX : max));
+    return slh_pg_write(slh_pg(st), "index", index_sql, &a, n, err);
 }

@@ -103,6 +103,9 @@ expect "the breaker's count of b's failures in the copy" 3 \
     "$($PSQL -c "SELECT failures FROM slhook_throttle WHERE dest = 'b'")"
 expect "no row owned in the copy" 0 \
     "$($PSQL -c 'SELECT count(*) FROM slhook_delivery WHERE owner IS NOT NULL')"
+expect "every MessageId read as it was copied (none left to index)" 0 \
+    "$($PSQL -c "SELECT count(*) FROM slhook_event WHERE message_id IS NULL
+        OR message_id <> coalesce(body::jsonb ->> 'MessageId', '')")"
 
 "$B/slhook" -c "$T/sq.conf" migrate "$SQ" "$PG" >"$T/mig2" 2>&1
 expect "migrate again: exit 0" 0 $?

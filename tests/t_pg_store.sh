@@ -34,7 +34,7 @@ expect "deliver --once makes the database: exit 0" 0 $?
 "$B/slhook" -c "$T/slhook.conf" check >"$T/check1" 2>&1
 expect "check: exit 0" 0 $?
 check "check: the server's version and the schema's" \
-    grep -qE "PostgreSQL 1[0-9.]+.*, schema 2, database slh_cli as slhook" \
+    grep -qE "PostgreSQL 1[0-9.]+.*, schema 3, database slh_cli as slhook" \
     "$T/check1"
 check "check: sound" grep -q ": sound$" "$T/check1"
 check "check: the URI's password masked" \

@@ -2,8 +2,9 @@
  * and the purge (store_pg.h): the beat and the grace, a session ended
  * under a live owner, its lock held by another session, outcomes recorded
  * only where a row still names their owner, giving back after a lapse,
- * one purge turn among handles asking at once, and the upgrade of a
- * version 1 schema by several processes at once. Needs the cluster that
+ * one purge turn among handles asking at once, the upgrade of a
+ * version 1 schema by several processes at once, and version 3's
+ * MessageIds. Needs the cluster that
  * tests/t_pg_fence.sh starts (SLH_TEST_PG: the URI's parameters); an
  * administrator's connection of its own (libpq) ends sessions and holds
  * locks as a server or a network would. */
@@ -102,27 +103,34 @@ admin(struct db *db, const char *fmt, ...)
     return v;
 }
 
+/* Stores the event of a JSON body, received at T0. */
+static bool
+put_body(struct db *db, const char *body)
+{
+    struct slh_batch b = {0};
+    const struct slh_batch *one = &b;
+    struct slh_error err = {0};
+    bool is_ok =
+        slh_batch_parse(&b, body, strlen(body), SLH_MEDIA_JSON, &err) ==
+            SLH_OK &&
+        slh_store_put(db->st, &db->cfg, &one, 1, T0, NULL, &err) == SLH_OK;
+
+    slh_batch_free(&b);
+    return CHECK(is_ok, "put %s: %s", body, err.text);
+}
+
 /* Stores n events of Type Delivered at T0 (MessageIds tag0, tag1...). */
 static bool
 put_events(struct db *db, const char *tag, int n)
 {
     for (int i = 0; i < n; i++) {
         char body[512];
-        struct slh_batch b = {0};
-        const struct slh_batch *one = &b;
-        struct slh_error err = {0};
-        int len = snprintf(body, sizeof(body),
-                           "{\"Type\":\"Delivered\",\"ServerId\":40211,"
-                           "\"MessageId\":\"%s%d\",\"Address\":"
-                           "\"u@example.org\"}",
-                           tag, i);
-        bool is_ok =
-            slh_batch_parse(&b, body, (size_t)len, SLH_MEDIA_JSON, &err) ==
-                SLH_OK &&
-            slh_store_put(db->st, &db->cfg, &one, 1, T0, NULL, &err) == SLH_OK;
 
-        slh_batch_free(&b);
-        if (!CHECK(is_ok, "put: %s", err.text))
+        snprintf(body, sizeof(body),
+                 "{\"Type\":\"Delivered\",\"ServerId\":40211,"
+                 "\"MessageId\":\"%s%d\",\"Address\":\"u@example.org\"}",
+                 tag, i);
+        if (!put_body(db, body))
             return false;
     }
     return true;
@@ -504,6 +512,13 @@ out:
     db_close(&db);
 }
 
+/* Version 3 undone: the MessageId column gone, version 2's index back. */
+#define UNDO_3                                                                 \
+    "ALTER TABLE slhook_event DROP COLUMN message_id;"                         \
+    " CREATE INDEX slhook_event_message_id"                                    \
+    " ON slhook_event (((body::jsonb) ->> 'MessageId'));"                      \
+    " UPDATE slhook_meta SET version = 2;"
+
 /* A version 1 spool, with an owner of an older slhook (no beat) that died
  * holding a row, upgraded by several processes opening it at once. */
 static void
@@ -525,11 +540,12 @@ test_upgrade(void)
     free_claims(c, n);
     slh_store_close(db.st);
     db.st = NULL;
-    CHECK(admin(&db, "ALTER TABLE slhook_owner DROP COLUMN seen;"
-                     " ALTER TABLE slhook_meta DROP COLUMN last_purge;"
-                     " UPDATE slhook_meta SET version = 1;"
-                     " INSERT INTO slhook_owner (token, pid, since, host,"
-                     " client_pid) VALUES (77, 0, 0, 'gone', 0)") == 1,
+    CHECK(admin(&db,
+                UNDO_3 "ALTER TABLE slhook_owner DROP COLUMN seen;"
+                       " ALTER TABLE slhook_meta DROP COLUMN last_purge;"
+                       " UPDATE slhook_meta SET version = 1;"
+                       " INSERT INTO slhook_owner (token, pid, since, host,"
+                       " client_pid) VALUES (77, 0, 0, 'gone', 0)") == 1,
           "made version 1 again");
     for (int i = 0; i < 4; i++) {
         kids[i] = fork();
@@ -563,6 +579,83 @@ out:
     db_close(&db);
 }
 
+/* The events of MessageId mid the store finds (at most 10). */
+static size_t
+found(struct db *db, const char *mid)
+{
+    struct slh_store_filter f = {.message_id = mid};
+    struct slh_store_event *ev = NULL;
+    struct slh_error err = {0};
+    size_t n = 0;
+
+    if (!CHECK(slh_store_events(db->st, &f, &ev, &n, &err) == SLH_OK,
+               "events of %s: %s", mid, err.text))
+        return 0;
+    slh_store_events_free(ev, n);
+    return n;
+}
+
+/* A version 2 spool upgraded to 3: its events, and one an older slhook
+ * stores after (no message_id), found by MessageId before the idle
+ * deliverer's index reads theirs and after; the new ones have it from
+ * their put, as the body's jsonb has it. */
+static void
+test_upgrade_3(void)
+{
+    struct db db;
+    struct slh_error err = {0};
+    size_t n = 0, total = 0;
+
+    if (!db_open(&db, "upgrade3") || !put_events(&db, "m", 4) ||
+        !put_body(&db, "{\"Type\":\"Failed\",\"MessageId\":12345}") ||
+        !put_body(&db, "{\"Type\":\"Failed\",\"messageid\":\"m0\"}"))
+        goto out;
+    CHECK(admin(&db,
+                "SELECT count(*) FROM slhook_event WHERE message_id IS NULL"
+                " OR message_id IS DISTINCT FROM"
+                " coalesce(body::jsonb ->> 'MessageId', '')") == 0,
+          "every put's message_id is its body's (a number's text, '' none)");
+    slh_store_close(db.st);
+    db.st = NULL;
+    CHECK(admin(&db, UNDO_3) == 1, "made version 2 again");
+    CHECK(slh_store_open(&db.st, db.spool, SLH_STORE_EXISTING, &err) ==
+                  SLH_OK &&
+              admin(&db, "SELECT version FROM slhook_meta") == SLH_PG_VERSION,
+          "upgraded to %d: %s", SLH_PG_VERSION, err.text);
+    CHECK(admin(&db,
+                "INSERT INTO slhook_event (id, at, type, tracking,"
+                " received, body) VALUES ('old', 1, 'Failed', 0, %lld,"
+                " '{\"MessageId\":\"m1\"}')",
+                (long long)T0) == 1,
+          "an older slhook's event, stored since");
+    CHECK(admin(&db, "SELECT count(*) FROM slhook_event"
+                     " WHERE message_id IS NULL") == 7,
+          "none of the seven read yet");
+    CHECK(found(&db, "m0") == 1 && found(&db, "m1") == 2 &&
+              found(&db, "12345") == 1 && found(&db, "m9") == 0,
+          "found by their bodies before the index");
+    do {
+        CHECK(slh_store_index(db.st, 3, &n, &err) == SLH_OK, "index: %s",
+              err.text);
+        total += n;
+    } while (n == 3 && total < 20);
+    CHECK(total == 7 && n < 3, "indexed all seven in batches of 3: %zu", total);
+    CHECK(found(&db, "m0") == 1 && found(&db, "m1") == 2 &&
+              found(&db, "12345") == 1 && found(&db, "m9") == 0,
+          "found by their column after it");
+    CHECK(admin(&db, "SELECT count(*) FROM slhook_event"
+                     " WHERE message_id IS NULL") == 0 &&
+              admin(&db, "SELECT count(*) FROM slhook_event"
+                         " WHERE message_id = ''") == 1,
+          "every one read, the one without a MessageId as ''");
+    CHECK(put_events(&db, "n", 1) &&
+              slh_store_index(db.st, 3, &n, &err) == SLH_OK && n == 0 &&
+              found(&db, "n0") == 1,
+          "a new event: found, nothing to index (%zu)", n);
+out:
+    db_close(&db);
+}
+
 int
 main(void)
 {
@@ -572,5 +665,6 @@ main(void)
     test_zombie();
     test_purge_race();
     test_upgrade();
+    test_upgrade_3();
     return check_summary();
 }

@@ -484,12 +484,6 @@ slh_deliverer_free(struct slh_deliverer *d)
     free(d);
 }
 
-const char *
-slh_deliverer_spool(const struct slh_deliverer *d)
-{
-    return d->cfg->spool;
-}
-
 enum slh_err
 slh_deliverer_new(struct slh_deliverer **out, const struct slh_config *cfg,
                   struct slh_error *err)

@@ -49,9 +49,6 @@ enum slh_err slh_deliverer_new(struct slh_deliverer **out,
 /* Releases d. NULL is fine. Must not be running. */
 void slh_deliverer_free(struct slh_deliverer *d);
 
-/* The spool d delivers from: its config's. */
-const char *slh_deliverer_spool(const struct slh_deliverer *d);
-
 /* ---- What a front end sets before run ---- */
 
 /* What one attempt came to. Borrowed for the duration of the callback. */

@@ -4,8 +4,6 @@
 #include <semaphore.h>
 #include <time.h>
 
-#include "store.h"
-
 /* Delivers until the stop; see the header for the pause after an error. */
 static void *
 deliver_main(void *arg)
@@ -67,11 +65,7 @@ slh_deliver_thread_start(struct slh_deliver_thread *t, struct slh_deliverer *d,
     t->d = d;
     t->on_error = on_error;
     t->ctx = ctx;
-    /* Where writers take turns, the committer is the process's one writer;
-     * elsewhere the deliverer writes on its own connection, beside the
-     * receivers' commits rather than inside them. */
-    if (slh_store_is_one_writer(slh_deliverer_spool(d)))
-        slh_deliverer_write_through(d, write_through, commit);
+    slh_deliverer_write_through(d, write_through, commit);
     if (slh_thread_start(&t->thread, deliver_main, t) != 0)
         return slh_error_set(err, SLH_ENOMEM, "cannot start the deliverer");
     return SLH_OK;

@@ -1,11 +1,8 @@
 /* deliver_thread.h: slhook.fcgi's delivery thread.
  *
- * A deliverer that runs beside the receiving side of one process: on a
- * spool whose writers take turns (SQLite: slh_store_is_one_writer()) its
- * writes go through the group committer's transactions (commit.h,
- * slh_deliverer_write_through()), so that one connection writes; on one
- * whose writers commit side by side (PostgreSQL) it writes on its own
- * connection, so that no receive waits for a claim or an outcome. Its
+ * A deliverer that runs beside the receiving side of one process: its
+ * spool writes go through the group committer's transactions (commit.h,
+ * slh_deliverer_write_through()), so that one connection writes; its
  * thread yields to the request threads (slh_deliver_yield_priority()). An
  * error (the spool busy or unreadable for a while) ends a run; receiving
  * goes on regardless, and delivery resumes after a pause rather than

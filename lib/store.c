@@ -174,12 +174,6 @@ slh_store_is_local(const char *spool)
     return spool != NULL && backend_of(spool)->is_local;
 }
 
-bool
-slh_store_is_one_writer(const char *spool)
-{
-    return spool != NULL && backend_of(spool)->is_one_writer;
-}
-
 enum slh_err
 slh_store_describe(struct slh_store *st, char *buf, size_t size,
                    struct slh_error *err)

@@ -87,14 +87,6 @@ char *slh_store_mask(const char *spool);
 bool slh_store_is_local(const char *spool);
 
 /*
- * Whether spool's writers take turns, one transaction at a time (SQLite's
- * database lock): then a process's writers are better off sharing one
- * transaction than queueing (slhook.fcgi's committer). False where
- * writers on several connections commit side by side (PostgreSQL).
- */
-bool slh_store_is_one_writer(const char *spool);
-
-/*
  * One line about what st is, for `slhook check`, into buf (size bytes,
  * NUL-terminated, cut to fit): the engine and its version, the schema
  * version ("SQLite 3.40.1, schema 7"). SLH_ESTORE when it cannot be read.

@@ -28,8 +28,7 @@ struct slh_store_ops {
     /* Whether spool names a store of this backend (store.c asks in turn;
      * the last backend takes what no other claims). */
     bool (*is_mine)(const char *spool);
-    bool is_local;      /* its spools are directories: slh_store_is_local() */
-    bool is_one_writer; /* slh_store_is_one_writer() */
+    bool is_local; /* its spools are directories: slh_store_is_local() */
     /* Each with the type of the store.h function of the same name. Arrays
      * and strings handed out are malloc()'s: store.c frees them. */
     __typeof__(slh_store_open) *open;

@@ -489,7 +489,6 @@ const struct slh_store_ops slh_store_pg_ops = {
     OP(describe),
     .is_mine = is_mine,
     .is_local = false,
-    .is_one_writer = false,
     .open = store_open,
     .close = store_close,
     .where = where,

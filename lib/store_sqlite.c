@@ -455,7 +455,6 @@ const struct slh_store_ops slh_store_sqlite_ops = {
     .name = "sqlite",
     .is_mine = is_mine,
     .is_local = true,
-    .is_one_writer = true,
     .open = store_open,
     .close = store_close,
     .where = where,

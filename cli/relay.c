@@ -65,6 +65,21 @@ struct sig_ctx {
 
 static void log_attempt(const struct slh_attempt *a, void *arg);
 
+static void
+log_note(const char *text, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "slhook: deliver: %s\n", text);
+}
+
+/* What a deliverer tells, logged: each attempt, and its notes. */
+static void
+watch(struct slh_deliverer *d)
+{
+    slh_deliverer_on_attempt(d, log_attempt, NULL);
+    slh_deliverer_on_note(d, log_note, NULL);
+}
+
 /* Frees a reloaded config and its deliverer (which borrows it). */
 static void
 drop_reload(struct slh_deliverer *d, struct slh_config *cfg)
@@ -91,7 +106,7 @@ reload(struct sig_ctx *ctx)
     else if (slh_config_load(cfg, ctx->path, &err) == SLH_OK &&
              slh_log_check(cfg->log, &err) == SLH_OK &&
              slh_deliverer_new(&d, cfg, &err) == SLH_OK)
-        slh_deliverer_on_attempt(d, log_attempt, NULL);
+        watch(d);
     if (d == NULL) {
         fprintf(stderr,
                 "slhook: deliver: reload refused, the running config kept: "
@@ -376,7 +391,7 @@ cmd_deliver(int argc, char **argv, const struct slh_config *cfg)
         fprintf(stderr, "slhook: deliver: %s\n", err.text);
         goto out;
     }
-    slh_deliverer_on_attempt(d, log_attempt, NULL);
+    watch(d);
     sig.d = d;
     if (pthread_create(&thread, NULL, sig_thread, &sig) != 0) {
         fprintf(stderr, "slhook: deliver: cannot start a thread\n");

@@ -64,6 +64,13 @@ note_delivery_error(void *ctx, const char *text)
 }
 
 static void
+note_deliverer(const char *text, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "slhook.fcgi: deliverer: %s\n", text);
+}
+
+static void
 wake_deliverer(void *d)
 {
     slh_deliverer_wake(d);
@@ -328,6 +335,8 @@ start(struct running *r, const struct options *opt,
 
     if (opt->is_delivering && cfg->n_dests > 0)
         rc = slh_deliverer_new(&dl->d, cfg, err);
+    if (rc == SLH_OK && dl->d != NULL)
+        slh_deliverer_on_note(dl->d, note_deliverer, NULL);
     if (rc == SLH_OK)
         rc = slh_commit_start(&r->commit, cfg,
                               dl->d != NULL ? wake_deliverer : NULL,

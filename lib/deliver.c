@@ -5,6 +5,8 @@
 #include "deliver_int.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -229,10 +231,19 @@ fence(struct slh_deliverer *d)
 {
     int64_t seqs[SLH_MAX_CONCURRENCY + CLAIM_BATCH];
 
+    size_t n = 0;
+
     for (size_t i = 0; i < d->n_ds; i++)
         if (d->ds[i].dest->url != NULL)
-            (void)drop_held(d, &d->ds[i], seqs);
+            n += drop_held(d, &d->ds[i], seqs);
     d->is_fenced = true;
+    dl_note(d,
+            "fenced: no good beat for %d ms (%s): the %zu row(s) it held "
+            "dropped, attempts in flight stopped; claims nothing until a "
+            "beat works",
+            SLH_STORE_FENCE_MS,
+            d->beat_err.text[0] != '\0' ? d->beat_err.text : "no answer yet",
+            n);
 }
 
 /* ---- The loop ---- */
@@ -414,6 +425,28 @@ slh_deliverer_on_attempt(struct slh_deliverer *d,
 {
     d->on_attempt = fn;
     d->arg = arg;
+}
+
+void
+slh_deliverer_on_note(struct slh_deliverer *d,
+                      void (*fn)(const char *text, void *arg), void *arg)
+{
+    d->on_note = fn;
+    d->note_arg = arg;
+}
+
+void
+dl_note(struct slh_deliverer *d, const char *fmt, ...)
+{
+    char text[SLH_ERROR_TEXT + 256];
+    va_list ap;
+
+    if (d->on_note == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    d->on_note(text, d->note_arg);
 }
 
 /* ---- Making and freeing ---- */

@@ -80,6 +80,17 @@ void slh_deliverer_on_attempt(struct slh_deliverer *d,
                               void *arg);
 
 /*
+ * Has run call fn(text, arg) on its own thread with a line for the log
+ * (no newline) when d's standing changes in a way an operator should see:
+ * its owner fenced (no good beat for SLH_STORE_FENCE_MS, store.h: its
+ * attempts in flight stopped, nothing claimed, and why the beat failed),
+ * fenced no more, and rows of dead deliverers taken back. Set it before
+ * run; fn NULL turns it off. fn must not call back into d.
+ */
+void slh_deliverer_on_note(struct slh_deliverer *d,
+                           void (*fn)(const char *text, void *arg), void *arg);
+
+/*
  * A deliverer writes the spool (claims, outcomes, rows given back) in
  * transactions of its own on its own connection, unless a front end that
  * has a writer thread takes those writes into its writer's transactions:

@@ -113,6 +113,8 @@ struct slh_deliverer {
     struct slh_claim *batch; /* FILE_BATCH claims for file destinations */
     void (*on_attempt)(const struct slh_attempt *a, void *arg);
     void *arg;
+    void (*on_note)(const char *text, void *arg); /* and its arg: */
+    void *note_arg;
     slh_deliver_write_fn write; /* slh_deliverer_write_through()'s */
     void *write_ctx;
     atomic_bool stop;
@@ -130,6 +132,10 @@ struct slh_deliverer {
     struct slh_error beat_err;     /* why the last beat failed */
     bool curl_ready;
 };
+
+/* A line for d's on_note, printf-style; nothing when none is set. */
+__attribute__((format(printf, 2, 3))) void dl_note(struct slh_deliverer *d,
+                                                   const char *fmt, ...);
 
 /* ---- The spool (deliver_spool.c) ---- */
 

@@ -226,10 +226,15 @@ dl_spool_recover(struct slh_deliverer *d, int64_t now)
         is_back = is_fresh;
         d->is_fenced = d->is_fenced && !is_fresh;
     }
-    return (slh_store_take_back(d->sp, slh_store_owner_token(d->owner), now,
-                                &taken, NULL) == SLH_OK &&
-            taken > 0) ||
-           is_back;
+    if (is_back)
+        dl_note(d, "fenced no more: a beat worked; the rows that still named "
+                   "this deliverer given back");
+    if (slh_store_take_back(d->sp, slh_store_owner_token(d->owner), now, &taken,
+                            NULL) != SLH_OK ||
+        taken == 0)
+        return is_back;
+    dl_note(d, "took back %zu row(s) that dead deliverers had claimed", taken);
+    return true;
 }
 
 /*

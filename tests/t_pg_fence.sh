@@ -233,6 +233,12 @@ check "2: delivered once the lock was let go" is_delivered "$ID2"
 check "2: posted at most twice" test "$(posts "$ID2")" -le 2
 check "2: never two posts at once ($(apart "$ID2" 2>&1))" apart_ "$ID2"
 check "2: both deliverers live on" kill -0 "$DA" "$DB"
+L2=$T/deliver.A.log
+[ "$P" = "$DB" ] && L2=$T/deliver.B.log
+check "2: it logged that it was fenced, and why" \
+    grep -qE "^slhook: deliver: fenced: no good beat for [0-9]+ ms \(.+\): the [0-9]+ row\(s\) it held dropped" "$L2"
+check "2: and that it was fenced no more" \
+    grep -q "^slhook: deliver: fenced no more: a beat worked" "$L2"
 
 # 3. SIGKILL under a post in flight: the other one posts it within 10 s.
 ID3=$(printf 'a3%062d' 3)
@@ -254,6 +260,10 @@ check "3: within 10 s ($took s)" \
 wait_for 5 is_delivered "$ID3"
 check "3: delivered" is_delivered "$ID3"
 check "3: never two posts at once ($(apart "$ID3" 2>&1))" apart_ "$ID3"
+L3=$T/deliver.A.log
+[ "$P" = "$DA" ] && L3=$T/deliver.B.log
+check "3: the other logged what it took back" \
+    grep -qE "^slhook: deliver: took back [1-9][0-9]* row\(s\) that dead deliverers had claimed" "$L3"
 for p in $DA $DB; do [ "$p" = "$P" ] || stop_pid "$p"; done
 
 # 4. Case 2 in slhook.fcgi, alone: its delivery thread claims and records
@@ -274,6 +284,9 @@ wait_for 15 is_delivered "$ID4"
 check "4: delivered by it once the lock was let go" is_delivered "$ID4"
 check "4: never two posts at once ($(apart "$ID4" 2>&1))" apart_ "$ID4"
 check "4: slhook.fcgi lives on" kill -0 "$FPID"
+check "4: slhook.fcgi logged that it was fenced, and no more" sh -c "
+    grep -q '^slhook.fcgi: deliverer: fenced: no good beat' '$T/fcgi.log' &&
+    grep -q '^slhook.fcgi: deliverer: fenced no more' '$T/fcgi.log'"
 stop_pid "$FPID"
 
 # The backend's own checks, in C, counted with these.

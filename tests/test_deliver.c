@@ -331,7 +331,17 @@ struct runner {
     struct slh_error err;
     atomic_int attempts;
     atomic_llong last_due; /* of the latest pending outcome, minus now */
+    char notes[1024];      /* its notes, one a line: read after the join */
 };
+
+static void
+keep_note(const char *text, void *arg)
+{
+    struct runner *r = arg;
+    size_t len = strlen(r->notes);
+
+    snprintf(r->notes + len, sizeof(r->notes) - len, "%s\n", text);
+}
 
 static void
 count_attempt(const struct slh_attempt *a, void *arg)
@@ -365,6 +375,7 @@ start_runner(struct runner *r, struct setup *s, bool once)
                "deliverer: %s", err.text))
         return false;
     slh_deliverer_on_attempt(r->d, count_attempt, r);
+    slh_deliverer_on_note(r->d, keep_note, r);
     if (pthread_create(&r->thread, NULL, run_thread, r) != 0) {
         slh_deliverer_free(r->d);
         r->d = NULL;
@@ -1108,6 +1119,9 @@ test_dead_owner(void)
           "a starting deliverer delivered the dead one's 20 (%" PRId64
           "), left the live one's 5",
           stats(&s, "dead").delivered);
+    CHECK(strstr(r.notes, "took back 20 row(s) that dead deliverers had "
+                          "claimed\n") != NULL,
+          "and said so: %s", r.notes);
     snprintf(path, sizeof(path), "%s/%s", s.spool, SLH_SQLITE_CLAIMS);
     {
         char cmd[300];
@@ -1129,6 +1143,8 @@ test_dead_owner(void)
               took);
     }
     finish_runner(&r);
+    CHECK(strstr(r.notes, "took back 8 row(s)") != NULL, "and said so: %s",
+          r.notes);
     CHECK(stats(&s, "dead").pending == 5, "the live one's 5 still leased");
 out:
     slh_sqlite_owner_close(&live, s.spool);

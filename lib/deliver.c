@@ -230,7 +230,6 @@ static void
 fence(struct slh_deliverer *d)
 {
     int64_t seqs[SLH_MAX_CONCURRENCY + CLAIM_BATCH];
-
     size_t n = 0;
 
     for (size_t i = 0; i < d->n_ds; i++)

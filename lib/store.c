@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -582,6 +583,23 @@ import_check(const struct slh_store_event *events, size_t n,
                                      ev->id, ev->rows[k].state);
     }
     return SLH_OK;
+}
+
+bool
+slh_store_row_error(const struct slh_store_row *r, char *error)
+{
+    if (r->last_error[0] == '\0' && !r->is_retrying)
+        return false;
+    snprintf(error, SLH_STORE_ERROR_LEN, "%s", r->last_error);
+    slh_store_utf8_mend(error);
+    return true;
+}
+
+bool
+slh_store_row_done(const struct slh_store_row *r, int64_t *done)
+{
+    *done = r->state != SLH_PENDING ? r->due : r->revived;
+    return *done != 0 || r->state != SLH_PENDING;
 }
 
 enum slh_err

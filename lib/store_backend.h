@@ -75,6 +75,15 @@ struct slh_store_ops {
  * '?' (store.h, slh_store_finish()). For every backend's error texts. */
 void slh_store_utf8_mend(char *s);
 
+/* An imported row's columns as every backend stores them
+ * (slh_store_import()). slh_store_row_error(): its last_error, mended,
+ * into error (SLH_STORE_ERROR_LEN bytes), or false for NULL, "no failure"
+ * (a retrying row keeps even an empty text). slh_store_row_done(): into
+ * *done when a finished row finished (which is also its due) or when a
+ * pending one was revived; false for NULL, a pending row never revived. */
+bool slh_store_row_error(const struct slh_store_row *r, char *error);
+bool slh_store_row_done(const struct slh_store_row *r, int64_t *done);
+
 /* The end of every op that lists events: on success hands out (*events)
  * the *n events read into out; on failure (rc) frees them and makes *n 0.
  * Returns rc. */

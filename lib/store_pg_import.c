@@ -2,8 +2,6 @@
  * they stand there (slh_store_import()). */
 #include "store_pg.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -47,17 +45,14 @@ enum {
     ROW_N
 };
 
-/* Row r of the event at place i (from 1) into the arrays b. A pending
- * row's done is when it was revived (NULL: never), a finished row's when
- * it finished, which is also its due. NULL is "no failure": a retrying
- * row keeps even an empty text. */
+/* Row r of the event at place i (from 1) into the arrays b, its error
+ * and done as store_backend.h has them. */
 static void
 add_row(struct slh_pg_buf *b, int64_t i, const struct slh_store_row *r)
 {
     char error[SLH_STORE_ERROR_LEN];
+    int64_t done;
 
-    snprintf(error, sizeof(error), "%s", r->last_error);
-    slh_store_utf8_mend(error);
     slh_pg_arr_i64(&b[ROW_I], i);
     slh_pg_arr_text(&b[ROW_DEST], r->dest);
     slh_pg_arr_i64(&b[ROW_STATE], r->state);
@@ -68,11 +63,9 @@ add_row(struct slh_pg_buf *b, int64_t i, const struct slh_store_row *r)
     else
         slh_pg_arr_text(&b[ROW_STATUS], NULL);
     slh_pg_arr_text(&b[ROW_ERROR],
-                    error[0] != '\0' || r->is_retrying ? error : NULL);
-    if (r->state != SLH_PENDING)
-        slh_pg_arr_i64(&b[ROW_DONE], r->due);
-    else if (r->revived != 0)
-        slh_pg_arr_i64(&b[ROW_DONE], r->revived);
+                    slh_store_row_error(r, error) ? error : NULL);
+    if (slh_store_row_done(r, &done))
+        slh_pg_arr_i64(&b[ROW_DONE], done);
     else
         slh_pg_arr_text(&b[ROW_DONE], NULL);
 }

@@ -2,9 +2,6 @@
  * rows as they stand there (slh_store_import()). */
 #include "store_sqlite.h"
 
-#include <stdio.h>
-#include <string.h>
-
 /* As a put's insert (store_sqlite_put.c), but with the received time the
  * event has: an event there already adds nothing, its rows included. */
 static const char import_event_sql[] =
@@ -18,14 +15,15 @@ static const char import_row_sql[] =
     "(dest, seq, state, due, attempts, last_status, last_error, done)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-/* Row r of the event stored as seq: an SQLite result code, SQLITE_DONE
- * when stored. A pending row's done is when it was revived (NULL: never),
- * a finished row's when it finished, which is also its due. */
+/* Row r of the event stored as seq, its error and done as
+ * store_backend.h has them: an SQLite result code, SQLITE_DONE when
+ * stored. */
 static int
 import_row(struct slh_sqlite *sq, const struct slh_store_row *r, int64_t seq)
 {
     sqlite3_stmt *st = NULL;
     char error[SLH_STORE_ERROR_LEN];
+    int64_t done;
     int rc = slh_sqlite_prepare(sq, import_row_sql, &st);
 
     if (rc != SQLITE_OK)
@@ -37,16 +35,10 @@ import_row(struct slh_sqlite *sq, const struct slh_store_row *r, int64_t seq)
     sqlite3_bind_int(st, 5, r->attempts);
     if (r->last_status > 0)
         sqlite3_bind_int(st, 6, r->last_status);
-    /* NULL is "no failure": a retrying row keeps even an empty text. */
-    if (r->last_error[0] != '\0' || r->is_retrying) {
-        snprintf(error, sizeof(error), "%s", r->last_error);
-        slh_store_utf8_mend(error);
+    if (slh_store_row_error(r, error))
         sqlite3_bind_text(st, 7, error, -1, SQLITE_TRANSIENT);
-    }
-    if (r->state != SLH_PENDING)
-        sqlite3_bind_int64(st, 8, r->due);
-    else if (r->revived != 0)
-        sqlite3_bind_int64(st, 8, r->revived);
+    if (slh_store_row_done(r, &done))
+        sqlite3_bind_int64(st, 8, done);
     return slh_sqlite_run(st);
 }
 

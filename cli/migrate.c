@@ -78,17 +78,19 @@ copy_throttle(struct slh_store *from, struct slh_store *to, const char *name,
 {
     struct slh_throttle_state s, there;
     struct slh_error err = {0};
+    bool is_copied = false;
 
-    if (slh_store_throttle_get(from, name, &s, &err) != SLH_OK ||
-        slh_store_throttle_get(to, name, &there, &err) != SLH_OK ||
-        (!is_unset(&s) && is_unset(&there) &&
-         slh_store_throttle_put(to, name, &s, &err) != SLH_OK)) {
-        fprintf(stderr, "slhook: migrate: destination %s: %s\n", name,
-                err.text);
-        return 1;
+    if (slh_store_throttle_get(from, name, &s, &err) == SLH_OK &&
+        slh_store_throttle_get(to, name, &there, &err) == SLH_OK) {
+        is_copied = !is_unset(&s) && is_unset(&there);
+        if (!is_copied ||
+            slh_store_throttle_put(to, name, &s, &err) == SLH_OK) {
+            *n += is_copied;
+            return 0;
+        }
     }
-    *n += !is_unset(&s) && is_unset(&there);
-    return 0;
+    fprintf(stderr, "slhook: migrate: destination %s: %s\n", name, err.text);
+    return 1;
 }
 
 /* Every destination from has rows for, and cfg's; their numbers in both

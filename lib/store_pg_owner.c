@@ -17,9 +17,9 @@
 #define OWNER_TRIES 8
 
 static const char lock_sql[] =
-    "SELECT pg_try_advisory_lock(" STR(SLH_PG_LOCK_CLASS) ", $1::integer)";
+    "SELECT pg_try_advisory_lock(" LOCK_CLASS ", $1::integer)";
 static const char unlock_sql[] =
-    "SELECT pg_advisory_unlock(" STR(SLH_PG_LOCK_CLASS) ", $1::integer)";
+    "SELECT pg_advisory_unlock(" LOCK_CLASS ", $1::integer)";
 static const char insert_sql[] =
     "INSERT INTO slhook_owner (token, pid, since, host, client_pid, seen)"
     " VALUES ($1, pg_backend_pid(), $2, $3, $4, " SLH_PG_NOW_MS ")"
@@ -28,7 +28,7 @@ static const char insert_sql[] =
  * owner to bury. */
 static const char close_sql[] =
     "WITH gone AS (DELETE FROM slhook_owner WHERE token = $1)"
-    " SELECT pg_advisory_unlock(" STR(SLH_PG_LOCK_CLASS) ", $1::integer)";
+    " SELECT pg_advisory_unlock(" LOCK_CLASS ", $1::integer)";
 
 /* A token in 1..2^31-1: the second key of an advisory lock is an integer.
  * Random; without getrandom() the pid and the clock, as a clash with a
@@ -155,12 +155,16 @@ slh_pg_owners_relock(struct slh_pg *pg)
         (void)is_true(pg, lock_sql, pg->owners[i]->base.token, NULL);
 }
 
-/* Whether this session holds the lock of token $1 (pg_locks: the lock's
- * keys are its classid and objid; objsubid 2 says two int4 keys). */
+/* Row l of pg_locks is owner tok's lock, granted (the lock's keys are
+ * its classid and objid; objsubid 2 says two int4 keys). */
+#define OWNER_LOCK(tok)                                                        \
+    "l.locktype = 'advisory' AND l.classid = " LOCK_CLASS                      \
+    " AND l.objid = (" tok ")::bigint::oid AND l.objsubid = 2 AND l.granted"
+
+/* Whether this session holds the lock of token $1. */
 #define HELD                                                                   \
-    "EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory'"                 \
-    " AND classid = " LOCK_CLASS " AND objid = $1::bigint::oid"                \
-    " AND objsubid = 2 AND pid = pg_backend_pid() AND granted)"
+    "EXISTS (SELECT FROM pg_locks l WHERE " OWNER_LOCK(                        \
+        "$1") " AND l.pid = pg_backend_pid())"
 
 /* A beat of owner $1: whether its lock is this session's, and if so
  * whether its row was there to note the beat in (not buried). pid follows
@@ -195,9 +199,7 @@ static const char fresh_sql[] =
 static const char zombie_sql[] =
     "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
     " JOIN slhook_owner o ON o.token = $1 AND o.pid = l.pid"
-    " WHERE l.locktype = 'advisory' AND l.classid = " LOCK_CLASS
-    " AND l.objid = $1::bigint::oid AND l.objsubid = 2 AND l.granted"
-    " AND l.pid <> pg_backend_pid()";
+    " WHERE " OWNER_LOCK("$1") " AND l.pid <> pg_backend_pid()";
 
 /* beat_sql for token: *held, *is_seen (its row was there). */
 static enum slh_err
@@ -329,12 +331,9 @@ slh_pg_take_back(struct slh_store *st, int64_t self, int64_t now_ms,
  * then. */
 static const char alive_sql[] =
     "SELECT count(*) FROM slhook_owner o WHERE o.token <> $1 AND EXISTS"
-    " (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'"
-    " AND l.database = (SELECT oid FROM pg_database"
-    " WHERE datname = current_database())"
-    " AND l.classid::bigint = " STR(
-        SLH_PG_LOCK_CLASS) " AND l.objid::bigint = o.token AND l.objsubid = 2 "
-                           "AND l.granted)";
+    " (SELECT 1 FROM pg_locks l WHERE " OWNER_LOCK(
+        "o.token") " AND l.database = (SELECT oid FROM pg_database"
+                   " WHERE datname = current_database()))";
 
 enum slh_err
 slh_pg_owners_alive(struct slh_store *st, int64_t self, size_t *n,

@@ -149,7 +149,10 @@ static const char finish_sql[] =
     " AND (o.owner = 0 OR d.owner = o.owner)"
     " AND o.id = (SELECT e.id FROM slhook_event e WHERE e.seq = o.seq)";
 
-/* Adds outcome o, recorded at now_ms, to the arrays b[0..8). */
+/* finish_sql's arrays, $1..$8. */
+#define OUTCOME_ARRAYS 8
+
+/* Adds outcome o, recorded at now_ms, to the arrays b[0..OUTCOME_ARRAYS). */
 static void
 add_outcome(struct slh_pg_buf *b, const struct slh_outcome *o, int64_t now_ms)
 {
@@ -175,24 +178,24 @@ slh_pg_finish(struct slh_store *st, const struct slh_outcome *o, size_t n,
               int64_t now_ms, struct slh_error *err)
 {
     struct slh_pg *pg = (struct slh_pg *)st;
-    struct slh_pg_buf b[8];
+    struct slh_pg_buf b[OUTCOME_ARRAYS];
     struct slh_pg_args a = {0};
     bool is_oom = false;
     enum slh_err rc;
 
     memset(b, 0, sizeof(b));
-    for (size_t k = 0; k < 8; k++)
+    for (size_t k = 0; k < OUTCOME_ARRAYS; k++)
         slh_pg_arr_open(&b[k]);
     for (size_t i = 0; i < n; i++)
         add_outcome(b, &o[i], now_ms);
-    for (size_t k = 0; k < 8; k++) {
+    for (size_t k = 0; k < OUTCOME_ARRAYS; k++) {
         is_oom |= slh_pg_arr_close(&b[k]) == NULL;
         slh_pg_arg_text(&a, b[k].p);
     }
     slh_pg_arg_i64(&a, now_ms);
     rc = is_oom ? slh_error_set(err, SLH_ESTORE, "finish: out of memory")
                 : slh_pg_write(pg, "finish", finish_sql, &a, NULL, err);
-    for (size_t k = 0; k < 8; k++)
+    for (size_t k = 0; k < OUTCOME_ARRAYS; k++)
         slh_pg_buf_free(&b[k]);
     return rc;
 }

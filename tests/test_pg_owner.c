@@ -244,6 +244,20 @@ a_claims(struct db *db, const char *name, int n, struct slh_store_owner **a,
                  "a claims %d: %s", n, err.text);
 }
 
+/* Undoes a_claims(): c's n claims freed, both owners and both handles
+ * closed. */
+static void
+a_claims_close(struct db *db, struct slh_store_owner *a,
+               struct slh_store *other, struct slh_store_owner *b,
+               struct slh_claim *c, size_t n)
+{
+    free_claims(c, n);
+    slh_store_owner_close(b);
+    slh_store_owner_close(a);
+    slh_store_close(other);
+    db_close(db);
+}
+
 /* An owner whose session ended is not taken back while its beat is
  * recent, and is after the grace; once buried it knows it, its outcomes
  * are dropped where its rows are another's, and a fresh beat makes it
@@ -307,12 +321,8 @@ test_grace(void)
     CHECK(beat(db.st, a, false, 1, &err) == SLH_OK, "and it beats: %s",
           err.text);
 out:
-    free_claims(c, n);
     free_claims(cb, nb);
-    slh_store_owner_close(b);
-    slh_store_owner_close(a);
-    slh_store_close(other);
-    db_close(&db);
+    a_claims_close(&db, a, other, b, c, n);
 }
 
 /* A session ended under a live owner that takes its lock again before the
@@ -349,11 +359,7 @@ test_relock(void)
               n_delivered(&db) == 1,
           "its outcome recorded: %s", err.text);
 out:
-    free_claims(c, n);
-    slh_store_owner_close(b);
-    slh_store_owner_close(a);
-    slh_store_close(other);
-    db_close(&db);
+    a_claims_close(&db, a, other, b, c, n);
 }
 
 /* An owner whose lock another session holds (a session the server has not
@@ -399,11 +405,7 @@ test_lock_elsewhere(void)
     CHECK(beat(db.st, a, false, 1, &err) == SLH_OK, "and it beats on: %s",
           err.text);
 out:
-    free_claims(c, n);
-    slh_store_owner_close(b);
-    slh_store_owner_close(a);
-    slh_store_close(other);
-    db_close(&db);
+    a_claims_close(&db, a, other, b, c, n);
 }
 
 /* A session of the owner's that the server has not found dead (its

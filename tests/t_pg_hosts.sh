@@ -308,21 +308,33 @@ load_bg() {
     track $LDPID
 }
 
+# load_end TAG WHAT: stops the load TAG; checks that every event it posted
+# was answered 200 in the end.
+load_end() {
+    touch "$T/stop-$1"
+    wait "$LDPID"
+    rc=$?
+    check "$2: every event answered 200 in the end ($(cat "$T/load-$1.out"))" \
+        test $rc -eq 0
+}
+
+# each_host_twice PAUSE ACTION: ACTION a, b, a and b, PAUSE s apart; k
+# counts them, for ACTION's messages.
+each_host_twice() {
+    k=1
+    for h in a b a b; do
+        sleep "$1"
+        "$2" "$h"
+        k=$((k + 1))
+    done
+}
+
 # Slow posts: a host always holds a batch of claims while it is killed.
 delay 0.3
 load_bg kl
 HELD=0
-k=1
-for h in a b a b; do
-    sleep 1.5
-    take_over "$h"
-    k=$((k + 1))
-done
-touch "$T/stop-kl"
-wait "$LDPID"
-rc=$?
-check "kills: every event answered 200 in the end ($(cat "$T/load-kl.out"))" \
-    test $rc -eq 0
+each_host_twice 1.5 take_over
+load_end kl kills
 check "kills: $KILLS kills made while the host held claims (held: $HELD)" \
     test "$HELD" -eq "$KILLS"
 
@@ -369,17 +381,8 @@ check "before the drops: drained" drained
 delay 1
 load_bg dr 0.8
 DROPPED=0
-k=1
-for h in a b a b; do
-    sleep 1
-    drop_conn "$h"
-    k=$((k + 1))
-done
-touch "$T/stop-dr"
-wait "$LDPID"
-rc=$?
-check "drops: every event answered 200 in the end ($(cat "$T/load-dr.out"))" \
-    test $rc -eq 0
+each_host_twice 1 drop_conn
+load_end dr drops
 check "drops: $DROPPED of 4 connections ended while their host held claims" \
     test "$DROPPED" -eq 4
 delay 0.01
@@ -405,11 +408,7 @@ t_up=$(now)
 pg_up
 t_back=$(now)
 sleep 3
-touch "$T/stop-pg"
-wait "$LDPID"
-rc=$?
-check "restart: every event answered 200 in the end ($(cat "$T/load-pg.out"))" \
-    test $rc -eq 0
+load_end pg restart
 $HC window --answers "$T/answers" --from "$t_down" --to "$t_up" \
     --after "$t_back" >"$T/tally"
 sed 's/^/    /' "$T/tally"

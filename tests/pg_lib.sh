@@ -70,3 +70,23 @@ pg_down() {
     pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop \
         >/dev/null 2>&1
 }
+
+# pg_uri NAME: the spool string of the database NAME of this cluster.
+pg_uri() {
+    echo "postgresql:///$1?$PG_ARGS"
+}
+
+# pg_ticks: user+system clock ticks of every postgres process: the
+# postmaster (with its reaped children) and the children alive now.
+pg_ticks() {
+    local pm
+    pm=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || {
+        echo 0
+        return
+    }
+    # shellcheck disable=SC2002
+    cat /proc/[0-9]*/stat 2>/dev/null | sed 's/([^)]*)/x/' | awk -v pm="$pm" '
+        $1 == pm { t += $14 + $15 + $16 + $17 }
+        $4 == pm { t += $14 + $15 }
+        END { print t + 0 }'
+}

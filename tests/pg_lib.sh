@@ -71,6 +71,14 @@ pg_down() {
         >/dev/null 2>&1
 }
 
+# pg_psql NAME ARGS...: psql on the database NAME of this cluster, as
+# slhook, without ~/.psqlrc.
+pg_psql() {
+    local db=$1
+    shift
+    psql -X -q -h "$PG_DIR" -U slhook -d "$db" "$@"
+}
+
 # pg_uri NAME: the spool string of the database NAME of this cluster.
 pg_uri() {
     echo "postgresql:///$1?$PG_ARGS"

@@ -9,9 +9,12 @@ snapshots, grouped by what it is, per request (bench/run's pg-profile).
 
 Groups: a postgres backend by "user database" (its title's first words,
 without the statement or state it shows), every other postgres process by
-its title (walwriter, checkpointer...), any other process by its command
-name. A process that ended between the snapshots is missing from B: its
-CPU is not counted (its parent's reaped-children time has it).
+its title (walwriter, checkpointer...), a kernel worker as "kworker" (its
+name changes with the work queue it last ran), any other process by its
+command name. A process is the same in A and B when its pid and start time
+are: a pid reused, or a process new since A, counts all its CPU. A process
+that ended between the snapshots is missing from B: its CPU is not counted
+(its parent's reaped-children time has it).
 """
 import os
 import sys
@@ -37,6 +40,8 @@ def group(pid):
         return title.strip()
     if comm == "postgres":
         return "postgres (postmaster)"
+    if comm.startswith("kworker/"):
+        return "kworker"
     return comm
 
 
@@ -52,26 +57,26 @@ def snap(path):
                 continue
             fields = stat[stat.rindex(")") + 2:].split()
             ticks = int(fields[11]) + int(fields[12])  # utime + stime
+            who = "%s.%s" % (pid, fields[19])  # pid.starttime
             g = group(pid)
             if g is not None:
-                out.write("%s\t%d\t%s\n" % (pid, ticks, g))
+                out.write("%s\t%d\t%s\n" % (who, ticks, g))
 
 
 def load(path):
     procs = {}
     with open(path) as f:
         for line in f:
-            pid, ticks, g = line.rstrip("\n").split("\t")
-            procs[pid] = (int(ticks), g)
+            who, ticks, g = line.rstrip("\n").split("\t")
+            procs[who] = (int(ticks), g)
     return procs
 
 
 def diff(a, b, n):
     before, after = load(a), load(b)
     used, count = {}, {}
-    for pid, (ticks, g) in after.items():
-        t0 = before[pid][0] if pid in before and before[pid][1] == g else 0
-        d = ticks - t0
+    for who, (ticks, g) in after.items():
+        d = ticks - before.get(who, (0, g))[0]
         used[g] = used.get(g, 0) + d
         count[g] = count.get(g, 0) + (1 if d > 0 else 0)
     total = sum(used.values())

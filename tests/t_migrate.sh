@@ -98,7 +98,7 @@ check "the copy is sound" grep -q "^postgresql:.*: sound$" "$T/mig1"
 check "events --json: the same on PostgreSQL" cmp "$T/sq.json" "$T/pg.json"
 "$B/slhook" -c "$T/pg.conf" check >"$T/check-pg" 2>&1
 expect "check on the copy: exit 0 (the tally agrees)" 0 $?
-PSQL="psql -X -q -t -A -h $PG_DIR -U slhook slh_mig"
+PSQL="pg_psql slh_mig -t -A"
 expect "the breaker's count of b's failures in the copy" 3 \
     "$($PSQL -c "SELECT failures FROM slhook_throttle WHERE dest = 'b'")"
 expect "no row owned in the copy" 0 \
@@ -173,7 +173,7 @@ check "all 2100 copied, with a row each" \
     grep -q "^events: 2100 read (with 2100 delivery rows), 2100 copied" \
     "$T/mig8"
 expect "2100 in the copy, in the order received" "2100 t" \
-    "$(psql -X -q -t -A -F ' ' -h "$PG_DIR" -U slhook slh_big -c \
+    "$(pg_psql slh_big -t -A -F ' ' -c \
         "SELECT count(*), bool_and(o = n) FROM (SELECT
             (body::jsonb ->> 'MessageId') AS m, row_number() OVER (ORDER BY seq) AS o,
             substr(body::jsonb ->> 'MessageId', 5)::integer + 1 AS n

@@ -23,7 +23,7 @@ need "$B/slhook" "$B/slhook.fcgi" "$B/tests/test_pg_owner" python3 psql
 
 SLOW=8
 pg_start || finish
-PSQL="psql -X -q -t -A -h $PG_DIR -U slhook slh_fence"
+PSQL="pg_psql slh_fence -t -A"
 
 cat >"$T/recv.py" <<'EOF'
 import json, select, socket, sys, threading, time

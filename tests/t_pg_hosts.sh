@@ -60,7 +60,7 @@ secs_since() {
 }
 
 pg_start || finish
-PSQL="psql -X -q -t -A -h $PG_DIR -U slhook slh_hosts"
+PSQL="pg_psql slh_hosts -t -A"
 SPOOL="postgresql:///slh_hosts?$PG_ARGS"
 
 # The destination, 50 ms a post to begin with.

@@ -78,7 +78,7 @@ check "status: the two events, each once, for a" \
 # The hourly purge, its turn kept in the database: both events made
 # delivered long ago, then forgotten by the next deliverer once the last
 # turn is an hour old; the tally follows (check verifies it).
-PSQL="psql -X -q -t -A -h $PG_DIR -U slhook slh_cli"
+PSQL="pg_psql slh_cli -t -A"
 check "the purge's turn taken by the first deliverer" \
     test "$($PSQL -c 'SELECT last_purge > 0 FROM slhook_meta')" = t
 $PSQL -c "UPDATE slhook_delivery SET state = 1, due = 1000, done = 1000;
@@ -124,7 +124,7 @@ check "no password in any log" \
 sed "s|/slh_cli?|/slh_gone?|" "$T/slhook.conf" >"$T/gone.conf"
 start_fcgi "$T/fcgi.log" "$T/gone.sock" -c "$T/gone.conf" --no-deliver
 fcgi_ready "$T/gone.sock"
-psql -X -q -h "$PG_DIR" -U slhook postgres \
+pg_psql postgres \
     -c "DROP DATABASE slh_gone WITH (FORCE)" >/dev/null
 post "$T/gone.sock" --method GET --param PATH_INFO=/health
 expect "/health, the database gone: 503" 503 "$STATUS"

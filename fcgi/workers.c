@@ -23,6 +23,7 @@
 #include "handler.h"
 #include "metrics.h"
 #include "proto.h"
+#include "thread.h"
 #include "web.h"
 
 /*
@@ -940,6 +941,7 @@ fc_workers_start(struct fc_workers **out, const struct slh_config *cfg,
                                  "cannot start request thread %zu: %s", i + 1,
                                  strerror(e));
         }
+        slh_thread_name(ws->threads[i], "slh-request");
         ws->n_threads++;
     }
     *out = ws;

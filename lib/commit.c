@@ -236,7 +236,7 @@ slh_commit_start(struct slh_commit **out, const struct slh_config *cfg,
         goto fail;
     atomic_init(&c->head, NULL);
     sem_init(&c->work, 0, 0);
-    e = slh_thread_start(&c->thread, run, c);
+    e = slh_thread_start(&c->thread, "slh-commit", run, c);
     if (e != 0) {
         rc = slh_error_set(err, SLH_ENOMEM, "cannot start the committer: %s",
                            strerror(e));

@@ -66,7 +66,7 @@ slh_deliver_thread_start(struct slh_deliver_thread *t, struct slh_deliverer *d,
     t->on_error = on_error;
     t->ctx = ctx;
     slh_deliverer_write_through(d, write_through, commit);
-    if (slh_thread_start(&t->thread, deliver_main, t) != 0)
+    if (slh_thread_start(&t->thread, "slh-deliver", deliver_main, t) != 0)
         return slh_error_set(err, SLH_ENOMEM, "cannot start the deliverer");
     return SLH_OK;
 }

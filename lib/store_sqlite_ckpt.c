@@ -81,7 +81,7 @@ slh_sqlite_ckpt_start(struct slh_sqlite *sq, struct slh_error *err)
     k->ctx = sq->note_ctx;
     atomic_init(&k->is_pending, false);
     sem_init(&k->work, 0, 0);
-    e = slh_thread_start(&k->thread, run, k);
+    e = slh_thread_start(&k->thread, "slh-checkpoint", run, k);
     if (e != 0) {
         sem_destroy(&k->work);
         slh_store_close(k->st);

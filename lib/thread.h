@@ -17,10 +17,19 @@ struct slh_thread {
 };
 
 /*
- * Starts fn(arg) on a new thread of t, not stopping. Returns 0, or
- * pthread_create()'s error number (then t is not running).
+ * Starts fn(arg) on a new thread of t, not stopping, named name (see
+ * slh_thread_name()). Returns 0, or pthread_create()'s error number (then t
+ * is not running).
  */
-int slh_thread_start(struct slh_thread *t, void *(*fn)(void *), void *arg);
+int slh_thread_start(struct slh_thread *t, const char *name,
+                     void *(*fn)(void *), void *arg);
+
+/*
+ * Names the thread id name (at most 15 bytes are kept): what `top -H`,
+ * `ps -L` and perf show for it, so that an operator can tell the committer
+ * from the delivery thread. Best effort: a name refused changes nothing.
+ */
+void slh_thread_name(pthread_t id, const char *name);
 
 /* True once slh_thread_stop() has begun: what the thread's loop asks. */
 bool slh_thread_is_stopping(struct slh_thread *t);

@@ -76,6 +76,9 @@ PORT=$(free_port)
 A=127.0.0.1:$PORT
 start "$T/a.log" "$A" --threads 4
 check "listening on $A" fcgi_ready "$A"
+expect "its threads named for what they do (top -H, perf)" \
+    "slh-checkpoint slh-commit slh-deliver slh-request slh-request slh-request slh-request slhook.fcgi" \
+    "$(sort /proc/"$SRV"/task/*/comm | tr '\n' ' ' | sed 's/ $//')"
 
 $CLIENT "$A" each "$FIX"/*.json "$FIX"/*.txt >"$T/each.out"
 check "every fixture answered" [ "$(wc -l <"$T/each.out")" -eq "$(ls "$FIX"/*.json "$FIX"/*.txt | wc -l)" ]

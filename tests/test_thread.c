@@ -1,6 +1,8 @@
 /* test_thread.c: a thread that runs until told to stop (lib/thread.h). */
+#define _GNU_SOURCE /* pthread_getname_np() */
 #include <errno.h>
 #include <semaphore.h>
+#include <string.h>
 
 #include "check.h"
 #include "thread.h"
@@ -41,11 +43,19 @@ main(void)
 {
     struct loop l = {0};
     struct slh_thread never = {0};
+    char name[32] = "";
 
     sem_init(&l.work, 0, 0);
     sem_init(&l.turned, 0, 0);
-    CHECK(slh_thread_start(&l.t, loop_main, &l) == 0, "started");
+    CHECK(slh_thread_start(&l.t, "slh-test", loop_main, &l) == 0, "started");
     CHECK(l.t.is_running, "running");
+    CHECK(pthread_getname_np(l.t.id, name, sizeof(name)) == 0 &&
+              strcmp(name, "slh-test") == 0,
+          "named as asked: '%s'", name);
+    slh_thread_name(l.t.id, "slh-a-name-too-long-to-keep");
+    CHECK(pthread_getname_np(l.t.id, name, sizeof(name)) == 0 &&
+              strcmp(name, "slh-a-name-too-") == 0,
+          "a long name cut to the 15 bytes the kernel keeps: '%s'", name);
     CHECK(!slh_thread_is_stopping(&l.t), "not stopping at first");
     sem_post(&l.work);
     sem_post(&l.work);

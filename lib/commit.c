@@ -38,6 +38,7 @@ struct slh_commit {
     const struct slh_batch **group; /* the committer's, grown as needed */
     struct slh_store_task *tasks;   /* as many */
     size_t group_cap;
+    struct slh_commit_job *held; /* tasks waiting behind requests, in order */
     unsigned long n_batches, n_commits;
 };
 
@@ -176,6 +177,42 @@ take(struct slh_commit *c)
     return fifo;
 }
 
+/*
+ * What of jobs (in arrival order) to commit now. The delivery thread's
+ * tasks wait while requests are queued, so that under a burst answering
+ * comes first: that thread runs at nice +10, but its claims and outcomes
+ * are the spool's work (PostgreSQL's backend, or SQLite on this thread),
+ * which its nice value does not reach. A task waits at most
+ * SLH_COMMIT_HOLD_MS from its submission, then joins the next commit; it
+ * never waits alone: a take without requests runs every task held.
+ */
+static struct slh_commit_job *
+now_or_held(struct slh_commit *c, struct slh_commit_job *jobs)
+{
+    struct slh_commit_job *now = NULL, **now_end = &now, **held_end = &c->held;
+    struct slh_commit_job *next;
+
+    while (*held_end != NULL)
+        held_end = &(*held_end)->next;
+    for (; jobs != NULL; jobs = next) {
+        next = jobs->next;
+        jobs->next = NULL;
+        if (jobs->task != NULL) {
+            *held_end = jobs;
+            held_end = &jobs->next;
+        } else {
+            *now_end = jobs;
+            now_end = &jobs->next;
+        }
+    }
+    if (c->held != NULL && (now == NULL || slh_elapsed_ms(&c->held->queued) >=
+                                               SLH_COMMIT_HOLD_MS)) {
+        *now_end = c->held;
+        c->held = NULL;
+    }
+    return now;
+}
+
 static void *
 run(void *arg)
 {
@@ -186,9 +223,14 @@ run(void *arg)
         struct timespec t0;
         size_t n_new;
 
-        while (sem_wait(&c->work) != 0 && errno == EINTR)
-            ;
-        first = take(c);
+        /* Tasks held: no sleep, so that they run as soon as no request is
+         * queued. Stopping: no sleep either, the stop's count may be gone. */
+        if (c->held == NULL && !slh_thread_is_stopping(&c->thread))
+            while (sem_wait(&c->work) != 0 && errno == EINTR)
+                ;
+        else
+            (void)sem_trywait(&c->work);
+        first = now_or_held(c, take(c));
         if (first == NULL) {
             /* A count whose job an earlier take got, or the stop. */
             if (slh_thread_is_stopping(&c->thread))
@@ -255,6 +297,8 @@ fail:
 void
 slh_commit_submit(struct slh_commit *c, struct slh_commit_job *job)
 {
+    if (job->task != NULL)
+        clock_gettime(CLOCK_MONOTONIC, &job->queued);
     job->next = atomic_load(&c->head);
     while (!atomic_compare_exchange_weak(&c->head, &job->next, job))
         ;

@@ -11,13 +11,15 @@
  * database ahead of the commits). The committer also runs the delivery thread's
  * spool writes, as tasks in its transactions (slh_store_put_tasks()): one
  * connection writes, its page cache stays warm, and the writers' lock is
- * never handed between threads.
+ * never handed between threads. A task waits while requests are queued, for
+ * at most SLH_COMMIT_HOLD_MS: under a burst answering comes first.
  */
 #ifndef SLH_COMMIT_H
 #define SLH_COMMIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "config.h"
 #include "err.h"
@@ -25,6 +27,9 @@
 #include "store.h"
 
 struct slh_commit; /* opaque */
+
+/* The longest a task waits behind queued requests, in milliseconds. */
+#define SLH_COMMIT_HOLD_MS 10
 
 /* Called on the committer thread after a commit that stored new events. */
 typedef void (*slh_commit_fn)(void *ctx);
@@ -53,6 +58,7 @@ struct slh_commit_job {
     struct slh_error err;
     size_t n_new;
     bool is_exact;
+    struct timespec queued;      /* the committer's: a task's submission */
     struct slh_commit_job *next; /* the committer's */
 };
 

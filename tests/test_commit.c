@@ -3,7 +3,8 @@
  * What one commit takes is whatever was queued while the committer was busy.
  * The tests make that deterministic: a first task holds the committer inside
  * its transaction (gate_task) until the test has queued what it wants taken
- * together, then lets it go. No timing is asserted. */
+ * together, then lets it go. No timing is asserted; one test sleeps past the
+ * longest a task waits behind requests (SLH_COMMIT_HOLD_MS). */
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -117,6 +118,26 @@ count_fn(struct slh_store *sp, void *arg, struct slh_error *err)
 
 static const struct slh_store_task task_ok = {.fn = count_fn};
 static const struct slh_store_task task_bad = {.fn = count_fn, .arg = "fail"};
+
+/* Notes whether the job at arg was done when the task ran: 1 yes, 0 no. */
+static int was_done = -1;
+
+static enum slh_err
+after_fn(struct slh_store *sp, void *arg, struct slh_error *err)
+{
+    (void)sp, (void)err;
+    sem_getvalue(&((struct job *)arg)->done, &was_done);
+    return SLH_OK;
+}
+
+/* Sleeps past the longest a task waits behind requests. */
+static void
+past_hold(void)
+{
+    nanosleep(
+        &(struct timespec){.tv_nsec = (SLH_COMMIT_HOLD_MS + 5) * 1000000L},
+        NULL);
+}
 
 /* Queues the gate and waits until the committer is inside it. */
 static void
@@ -267,13 +288,16 @@ test_tasks_and_fallback(void)
     CHECK(jt.job.rc == SLH_OK && n_task_runs == 1, "task alone: ran once");
     job_free(&jt);
 
+    /* The task queued longer than a task waits behind requests: one
+     * group with them. */
     n_task_runs = 0;
     hold(c, &g);
     job_batch(&ja, a);
     job_task(&jbad, &task_bad);
     job_batch(&jb, b);
-    slh_commit_submit(c, &ja.job);
     slh_commit_submit(c, &jbad.job);
+    past_hold();
+    slh_commit_submit(c, &ja.job);
     slh_commit_submit(c, &jb.job);
     release(&g);
     job_wait(&ja);
@@ -298,6 +322,40 @@ test_tasks_and_fallback(void)
     job_free(&jbad);
 }
 
+/* A task queued among requests waits for their commit (they are answered
+ * first), then runs at once when no more requests come. */
+static void
+test_task_waits(void)
+{
+    static const char *const a[] = {"w-a", NULL};
+    struct slh_error err = {0};
+    struct slh_commit *c = NULL;
+    struct job g, ja, jt;
+    struct slh_store_task after = {.fn = after_fn, .arg = &ja};
+    unsigned long n_batches = 0, n_commits = 0;
+
+    if (!CHECK(slh_commit_start(&c, &cfg, NULL, NULL, NULL, &err) == SLH_OK,
+               "start: %s", err.text))
+        return;
+    hold(c, &g);
+    job_task(&jt, &after);
+    job_batch(&ja, a);
+    slh_commit_submit(c, &jt.job);
+    slh_commit_submit(c, &ja.job);
+    was_done = -1;
+    release(&g);
+    job_wait(&jt);
+    job_wait(&ja);
+    CHECK(jt.job.rc == SLH_OK && ja.job.rc == SLH_OK, "waits: both done");
+    CHECK(was_done == 1, "waits: the task ran after the request was (%d)",
+          was_done);
+    slh_commit_stop(c, &n_batches, &n_commits);
+    CHECK(n_batches == 1 && n_commits == 1,
+          "waits: the request's own commit (%lu, %lu)", n_batches, n_commits);
+    job_free(&ja);
+    job_free(&jt);
+}
+
 struct stopper {
     struct slh_commit *c;
     unsigned long n_batches, n_commits;
@@ -320,7 +378,7 @@ test_stop(void)
     static const char *const b[] = {"s-b", NULL};
     struct slh_error err = {0};
     struct stopper s = {0};
-    struct job g, ja, jb;
+    struct job g, ja, jb, jt;
     pthread_t t;
 
     if (!CHECK(slh_commit_start(&s.c, &cfg, NULL, NULL, NULL, &err) == SLH_OK,
@@ -329,8 +387,11 @@ test_stop(void)
     hold(s.c, &g);
     job_batch(&ja, a);
     job_batch(&jb, b);
+    job_task(&jt, &task_ok);
     slh_commit_submit(s.c, &ja.job);
+    slh_commit_submit(s.c, &jt.job);
     slh_commit_submit(s.c, &jb.job);
+    n_task_runs = 0;
     if (!CHECK(pthread_create(&t, NULL, stop_main, &s) == 0, "thread"))
         return;
     sem_post(&gate_out);
@@ -339,11 +400,14 @@ test_stop(void)
     CHECK(sem_trywait(&g.done) == 0, "stop: the gate done");
     CHECK(sem_trywait(&ja.done) == 0 && ja.job.rc == SLH_OK, "stop: a stored");
     CHECK(sem_trywait(&jb.done) == 0 && jb.job.rc == SLH_OK, "stop: b stored");
+    CHECK(sem_trywait(&jt.done) == 0 && jt.job.rc == SLH_OK && n_task_runs == 1,
+          "stop: the task waiting behind them ran (%d)", n_task_runs);
     CHECK(s.n_batches == 2 && s.n_commits == 1,
           "stop: one commit of 2 (%lu, %lu)", s.n_batches, s.n_commits);
     job_free(&g);
     job_free(&ja);
     job_free(&jb);
+    job_free(&jt);
 }
 
 /* Every event the tests stored is in the spool, once. */
@@ -358,7 +422,7 @@ test_stored(void)
 
     job_batch(&j, (const char *const[]){"g-a1", "g-a2", "g-b1", "c-new1",
                                         "c-new2", "c-alone", "f-a", "f-b",
-                                        "s-a", "s-b", NULL});
+                                        "w-a", "s-a", "s-b", NULL});
     CHECK(slh_store_open(&sp, dir, SLH_STORE_CREATE, &err) == SLH_OK &&
               slh_store_put(sp, &cfg, &b, 1, slh_now_ms(), &n_new, &err) ==
                   SLH_OK,
@@ -381,6 +445,7 @@ main(void)
     test_group();
     test_counts();
     test_tasks_and_fallback();
+    test_task_waits();
     test_stop();
     test_stored();
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "status.h"
 #include "view.h"
-#include "when.h"
 
 #define MINUTE_MS 60000
 
@@ -18,18 +18,6 @@ put(json_t *o, const char *key, json_t *v)
     return v != NULL && json_object_set_new(o, key, v) == 0;
 }
 
-/* A time as RFC 3339 (seconds), or null for 0. */
-static json_t *
-time_or_null(int64_t ms)
-{
-    char buf[SLH_WHEN_LEN];
-
-    if (ms == 0)
-        return json_null();
-    slh_when_format(ms, false, buf, sizeof(buf));
-    return json_string(buf);
-}
-
 static json_t *
 oom(struct slh_error *err)
 {
@@ -37,93 +25,23 @@ oom(struct slh_error *err)
     return NULL;
 }
 
-/*
- * One destination's figures, as `slhook status --json` names them. When
- * lib/status.c (moved out of cli/relay.c) is merged, this should be its
- * rows rather than a second reading of the same store functions.
- */
-static json_t *
-dest_json(struct slh_store *sp, const char *name, const struct slh_dest *d,
-          int64_t now, struct slh_error *err)
-{
-    struct slh_store_stats s = {0};
-    struct slh_throttle_state th = {0};
-    json_t *o = json_object(), *breaker = json_null();
-
-    if (sp != NULL && (slh_store_stats(sp, name, &s, err) != SLH_OK ||
-                       (d != NULL && d->breaker > 0 &&
-                        slh_store_throttle_get(sp, name, &th, err) != SLH_OK)))
-        goto fail;
-    if (d != NULL && d->breaker > 0)
-        breaker =
-            json_pack("{s:s, s:o}", "state", th.opened != 0 ? "open" : "closed",
-                      "opened", time_or_null(th.opened));
-    if (o == NULL || !put(o, "breaker", breaker)) {
-        json_decref(o);
-        return oom(err);
-    }
-    if (!put(o, "name", json_string(name)) ||
-        !put(o, "kind",
-             d == NULL ? json_null() : json_string(d->url ? "url" : "file")) ||
-        !put(o, "configured", json_boolean(d != NULL)) ||
-        !put(o, "pending", json_integer(s.pending)) ||
-        !put(o, "retrying", json_integer(s.retrying)) ||
-        !put(o, "dead", json_integer(s.dead)) ||
-        !put(o, "delivered", json_integer(s.delivered)) ||
-        !put(o, "oldest_pending", time_or_null(s.oldest_pending)) ||
-        !put(o, "oldest_pending_seconds",
-             s.oldest_pending > 0
-                 ? json_integer((now - s.oldest_pending) / 1000)
-                 : json_null()) ||
-        !put(o, "last_status",
-             s.last_status > 0 ? json_integer(s.last_status) : json_null()) ||
-        !put(o, "last_error",
-             s.last_error[0] != '\0' ? json_string(s.last_error)
-                                     : json_null())) {
-        json_decref(o);
-        return oom(err);
-    }
-    return o;
-fail:
-    json_decref(breaker);
-    json_decref(o);
-    return NULL;
-}
-
-/* The configured destinations in the config's order, then those only the
- * spool still names (their rows wait for them: hiding them would hide
- * undelivered events). */
+/* `slhook status --json`'s document (status.h), and when it was read. */
 json_t *
 slh_page_status(const struct slh_config *cfg, struct slh_store *sp, int64_t now,
                 struct slh_error *err)
 {
-    json_t *list = json_array(), *o;
-    char **names = NULL;
-    size_t n_names = 0;
+    struct slh_status s;
+    json_t *o;
 
-    if (list == NULL)
+    if (slh_status_read(&s, sp, cfg, now, err) != SLH_OK)
+        return NULL;
+    o = slh_status_json(&s);
+    slh_status_free(&s);
+    if (o == NULL || json_object_set_new(o, "now", slh_status_time(now)) != 0) {
+        json_decref(o);
         return oom(err);
-    if (sp != NULL && slh_store_dests(sp, &names, &n_names, err) != SLH_OK)
-        goto fail;
-    for (size_t i = 0; i < cfg->n_dests; i++)
-        if ((o = dest_json(sp, cfg->dests[i].name, &cfg->dests[i], now, err)) ==
-                NULL ||
-            json_array_append_new(list, o) != 0)
-            goto fail;
-    for (size_t i = 0; i < n_names; i++)
-        if (slh_config_dest(cfg, names[i]) == NULL &&
-            ((o = dest_json(sp, names[i], NULL, now, err)) == NULL ||
-             json_array_append_new(list, o) != 0))
-            goto fail;
-    slh_store_dests_free(names, n_names);
-    o = json_pack("{s:o, s:o}", "now", time_or_null(now), "destinations", list);
-    return o != NULL ? o : oom(err);
-fail:
-    if (err->code == SLH_OK)
-        oom(err);
-    slh_store_dests_free(names, n_names);
-    json_decref(list);
-    return NULL;
+    }
+    return o;
 }
 
 /* n integers as a new JSON array (each * scale + offset). */
@@ -157,8 +75,8 @@ slh_page_chart(struct slh_store *sp, int hours, int64_t now,
                                         v + n, v + 2 * n, err) != SLH_OK)
         goto out;
     o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:s}", "since",
-                  time_or_null(since), "delivered_since",
-                  time_or_null(since - SLH_PAGE_BACK_MS), "t", int_array(v, n),
+                  slh_status_time(since), "delivered_since",
+                  slh_status_time(since - SLH_PAGE_BACK_MS), "t", int_array(v, n),
                   "received", int_array(v + n, n), "delivered",
                   int_array(v + 2 * n, n), "note",
                   "delivered: deliveries (one a destination) of events "

@@ -25,7 +25,8 @@
     3600000 /* the chart counts deliveries of events                           \
                received this long before its span */
 
-/* {"destinations": [...]}: `slhook status --json`'s figures. */
+/* `slhook status --json`'s document (status.h), with "now": when it was
+ * read, RFC 3339. */
 json_t *slh_page_status(const struct slh_config *cfg, struct slh_store *sp,
                         int64_t now, struct slh_error *err);
 

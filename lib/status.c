@@ -116,19 +116,27 @@ slh_status_prometheus(FILE *out, const struct slh_status *s)
     prometheus_breakers(out, rows, n);
 }
 
+json_t *
+slh_status_time(int64_t ms)
+{
+    char buf[SLH_WHEN_LEN];
+
+    if (ms == 0)
+        return json_null();
+    slh_when_format(ms, false, buf, sizeof(buf));
+    return json_string(buf);
+}
+
 /* {"state": "open"|"closed", "opened": RFC 3339 or null}, or null when
  * the destination has no breaker (and its state is closed). */
 static json_t *
 breaker_json(const struct slh_status_row *r)
 {
-    char opened[SLH_WHEN_LEN];
-
     if (!r->has_breaker)
         return json_null();
-    slh_when_format(r->th.opened, false, opened, sizeof(opened));
     return json_pack("{s:s, s:o}", "state",
                      r->th.opened != 0 ? "open" : "closed", "opened",
-                     r->th.opened != 0 ? json_string(opened) : json_null());
+                     slh_status_time(r->th.opened));
 }
 
 static json_t *
@@ -136,11 +144,13 @@ row_json(const struct slh_status_row *r, int64_t now)
 {
     const struct slh_store_stats *s = &r->st;
     json_t *o = json_pack(
-        "{s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "name", r->name,
+        "{s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "name",
+        r->name,
         "kind", r->kind != NULL ? json_string(r->kind) : json_null(),
         "configured", r->kind != NULL, "pending", (json_int_t)s->pending,
         "retrying", (json_int_t)s->retrying, "dead", (json_int_t)s->dead,
-        "delivered", (json_int_t)s->delivered, "oldest_pending_seconds",
+        "delivered", (json_int_t)s->delivered, "oldest_pending",
+        slh_status_time(s->oldest_pending), "oldest_pending_seconds",
         s->oldest_pending > 0
             ? json_integer((json_int_t)(now - s->oldest_pending) / 1000)
             : json_null(),

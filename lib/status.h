@@ -1,5 +1,6 @@
-/* status.h: what `slhook status` shows of a spool, and the spool's part of
- * GET .../metrics (metrics.h), computed once for both.
+/* status.h: what `slhook status` shows of a spool, the spool's part of
+ * GET .../metrics (metrics.h) and the operator page's table (page_int.h),
+ * computed once for all three.
  *
  * slh_status_read() gathers each destination's figures (store.h) and its
  * breaker, and the kick note (kick.h); the writers turn them into the JSON
@@ -76,12 +77,17 @@ void slh_status_free(struct slh_status *s);
 
 /*
  * The status as `slhook status --json` prints it: {"destinations": [{name,
- * kind, configured, pending, retrying, dead, delivered,
- * oldest_pending_seconds, last_status, last_error, breaker}],
+ * kind, configured, pending, retrying, dead, delivered, oldest_pending (RFC
+ * 3339 or null), oldest_pending_seconds, last_status, last_error,
+ * breaker}],
  * "deliver_start_error": {time, error} or null}. A new reference; NULL
  * when out of memory.
  */
 json_t *slh_status_json(const struct slh_status *s);
+
+/* A time (unix ms) as RFC 3339 to the second, a new JSON string; null for
+ * 0. NULL when out of memory. */
+json_t *slh_status_time(int64_t ms);
 
 /*
  * Writes the status to out in the Prometheus text exposition format, as

@@ -76,8 +76,8 @@ slh_page_chart(struct slh_store *sp, int hours, int64_t now,
         goto out;
     o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:s}", "since",
                   slh_status_time(since), "delivered_since",
-                  slh_status_time(since - SLH_PAGE_BACK_MS), "t", int_array(v, n),
-                  "received", int_array(v + n, n), "delivered",
+                  slh_status_time(since - SLH_PAGE_BACK_MS), "t",
+                  int_array(v, n), "received", int_array(v + n, n), "delivered",
                   int_array(v + 2 * n, n), "note",
                   "delivered: deliveries (one a destination) of events "
                   "received since delivered_since");

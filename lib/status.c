@@ -145,8 +145,7 @@ row_json(const struct slh_status_row *r, int64_t now)
     const struct slh_store_stats *s = &r->st;
     json_t *o = json_pack(
         "{s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "name",
-        r->name,
-        "kind", r->kind != NULL ? json_string(r->kind) : json_null(),
+        r->name, "kind", r->kind != NULL ? json_string(r->kind) : json_null(),
         "configured", r->kind != NULL, "pending", (json_int_t)s->pending,
         "retrying", (json_int_t)s->retrying, "dead", (json_int_t)s->dead,
         "delivered", (json_int_t)s->delivered, "oldest_pending",

@@ -180,12 +180,14 @@ test_json(const struct slh_status *s)
     const char *want[] = {
         "{\"name\":\"a\",\"kind\":\"url\",\"configured\":true,\"pending\":1,"
         "\"retrying\":1,\"dead\":1,\"delivered\":1,\"oldest_pending\":"
-        "\"2026-12-02T08:26:42Z\",\"oldest_pending_seconds\":10,\"last_status\":503,\"last_error\":\"HTTP 503\","
+        "\"2026-12-02T08:26:42Z\",\"oldest_pending_seconds\":10,\"last_"
+        "status\":503,\"last_error\":\"HTTP 503\","
         "\"breaker\":{\"state\":\"open\",\"opened\":\"2026-12-02T08:26:"
         "44Z\"}}",
         "{\"name\":\"b\",\"kind\":\"file\",\"configured\":true,\"pending\":3,"
         "\"retrying\":0,\"dead\":0,\"delivered\":0,\"oldest_pending\":"
-        "\"2026-12-02T08:26:40Z\",\"oldest_pending_seconds\":12,\"last_status\":null,\"last_error\":null,\"breaker\":"
+        "\"2026-12-02T08:26:40Z\",\"oldest_pending_seconds\":12,\"last_"
+        "status\":null,\"last_error\":null,\"breaker\":"
         "null}",
         "{\"name\":\"gone\",\"kind\":null,\"configured\":false",
         "\"deliver_start_error\":{\"time\":\"2025-11-24T16:00:00Z\","
